@@ -1,0 +1,1 @@
+//! The commands: wiring config, store and the I/O modules together.

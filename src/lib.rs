@@ -1,0 +1,31 @@
+//! aliwatch: watches IMAP inboxes for AliExpress order and shipping emails,
+//! tracks every parcel, keeps it all in SQLite, mails a daily digest and
+//! warns before an order's Buyer Protection runs out.
+//!
+//! Architecture: a pure core and an I/O shell.
+//!
+//! | module | kind | owns |
+//! |---|---|---|
+//! | [`model`] | pure | the shared vocabulary (kinds, statuses, states) |
+//! | [`config`] | pure + file read | TOML → validated [`config::Config`]; secrets |
+//! | [`extract`] | pure | one email's bytes → orders and parcels |
+//! | [`protection`] | pure | when Buyer Protection ends, stalled parcels |
+//! | [`report`] | pure | the `status --json` read model |
+//! | [`notify`] | pure core + SMTP shell | digest and warnings: what is due, rendering, sending |
+//! | [`tracking`] | pure core + HTTP shell | 17TRACK / Cainiao clients, unified status, schedule |
+//! | [`store`] | SQLite | durable state, ingestion transactions |
+//! | [`imap`] | network | mailbox watching: IDLE, polling, backfill |
+//! | [`app`] | wiring | the commands |
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod extract;
+pub mod imap;
+pub mod model;
+pub mod notify;
+pub mod protection;
+pub mod report;
+pub mod store;
+pub mod tracking;

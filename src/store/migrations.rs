@@ -1,0 +1,162 @@
+//! The schema, as an append-only list of migrations keyed by
+//! `PRAGMA user_version`.
+//!
+//! Rules (Delta Chat core, `src/sql/migrations.rs`): never edit a migration
+//! that has shipped; add a new one at the end. Each runs in one transaction
+//! together with its version bump, so a crash leaves the database either
+//! before or after a migration, never half-way.
+
+/// Migration `i` (0-based) moves the database from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // v1: the first schema.
+    r#"
+-- Every email aliwatch has looked at, AliExpress or not, so that it is
+-- processed once. `dedup_key` is "mid:<Message-ID>" when the email has one,
+-- else "sha256:<hash of the raw bytes>".
+CREATE TABLE emails (
+    id              INTEGER PRIMARY KEY,
+    dedup_key       TEXT NOT NULL UNIQUE,
+    message_id      TEXT,
+    content_sha256  TEXT NOT NULL,
+    subject         TEXT NOT NULL DEFAULT '',
+    email_date      TEXT,               -- RFC 3339 UTC: Date header, else INTERNALDATE/file time
+    is_aliexpress   INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    error           TEXT,               -- set when the email could not be parsed
+    source          TEXT NOT NULL,      -- "imap:<account>/<mailbox>" or "import:<path>"
+    processed_at    TEXT NOT NULL
+) STRICT;
+CREATE INDEX emails_content ON emails(content_sha256);
+
+-- Where an email was seen on an IMAP server.
+CREATE TABLE email_locations (
+    account      TEXT NOT NULL,
+    mailbox      TEXT NOT NULL,
+    uidvalidity  INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    email_id     INTEGER NOT NULL REFERENCES emails(id) ON DELETE CASCADE,
+    PRIMARY KEY (account, mailbox, uidvalidity, uid)
+) STRICT;
+
+-- Per account and mailbox: (UIDVALIDITY, next UID to look at). uid_next is
+-- advanced only after every email below it is processed and committed.
+CREATE TABLE mailbox_state (
+    account       TEXT NOT NULL,
+    mailbox       TEXT NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uid_next      INTEGER NOT NULL,
+    last_sync_at  TEXT,
+    PRIMARY KEY (account, mailbox)
+) STRICT;
+
+CREATE TABLE orders (
+    order_id       TEXT PRIMARY KEY,
+    first_seen_at  TEXT NOT NULL
+) STRICT;
+
+-- Facts per (order, email). Order state, dates and protection are derived
+-- from these facts at read time, so the result does not depend on the
+-- order in which emails arrive.
+CREATE TABLE order_emails (
+    order_id          TEXT NOT NULL REFERENCES orders(order_id) ON DELETE CASCADE,
+    email_id          INTEGER NOT NULL REFERENCES emails(id) ON DELETE CASCADE,
+    kind              TEXT NOT NULL,
+    email_date        TEXT NOT NULL,
+    parcel_status     TEXT,
+    protection_until  TEXT,           -- YYYY-MM-DD
+    extended_days     INTEGER,
+    completed         INTEGER NOT NULL DEFAULT 0,
+    disputed          INTEGER NOT NULL DEFAULT 0,
+    eta_from          TEXT,
+    eta_to            TEXT,
+    PRIMARY KEY (order_id, email_id)
+) STRICT;
+
+-- Manual commands: `protection --extend/--until`, `done`.
+CREATE TABLE order_actions (
+    id        INTEGER PRIMARY KEY,
+    order_id  TEXT NOT NULL REFERENCES orders(order_id) ON DELETE CASCADE,
+    action    TEXT NOT NULL,          -- 'extend' | 'until' | 'done'
+    value     TEXT,                   -- days for extend, YYYY-MM-DD for until
+    at        TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE parcels (
+    tracking_number    TEXT PRIMARY KEY,
+    first_seen_at      TEXT NOT NULL,
+    -- the number this one was replaced by (LP… -> last-mile number)
+    replaced_by        TEXT REFERENCES parcels(tracking_number),
+    -- from the tracking provider
+    carrier            TEXT,
+    carrier_code       INTEGER,
+    provider_status    TEXT,           -- unified status from the provider
+    status_detail      TEXT,
+    raw_status         TEXT,           -- the provider's own status/sub-status
+    eta_from           TEXT,
+    eta_to             TEXT,
+    delivered_at       TEXT,
+    registered_at      TEXT,
+    last_checked_at    TEXT,
+    next_check_at      TEXT,
+    not_found_since    TEXT,
+    tracking_done_at   TEXT,           -- no more refreshes (delivered+confirmed, expired, stopped)
+    tracking_error     TEXT
+) STRICT;
+
+CREATE TABLE order_parcels (
+    order_id         TEXT NOT NULL REFERENCES orders(order_id) ON DELETE CASCADE,
+    tracking_number  TEXT NOT NULL REFERENCES parcels(tracking_number) ON DELETE CASCADE,
+    PRIMARY KEY (order_id, tracking_number)
+) STRICT;
+CREATE INDEX order_parcels_parcel ON order_parcels(tracking_number);
+
+-- Facts per (parcel, email): what the email said about the parcel.
+CREATE TABLE parcel_emails (
+    tracking_number  TEXT NOT NULL REFERENCES parcels(tracking_number) ON DELETE CASCADE,
+    email_id         INTEGER NOT NULL REFERENCES emails(id) ON DELETE CASCADE,
+    kind             TEXT NOT NULL,
+    email_date       TEXT NOT NULL,
+    parcel_status    TEXT,
+    PRIMARY KEY (tracking_number, email_id)
+) STRICT;
+
+-- Carrier events from a tracking provider, deduplicated by
+-- (provider, UTC time, normalised description).
+CREATE TABLE events (
+    id               INTEGER PRIMARY KEY,
+    tracking_number  TEXT NOT NULL REFERENCES parcels(tracking_number) ON DELETE CASCADE,
+    provider         TEXT NOT NULL,
+    time_utc         TEXT NOT NULL,     -- RFC 3339 UTC
+    time_local       TEXT,              -- as the provider gave it, with its offset
+    description      TEXT NOT NULL,
+    description_key  TEXT NOT NULL,     -- normalised, for deduplication
+    location         TEXT,
+    status           TEXT,
+    raw_code         TEXT,
+    UNIQUE (tracking_number, provider, time_utc, description_key)
+) STRICT;
+CREATE INDEX events_parcel_time ON events(tracking_number, time_utc DESC);
+
+-- Every notification, recorded before it is sent and marked after, so that
+-- it is sent once across restarts and crashes.
+CREATE TABLE notifications (
+    key            TEXT PRIMARY KEY,    -- "warning:<order>:<days>d" or "digest:<YYYY-MM-DD>"
+    kind           TEXT NOT NULL,       -- 'warning' | 'digest'
+    order_id       TEXT,
+    threshold_days INTEGER,
+    digest_date    TEXT,
+    message_id     TEXT NOT NULL,
+    state          TEXT NOT NULL,       -- 'pending' | 'sent' | 'superseded'
+    created_at     TEXT NOT NULL,
+    sent_at        TEXT,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT
+) STRICT;
+
+-- Small key/value facts (tracking quota state, last provider error, …).
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) STRICT;
+"#,
+];

@@ -1,0 +1,237 @@
+//! The SQLite store: the one owner of aliwatch's durable state.
+//!
+//! One database file (mode 0600, directory created if missing) in WAL mode
+//! with `foreign_keys=ON` and a busy timeout. The schema is versioned by
+//! `PRAGMA user_version` with append-only migrations (`migrations.rs`).
+//! Every state change that belongs together is written in one transaction,
+//! so a crash at any point leaves the database consistent: an email is
+//! either processed with all its effects or not at all.
+//!
+//! Typed functions live in per-area files: `orders.rs` (ingestion and the
+//! status snapshot), `imap_state.rs`, `tracking.rs`, `notifications.rs`.
+
+pub mod migrations;
+pub mod orders;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+/// How long a writer waits for another process's lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open aliwatch database.
+pub struct Store {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to
+    /// the current schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                create_private_dir(dir)
+                    .with_context(|| format!("cannot create database directory {}", dir.display()))?;
+            }
+        }
+        let existed = path.exists();
+        if !existed {
+            create_private_file(path)
+                .with_context(|| format!("cannot create database {}", path.display()))?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store
+            .configure()
+            .and_then(|()| store.migrate())
+            .with_context(|| format!("database {}", path.display()))?;
+        Ok(store)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        let mut store = Store {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers (`status`) never block the daemon's writer.
+        // synchronous=NORMAL is durable across process crashes in WAL mode;
+        // only an OS crash can lose the last transactions (SQLite docs,
+        // "WAL mode"), and those are re-fetched because uid_next is advanced
+        // in the same transaction.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .context("not an aliwatch database, or the file is corrupt")?;
+        if mode != "wal" && mode != "memory" {
+            tracing::warn!(mode, "database is not in WAL mode");
+        }
+        self.conn.execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+        )?;
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .context("database integrity check failed")?;
+        if check != "ok" {
+            bail!("database is corrupt ({check}); restore it from a backup or move it away (aliwatch never resets it silently)");
+        }
+        Ok(())
+    }
+
+    /// The schema version of this database.
+    pub fn schema_version(&self) -> Result<usize> {
+        let v: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        self.migrate_to(migrations::MIGRATIONS.len())
+    }
+
+    /// Applies migrations up to `target` (tests stop early to build old
+    /// databases).
+    pub fn migrate_to(&mut self, target: usize) -> Result<()> {
+        let current = self.schema_version()?;
+        if current > migrations::MIGRATIONS.len() {
+            bail!(
+                "database schema version {current} is newer than this aliwatch understands ({}); upgrade aliwatch",
+                migrations::MIGRATIONS.len()
+            );
+        }
+        for (i, sql) in migrations::MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(target)
+            .skip(current)
+        {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)
+                .with_context(|| format!("migration to schema version {}", i + 1))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+            tracing::debug!(version = i + 1, "migrated database");
+        }
+        Ok(())
+    }
+
+    /// Reads a value from the `meta` table.
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Writes (or with `None` deletes) a value in the `meta` table.
+    pub fn meta_set(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, v),
+            )?,
+            None => self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+/// Formats a UTC time the way the store keeps it (RFC 3339, seconds, `Z`).
+pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Parses a time written by [`fmt_time`].
+pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_an_empty_database_to_the_latest_version() {
+        let store = Store::open_in_memory().expect("opens");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            migrations::MIGRATIONS.len()
+        );
+    }
+
+    #[test]
+    fn creates_the_file_private_and_reopens_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/dir/aliwatch.db");
+        drop(Store::open(&path).expect("creates"));
+        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let store = Store::open(&path).expect("reopens");
+        store.meta_set("k", Some("v")).expect("writes");
+        assert_eq!(store.meta_get("k").expect("reads").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_a_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, vec![0x42u8; 8192]).expect("writes");
+        let err = Store::open(&path).expect_err("must refuse");
+        assert!(format!("{err:#}").contains("garbage.db"), "{err:#}");
+    }
+}
