@@ -1,1 +1,452 @@
-//! The commands: wiring config, store and the I/O modules together.
+//! The commands: wiring config, store and the I/O modules together, and
+//! mapping every outcome to an exit code (SPEC §1): 0 success, 1 runtime
+//! failure, 2 usage error, 78 invalid config.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, ConfigError};
+use crate::mailfile;
+use crate::report::StatusReport;
+use crate::store::orders::{EmailOrigin, IngestOutcome, OrderAction};
+use crate::store::Store;
+
+/// Exit code for an invalid config (sysexits.h `EX_CONFIG`).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// A failure that has already been reported and only needs its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failed {
+    pub message: String,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<ConfigError>() {
+                eprintln!("aliwatch: invalid config: {ce}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if let Some(f) = e.downcast_ref::<Failed>() {
+                if !f.message.is_empty() {
+                    eprintln!("aliwatch: {}", f.message);
+                }
+                return ExitCode::from(1);
+            }
+            eprintln!("aliwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr. Level from -v/-q, or `ALIWATCH_LOG`/`RUST_LOG`
+/// (tracing `EnvFilter` syntax). No timestamps under journald, which adds
+/// its own; colours only on a terminal.
+fn init_logging(verbose: u8, quiet: u8) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = std::env::var("ALIWATCH_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .filter(|_| verbose == 0 && quiet == 0)
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("warn,aliwatch={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let _ = builder.without_time().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    // `extract` needs no config, no database, no network.
+    if let Command::Extract { json, files } = &cli.command {
+        return cmd_extract(files, *json);
+    }
+    let cfg = load_config(cli.config.as_deref(), cli.database.clone())?;
+    match cli.command {
+        Command::Extract { .. } => unreachable!("handled above"),
+        Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
+        Command::Import { paths } => cmd_import(&cfg, &paths),
+        Command::Status { json, all } => cmd_status(&cfg, json, all),
+        Command::Add {
+            tracking_number,
+            order,
+        } => {
+            let mut store = open_store(&cfg)?;
+            let new = store.add_parcel(&tracking_number, order.as_deref(), Utc::now())?;
+            println!(
+                "{} {}{}",
+                if new { "tracking" } else { "already tracking" },
+                tracking_number.trim().to_ascii_uppercase(),
+                order.map(|o| format!(" for order {o}")).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Protection {
+            order_id,
+            extend,
+            until,
+        } => {
+            let mut store = open_store(&cfg)?;
+            let action = match (extend, until) {
+                (Some(d), _) => OrderAction::Extend(d),
+                (None, Some(u)) => OrderAction::Until(u),
+                (None, None) => unreachable!("clap requires one of --extend/--until"),
+            };
+            let now = Utc::now();
+            store.add_order_action(&order_id, action, now)?;
+            let report = store.status_report(now, &cfg)?;
+            if let Some(o) = report.orders.iter().find(|o| o.order_id == order_id.trim()) {
+                match (o.protection_ends, o.protection_days_left) {
+                    (Some(end), Some(left)) => println!(
+                        "order {}: protection ends {end} ({left} days left, source {})",
+                        o.order_id,
+                        o.protection_source.map_or("unknown", |s| s.as_str())
+                    ),
+                    _ => println!("order {}: recorded", o.order_id),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Done { order_id } => {
+            let mut store = open_store(&cfg)?;
+            store.add_order_action(&order_id, OrderAction::Done, Utc::now())?;
+            println!(
+                "order {}: completed; no more tracking or warnings",
+                order_id.trim()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Digest { print, send } => cmd_digest(&cfg, print, send),
+        Command::Sync => cmd_sync(&cfg),
+        Command::Run => cmd_run(&cfg),
+    }
+}
+
+/// Finds and loads the config; without any config file the defaults apply
+/// (commands that only need the database work without one).
+pub fn load_config(
+    explicit: Option<&std::path::Path>,
+    database: Option<PathBuf>,
+) -> Result<Config> {
+    let mut cfg = match config::locate(explicit)? {
+        Some(path) => Config::load(&path)?,
+        None => Config::defaults(config::default_database()),
+    };
+    if let Some(db) = database {
+        cfg.database = db;
+    }
+    Ok(cfg)
+}
+
+fn open_store(cfg: &Config) -> Result<Store> {
+    Store::open(&cfg.database)
+}
+
+fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
+    print!("{}", cfg.render_redacted());
+    for w in cfg.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let secret_problems = cfg.check_secrets();
+    if !connect {
+        for p in &secret_problems {
+            eprintln!("warning: {p}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !secret_problems.is_empty() {
+        return Err(ConfigError(secret_problems.join("; ")).into());
+    }
+    crate::daemon::check_connections(cfg)
+}
+
+fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    if !json {
+        writeln!(
+            out,
+            "{:<40} {:<6} {:<16} {:<20} TRACKING",
+            "FILE", "ALI", "KIND", "ORDER"
+        )?;
+    }
+    for f in files {
+        let name = f.display().to_string();
+        let result = std::fs::read(f)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| crate::extract::extract(&raw).map_err(|e| e.to_string()));
+        match result {
+            Ok(ex) if json => {
+                writeln!(out, "{}", spec_json(&ex, &name))?;
+            }
+            Ok(ex) => {
+                let ali = if ex.is_aliexpress { "yes" } else { "no" };
+                if ex.orders.is_empty() {
+                    writeln!(
+                        out,
+                        "{name:<40} {ali:<6} {:<16} {:<20} -",
+                        ex.kind.as_str(),
+                        "-"
+                    )?;
+                }
+                for o in &ex.orders {
+                    let tn = if o.tracking_numbers.is_empty() {
+                        "-".to_string()
+                    } else {
+                        o.tracking_numbers.join(", ")
+                    };
+                    writeln!(
+                        out,
+                        "{name:<40} {ali:<6} {:<16} {:<20} {tn}",
+                        ex.kind.as_str(),
+                        o.order_id.as_deref().unwrap_or("(none)")
+                    )?;
+                }
+            }
+            Err(e) => {
+                failed = true;
+                if json {
+                    writeln!(out, "{}", serde_json::json!({"file": name, "error": e}))?;
+                } else {
+                    writeln!(out, "{name:<40} error: {e}")?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Counts for the `import` summary.
+#[derive(Debug, Default)]
+struct ImportSummary {
+    read: u64,
+    aliexpress: u64,
+    duplicates: u64,
+    orders_new: u64,
+    orders_updated: u64,
+    parcels_new: u64,
+    unparseable: u64,
+}
+
+fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
+    let mut store = open_store(cfg)?;
+    let mut s = ImportSummary::default();
+    let started = std::time::Instant::now();
+    let progress = std::io::stderr().is_terminal();
+    let problems = mailfile::for_each_message(paths, &mut |m| {
+        let origin = EmailOrigin {
+            source: format!("import:{}", m.label),
+            imap: None,
+            received_at: m.received_at,
+        };
+        let outcome = store
+            .ingest_email(&m.raw, &origin, Utc::now())
+            .with_context(|| format!("importing {}", m.label))?;
+        s.read += 1;
+        match outcome {
+            IngestOutcome::New {
+                is_aliexpress,
+                orders_new,
+                orders_updated,
+                parcels_new,
+            } => {
+                s.aliexpress += u64::from(is_aliexpress);
+                s.orders_new += orders_new as u64;
+                s.orders_updated += orders_updated as u64;
+                s.parcels_new += parcels_new as u64;
+            }
+            IngestOutcome::Duplicate => s.duplicates += 1,
+            IngestOutcome::Unparseable(e) => {
+                tracing::warn!(file = %m.label, error = %e, "skipped an email that cannot be parsed");
+                s.unparseable += 1;
+            }
+        }
+        if s.read % 1000 == 0 && (progress || s.read >= 10_000) {
+            eprint!("\rimported {} emails ...", s.read);
+        }
+        Ok(())
+    })?;
+    if s.read >= 1000 && progress {
+        eprintln!();
+    }
+    for p in &problems.errors {
+        eprintln!("aliwatch: cannot read {p}");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {} emails in {:.1}s: {} from AliExpress, {} already known, {} new orders, {} orders updated, {} new parcels, {} unparseable, {} unreadable inputs",
+        s.read, secs, s.aliexpress, s.duplicates, s.orders_new, s.orders_updated, s.parcels_new, s.unparseable, problems.errors.len()
+    );
+    Ok(if problems.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
+    let store = open_store(cfg)?;
+    let now = Utc::now();
+    let mut report = store.status_report(now, cfg)?;
+    if !all {
+        report.orders.retain(|o| o.is_active());
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", render_status_table(&report, now, cfg))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The readable `status` table: one line per parcel, marks for stalled
+/// parcels (`!stalled`) and protection ending soon (`!ends`).
+pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, cfg: &Config) -> String {
+    use std::fmt::Write as _;
+    let tz = cfg.timezone;
+    let today = now.with_timezone(&tz).date_naive();
+    let soon = cfg
+        .protection
+        .warn_before_days
+        .first()
+        .copied()
+        .unwrap_or(7) as i64;
+    let mut o = String::new();
+    if report.orders.is_empty() && report.unassigned_parcels.is_empty() {
+        o.push_str("no active orders (aliwatch status --all shows completed ones)\n");
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "{:<20} {:<18} {:<24} {:<40} {:>7}  PROTECTION",
+        "ORDER", "STATE", "PARCEL", "STATUS / LAST EVENT", "SHIPPED"
+    );
+    let parcel_line = |o: &mut String,
+                       order: &str,
+                       state: &str,
+                       p: &crate::report::ParcelView,
+                       shipped: String,
+                       prot: &str| {
+        let mut status = p.status.words().to_string();
+        if let Some(e) = &p.last_event {
+            let when = e.time.with_timezone(&tz).format("%m-%d");
+            status = format!("{status}: {when} {}", e.description);
+        }
+        if p.stalled {
+            status.push_str(" !stalled");
+        }
+        let status: String = status.chars().take(60).collect();
+        let _ = writeln!(
+            o,
+            "{order:<20} {state:<18} {:<24} {status:<40} {shipped:>7}  {prot}",
+            p.tracking_number
+        );
+    };
+    for ord in &report.orders {
+        let shipped = ord
+            .shipped_at
+            .map(|d| format!("{}d ago", (today - d).num_days()))
+            .unwrap_or_else(|| "-".into());
+        let prot = match (ord.protection_ends, ord.protection_days_left) {
+            (Some(end), Some(left)) => {
+                let mark = if ord.is_active() && (0..=soon).contains(&left) {
+                    " !ends"
+                } else {
+                    ""
+                };
+                format!("{end} ({left}d left){mark}")
+            }
+            _ => "-".into(),
+        };
+        if ord.parcels.is_empty() {
+            let _ = writeln!(
+                o,
+                "{:<20} {:<18} {:<24} {:<40} {shipped:>7}  {prot}",
+                ord.order_id,
+                ord.state.as_str(),
+                "-",
+                if ord.state.as_str() == "awaiting_shipment" {
+                    "not shipped yet"
+                } else {
+                    "no tracking number yet"
+                }
+            );
+        }
+        for p in &ord.parcels {
+            parcel_line(
+                &mut o,
+                &ord.order_id,
+                ord.state.as_str(),
+                p,
+                shipped.clone(),
+                &prot,
+            );
+        }
+    }
+    for p in &report.unassigned_parcels {
+        parcel_line(&mut o, "(no order)", "-", p, "-".into(), "-");
+    }
+    o
+}
+
+fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
+    crate::daemon::digest_command(cfg, print, send)
+}
+
+fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
+    crate::daemon::sync_command(cfg)
+}
+
+fn cmd_run(cfg: &Config) -> Result<ExitCode> {
+    crate::daemon::run_command(cfg)
+}
+
+/// SPEC §3 JSON for one extraction.
+fn spec_json(ex: &crate::extract::Extraction, file: &str) -> serde_json::Value {
+    serde_json::json!({
+        "file": file,
+        "is_aliexpress": ex.is_aliexpress,
+        "kind": ex.kind.as_str(),
+        "orders": ex.orders,
+    })
+}

@@ -204,7 +204,7 @@ impl Config {
         Config {
             source: None,
             database,
-            timezone: chrono_tz::UTC,
+            timezone: system_timezone(),
             imap: Vec::new(),
             smtp: None,
             tracking: TrackingConfig::default(),
@@ -213,8 +213,395 @@ impl Config {
         }
     }
 
-    /// Loads and validates `path` (skeleton; replaced by the real loader).
+    /// Reads, parses and validates the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Err(ConfigError(format!("{}: config loading not implemented yet", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{}: cannot read the config file: {e}",
+                path.display()
+            ))
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is used in messages and to
+    /// resolve relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim_end().to_string();
+            match e.span() {
+                Some(span) => {
+                    let loc = Located { text, path };
+                    ConfigError(loc.message(span.start, &msg))
+                }
+                None => ConfigError(format!("{}: {msg}", path.display())),
+            }
+        })?;
+        raw::validate(raw, text, path)
+    }
+
+    /// Checks that every secret the config names can be read. Returns one
+    /// line per problem (key and path or command, never the secret).
+    pub fn check_secrets(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |s: &Secret| {
+            if let Err(e) = s.resolve() {
+                problems.push(format!("{e}"));
+            }
+        };
+        for a in &self.imap {
+            match &a.auth {
+                ImapAuth::Password(s) => check(s),
+                ImapAuth::XOAuth2 { .. } => {}
+            }
+        }
+        if let Some(s) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            check(s);
+        }
+        if let Some(s) = &self.tracking.api_key {
+            check(s);
+        }
+        problems
+    }
+
+    /// Warnings about a valid but questionable config (inline secrets, a
+    /// world-readable file).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut inline = |s: &Secret| {
+            if let Secret::Inline { key, .. } = s {
+                out.push(format!(
+                    "{key} is inline in the config file; prefer {key}_file (with systemd LoadCredential=) or {key}_command"
+                ));
+            }
+        };
+        for a in &self.imap {
+            if let ImapAuth::Password(s) = &a.auth {
+                inline(s);
+            }
+        }
+        if let Some(s) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            inline(s);
+        }
+        if let Some(s) = &self.tracking.api_key {
+            inline(s);
+        }
+        if let Some(src) = &self.source {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(src) {
+                if meta.permissions().mode() & 0o004 != 0 && self.has_inline_secret() {
+                    out.push(format!(
+                        "{} holds a secret and is readable by every user; chmod 600 it",
+                        src.display()
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn has_inline_secret(&self) -> bool {
+        let is_inline = |s: &Secret| matches!(s, Secret::Inline { .. });
+        self.imap
+            .iter()
+            .any(|a| matches!(&a.auth, ImapAuth::Password(s) if is_inline(s)))
+            || self
+                .smtp
+                .as_ref()
+                .and_then(|s| s.password.as_ref())
+                .is_some_and(is_inline)
+            || self.tracking.api_key.as_ref().is_some_and(is_inline)
+    }
+
+    /// The effective config as TOML, every secret redacted (`check-config`).
+    pub fn render_redacted(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let q = |s: &str| toml_quote(s);
+        if let Some(src) = &self.source {
+            let _ = writeln!(o, "# effective config from {}", src.display());
+        } else {
+            let _ = writeln!(o, "# no config file: built-in defaults");
+        }
+        let _ = writeln!(o, "database = {}", q(&self.database.display().to_string()));
+        let _ = writeln!(o, "timezone = {}", q(self.timezone.name()));
+        for a in &self.imap {
+            let _ = writeln!(o, "\n[[imap]]");
+            let _ = writeln!(o, "name = {}", q(&a.name));
+            let _ = writeln!(o, "host = {}", q(&a.host));
+            let _ = writeln!(o, "port = {}", a.port);
+            let _ = writeln!(o, "security = {}", q(a.security.as_str()));
+            let _ = writeln!(o, "username = {}", q(&a.username));
+            match &a.auth {
+                ImapAuth::Password(s) => {
+                    let _ = writeln!(o, "{s}");
+                }
+                ImapAuth::XOAuth2 { token_command } => {
+                    let _ = writeln!(o, "auth = \"xoauth2\"");
+                    let _ = writeln!(o, "oauth2_token_command = {}", q(token_command));
+                }
+            }
+            if let Some(ca) = &a.ca_file {
+                let _ = writeln!(o, "ca_file = {}", q(&ca.display().to_string()));
+            }
+            let boxes: Vec<String> = a.mailboxes.iter().map(|m| q(m)).collect();
+            let _ = writeln!(o, "mailboxes = [{}]", boxes.join(", "));
+            let _ = writeln!(o, "backfill_days = {}", a.backfill_days);
+            let _ = writeln!(o, "idle = {}", a.idle);
+            let _ = writeln!(o, "poll_interval = {}", q(&fmt_duration(a.poll_interval)));
+        }
+        if let Some(s) = &self.smtp {
+            let _ = writeln!(o, "\n[smtp]");
+            let _ = writeln!(o, "host = {}", q(&s.host));
+            let _ = writeln!(o, "port = {}", s.port);
+            let _ = writeln!(o, "security = {}", q(s.security.as_str()));
+            if let Some(u) = &s.username {
+                let _ = writeln!(o, "username = {}", q(u));
+            }
+            if let Some(p) = &s.password {
+                let _ = writeln!(o, "{p}");
+            }
+            if let Some(ca) = &s.ca_file {
+                let _ = writeln!(o, "ca_file = {}", q(&ca.display().to_string()));
+            }
+            let _ = writeln!(o, "from = {}", q(&s.from));
+            let to: Vec<String> = s.to.iter().map(|m| q(m)).collect();
+            let _ = writeln!(o, "to = [{}]", to.join(", "));
+        }
+        let t = &self.tracking;
+        let _ = writeln!(o, "\n[tracking]");
+        let _ = writeln!(o, "provider = {}", q(t.provider.as_str()));
+        if let Some(k) = &t.api_key {
+            let _ = writeln!(o, "{k}");
+        }
+        if !t.base_url.is_empty() {
+            let _ = writeln!(o, "base_url = {}", q(&t.base_url));
+        }
+        let _ = writeln!(
+            o,
+            "refresh_interval = {}",
+            q(&fmt_duration(t.refresh_interval))
+        );
+        let d = &self.digest;
+        let _ = writeln!(o, "\n[digest]");
+        let _ = writeln!(o, "enabled = {}", d.enabled);
+        let _ = writeln!(o, "at = {}", q(&d.at.format("%H:%M").to_string()));
+        let _ = writeln!(o, "skip_when_empty = {}", d.skip_when_empty);
+        let p = &self.protection;
+        let _ = writeln!(o, "\n[protection]");
+        let _ = writeln!(o, "days = {}", p.days);
+        let warn: Vec<String> = p
+            .warn_before_days
+            .iter()
+            .map(|d| q(&format!("{d}d")))
+            .collect();
+        let _ = writeln!(o, "warn_before = [{}]", warn.join(", "));
+        let _ = writeln!(o, "stalled_after = {}", q(&fmt_duration(p.stalled_after)));
+        o
     }
 }
+
+impl Secret {
+    /// Reads the secret: the trimmed file content, or the trimmed stdout of
+    /// the command. Errors name the key and the path or command, never the
+    /// secret or the command's output.
+    pub fn resolve(&self) -> Result<String, ConfigError> {
+        let value = match self {
+            Secret::Inline { value, .. } => value.clone(),
+            Secret::File { key, path } => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!(
+                        "{key}: cannot read the secret file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                text.trim().to_string()
+            }
+            Secret::Command { key, command } => {
+                let out = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(command)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| ConfigError(format!("{key}: cannot run {command:?}: {e}")))?;
+                if !out.status.success() {
+                    return Err(ConfigError(format!(
+                        "{key}: {command:?} failed ({})",
+                        out.status
+                    )));
+                }
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            }
+        };
+        if value.is_empty() {
+            return Err(ConfigError(format!("{}: the secret is empty", self.key())));
+        }
+        Ok(value)
+    }
+
+    /// The config key this secret was given under.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Secret::File { key, .. } | Secret::Command { key, .. } | Secret::Inline { key, .. } => {
+                key
+            }
+        }
+    }
+}
+
+/// Where the config file is: `-c`, else `$ALIWATCH_CONFIG`, else
+/// `/etc/aliwatch/config.toml`, else `$XDG_CONFIG_HOME/aliwatch/config.toml`.
+/// `Ok(None)` when none was named and no default file exists.
+pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(Some(p.to_owned()));
+    }
+    if let Some(p) = std::env::var_os("ALIWATCH_CONFIG").filter(|p| !p.is_empty()) {
+        return Ok(Some(PathBuf::from(p)));
+    }
+    let etc = PathBuf::from("/etc/aliwatch/config.toml");
+    if etc.exists() {
+        return Ok(Some(etc));
+    }
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(x) = xdg {
+        let p = x.join("aliwatch/config.toml");
+        if p.exists() {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// The default database: `$STATE_DIRECTORY/aliwatch.db` under systemd, else
+/// `$XDG_STATE_HOME/aliwatch/aliwatch.db` (`~/.local/state/...`).
+pub fn default_database() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|p| !p.is_empty()) {
+        // systemd may pass several colon-separated directories; use the first.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return PathBuf::from(first).join("aliwatch.db");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("aliwatch/aliwatch.db")
+}
+
+/// The system's zone: `$TZ` when it names an IANA zone, else the zone of
+/// /etc/localtime, else UTC.
+pub fn system_timezone() -> Tz {
+    if let Ok(tz) = std::env::var("TZ") {
+        if let Ok(z) = tz.trim_start_matches(':').parse::<Tz>() {
+            return z;
+        }
+    }
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|name| name.parse::<Tz>().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+/// Parses `"90s"`, `"5m"`, `"6h"`, `"7d"`, `"1h30m"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut saw_unit = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => return Err(format!("unknown unit {c:?}")),
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| "a number must come before each unit".to_string())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or("duration too large")?;
+        digits.clear();
+        saw_unit = true;
+    }
+    if !digits.is_empty() || !saw_unit {
+        return Err("missing unit (s, m, h, d or w)".into());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Formats a duration in the config's own syntax.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        return "0s".into();
+    }
+    for (unit, secs) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if s.is_multiple_of(secs) {
+            return format!("{}{unit}", s / secs);
+        }
+    }
+    format!("{s}s")
+}
+
+fn toml_quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// Whether `host` is a loopback name or address (where plain text is safe).
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    h.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Turns byte offsets into `file:line:column` messages.
+struct Located<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Located<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = self.text.get(..offset.min(self.text.len())).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    fn message(&self, offset: usize, msg: &str) -> String {
+        let (line, col) = self.line_col(offset);
+        let src = self.text.lines().nth(line - 1).unwrap_or("");
+        format!(
+            "{}:{line}:{col}: {msg}\n    {line} | {src}\n    {} | {}^",
+            self.path.display(),
+            " ".repeat(line.to_string().len()),
+            " ".repeat(col.saturating_sub(1))
+        )
+    }
+}
+
+mod raw;

@@ -15,14 +15,18 @@
 //! | [`tracking`] | pure core + HTTP shell | 17TRACK / Cainiao clients, unified status, schedule |
 //! | [`store`] | SQLite | durable state, ingestion transactions |
 //! | [`imap`] | network | mailbox watching: IDLE, polling, backfill |
-//! | [`app`] | wiring | the commands |
+//! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
+//! | [`cli`], [`app`], [`daemon`] | wiring | the commands, `sync` and `run` |
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod extract;
 pub mod imap;
+pub mod mailfile;
 pub mod model;
 pub mod notify;
 pub mod protection;

@@ -1,2 +1,420 @@
-//! Buyer Protection deadlines and stalled parcels: pure functions of what
-//! is known about an order and of "today".
+//! Order state, Buyer Protection deadlines and stalled parcels: pure
+//! functions of what is known about an order and of "today".
+//!
+//! The store keeps facts (what each email said, manual commands, carrier
+//! events) and derives everything here at read time, so the result is the
+//! same whatever order the emails arrived in.
+//!
+//! Rules (SPEC §4, docs/aliexpress-emails.md §5):
+//! - `default`: shipping date + `protection.days`;
+//! - `email`: a date an email states replaces it; an extension an email
+//!   states is added to it;
+//! - `manual`: `protection --until D` sets it to D and `--extend N` adds N
+//!   days, but a manual change never moves the end earlier;
+//! - once delivered, AliExpress completes the order automatically after
+//!   about five days ([`AUTO_COMPLETE_AFTER_DELIVERY_DAYS`]) and then leaves
+//!   15 days to open a dispute ([`DISPUTE_DAYS_AFTER_COMPLETION`]). Without
+//!   an email or manual date, the protection end becomes the earlier of the
+//!   default end and the expected auto-completion.
+
+use chrono::{Duration as ChronoDuration, NaiveDate};
+
+use crate::model::{OrderState, ProtectionSource};
+
+/// Days after a recorded delivery until AliExpress completes the order by
+/// itself (old official buyer-protection page: "the remaining time is cut to
+/// 5 days").
+pub const AUTO_COMPLETE_AFTER_DELIVERY_DAYS: i64 = 5;
+
+/// Days after completion during which a dispute can still be opened.
+pub const DISPUTE_DAYS_AFTER_COMPLETION: i64 = 15;
+
+/// A manual `protection` command, in the order given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualProtection {
+    /// `--extend DAYS`
+    Extend(u32),
+    /// `--until YYYY-MM-DD`
+    Until(NaiveDate),
+}
+
+/// What is known about one order's protection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtectionFacts {
+    /// The date the order shipped (in the user's zone).
+    pub shipped_on: Option<NaiveDate>,
+    /// The date every parcel was delivered (in the user's zone).
+    pub delivered_on: Option<NaiveDate>,
+    /// The date the order completed (closed or receipt confirmed).
+    pub completed_on: Option<NaiveDate>,
+    /// Protection end dates stated by emails.
+    pub email_until: Vec<NaiveDate>,
+    /// Extensions (days) stated by emails, one per email.
+    pub email_extensions: Vec<u32>,
+    /// Manual commands, oldest first.
+    pub manual: Vec<ManualProtection>,
+}
+
+/// The computed protection of one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    pub ends: NaiveDate,
+    pub source: ProtectionSource,
+    /// After delivery: the day the order is expected to complete by itself.
+    pub auto_completes_on: Option<NaiveDate>,
+    /// After delivery or completion: the last day a dispute can be opened.
+    pub dispute_until: Option<NaiveDate>,
+}
+
+/// Computes the protection end of an order, or `None` while nothing (no
+/// shipping date, no stated date) is known.
+pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Option<Protection> {
+    let days = |n: i64| ChronoDuration::days(n);
+    let default_end = facts.shipped_on.map(|d| d + days(i64::from(default_days)));
+
+    let mut end: Option<(NaiveDate, ProtectionSource)> =
+        default_end.map(|d| (d, ProtectionSource::Default));
+
+    // An email that states a date is authoritative (it may be earlier than
+    // the default: AliExpress shortens the window after delivery).
+    if let Some(stated) = facts.email_until.iter().max() {
+        end = Some((*stated, ProtectionSource::Email));
+    }
+    let email_ext: i64 = facts.email_extensions.iter().map(|d| i64::from(*d)).sum();
+    if email_ext > 0 {
+        if let Some((d, _)) = end {
+            end = Some((d + days(email_ext), ProtectionSource::Email));
+        }
+    }
+
+    // Delivery shortens a default window to the auto-completion date.
+    let auto_completes_on = facts
+        .delivered_on
+        .map(|d| d + days(AUTO_COMPLETE_AFTER_DELIVERY_DAYS));
+    if let (Some((d, ProtectionSource::Default)), Some(auto)) = (end, auto_completes_on) {
+        if auto < d {
+            end = Some((auto, ProtectionSource::Default));
+        }
+    }
+
+    for m in &facts.manual {
+        end = match (*m, end) {
+            (ManualProtection::Until(u), Some((d, _))) if u <= d => end,
+            (ManualProtection::Until(u), _) => Some((u, ProtectionSource::Manual)),
+            (ManualProtection::Extend(n), Some((d, _))) => {
+                Some((d + days(i64::from(n)), ProtectionSource::Manual))
+            }
+            // Extending an unknown end has nothing to extend from.
+            (ManualProtection::Extend(_), None) => None,
+        };
+    }
+
+    let (ends, source) = end?;
+    let completion = facts
+        .completed_on
+        .or(auto_completes_on.map(|a| a.min(ends)));
+    Some(Protection {
+        ends,
+        source,
+        auto_completes_on: if facts.completed_on.is_none() {
+            auto_completes_on.map(|a| a.min(ends))
+        } else {
+            None
+        },
+        dispute_until: completion.map(|c| c + days(DISPUTE_DAYS_AFTER_COMPLETION)),
+    })
+}
+
+/// Whole days from `today` until `ends` (negative once it has passed).
+pub fn days_left(ends: NaiveDate, today: NaiveDate) -> i64 {
+    (ends - today).num_days()
+}
+
+/// What is known about an order's progress, for its state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateFacts {
+    pub completed: bool,
+    pub disputed: bool,
+    /// An email said the whole order was delivered (naming no parcel).
+    pub delivered_email: bool,
+    /// Number of current parcels, and how many of them are delivered.
+    pub parcels: usize,
+    pub parcels_delivered: usize,
+    /// Any email or event showed the order shipped or moving.
+    pub shipped: bool,
+}
+
+/// The order's state (SPEC §4).
+pub fn order_state(f: StateFacts) -> OrderState {
+    if f.completed {
+        OrderState::Completed
+    } else if f.disputed {
+        OrderState::Disputed
+    } else if f.delivered_email || (f.parcels > 0 && f.parcels_delivered == f.parcels) {
+        OrderState::Delivered
+    } else if f.shipped || f.parcels > 0 || f.delivered_email {
+        OrderState::Shipped
+    } else {
+        OrderState::AwaitingShipment
+    }
+}
+
+/// Whether a parcel that is not delivered has gone quiet: its last event
+/// (or, without events, the shipping date) is older than `stalled_after`.
+pub fn is_stalled(
+    final_status: bool,
+    last_activity: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    stalled_after: std::time::Duration,
+) -> bool {
+    if final_status {
+        return false;
+    }
+    let Some(last) = last_activity else {
+        return false;
+    };
+    let limit = ChronoDuration::from_std(stalled_after).unwrap_or(ChronoDuration::MAX);
+    now.signed_duration_since(last) > limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date")
+    }
+
+    #[test]
+    fn protection_rules_table() {
+        struct Case {
+            name: &'static str,
+            facts: ProtectionFacts,
+            want: Option<(&'static str, ProtectionSource)>,
+        }
+        let shipped = |s: &str| ProtectionFacts {
+            shipped_on: Some(d(s)),
+            ..Default::default()
+        };
+        let cases = vec![
+            Case {
+                name: "nothing known",
+                facts: ProtectionFacts::default(),
+                want: None,
+            },
+            Case {
+                name: "default: shipping date + 60 days",
+                facts: shipped("2026-11-01"),
+                want: Some(("2026-12-31", ProtectionSource::Default)),
+            },
+            Case {
+                name: "email date replaces the default, even when earlier",
+                facts: ProtectionFacts {
+                    email_until: vec![d("2026-12-10")],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2026-12-10", ProtectionSource::Email)),
+            },
+            Case {
+                name: "two email dates: the later wins",
+                facts: ProtectionFacts {
+                    email_until: vec![d("2026-12-10"), d("2026-12-20")],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2026-12-20", ProtectionSource::Email)),
+            },
+            Case {
+                name: "email extension adds to the default",
+                facts: ProtectionFacts {
+                    email_extensions: vec![15],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2027-01-15", ProtectionSource::Email)),
+            },
+            Case {
+                name: "email date without a shipping date",
+                facts: ProtectionFacts {
+                    email_until: vec![d("2026-12-10")],
+                    ..Default::default()
+                },
+                want: Some(("2026-12-10", ProtectionSource::Email)),
+            },
+            Case {
+                name: "manual extend adds to the current end",
+                facts: ProtectionFacts {
+                    manual: vec![ManualProtection::Extend(10)],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2027-01-10", ProtectionSource::Manual)),
+            },
+            Case {
+                name: "manual until sets a later end",
+                facts: ProtectionFacts {
+                    manual: vec![ManualProtection::Until(d("2027-02-01"))],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2027-02-01", ProtectionSource::Manual)),
+            },
+            Case {
+                name: "manual until never moves the end earlier",
+                facts: ProtectionFacts {
+                    manual: vec![ManualProtection::Until(d("2026-12-01"))],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2026-12-31", ProtectionSource::Default)),
+            },
+            Case {
+                name: "manual until without any other date",
+                facts: ProtectionFacts {
+                    manual: vec![ManualProtection::Until(d("2026-12-01"))],
+                    ..Default::default()
+                },
+                want: Some(("2026-12-01", ProtectionSource::Manual)),
+            },
+            Case {
+                name: "manual commands apply in order",
+                facts: ProtectionFacts {
+                    manual: vec![
+                        ManualProtection::Until(d("2027-01-10")),
+                        ManualProtection::Extend(5),
+                    ],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2027-01-15", ProtectionSource::Manual)),
+            },
+            Case {
+                name: "delivery shortens a default window to auto-completion",
+                facts: ProtectionFacts {
+                    delivered_on: Some(d("2026-11-20")),
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2026-11-25", ProtectionSource::Default)),
+            },
+            Case {
+                name: "delivery does not override an email date",
+                facts: ProtectionFacts {
+                    delivered_on: Some(d("2026-11-20")),
+                    email_until: vec![d("2026-12-05")],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2026-12-05", ProtectionSource::Email)),
+            },
+        ];
+        let mut ran = 0;
+        for c in cases {
+            let got = protection(&c.facts, 60).map(|p| (p.ends, p.source));
+            let want = c.want.map(|(s, src)| (d(s), src));
+            assert_eq!(got, want, "case: {}", c.name);
+            ran += 1;
+        }
+        assert!(ran > 10);
+    }
+
+    #[test]
+    fn delivered_order_shows_auto_completion_and_dispute_deadline() {
+        let p = protection(
+            &ProtectionFacts {
+                shipped_on: Some(d("2026-11-01")),
+                delivered_on: Some(d("2026-11-20")),
+                ..Default::default()
+            },
+            60,
+        )
+        .expect("known");
+        assert_eq!(p.auto_completes_on, Some(d("2026-11-25")));
+        assert_eq!(p.dispute_until, Some(d("2026-12-10")));
+
+        let done = protection(
+            &ProtectionFacts {
+                shipped_on: Some(d("2026-11-01")),
+                completed_on: Some(d("2026-11-22")),
+                ..Default::default()
+            },
+            60,
+        )
+        .expect("known");
+        assert_eq!(done.auto_completes_on, None);
+        assert_eq!(done.dispute_until, Some(d("2026-12-07")));
+    }
+
+    #[test]
+    fn days_left_counts_whole_days_and_goes_negative() {
+        assert_eq!(days_left(d("2026-12-31"), d("2026-11-28")), 33);
+        assert_eq!(days_left(d("2026-11-28"), d("2026-11-28")), 0);
+        assert_eq!(days_left(d("2026-11-26"), d("2026-11-28")), -2);
+    }
+
+    #[test]
+    fn order_state_table() {
+        let f = StateFacts::default;
+        let cases = [
+            (f(), OrderState::AwaitingShipment),
+            (
+                StateFacts {
+                    shipped: true,
+                    ..f()
+                },
+                OrderState::Shipped,
+            ),
+            (StateFacts { parcels: 1, ..f() }, OrderState::Shipped),
+            (
+                StateFacts {
+                    parcels: 2,
+                    parcels_delivered: 1,
+                    ..f()
+                },
+                OrderState::Shipped,
+            ),
+            (
+                StateFacts {
+                    parcels: 2,
+                    parcels_delivered: 2,
+                    ..f()
+                },
+                OrderState::Delivered,
+            ),
+            (
+                StateFacts {
+                    delivered_email: true,
+                    ..f()
+                },
+                OrderState::Delivered,
+            ),
+            (
+                StateFacts {
+                    disputed: true,
+                    parcels: 1,
+                    ..f()
+                },
+                OrderState::Disputed,
+            ),
+            (
+                StateFacts {
+                    completed: true,
+                    disputed: true,
+                    ..f()
+                },
+                OrderState::Completed,
+            ),
+        ];
+        for (facts, want) in cases {
+            assert_eq!(order_state(facts), want, "{facts:?}");
+        }
+    }
+
+    #[test]
+    fn stalled_after_threshold_only_when_not_final() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
+            .single()
+            .expect("time");
+        let ten_days = std::time::Duration::from_secs(10 * 86400);
+        let old = now - ChronoDuration::days(11);
+        let recent = now - ChronoDuration::days(3);
+        assert!(is_stalled(false, Some(old), now, ten_days));
+        assert!(!is_stalled(false, Some(recent), now, ten_days));
+        assert!(!is_stalled(true, Some(old), now, ten_days));
+        assert!(!is_stalled(false, None, now, ten_days));
+    }
+}

@@ -63,6 +63,7 @@ CREATE TABLE order_emails (
     kind              TEXT NOT NULL,
     email_date        TEXT NOT NULL,
     parcel_status     TEXT,
+    parcel_count      INTEGER NOT NULL DEFAULT 0,  -- parcels the email named for this order
     protection_until  TEXT,           -- YYYY-MM-DD
     extended_days     INTEGER,
     completed         INTEGER NOT NULL DEFAULT 0,

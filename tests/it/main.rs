@@ -1,6 +1,11 @@
 //! The one integration test binary (ripgrep's `tests/tests.rs` layout).
-//! Each module is one area; `mailstack` is the harness that starts real
-//! Dovecot and SMTP servers on loopback.
+//! Each module is one area; `util` runs the real binary; `mailstack` is
+//! the harness that starts real Dovecot and SMTP servers on loopback.
 
 #[allow(dead_code)]
 mod mailstack;
+#[allow(dead_code)]
+mod util;
+
+// check-config on the example and on bad configs
+mod config;

@@ -1,0 +1,603 @@
+//! The config file as written (serde, `deny_unknown_fields`), and its
+//! validation into [`super::Config`]. Values that need checking beyond
+//! their TOML type are `Spanned`, so a bad value is reported at its own
+//! line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::*;
+
+type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    database: Option<S<String>>,
+    timezone: Option<S<String>>,
+    #[serde(default)]
+    imap: OneOrMany,
+    smtp: Option<S<RawSmtp>>,
+    tracking: Option<S<RawTracking>>,
+    digest: Option<RawDigest>,
+    protection: Option<RawProtection>,
+}
+
+/// `[imap]` (one table) or `[[imap]]` (an array of tables).
+#[derive(Debug, Default)]
+struct OneOrMany(Vec<RawImap>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an [imap] table or [[imap]] tables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OneOrMany, A::Error> {
+                let one: RawImap =
+                    Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(OneOrMany(vec![one]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneOrMany, A::Error> {
+                let many: Vec<RawImap> =
+                    Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(OneOrMany(many))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    name: Option<S<String>>,
+    host: S<String>,
+    port: Option<S<i64>>,
+    security: Option<S<String>>,
+    username: S<String>,
+    password: Option<String>,
+    password_file: Option<S<String>>,
+    password_command: Option<S<String>>,
+    auth: Option<S<String>>,
+    oauth2_token_command: Option<S<String>>,
+    ca_file: Option<S<String>>,
+    mailboxes: Option<S<Vec<String>>>,
+    backfill_days: Option<S<i64>>,
+    idle: Option<bool>,
+    poll_interval: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: S<String>,
+    port: Option<S<i64>>,
+    security: Option<S<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<S<String>>,
+    password_command: Option<S<String>>,
+    ca_file: Option<S<String>>,
+    from: S<String>,
+    to: S<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTracking {
+    provider: Option<S<String>>,
+    api_key: Option<String>,
+    api_key_file: Option<S<String>>,
+    api_key_command: Option<S<String>>,
+    base_url: Option<S<String>>,
+    refresh_interval: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    enabled: Option<bool>,
+    at: Option<S<String>>,
+    skip_when_empty: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtection {
+    days: Option<S<i64>>,
+    warn_before: Option<S<Vec<String>>>,
+    stalled_after: Option<S<String>>,
+}
+
+struct Ctx<'a> {
+    loc: Located<'a>,
+    dir: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&self, span: std::ops::Range<usize>, msg: impl AsRef<str>) -> Result<T, ConfigError> {
+        Err(ConfigError(self.loc.message(span.start, msg.as_ref())))
+    }
+
+    fn path(&self, v: &S<String>) -> PathBuf {
+        let p = PathBuf::from(v.get_ref());
+        if p.is_relative() {
+            self.dir.join(p)
+        } else {
+            p
+        }
+    }
+
+    fn duration(&self, v: &S<String>, key: &str) -> Result<Duration, ConfigError> {
+        parse_duration(v.get_ref()).or_else(|e| {
+            self.err(
+                v.span(),
+                format!(
+                    "{key}: {e} in {:?}; write a duration like \"90s\", \"5m\", \"6h\" or \"7d\"",
+                    v.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn security(&self, v: Option<&S<String>>, default: Security) -> Result<Security, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        match v.get_ref().as_str() {
+            "tls" => Ok(Security::Tls),
+            "starttls" => Ok(Security::StartTls),
+            "plain" => Ok(Security::Plain),
+            other => self.err(
+                v.span(),
+                format!("security: {other:?} is not one of \"tls\", \"starttls\", \"plain\""),
+            ),
+        }
+    }
+
+    fn port(&self, v: Option<&S<i64>>, default: u16) -> Result<u16, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(n) if n > 0 => Ok(n),
+                _ => self.err(p.span(), "port: must be between 1 and 65535"),
+            },
+        }
+    }
+
+    fn host(
+        &self,
+        v: &S<String>,
+        security: Security,
+        sec_span: Option<&S<String>>,
+    ) -> Result<String, ConfigError> {
+        let h = v.get_ref().trim();
+        if h.is_empty() || h.contains(char::is_whitespace) || h.contains('/') {
+            return self.err(v.span(), "host: must be a host name or IP address");
+        }
+        if security == Security::Plain && !is_loopback_host(h) {
+            let span = sec_span.map_or(v.span(), |s| s.span());
+            return self.err(
+                span,
+                format!("security = \"plain\" sends the password unencrypted; it is allowed only towards a loopback host (localhost, 127.0.0.1, ::1), not {h:?}: use \"tls\" or \"starttls\""),
+            );
+        }
+        Ok(h.to_string())
+    }
+
+    /// Exactly zero or one of `key`, `key_file`, `key_command`.
+    fn secret(
+        &self,
+        key: &'static str,
+        inline: Option<&String>,
+        file: Option<&S<String>>,
+        command: Option<&S<String>>,
+        table_span: std::ops::Range<usize>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        let n = inline.is_some() as u8 + file.is_some() as u8 + command.is_some() as u8;
+        if n > 1 {
+            return self.err(
+                table_span,
+                format!("give only one of {key}, {key}_file and {key}_command"),
+            );
+        }
+        Ok(if let Some(v) = inline {
+            Some(Secret::Inline {
+                key,
+                value: v.clone(),
+            })
+        } else if let Some(f) = file {
+            Some(Secret::File {
+                key: file_key(key),
+                path: self.path(f),
+            })
+        } else {
+            command.map(|c| Secret::Command {
+                key: command_key(key),
+                command: c.get_ref().clone(),
+            })
+        })
+    }
+}
+
+fn file_key(key: &str) -> &'static str {
+    match key {
+        "password" => "password_file",
+        "api_key" => "api_key_file",
+        _ => "secret_file",
+    }
+}
+
+fn command_key(key: &str) -> &'static str {
+    match key {
+        "password" => "password_command",
+        "api_key" => "api_key_command",
+        _ => "secret_command",
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let cx = Ctx {
+        loc: Located { text, path },
+        dir,
+    };
+
+    let database = match &raw.database {
+        Some(d) if d.get_ref().trim().is_empty() => {
+            return cx.err(d.span(), "database: must be a file path")
+        }
+        Some(d) => cx.path(d),
+        None => default_database(),
+    };
+    let timezone = match &raw.timezone {
+        Some(z) => match z.get_ref().parse::<Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                return cx.err(
+                    z.span(),
+                    format!(
+                        "timezone: {:?} is not an IANA time zone name; write e.g. \"Europe/Berlin\" or \"UTC\"",
+                        z.get_ref()
+                    ),
+                )
+            }
+        },
+        None => system_timezone(),
+    };
+
+    let mut imap = Vec::new();
+    for a in &raw.imap.0 {
+        // Account-level problems are reported at the account's `host` line
+        // (serde cannot give the span of a table read through a visitor).
+        let acct = &a.host;
+        let security = cx.security(a.security.as_ref(), Security::Tls)?;
+        let default_port = if security == Security::Tls { 993 } else { 143 };
+        let port = cx.port(a.port.as_ref(), default_port)?;
+        let host = cx.host(&a.host, security, a.security.as_ref())?;
+        let username = a.username.get_ref().clone();
+        if username.is_empty() {
+            return cx.err(a.username.span(), "username: must not be empty");
+        }
+        let auth = match a.auth.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "password")) | Some((_, "plain")) | Some((_, "login")) => {
+                if a.oauth2_token_command.is_some() {
+                    return cx.err(acct.span(), "oauth2_token_command needs auth = \"xoauth2\"");
+                }
+                let secret = cx.secret(
+                    "password",
+                    a.password.as_ref(),
+                    a.password_file.as_ref(),
+                    a.password_command.as_ref(),
+                    acct.span(),
+                )?;
+                match secret {
+                    Some(s) => ImapAuth::Password(s),
+                    None => {
+                        return cx.err(
+                            acct.span(),
+                            "[imap] needs password_file, password_command or password (or auth = \"xoauth2\" with oauth2_token_command)",
+                        )
+                    }
+                }
+            }
+            Some((_, "xoauth2")) => {
+                if a.password.is_some() || a.password_file.is_some() || a.password_command.is_some()
+                {
+                    return cx.err(
+                        acct.span(),
+                        "auth = \"xoauth2\" takes oauth2_token_command, not a password",
+                    );
+                }
+                match &a.oauth2_token_command {
+                    Some(c) => ImapAuth::XOAuth2 {
+                        token_command: c.get_ref().clone(),
+                    },
+                    None => {
+                        return cx.err(acct.span(), "auth = \"xoauth2\" needs oauth2_token_command (a command that prints a fresh access token)")
+                    }
+                }
+            }
+            Some((s, other)) => {
+                return cx.err(
+                    s.span(),
+                    format!("auth: {other:?} is not one of \"password\", \"xoauth2\""),
+                )
+            }
+        };
+        let mailboxes = match &a.mailboxes {
+            Some(m)
+                if m.get_ref().is_empty() || m.get_ref().iter().any(|b| b.trim().is_empty()) =>
+            {
+                return cx.err(
+                    m.span(),
+                    "mailboxes: list at least one mailbox, e.g. [\"INBOX\"]",
+                )
+            }
+            Some(m) => m.get_ref().clone(),
+            None => vec!["INBOX".to_string()],
+        };
+        let backfill_days = match &a.backfill_days {
+            Some(b) => match u32::try_from(*b.get_ref()) {
+                Ok(n) if n <= 3650 => n,
+                _ => return cx.err(b.span(), "backfill_days: must be between 0 and 3650"),
+            },
+            None => 90,
+        };
+        let poll_interval = match &a.poll_interval {
+            Some(p) => {
+                let d = cx.duration(p, "poll_interval")?;
+                if d < Duration::from_secs(10) {
+                    return cx.err(p.span(), "poll_interval: must be at least \"10s\"");
+                }
+                d
+            }
+            None => Duration::from_secs(300),
+        };
+        let name = match &a.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                return cx.err(n.span(), "name: must not be empty")
+            }
+            Some(n) => n.get_ref().clone(),
+            None if raw.imap.0.len() > 1 => {
+                return cx.err(
+                    acct.span(),
+                    "with several [[imap]] accounts each needs a unique `name`",
+                )
+            }
+            None => format!("{username}@{host}"),
+        };
+        if imap.iter().any(|x: &ImapAccount| x.name == name) {
+            let span = a.name.as_ref().map_or(acct.span(), |n| n.span());
+            return cx.err(
+                span,
+                format!("name: {name:?} is used by two [[imap]] accounts; names must be unique"),
+            );
+        }
+        imap.push(ImapAccount {
+            name,
+            host,
+            port,
+            security,
+            username,
+            auth,
+            ca_file: a.ca_file.as_ref().map(|c| cx.path(c)),
+            mailboxes,
+            backfill_days,
+            idle: a.idle.unwrap_or(true),
+            poll_interval,
+        });
+    }
+
+    let smtp = match &raw.smtp {
+        None => None,
+        Some(spanned) => {
+            let s = spanned.get_ref();
+            let security = cx.security(s.security.as_ref(), Security::StartTls)?;
+            let default_port = match security {
+                Security::Tls => 465,
+                Security::StartTls => 587,
+                Security::Plain => 25,
+            };
+            let port = cx.port(s.port.as_ref(), default_port)?;
+            let host = cx.host(&s.host, security, s.security.as_ref())?;
+            let password = cx.secret(
+                "password",
+                s.password.as_ref(),
+                s.password_file.as_ref(),
+                s.password_command.as_ref(),
+                spanned.span(),
+            )?;
+            if password.is_some() && s.username.is_none() {
+                return cx.err(spanned.span(), "[smtp] has a password but no username");
+            }
+            if s.from
+                .get_ref()
+                .parse::<lettre::message::Mailbox>()
+                .is_err()
+            {
+                return cx.err(
+                    s.from.span(),
+                    format!("from: {:?} is not an email address; write e.g. \"aliwatch <me@example.com>\"", s.from.get_ref()),
+                );
+            }
+            if s.to.get_ref().is_empty() {
+                return cx.err(s.to.span(), "to: list at least one recipient");
+            }
+            for t in s.to.get_ref() {
+                if t.parse::<lettre::message::Mailbox>().is_err() {
+                    return cx.err(s.to.span(), format!("to: {t:?} is not an email address"));
+                }
+            }
+            Some(SmtpConfig {
+                host,
+                port,
+                security,
+                username: s.username.clone(),
+                password,
+                ca_file: s.ca_file.as_ref().map(|c| cx.path(c)),
+                from: s.from.get_ref().clone(),
+                to: s.to.get_ref().clone(),
+            })
+        }
+    };
+
+    let tracking = match &raw.tracking {
+        None => TrackingConfig::default(),
+        Some(spanned) => {
+            let t = spanned.get_ref();
+            let provider = match &t.provider {
+                None => Provider::None,
+                Some(p) => match p.get_ref().as_str() {
+                    "17track" => Provider::SeventeenTrack,
+                    "cainiao" => Provider::Cainiao,
+                    "none" => Provider::None,
+                    other => return cx.err(
+                        p.span(),
+                        format!(
+                            "provider: {other:?} is not one of \"17track\", \"cainiao\", \"none\""
+                        ),
+                    ),
+                },
+            };
+            let api_key = cx.secret(
+                "api_key",
+                t.api_key.as_ref(),
+                t.api_key_file.as_ref(),
+                t.api_key_command.as_ref(),
+                spanned.span(),
+            )?;
+            if provider == Provider::SeventeenTrack && api_key.is_none() {
+                return cx.err(
+                    spanned.span(),
+                    "provider = \"17track\" needs api_key_file (or api_key_command); get a key at https://api.17track.net",
+                );
+            }
+            if provider != Provider::SeventeenTrack && api_key.is_some() {
+                return cx.err(
+                    spanned.span(),
+                    "an API key is only used with provider = \"17track\"",
+                );
+            }
+            let base_url = match &t.base_url {
+                Some(u) => {
+                    let v = u.get_ref().trim_end_matches('/');
+                    if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
+                        return cx.err(
+                            u.span(),
+                            "base_url: must be an http(s) URL such as \"https://api.17track.net\"",
+                        );
+                    }
+                    v.to_string()
+                }
+                None => match provider {
+                    Provider::SeventeenTrack => "https://api.17track.net".into(),
+                    Provider::Cainiao => "https://global.cainiao.com".into(),
+                    Provider::None => String::new(),
+                },
+            };
+            let refresh_interval = match &t.refresh_interval {
+                Some(r) => {
+                    let d = cx.duration(r, "refresh_interval")?;
+                    if d < Duration::from_secs(600) {
+                        return cx.err(r.span(), "refresh_interval: must be at least \"10m\" (providers ban clients that poll faster)");
+                    }
+                    d
+                }
+                None => Duration::from_secs(6 * 3600),
+            };
+            TrackingConfig {
+                provider,
+                api_key,
+                base_url,
+                refresh_interval,
+            }
+        }
+    };
+
+    let digest =
+        match &raw.digest {
+            None => DigestConfig::default(),
+            Some(d) => DigestConfig {
+                enabled: d.enabled.unwrap_or(true),
+                at: match &d.at {
+                    Some(at) => match NaiveTime::parse_from_str(at.get_ref(), "%H:%M") {
+                        Ok(t) => t,
+                        Err(_) => return cx.err(
+                            at.span(),
+                            format!(
+                                "at: {:?} is not a time of day; write \"HH:MM\", e.g. \"08:00\"",
+                                at.get_ref()
+                            ),
+                        ),
+                    },
+                    None => DigestConfig::default().at,
+                },
+                skip_when_empty: d.skip_when_empty.unwrap_or(true),
+            },
+        };
+
+    let protection = match &raw.protection {
+        None => ProtectionConfig::default(),
+        Some(p) => {
+            let days = match &p.days {
+                Some(d) => match u32::try_from(*d.get_ref()) {
+                    Ok(n) if (1..=365).contains(&n) => n,
+                    _ => return cx.err(d.span(), "days: must be between 1 and 365"),
+                },
+                None => 60,
+            };
+            let warn_before_days = match &p.warn_before {
+                None => vec![7, 2],
+                Some(w) => {
+                    let mut out = Vec::new();
+                    for item in w.get_ref() {
+                        let d = parse_duration(item).map_err(|e| {
+                            ConfigError(cx.loc.message(
+                                w.span().start,
+                                &format!(
+                                    "warn_before: {e} in {item:?}; write whole days like \"7d\""
+                                ),
+                            ))
+                        })?;
+                        if d.as_secs() == 0 || !d.as_secs().is_multiple_of(86400) {
+                            return cx.err(w.span(), format!("warn_before: {item:?} must be a whole number of days, e.g. \"7d\""));
+                        }
+                        out.push((d.as_secs() / 86400) as u32);
+                    }
+                    out.sort_unstable_by(|a, b| b.cmp(a));
+                    out.dedup();
+                    out
+                }
+            };
+            let stalled_after = match &p.stalled_after {
+                Some(s) => cx.duration(s, "stalled_after")?,
+                None => Duration::from_secs(10 * 86400),
+            };
+            ProtectionConfig {
+                days,
+                warn_before_days,
+                stalled_after,
+            }
+        }
+    };
+
+    Ok(Config {
+        source: Some(path.to_owned()),
+        database,
+        timezone,
+        imap,
+        smtp,
+        tracking,
+        digest,
+        protection,
+    })
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the integration tests: running the real `aliwatch`
+//! binary with an isolated environment, and paths to fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The crate root (fixtures live below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture path below `tests/fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// The `aliwatch` binary with an environment that cannot pick up the
+/// machine's own config or state.
+pub fn aliwatch(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aliwatch"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("TZ", "UTC")
+        .env("ALIWATCH_LOG", "warn");
+    c
+}
+
+/// Runs and returns the output; prints stderr on failure to help debugging.
+pub fn run(c: &mut Command) -> Output {
+    c.output().expect("runs the aliwatch binary")
+}
+
+/// stdout as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
