@@ -32,4 +32,5 @@ pub mod notify;
 pub mod protection;
 pub mod report;
 pub mod store;
+pub mod systemd;
 pub mod tracking;
