@@ -9,3 +9,5 @@ mod util;
 
 // check-config on the example and on bad configs
 mod config;
+// import + status through the binary
+mod import;
