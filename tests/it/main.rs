@@ -4,3 +4,6 @@
 
 #[allow(dead_code)]
 mod mailstack;
+#[allow(dead_code)]
+mod standin;
+mod tracking;
