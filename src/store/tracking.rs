@@ -90,8 +90,9 @@ fn time_col(s: Option<String>) -> Option<DateTime<Utc>> {
 
 impl Store {
     /// Parcels due for a refresh at `now`: not done, not replaced, not
-    /// belonging only to orders the user marked `done`, and never checked
-    /// or past their `next_check_at`. Never-checked parcels come first.
+    /// belonging only to completed orders (`done`, or an email saying
+    /// receipt was confirmed / the order closed), and never checked or past
+    /// their `next_check_at`. Never-checked parcels come first.
     pub fn tracking_due(&self, now: DateTime<Utc>) -> Result<Vec<DueParcel>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.tracking_number, p.registered_at IS NOT NULL, p.carrier_code
@@ -105,7 +106,9 @@ impl Store {
                    SELECT 1 FROM order_parcels op
                    WHERE op.tracking_number = p.tracking_number
                      AND NOT EXISTS (SELECT 1 FROM order_actions a
-                                     WHERE a.order_id = op.order_id AND a.action = 'done')))
+                                     WHERE a.order_id = op.order_id AND a.action = 'done')
+                     AND NOT EXISTS (SELECT 1 FROM order_emails oe
+                                     WHERE oe.order_id = op.order_id AND oe.completed = 1)))
              ORDER BY p.last_checked_at IS NOT NULL, p.next_check_at, p.tracking_number",
         )?;
         let rows = stmt
@@ -260,17 +263,19 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows
             .into_iter()
-            .filter_map(|(provider, t, time_local, description, location, status, raw_code)| {
-                Some(StoredEvent {
-                    provider,
-                    time_utc: parse_time(&t)?,
-                    time_local,
-                    description,
-                    location,
-                    status: status.as_deref().and_then(ParcelStatus::parse),
-                    raw_code,
-                })
-            })
+            .filter_map(
+                |(provider, t, time_local, description, location, status, raw_code)| {
+                    Some(StoredEvent {
+                        provider,
+                        time_utc: parse_time(&t)?,
+                        time_local,
+                        description,
+                        location,
+                        status: status.as_deref().and_then(ParcelStatus::parse),
+                        raw_code,
+                    })
+                },
+            )
             .collect())
     }
 }
@@ -283,13 +288,27 @@ fn apply_one(
     now: DateTime<Utc>,
     out: &mut ApplyOutcome,
 ) -> Result<()> {
-    type Prev = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+    type Prev = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let prev: Option<Prev> = tx
         .query_row(
             "SELECT provider_status, delivered_at, not_found_since, last_checked_at, replaced_by
              FROM parcels WHERE tracking_number = ?1",
             [&r.number],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
         )
         .optional()?;
     let Some((prev_status, prev_delivered, prev_nf, prev_checked, replaced_by)) = prev else {
@@ -442,4 +461,125 @@ fn apply_one(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracking::TrackEvent;
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn store() -> Store {
+        let s = Store::open_in_memory().expect("opens");
+        s.conn
+            .execute_batch(
+                "INSERT INTO orders VALUES ('O1', '2026-11-01T00:00:00Z'), ('O2', '2026-11-01T00:00:00Z'),
+                                           ('O3', '2026-11-01T00:00:00Z');
+                 INSERT INTO parcels(tracking_number, first_seen_at) VALUES
+                   ('A', '2026-11-01T00:00:00Z'), ('B', '2026-11-01T00:00:00Z'),
+                   ('C', '2026-11-01T00:00:00Z'), ('D', '2026-11-01T00:00:00Z'),
+                   ('E', '2026-11-01T00:00:00Z');
+                 INSERT INTO order_parcels VALUES ('O1', 'A'), ('O2', 'B'), ('O3', 'E');
+                 INSERT INTO order_actions(order_id, action, at) VALUES ('O2', 'done', '2026-11-01T00:00:00Z');
+                 INSERT INTO emails(id, dedup_key, content_sha256, is_aliexpress, kind, source, processed_at)
+                   VALUES (1, 'k', 'h', 1, 'other', 'import:x', '2026-11-01T00:00:00Z');
+                 INSERT INTO order_emails(order_id, email_id, kind, email_date, completed)
+                   VALUES ('O3', 1, 'other', '2026-11-01T00:00:00Z', 1);
+                 UPDATE parcels SET next_check_at = '2026-11-01T05:00:00Z' WHERE tracking_number = 'D';",
+            )
+            .expect("seed");
+        s
+    }
+
+    fn due(s: &Store, now: DateTime<Utc>) -> Vec<String> {
+        s.tracking_due(now)
+            .expect("reads")
+            .into_iter()
+            .map(|p| p.number)
+            .collect()
+    }
+
+    #[test]
+    fn due_selection() {
+        let s = store();
+        // A: order active; C: unassigned; B: order done; E: order completed;
+        // D: not yet due.
+        assert_eq!(due(&s, t0()), ["A", "C"]);
+        assert_eq!(due(&s, t0() + chrono::Duration::hours(5)), ["A", "C", "D"]);
+    }
+
+    fn result(n: &str, status: ParcelStatus, events: &[(i64, &str)]) -> TrackResult {
+        TrackResult {
+            number: n.into(),
+            found: true,
+            status,
+            raw_status: Some(status.as_str().into()),
+            status_detail: events.first().map(|e| e.1.to_owned()),
+            carrier: Some("Cainiao".into()),
+            carrier_code: None,
+            events: events
+                .iter()
+                .map(|(h, d)| TrackEvent {
+                    time_utc: t0() + chrono::Duration::hours(*h),
+                    time_local: None,
+                    description: (*d).into(),
+                    location: None,
+                    status: None,
+                    raw_code: None,
+                })
+                .collect(),
+            eta_from: None,
+            eta_to: None,
+            delivered_at: None,
+            last_mile: None,
+        }
+    }
+
+    #[test]
+    fn apply_dedups_events_and_keeps_final_status() {
+        let mut s = store();
+        let six = Duration::from_secs(6 * 3600);
+        let r = result(
+            "A",
+            ParcelStatus::Delivered,
+            &[(10, "Delivered"), (5, "In transit")],
+        );
+        let out = s
+            .tracking_apply(Provider::Cainiao, six, std::slice::from_ref(&r), t0())
+            .expect("applies");
+        assert_eq!((out.changed, out.new_events), (1, 2));
+        // Same events again, spelled differently: no duplicates; confirmed.
+        let mut again = r.clone();
+        again.events[0].description = "DELIVERED.".into();
+        let out = s
+            .tracking_apply(
+                Provider::Cainiao,
+                six,
+                &[again],
+                t0() + chrono::Duration::hours(7),
+            )
+            .expect("applies");
+        assert_eq!((out.changed, out.new_events), (0, 0));
+        assert_eq!(out.done, vec![("A".to_owned(), DoneReason::Confirmed)]);
+        // An older view never moves it back.
+        let old = result("A", ParcelStatus::InTransit, &[(5, "In transit")]);
+        s.tracking_apply(
+            Provider::Cainiao,
+            six,
+            &[old],
+            t0() + chrono::Duration::hours(8),
+        )
+        .expect("applies");
+        let p = s.tracking_parcel("A").expect("reads").expect("exists");
+        assert_eq!(p.status, Some(ParcelStatus::Delivered));
+        assert_eq!(p.delivered_at, Some(t0() + chrono::Duration::hours(10)));
+        assert_eq!(p.status_detail.as_deref(), Some("Delivered"));
+        assert_eq!(s.tracking_events("A").expect("reads").len(), 2);
+    }
 }

@@ -55,7 +55,10 @@ impl Client<'_> {
 pub fn parse_detail(text: &str, asked: &[String]) -> Result<Vec<TrackResult>> {
     let v: Value = serde_json::from_str(text).context("cainiao response is not JSON")?;
     if v.get("success").and_then(Value::as_bool) == Some(false) {
-        let code = v.get("errorCode").map(|c| c.to_string()).unwrap_or_default();
+        let code = v
+            .get("errorCode")
+            .map(|c| c.to_string())
+            .unwrap_or_default();
         let msg = v.get("errorMsg").and_then(Value::as_str).unwrap_or("");
         bail!("cainiao refused the request (success=false {code} {msg})");
     }
@@ -127,8 +130,8 @@ pub fn parse_zone(z: Option<&str>) -> FixedOffset {
 
 fn event(e: &Value) -> Option<TrackEvent> {
     let zone = parse_zone(text(e, "timeZone"));
-    let local_wall = text(e, "timeStr")
-        .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok());
+    let local_wall =
+        text(e, "timeStr").and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok());
     let time_utc = e
         .get("time")
         .and_then(Value::as_i64)
@@ -139,7 +142,9 @@ fn event(e: &Value) -> Option<TrackEvent> {
                 .map(|t| t.with_timezone(&Utc))
         })?;
     let time_local = time_utc.with_timezone(&zone).to_rfc3339();
-    let description = text(e, "desc").or_else(|| text(e, "standerdDesc")).unwrap_or("");
+    let description = text(e, "desc")
+        .or_else(|| text(e, "standerdDesc"))
+        .unwrap_or("");
     let code = text(e, "actionCode");
     Some(TrackEvent {
         time_utc,
@@ -181,7 +186,10 @@ pub fn parse_module(n: &str, m: &Value) -> TrackResult {
             .find_map(|e| e.status)
             .unwrap_or(ParcelStatus::InTransit)
     });
-    let raw_status = newest.raw_code.clone().or_else(|| text(m, "status").map(str::to_owned));
+    let raw_status = newest
+        .raw_code
+        .clone()
+        .or_else(|| text(m, "status").map(str::to_owned));
     let delivered_at = if st.is_final() {
         events
             .iter()
@@ -247,11 +255,19 @@ mod tests {
 
     #[test]
     fn batch_of_three() {
-        let asked: Vec<String> = ["RC000000001EE", "RC000000002EE", "LP00000000000", "LPMISSING01"]
-            .map(String::from)
-            .to_vec();
-        let r = parse_detail(&fixture("reconstructed_detail_batch_three_numbers.json"), &asked)
-            .expect("parses");
+        let asked: Vec<String> = [
+            "RC000000001EE",
+            "RC000000002EE",
+            "LP00000000000",
+            "LPMISSING01",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = parse_detail(
+            &fixture("reconstructed_detail_batch_three_numbers.json"),
+            &asked,
+        )
+        .expect("parses");
         assert_eq!(r.len(), 4);
         let d = &r[0];
         assert_eq!(d.status, ParcelStatus::Delivered);
@@ -261,13 +277,22 @@ mod tests {
             d.delivered_at.map(crate::store::fmt_time).as_deref(),
             Some("2026-02-06T07:25:17Z")
         );
-        assert_eq!(d.events[0].time_local.as_deref(), Some("2026-02-06T15:25:17+08:00"));
+        assert_eq!(
+            d.events[0].time_local.as_deref(),
+            Some("2026-02-06T15:25:17+08:00")
+        );
         assert_eq!(d.events.len(), 7);
         let c = &r[1];
         assert_eq!(c.status, ParcelStatus::InTransit, "leaving customs");
         assert_eq!(c.last_mile.as_deref(), Some("RC000000003EE"));
-        assert_eq!(c.eta_from.map(|d| d.to_string()).as_deref(), Some("2026-08-27"));
-        assert_eq!(c.events[0].time_local.as_deref(), Some("2026-08-23T08:18:40+02:00"));
+        assert_eq!(
+            c.eta_from.map(|d| d.to_string()).as_deref(),
+            Some("2026-08-27")
+        );
+        assert_eq!(
+            c.events[0].time_local.as_deref(),
+            Some("2026-08-23T08:18:40+02:00")
+        );
         assert!(!r[2].found);
         assert_eq!(r[2].status, ParcelStatus::Pending);
         assert!(!r[3].found, "a number missing from the answer is not found");
@@ -276,18 +301,38 @@ mod tests {
     #[test]
     fn empty_desc_falls_back_to_standerd_desc() {
         let module: Value =
-            serde_json::from_str(&fixture("module_in_customs_brazil_pacotevicio.json")).expect("json");
+            serde_json::from_str(&fixture("module_in_customs_brazil_pacotevicio.json"))
+                .expect("json");
         let r = parse_module("LP00123456789CN", &module);
-        assert_eq!(r.status_detail.as_deref(), Some("Import customs clearance complete"));
-        assert_eq!(r.eta_from.map(|d| d.to_string()).as_deref(), Some("2025-06-04"));
-        assert_eq!(r.eta_to.map(|d| d.to_string()).as_deref(), Some("2025-06-21"));
-        assert_eq!(r.events[0].time_local.as_deref(), Some("2025-05-28T02:33:27-03:00"));
+        assert_eq!(
+            r.status_detail.as_deref(),
+            Some("Import customs clearance complete")
+        );
+        assert_eq!(
+            r.eta_from.map(|d| d.to_string()).as_deref(),
+            Some("2025-06-04")
+        );
+        assert_eq!(
+            r.eta_to.map(|d| d.to_string()).as_deref(),
+            Some("2025-06-21")
+        );
+        assert_eq!(
+            r.events[0].time_local.as_deref(),
+            Some("2025-05-28T02:33:27-03:00")
+        );
     }
 
     #[test]
     fn garbage_and_refusals_are_errors_not_panics() {
         let asked = vec!["LP1".to_owned()];
-        for body in ["", "<html>", "{}", "{\"success\":false,\"errorMsg\":\"busy\"}", "[1,2]", "{\"module\":7}"] {
+        for body in [
+            "",
+            "<html>",
+            "{}",
+            "{\"success\":false,\"errorMsg\":\"busy\"}",
+            "[1,2]",
+            "{\"module\":7}",
+        ] {
             assert!(parse_detail(body, &asked).is_err(), "{body}");
         }
         let odd = r#"{"module":[{"mailNo":"LP1","detailList":[{"time":"x"},{"actionCode":5},{"time":1,"actionCode":"WHATEVER"}]}],"success":true}"#;

@@ -103,7 +103,7 @@ pub fn description_key(s: &str) -> String {
 /// Sorts events newest first and drops duplicates by (UTC time, normalised
 /// description).
 pub(crate) fn sort_dedup_events(events: &mut Vec<TrackEvent>) {
-    events.sort_by(|a, b| b.time_utc.cmp(&a.time_utc));
+    events.sort_by_key(|e| std::cmp::Reverse(e.time_utc));
     let mut seen = HashSet::new();
     events.retain(|e| seen.insert((e.time_utc, description_key(&e.description))));
 }
@@ -449,7 +449,11 @@ impl Tracker {
     /// for, in batches, and the answers are written one transaction per
     /// batch. Provider failures never fail the pass: the parcels stay due
     /// and the summary says what happened. Only store errors are `Err`.
-    pub async fn refresh_due(&self, store: &mut Store, now: DateTime<Utc>) -> Result<RefreshSummary> {
+    pub async fn refresh_due(
+        &self,
+        store: &mut Store,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshSummary> {
         let mut sum = RefreshSummary::default();
         if self.provider == Provider::None {
             return Ok(sum);
@@ -522,7 +526,8 @@ impl Tracker {
     fn batch_failed(&self, what: &str, n: usize, why: &str, sum: &mut RefreshSummary) {
         tracing::warn!(provider = self.provider.as_str(), numbers = n, error = %why, "{what} failed; parcels stay due");
         sum.failed += n;
-        sum.errors.push(format!("{} {what}: {why}", self.provider.as_str()));
+        sum.errors
+            .push(format!("{} {what}: {why}", self.provider.as_str()));
     }
 
     /// Whether 17TRACK registrations may be tried: not while the quota is
@@ -551,7 +556,11 @@ impl Tracker {
                 Ok(true)
             }
             Ok(q) => {
-                tracing::info!(remain = q.remain, today_used = q.today_used, "17track registration quota still exhausted");
+                tracing::info!(
+                    remain = q.remain,
+                    today_used = q.today_used,
+                    "17track registration quota still exhausted"
+                );
                 Ok(false)
             }
             Err(seventeen::CallError::Auth(m)) => {
@@ -593,8 +602,11 @@ impl Tracker {
                 let numbers: Vec<String> = batch.iter().map(|p| p.number.clone()).collect();
                 match client.register(&numbers).await {
                     Ok(env) => {
-                        let mut ok: Vec<(String, Option<i64>)> =
-                            env.accepted.iter().map(|a| (a.number.clone(), a.carrier)).collect();
+                        let mut ok: Vec<(String, Option<i64>)> = env
+                            .accepted
+                            .iter()
+                            .map(|a| (a.number.clone(), a.carrier))
+                            .collect();
                         let mut retry_later = Vec::new();
                         let mut give_up = Vec::new();
                         let mut quota_msg = None;
@@ -613,8 +625,10 @@ impl Tracker {
                                 }
                                 seventeen::BAD_FORMAT => give_up
                                     .push((r.number.clone(), format!("17track: {}", r.message))),
-                                _ => retry_later
-                                    .push((r.number.clone(), format!("17track register: {}", r.message))),
+                                _ => retry_later.push((
+                                    r.number.clone(),
+                                    format!("17track register: {}", r.message),
+                                )),
                             }
                         }
                         store.tracking_mark_registered(&ok, now)?;
@@ -740,8 +754,12 @@ impl Tracker {
             let numbers: Vec<String> = batch.iter().map(|p| p.number.clone()).collect();
             match client.detail(&numbers).await {
                 Ok(results) => {
-                    let out =
-                        store.tracking_apply(Provider::Cainiao, self.refresh_interval, &results, now)?;
+                    let out = store.tracking_apply(
+                        Provider::Cainiao,
+                        self.refresh_interval,
+                        &results,
+                        now,
+                    )?;
                     sum.refreshed += results.len();
                     sum.changed += out.changed;
                     sum.new_events += out.new_events;
@@ -775,8 +793,14 @@ mod tests {
     #[test]
     fn numbers_and_descriptions_normalise() {
         assert_eq!(normalise_number(" lp00 1234\t5 "), "LP0012345");
-        assert_eq!(description_key("  Departed  from Customs!"), "departed from customs");
-        assert_eq!(description_key("Departed from customs"), description_key("departed, from customs."));
+        assert_eq!(
+            description_key("  Departed  from Customs!"),
+            "departed from customs"
+        );
+        assert_eq!(
+            description_key("Departed from customs"),
+            description_key("departed, from customs.")
+        );
     }
 
     #[test]

@@ -156,7 +156,9 @@ mod tests {
     const H: u64 = 3600;
 
     fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
     }
 
     fn hours(h: f64) -> chrono::Duration {
@@ -180,22 +182,135 @@ mod tests {
         let one = Duration::from_secs(H);
         let days = |d: i64| Some(t0() - chrono::Duration::days(d));
         // (provider, base, prev, status, not_found_since, want lower bound in hours or done)
-        let cases: Vec<(Provider, Duration, Option<S>, S, Option<DateTime<Utc>>, Result<f64, DoneReason>)> = vec![
-            (Provider::SeventeenTrack, six, None, S::Pending, Some(t0()), Ok(6.0)),
-            (Provider::SeventeenTrack, six, Some(S::InTransit), S::InTransit, None, Ok(6.0)),
-            (Provider::SeventeenTrack, six, Some(S::InTransit), S::OutForDelivery, None, Ok(2.0)),
-            (Provider::SeventeenTrack, one, Some(S::InTransit), S::OutForDelivery, None, Ok(1.0)),
-            (Provider::SeventeenTrack, six, Some(S::InTransit), S::AvailableForPickup, None, Ok(2.0)),
-            (Provider::SeventeenTrack, six, Some(S::Pending), S::Pending, days(8), Ok(24.0)),
-            (Provider::SeventeenTrack, six, Some(S::Pending), S::Pending, days(3), Ok(6.0)),
-            (Provider::SeventeenTrack, six, Some(S::Pending), S::Pending, days(31), Err(DoneReason::GaveUp)),
-            (Provider::SeventeenTrack, six, Some(S::OutForDelivery), S::Delivered, None, Ok(6.0)),
-            (Provider::SeventeenTrack, six, Some(S::Delivered), S::Delivered, None, Err(DoneReason::Confirmed)),
-            (Provider::SeventeenTrack, six, Some(S::Returned), S::Returned, None, Err(DoneReason::Confirmed)),
-            (Provider::SeventeenTrack, six, Some(S::InTransit), S::Expired, None, Err(DoneReason::Expired)),
-            (Provider::Cainiao, six, Some(S::InTransit), S::OutForDelivery, None, Ok(6.0)),
-            (Provider::Cainiao, one, Some(S::InTransit), S::InTransit, None, Ok(6.0)),
-            (Provider::Cainiao, Duration::from_secs(12 * H), None, S::InTransit, None, Ok(12.0)),
+        type Case = (
+            Provider,
+            Duration,
+            Option<S>,
+            S,
+            Option<DateTime<Utc>>,
+            Result<f64, DoneReason>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                Provider::SeventeenTrack,
+                six,
+                None,
+                S::Pending,
+                Some(t0()),
+                Ok(6.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::InTransit),
+                S::InTransit,
+                None,
+                Ok(6.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::InTransit),
+                S::OutForDelivery,
+                None,
+                Ok(2.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                one,
+                Some(S::InTransit),
+                S::OutForDelivery,
+                None,
+                Ok(1.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::InTransit),
+                S::AvailableForPickup,
+                None,
+                Ok(2.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::Pending),
+                S::Pending,
+                days(8),
+                Ok(24.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::Pending),
+                S::Pending,
+                days(3),
+                Ok(6.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::Pending),
+                S::Pending,
+                days(31),
+                Err(DoneReason::GaveUp),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::OutForDelivery),
+                S::Delivered,
+                None,
+                Ok(6.0),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::Delivered),
+                S::Delivered,
+                None,
+                Err(DoneReason::Confirmed),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::Returned),
+                S::Returned,
+                None,
+                Err(DoneReason::Confirmed),
+            ),
+            (
+                Provider::SeventeenTrack,
+                six,
+                Some(S::InTransit),
+                S::Expired,
+                None,
+                Err(DoneReason::Expired),
+            ),
+            (
+                Provider::Cainiao,
+                six,
+                Some(S::InTransit),
+                S::OutForDelivery,
+                None,
+                Ok(6.0),
+            ),
+            (
+                Provider::Cainiao,
+                one,
+                Some(S::InTransit),
+                S::InTransit,
+                None,
+                Ok(6.0),
+            ),
+            (
+                Provider::Cainiao,
+                Duration::from_secs(12 * H),
+                None,
+                S::InTransit,
+                None,
+                Ok(12.0),
+            ),
         ];
         for (i, (provider, base, prev, status, nf, want)) in cases.into_iter().enumerate() {
             let got = after_refresh(&AfterRefresh {
@@ -210,7 +325,10 @@ mod tests {
             match (got, want) {
                 (Next::At(at), Ok(h)) => {
                     assert!(at >= t0() + hours(h), "case {i}: {at} < {h} h");
-                    assert!(at <= t0() + hours(h * (1.0 + JITTER)), "case {i}: {at} > {h} h + jitter");
+                    assert!(
+                        at <= t0() + hours(h * (1.0 + JITTER)),
+                        "case {i}: {at} > {h} h + jitter"
+                    );
                 }
                 (Next::Done(r), Err(w)) => assert_eq!(r, w, "case {i}"),
                 (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),

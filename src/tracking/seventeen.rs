@@ -105,7 +105,10 @@ pub struct Client<'a> {
 
 impl Client<'_> {
     async fn call(&self, endpoint: &str, body: &Value) -> Result<Value, CallError> {
-        let url = format!("{}/track/v2.2/{endpoint}", self.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/track/v2.2/{endpoint}",
+            self.base_url.trim_end_matches('/')
+        );
         let text = self
             .http
             .send(|c| {
@@ -144,10 +147,12 @@ impl Client<'_> {
     }
 
     /// `gettrackinfo` with the carrier codes 17TRACK assigned.
-    pub async fn gettrackinfo(&self, items: &[(String, Option<i64>)]) -> Result<Envelope, CallError> {
+    pub async fn gettrackinfo(
+        &self,
+        items: &[(String, Option<i64>)],
+    ) -> Result<Envelope, CallError> {
         let v = self.call("gettrackinfo", &number_items(items)).await?;
-        parse_envelope(&v)
-            .map_err(|e| CallError::Transient(format!("17track gettrackinfo: {e:#}")))
+        parse_envelope(&v).map_err(|e| CallError::Transient(format!("17track gettrackinfo: {e:#}")))
     }
 
     /// `stoptrack` after delivery is confirmed.
@@ -201,7 +206,10 @@ pub fn parse_envelope(v: &Value) -> Result<Envelope> {
         .filter_map(|item| {
             Some(Rejected {
                 number: normalise_number(item.get("number")?.as_str()?),
-                code: item.pointer("/error/code").and_then(Value::as_i64).unwrap_or(0),
+                code: item
+                    .pointer("/error/code")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
                 message: item
                     .pointer("/error/message")
                     .and_then(Value::as_str)
@@ -215,7 +223,11 @@ pub fn parse_envelope(v: &Value) -> Result<Envelope> {
 
 /// Parses a `getquota` response; missing fields read as 0.
 pub fn parse_quota(v: &Value) -> Quota {
-    let f = |k: &str| v.pointer(&format!("/data/{k}")).and_then(Value::as_i64).unwrap_or(0);
+    let f = |k: &str| {
+        v.pointer(&format!("/data/{k}"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
     Quota {
         total: f("quota_total"),
         used: f("quota_used"),
@@ -265,12 +277,19 @@ pub fn parse_track_info(acc: &Accepted) -> Result<TrackResult> {
         .unwrap_or_default();
     let mut events: Vec<TrackEvent> = Vec::new();
     for p in &providers {
-        for e in p.get("events").and_then(Value::as_array).into_iter().flatten() {
+        for e in p
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let Some(time_utc) = utc(e, "/time_utc", "/time_iso") else {
                 continue;
             };
             let description = s(e, "/description").unwrap_or("").to_owned();
-            let raw_code = s(e, "/sub_status").or_else(|| s(e, "/stage")).map(str::to_owned);
+            let raw_code = s(e, "/sub_status")
+                .or_else(|| s(e, "/stage"))
+                .map(str::to_owned);
             events.push(TrackEvent {
                 time_utc,
                 time_local: s(e, "/time_iso").map(str::to_owned),
@@ -301,17 +320,31 @@ pub fn parse_track_info(acc: &Accepted) -> Result<TrackResult> {
     };
     let status_detail = s(ti, "/latest_status/sub_status_descr")
         .map(str::to_owned)
-        .or_else(|| events.first().map(|e| e.description.clone()).filter(|d| !d.is_empty()))
+        .or_else(|| {
+            events
+                .first()
+                .map(|e| e.description.clone())
+                .filter(|d| !d.is_empty())
+        })
         .or_else(|| s(ti, "/latest_event/description").map(str::to_owned));
     let delivered_at = if st.is_final() {
-        let stage = if st == ParcelStatus::Delivered { "Delivered" } else { "Returned" };
+        let stage = if st == ParcelStatus::Delivered {
+            "Delivered"
+        } else {
+            "Returned"
+        };
         ti.get("milestone")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .find(|m| s(m, "/key_stage") == Some(stage))
             .and_then(|m| utc(m, "/time_utc", "/time_iso"))
-            .or_else(|| events.iter().find(|e| e.status == Some(st)).map(|e| e.time_utc))
+            .or_else(|| {
+                events
+                    .iter()
+                    .find(|e| e.status == Some(st))
+                    .map(|e| e.time_utc)
+            })
             .or_else(|| utc(ti, "/latest_event/time_utc", "/latest_event/time_iso"))
             .or_else(|| events.first().map(|e| e.time_utc))
     } else {
@@ -355,8 +388,10 @@ mod tests {
 
     #[test]
     fn parses_the_real_delivered_track_info() {
-        let env = parse_envelope(&fixture("gettrackinfo_response_delivered_realtrackinfo.json"))
-            .expect("parses");
+        let env = parse_envelope(&fixture(
+            "gettrackinfo_response_delivered_realtrackinfo.json",
+        ))
+        .expect("parses");
         let r = parse_track_info(&env.accepted[0]).expect("has track_info");
         assert_eq!(r.status, ParcelStatus::Delivered);
         assert_eq!(r.raw_status.as_deref(), Some("Delivered/Delivered_Other"));
@@ -367,17 +402,29 @@ mod tests {
             Some("2022-04-04T23:35:22Z")
         );
         assert!(r.events.len() > 3);
-        assert!(r.events.windows(2).all(|w| w[0].time_utc >= w[1].time_utc), "newest first");
-        assert_eq!(r.events[0].time_local.as_deref(), Some("2022-04-04T16:35:22-07:00"));
+        assert!(
+            r.events.windows(2).all(|w| w[0].time_utc >= w[1].time_utc),
+            "newest first"
+        );
+        assert_eq!(
+            r.events[0].time_local.as_deref(),
+            Some("2022-04-04T16:35:22-07:00")
+        );
         assert_eq!(r.last_mile, None, "empty local_number is no number");
     }
 
     #[test]
     fn parses_in_transit_not_found_and_rejected() {
-        let env = parse_envelope(&fixture("reconstructed_gettrackinfo_response_mixed_all.json"))
-            .expect("parses");
+        let env = parse_envelope(&fixture(
+            "reconstructed_gettrackinfo_response_mixed_all.json",
+        ))
+        .expect("parses");
         let by = |n: &str| {
-            let a = env.accepted.iter().find(|a| a.number == n).expect("present");
+            let a = env
+                .accepted
+                .iter()
+                .find(|a| a.number == n)
+                .expect("present");
             parse_track_info(a).expect("parses")
         };
         let lp = by("LP00123456789012");
@@ -395,12 +442,15 @@ mod tests {
 
     #[test]
     fn register_envelopes() {
-        let env = parse_envelope(&fixture("reconstructed_register_response_mixed.json")).expect("ok");
+        let env =
+            parse_envelope(&fixture("reconstructed_register_response_mixed.json")).expect("ok");
         assert_eq!(env.accepted.len(), 2);
         assert_eq!(env.accepted[1].carrier, Some(3011));
         assert_eq!(env.rejected[0].code, BAD_FORMAT);
-        let env = parse_envelope(&fixture("reconstructed_register_response_quota_exhausted.json"))
-            .expect("ok");
+        let env = parse_envelope(&fixture(
+            "reconstructed_register_response_quota_exhausted.json",
+        ))
+        .expect("ok");
         assert_eq!(env.rejected[0].code, QUOTA_RAN_OUT);
         let q = parse_quota(&fixture("reconstructed_getquota_response.json"));
         assert_eq!(q.remain, 158);

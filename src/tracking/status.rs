@@ -178,7 +178,11 @@ mod tests {
 
     #[test]
     fn every_seventeen_sub_status_maps_to_its_family() {
-        assert_eq!(SEVENTEEN_SUB_STATUS.len(), 30, "17TRACK documents 30 sub-statuses");
+        assert_eq!(
+            SEVENTEEN_SUB_STATUS.len(),
+            30,
+            "17TRACK documents 30 sub-statuses"
+        );
         for (sub, st) in SEVENTEEN_SUB_STATUS {
             let main = sub.split('_').next().expect("split yields one item");
             let family = lookup(SEVENTEEN_STATUS, main).expect("main status known");
@@ -195,19 +199,41 @@ mod tests {
     #[test]
     fn seventeen_table_examples() {
         let cases = [
-            (Some("InTransit"), Some("InTransit_CustomsProcessing"), Some(S::Customs)),
-            (Some("InTransit"), Some("InTransit_CustomsReleased"), Some(S::InTransit)),
-            (Some("Exception"), Some("Exception_Returned"), Some(S::Returned)),
+            (
+                Some("InTransit"),
+                Some("InTransit_CustomsProcessing"),
+                Some(S::Customs),
+            ),
+            (
+                Some("InTransit"),
+                Some("InTransit_CustomsReleased"),
+                Some(S::InTransit),
+            ),
+            (
+                Some("Exception"),
+                Some("Exception_Returned"),
+                Some(S::Returned),
+            ),
             (Some("Delivered"), None, Some(S::Delivered)),
-            (Some("InTransit"), Some("InTransit_SomethingNew"), Some(S::InTransit)),
+            (
+                Some("InTransit"),
+                Some("InTransit_SomethingNew"),
+                Some(S::InTransit),
+            ),
             (Some("Martian"), Some("Martian_Other"), None),
             (None, None, None),
         ];
         for (st, sub, want) in cases {
             assert_eq!(seventeen(st, sub), want, "{st:?}/{sub:?}");
         }
-        assert_eq!(seventeen_event(None, Some("OutForDelivery")), Some(S::OutForDelivery));
-        assert_eq!(seventeen_event(Some("InTransit_PickedUp"), Some("PickedUp")), Some(S::InTransit));
+        assert_eq!(
+            seventeen_event(None, Some("OutForDelivery")),
+            Some(S::OutForDelivery)
+        );
+        assert_eq!(
+            seventeen_event(Some("InTransit_PickedUp"), Some("PickedUp")),
+            Some(S::InTransit)
+        );
         assert_eq!(seventeen_event(None, None), None);
     }
 

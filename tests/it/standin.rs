@@ -37,7 +37,15 @@ pub enum Step {
 
 impl Step {
     /// (17TRACK status, sub_status, stage, Cainiao actionCode, description)
-    fn codes(&self) -> (&'static str, &'static str, Option<&'static str>, &'static str, &'static str) {
+    fn codes(
+        &self,
+    ) -> (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+    ) {
         match self {
             Step::InfoReceived => (
                 "InfoReceived",
@@ -261,7 +269,11 @@ impl Standin {
     /// Successful registrations of a number (counting the first
     /// "already registered" as none).
     pub fn registrations(&self, number: &str) -> u32 {
-        lock(&self.state).registrations.get(number).copied().unwrap_or(0)
+        lock(&self.state)
+            .registrations
+            .get(number)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn stopped(&self) -> Vec<String> {
@@ -410,13 +422,18 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         let fault = s.faults.pop_front();
         let mut delay = None;
         let answer = match fault {
-            Some(Fault::Status(code)) => Some((code, json!({"code": code}).to_string(), String::new())),
+            Some(Fault::Status(code)) => {
+                Some((code, json!({"code": code}).to_string(), String::new()))
+            }
             Some(Fault::TooMany(ra)) => Some((
                 429,
                 "{}".to_owned(),
-                ra.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default(),
+                ra.map(|s| format!("Retry-After: {s}\r\n"))
+                    .unwrap_or_default(),
             )),
-            Some(Fault::Garbage) => Some((200, "<html>upstream exploded".to_owned(), String::new())),
+            Some(Fault::Garbage) => {
+                Some((200, "<html>upstream exploded".to_owned(), String::new()))
+            }
             Some(Fault::Body(b)) => Some((200, b, String::new())),
             Some(Fault::Slow(d)) => {
                 delay = Some(d);
@@ -433,8 +450,10 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 if !key_ok {
                     (
                         401,
-                        include_str!("../fixtures/tracking-api/17track/reconstructed_error_invalid_key.json")
-                            .to_owned(),
+                        include_str!(
+                            "../fixtures/tracking-api/17track/reconstructed_error_invalid_key.json"
+                        )
+                        .to_owned(),
                         String::new(),
                     )
                 } else {
@@ -515,8 +534,10 @@ fn answer_for(s: &mut State, endpoint: &str, numbers: &[String]) -> Option<Value
         }
         "getquota" => {
             let remain = s.quota.unwrap_or(200 - s.quota_used).max(0);
-            Some(json!({"code": 0, "data": {"quota_total": 200, "quota_used": s.quota_used,
-                "quota_remain": remain, "today_used": s.quota_used, "max_track_daily": 0}}))
+            Some(
+                json!({"code": 0, "data": {"quota_total": 200, "quota_used": s.quota_used,
+                "quota_remain": remain, "today_used": s.quota_used, "max_track_daily": 0}}),
+            )
         }
         "detail" => {
             let modules: Vec<Value> = numbers

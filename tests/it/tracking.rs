@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use aliwatch::config::{Provider, Secret, TrackingConfig};
 use aliwatch::model::ParcelStatus;
 use aliwatch::store::{fmt_time, Store};
-use aliwatch::tracking::{
-    Pacing, RefreshSummary, Tracker, META_LAST_ERROR, META_QUOTA_EXHAUSTED,
-};
+use aliwatch::tracking::{Pacing, RefreshSummary, Tracker, META_LAST_ERROR, META_QUOTA_EXHAUSTED};
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::standin::{journey, Fault, Request, Standin, Step};
@@ -20,7 +18,9 @@ const KEY: &str = "test-17token-secret";
 const ORDER: &str = "3084943433511931";
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("valid")
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+        .single()
+        .expect("valid")
 }
 
 fn hours(h: i64) -> chrono::Duration {
@@ -186,7 +186,10 @@ async fn seventeen_registers_once_follows_the_schedule_and_ends_delivered() {
         let gap = p.next_check_at.map(|t| t - now);
         match st {
             ParcelStatus::OutForDelivery => {
-                assert!(gap.is_some_and(|g| g <= chrono::Duration::minutes(132)), "fast: {gap:?}")
+                assert!(
+                    gap.is_some_and(|g| g <= chrono::Duration::minutes(132)),
+                    "fast: {gap:?}"
+                )
             }
             ParcelStatus::Delivered => {
                 assert!(gap.is_some(), "one confirming refresh");
@@ -227,8 +230,14 @@ async fn seventeen_registers_once_follows_the_schedule_and_ends_delivered() {
     assert_eq!(ev[0].description, "Parcel delivered");
     assert_eq!(ev[0].status, Some(ParcelStatus::Delivered));
     assert_eq!(ev[0].raw_code.as_deref(), Some("Delivered_Other"));
-    assert_eq!(ev[0].time_local.as_deref(), Some("2026-11-02T01:00:00+01:00"));
-    assert_eq!(ev[4].time_local.as_deref(), Some("2026-11-01T08:00:00+08:00"));
+    assert_eq!(
+        ev[0].time_local.as_deref(),
+        Some("2026-11-02T01:00:00+01:00")
+    );
+    assert_eq!(
+        ev[4].time_local.as_deref(),
+        Some("2026-11-01T08:00:00+08:00")
+    );
     assert!(ev.windows(2).all(|w| w[0].time_utc > w[1].time_utc));
     assert_eq!(env.store.meta_get(META_LAST_ERROR).expect("meta"), None);
 }
@@ -256,7 +265,10 @@ async fn cainiao_ends_delivered_and_never_asks_more_often_than_every_6_hours() {
         }
         now += chrono::Duration::minutes(30);
     }
-    assert!(asked_at.windows(2).all(|w| w[1] - w[0] >= hours(6)), "{asked_at:?}");
+    assert!(
+        asked_at.windows(2).all(|w| w[1] - w[0] >= hours(6)),
+        "{asked_at:?}"
+    );
     let p = env.parcel(n);
     assert_eq!(p.status, Some(ParcelStatus::Delivered));
     assert_eq!(p.carrier.as_deref(), Some("Cainiao"));
@@ -265,7 +277,10 @@ async fn cainiao_ends_delivered_and_never_asks_more_often_than_every_6_hours() {
     let ev = env.store.tracking_events(n).expect("events");
     assert_eq!(ev.len(), 5);
     assert_eq!(ev[0].raw_code.as_deref(), Some("GTMS_SIGNED"));
-    assert_eq!(ev[0].time_local.as_deref(), Some("2026-11-02T01:00:00+01:00"));
+    assert_eq!(
+        ev[0].time_local.as_deref(),
+        Some("2026-11-02T01:00:00+01:00")
+    );
     assert!(env.standin.requests().iter().all(|r| r.numbers.len() <= 10));
 }
 
@@ -297,10 +312,8 @@ async fn a_last_mile_number_keeps_both_numbers_linked() {
         let (old, new) = ("LP00111111111111", "NL0000000001X");
         let mut env = Env::new(provider, 6);
         env.add(ORDER, &[old]);
-        env.standin.set_timeline(
-            old,
-            vec![Step::PickedUp, Step::LastMile(new.to_owned())],
-        );
+        env.standin
+            .set_timeline(old, vec![Step::PickedUp, Step::LastMile(new.to_owned())]);
         env.standin
             .set_timeline(new, vec![Step::OutForDelivery, Step::Delivered]);
         env.standin.advance(old);
@@ -310,7 +323,10 @@ async fn a_last_mile_number_keeps_both_numbers_linked() {
         assert_eq!(s.last_mile, 1, "{provider:?}: {s:?}");
         let o = env.parcel(old);
         assert_eq!(o.replaced_by.as_deref(), Some(new));
-        assert!(o.tracking_done_at.is_some(), "the old number is no longer asked for");
+        assert!(
+            o.tracking_done_at.is_some(),
+            "the old number is no longer asked for"
+        );
         let mut want = vec![new.to_owned(), old.to_owned()];
         want.sort();
         assert_eq!(order_parcels(&env.path, ORDER), want);
@@ -324,7 +340,11 @@ async fn a_last_mile_number_keeps_both_numbers_linked() {
         let at = p.next_check_at.expect("scheduled");
         env.refresh(at).await;
         assert_eq!(env.parcel(new).status, Some(ParcelStatus::Delivered));
-        assert!(env.standin.requests().iter().all(|r| !r.numbers.contains(&old.to_owned())));
+        assert!(env
+            .standin
+            .requests()
+            .iter()
+            .all(|r| !r.numbers.contains(&old.to_owned())));
     }
 }
 
@@ -338,9 +358,16 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     assert_eq!(s.registered, 1, "{s:?}");
     assert_eq!(s.queued, 2);
     assert!(s.quota_exhausted);
-    let msg = env.store.meta_get(META_QUOTA_EXHAUSTED).expect("meta").expect("recorded");
+    let msg = env
+        .store
+        .meta_get(META_QUOTA_EXHAUSTED)
+        .expect("meta")
+        .expect("recorded");
     assert!(msg.contains("quota"), "{msg}");
-    let queued: Vec<_> = nums.iter().filter(|n| env.parcel(n).registered_at.is_none()).collect();
+    let queued: Vec<_> = nums
+        .iter()
+        .filter(|n| env.parcel(n).registered_at.is_none())
+        .collect();
     assert_eq!(queued.len(), 2);
     for n in &queued {
         assert!(env.is_due(n, t0()), "queued numbers stay due");
@@ -350,7 +377,11 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     env.standin.clear_requests();
     let s = env.refresh(t0() + chrono::Duration::minutes(30)).await;
     assert_eq!(s.queued, 2);
-    assert!(env.standin.requests().iter().all(|r| r.endpoint != "register" && r.endpoint != "getquota"));
+    assert!(env
+        .standin
+        .requests()
+        .iter()
+        .all(|r| r.endpoint != "register" && r.endpoint != "getquota"));
 
     // Two hours later the quota is back: one probe, then registration.
     env.standin.set_quota(Some(10));
@@ -360,7 +391,10 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     assert!(!s.quota_exhausted);
     let reqs = env.standin.requests();
     assert_eq!(reqs.iter().filter(|r| r.endpoint == "getquota").count(), 1);
-    assert_eq!(env.store.meta_get(META_QUOTA_EXHAUSTED).expect("meta"), None);
+    assert_eq!(
+        env.store.meta_get(META_QUOTA_EXHAUSTED).expect("meta"),
+        None
+    );
     for n in nums {
         assert!(env.parcel(n).registered_at.is_some());
         assert_eq!(env.standin.registrations(n), 1);
@@ -376,12 +410,18 @@ async fn register_rejections_already_registered_and_bad_format() {
     env.standin
         .reject_register(bad, -18010012, "The format of 'LP1234' is invalid.");
     let s = env.refresh(t0()).await;
-    assert_eq!(s.registered, 1, "already registered counts as success: {s:?}");
+    assert_eq!(
+        s.registered, 1,
+        "already registered counts as success: {s:?}"
+    );
     assert!(env.parcel(known).registered_at.is_some());
     assert_eq!(env.standin.registrations(known), 1, "not registered twice");
     let b = env.parcel(bad);
     assert!(b.tracking_done_at.is_some());
-    assert!(b.tracking_error.as_deref().is_some_and(|e| e.contains("invalid")));
+    assert!(b
+        .tracking_error
+        .as_deref()
+        .is_some_and(|e| e.contains("invalid")));
 }
 
 #[tokio::test]
@@ -399,7 +439,8 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
     // 500, 503 and a timeout are retried within the pass.
     env.standin.push_fault(Fault::Status(500));
     env.standin.push_fault(Fault::Status(503));
-    env.standin.push_fault(Fault::Slow(Duration::from_millis(800)));
+    env.standin
+        .push_fault(Fault::Slow(Duration::from_millis(800)));
     let s = env.refresh(t0()).await;
     assert_eq!((s.registered, s.refreshed, s.failed), (1, 1, 0), "{s:?}");
     assert_eq!(env.parcel(n).status, Some(ParcelStatus::InfoReceived));
@@ -410,7 +451,10 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
     env.standin.push_fault(Fault::TooMany(Some(1)));
     let started = Instant::now();
     let s = env.refresh(now).await;
-    assert!(started.elapsed() >= Duration::from_millis(900), "honours Retry-After");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "honours Retry-After"
+    );
     assert_eq!((s.refreshed, s.failed), (1, 0), "{s:?}");
     assert_eq!(env.parcel(n).status, Some(ParcelStatus::InTransit));
 
@@ -421,7 +465,9 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
         vec![Fault::TooMany(Some(120))],
         vec![Fault::Garbage],
         vec![Fault::Body("{\"code\":0}".into())],
-        vec![Fault::Body("{\"code\":-18010003,\"data\":{\"errors\":[]}}".into())],
+        vec![Fault::Body(
+            "{\"code\":-18010003,\"data\":{\"errors\":[]}}".into(),
+        )],
         vec![Fault::Status(500); 4],
         vec![Fault::Slow(Duration::from_millis(800)); 4],
         vec![Fault::TooMany(None); 4],
@@ -435,7 +481,11 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
         assert_eq!(s.failed, 1, "case {i}: {s:?}");
         assert!(!s.errors.is_empty());
         assert!(env.is_due(n, now), "case {i}: still due");
-        assert_eq!(env.parcel(n).last_checked_at, checked, "case {i}: nothing recorded");
+        assert_eq!(
+            env.parcel(n).last_checked_at,
+            checked,
+            "case {i}: nothing recorded"
+        );
         assert!(env.store.meta_get(META_LAST_ERROR).expect("meta").is_some());
         now += chrono::Duration::minutes(15);
     }
@@ -443,7 +493,11 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
     let s = env.refresh(now).await;
     assert_eq!((s.refreshed, s.failed), (1, 0), "{s:?}");
     assert_eq!(env.parcel(n).status, Some(ParcelStatus::Customs));
-    assert_eq!(env.store.meta_get(META_LAST_ERROR).expect("meta"), None, "cleared");
+    assert_eq!(
+        env.store.meta_get(META_LAST_ERROR).expect("meta"),
+        None,
+        "cleared"
+    );
     assert_eq!(env.standin.registrations(n), 1);
 }
 
@@ -456,7 +510,9 @@ async fn cainiao_faults_leave_parcels_due() {
     env.standin.advance(n);
     let faults = vec![
         vec![Fault::Garbage],
-        vec![Fault::Body("{\"success\":false,\"errorCode\":\"RGV587_ERROR\"}".into())],
+        vec![Fault::Body(
+            "{\"success\":false,\"errorCode\":\"RGV587_ERROR\"}".into(),
+        )],
         vec![Fault::Status(502); 4],
     ];
     let mut now = t0();
@@ -482,9 +538,16 @@ async fn an_invalid_key_is_not_retried_and_is_reported() {
     let s = env.refresh(t0()).await;
     assert!(s.auth_failed, "{s:?}");
     assert_eq!(s.requests, 1, "401 is never retried");
-    let err = env.store.meta_get(META_LAST_ERROR).expect("meta").expect("recorded");
+    let err = env
+        .store
+        .meta_get(META_LAST_ERROR)
+        .expect("meta")
+        .expect("recorded");
     assert!(err.contains("api key"), "{err}");
-    assert!(!err.contains("wrong-key"), "the key never appears in errors");
+    assert!(
+        !err.contains("wrong-key"),
+        "the key never appears in errors"
+    );
     assert!(env.is_due(n, t0()));
 }
 
@@ -531,7 +594,11 @@ async fn simulate_day(provider: Provider, max_batch: usize) -> (usize, usize) {
         let h = step / 4;
         if step % 4 == 0 {
             for (i, n) in nums.iter().enumerate() {
-                let advance = if i < 80 { h == 3 || h == 9 } else { h % 2 == 0 && h > 0 };
+                let advance = if i < 80 {
+                    h == 3 || h == 9
+                } else {
+                    h % 2 == 0 && h > 0
+                };
                 if advance {
                     env.standin.advance(n);
                 }
@@ -546,10 +613,22 @@ async fn simulate_day(provider: Provider, max_batch: usize) -> (usize, usize) {
     let wall = started.elapsed();
     let total = log.len();
     for (_, r) in &log {
-        assert!(r.numbers.len() <= max_batch, "{} numbers in one request", r.numbers.len());
+        assert!(
+            r.numbers.len() <= max_batch,
+            "{} numbers in one request",
+            r.numbers.len()
+        );
     }
-    assert!(total <= 4 * nums.len(), "{total} requests for {} parcels", nums.len());
-    let fetch = if provider == Provider::Cainiao { "detail" } else { "gettrackinfo" };
+    assert!(
+        total <= 4 * nums.len(),
+        "{total} requests for {} parcels",
+        nums.len()
+    );
+    let fetch = if provider == Provider::Cainiao {
+        "detail"
+    } else {
+        "gettrackinfo"
+    };
     let mut max_fetch = 0;
     for (i, n) in nums.iter().enumerate() {
         let fetched = log
@@ -567,10 +646,13 @@ async fn simulate_day(provider: Provider, max_batch: usize) -> (usize, usize) {
         if i >= 80 {
             let p = env.parcel(n);
             assert_eq!(p.status, Some(ParcelStatus::Delivered), "{n}");
-            let done = p.tracking_done_at.expect("delivered and confirmed within the day");
+            let done = p
+                .tracking_done_at
+                .expect("delivered and confirmed within the day");
             assert!(
-                log.iter()
-                    .all(|(t, r)| *t <= done || r.endpoint == "stoptrack" || !r.numbers.contains(n)),
+                log.iter().all(|(t, r)| *t <= done
+                    || r.endpoint == "stoptrack"
+                    || !r.numbers.contains(n)),
                 "{n} asked for after the confirming refresh"
             );
         }
