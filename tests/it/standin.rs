@@ -148,6 +148,7 @@ pub struct Request {
     pub numbers: Vec<String>,
     /// The HTTP status answered.
     pub status: u16,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Default)]
@@ -469,6 +470,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             endpoint: endpoint.clone(),
             numbers: numbers.clone(),
             status,
+            user_agent: req.headers.get("user-agent").cloned(),
         });
         (status, body, extra, delay)
     };

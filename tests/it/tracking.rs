@@ -240,6 +240,10 @@ async fn seventeen_registers_once_follows_the_schedule_and_ends_delivered() {
     );
     assert!(ev.windows(2).all(|w| w[0].time_utc > w[1].time_utc));
     assert_eq!(env.store.meta_get(META_LAST_ERROR).expect("meta"), None);
+    assert!(reqs.iter().all(|r| r
+        .user_agent
+        .as_deref()
+        .is_some_and(|u| u.starts_with("aliwatch/"))));
 }
 
 #[tokio::test]
