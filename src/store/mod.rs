@@ -12,6 +12,7 @@
 
 pub mod migrations;
 pub mod orders;
+pub mod tracking;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

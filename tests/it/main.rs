@@ -1,9 +1,12 @@
 //! The one integration test binary (ripgrep's `tests/tests.rs` layout).
 //! Each module is one area; `util` runs the real binary; `mailstack` is
-//! the harness that starts real Dovecot and SMTP servers on loopback.
+//! the harness that starts real Dovecot and SMTP servers on loopback;
+//! `standin` is the local HTTP stand-in for the tracking providers.
 
 #[allow(dead_code)]
 mod mailstack;
+#[allow(dead_code)]
+mod standin;
 #[allow(dead_code)]
 mod util;
 
@@ -11,3 +14,5 @@ mod util;
 mod config;
 // import + status through the binary
 mod import;
+// 17TRACK and Cainiao clients against the stand-in
+mod tracking;
