@@ -1,32 +1,342 @@
 //! The long-running parts: `sync` (one pass of everything due), `run` (the
 //! daemon), `digest`, and `check-config --connect`.
+//!
+//! `run` is a set of independent tasks under one cancellation token (Delta
+//! Chat's scheduler): one IMAP watcher per mailbox, the tracking scheduler
+//! and the notification scheduler. Each task owns its own SQLite
+//! connection (WAL lets them work side by side; the busy timeout serialises
+//! writers), so no lock is ever held across an await. Transactions never
+//! span an await either, so cancelling a task at any await point leaves
+//! the database consistent; SIGTERM therefore only has to cancel, wait a
+//! few seconds for the tasks to return, and exit 0.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Provider};
+use crate::store::Store;
+use crate::systemd;
+use crate::tracking::Tracker;
 
-/// `sync`: one pass of everything that is due now.
+/// How often the schedulers look at what is due when nothing kicks them.
+pub const SCHEDULER_TICK: Duration = Duration::from_secs(60);
+/// How long SIGTERM waits for tasks to finish before exiting anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Backoff for a task whose pass failed: first and largest wait.
+pub const TASK_BACKOFF_MIN: Duration = Duration::from_secs(2);
+pub const TASK_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Secrets are read when a command needs them; an unreadable one is a
+/// config error (exit 78) naming the key and path.
+fn require_secrets(cfg: &Config) -> Result<()> {
+    let problems = cfg.check_secrets();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems.join("; ")).into())
+    }
+}
+
+/// Jittered exponential backoff: `attempt` 0 gives about `min`.
+pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
+    let base = min.saturating_mul(1u32 << attempt.min(16)).min(max);
+    // ±25 % jitter so that several tasks do not retry in lockstep.
+    let jitter = 0.75 + fastrand::f64() * 0.5;
+    base.mul_f64(jitter).min(max)
+}
+
+// ---------------------------------------------------------------------------
+// sync
+
+/// `sync`: one pass of everything that is due now, then exit. Exit 1 when
+/// a part failed (e.g. a rejected password); the other parts still run.
 pub fn sync_command(cfg: &Config) -> Result<ExitCode> {
-    let _ = cfg;
-    bail!("sync is not implemented yet")
+    require_secrets(cfg)?;
+    let mut store = Store::open(&cfg.database)?;
+    runtime()?.block_on(async {
+        let mut failures = Vec::new();
+        if cfg.imap.is_empty() {
+            info!("no [imap] configured: not reading mail");
+        }
+        for account in &cfg.imap {
+            if let Err(e) = crate::imap::sync_account_once(account, &mut store, Utc::now()).await {
+                error!(account = %account.name, "mail sync failed: {e:#}");
+                failures.push(format!("imap {}: {e:#}", account.name));
+            }
+        }
+        if let Err(e) = tracking_pass(cfg, &mut store, None).await {
+            error!("tracking failed: {e:#}");
+            failures.push(format!("tracking: {e:#}"));
+        }
+        if let Err(e) = notification_pass(cfg, &mut store).await {
+            error!("notifications failed: {e:#}");
+            failures.push(format!("notifications: {e:#}"));
+        }
+        if failures.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(crate::app::Failed {
+                message: format!("sync finished with errors: {}", failures.join("; ")),
+            }
+            .into())
+        }
+    })
 }
 
-/// `run`: the daemon.
-pub fn run_command(cfg: &Config) -> Result<ExitCode> {
-    let _ = cfg;
-    bail!("run is not implemented yet")
+/// One tracking pass (no-op with `provider = "none"`).
+async fn tracking_pass(cfg: &Config, store: &mut Store, tracker: Option<&Tracker>) -> Result<()> {
+    if cfg.tracking.provider == Provider::None {
+        return Ok(());
+    }
+    let owned;
+    let tracker = match tracker {
+        Some(t) => t,
+        None => {
+            owned = Tracker::new(&cfg.tracking)?;
+            &owned
+        }
+    };
+    let s = tracker.refresh_due(store, Utc::now()).await?;
+    if s.due > 0 {
+        info!(
+            due = s.due,
+            registered = s.registered,
+            refreshed = s.refreshed,
+            changed = s.changed,
+            failed = s.failed,
+            queued = s.queued,
+            "tracking pass"
+        );
+    }
+    if s.auth_failed {
+        anyhow::bail!("the tracking provider rejected the API key; check tracking.api_key_file");
+    }
+    Ok(())
 }
+
+/// One notification pass: warnings and the digest that are due now.
+async fn notification_pass(cfg: &Config, store: &mut Store) -> Result<()> {
+    crate::notify::pass(cfg, store, Utc::now()).await
+}
+
+// ---------------------------------------------------------------------------
+// run
+
+/// `run`: the daemon, until SIGTERM/SIGINT.
+pub fn run_command(cfg: &Config) -> Result<ExitCode> {
+    require_secrets(cfg)?;
+    // Migrate once up front: a broken database stops the start, before
+    // READY=1, with a clear message.
+    drop(Store::open(&cfg.database)?);
+    let tracker = if cfg.tracking.provider == Provider::None {
+        None
+    } else {
+        Some(Arc::new(Tracker::new(&cfg.tracking)?))
+    };
+    runtime()?.block_on(run(cfg.clone(), tracker))
+}
+
+async fn run(cfg: Config, tracker: Option<Arc<Tracker>>) -> Result<ExitCode> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Signal streams are created once (re-creating them per loop pass can
+    // lose a signal between two passes).
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+
+    let cfg = Arc::new(cfg);
+    let cancel = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    // New mail or new state: the schedulers look again at once.
+    let kick = Arc::new(Notify::new());
+
+    let mut mailboxes = 0usize;
+    for account in &cfg.imap {
+        for mailbox in &account.mailboxes {
+            mailboxes += 1;
+            let (account, mailbox) = (account.clone(), mailbox.clone());
+            let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
+            tasks.spawn(async move {
+                crate::imap::watch_mailbox(&cfg, account, mailbox, cancel, move || {
+                    kick.notify_waiters()
+                })
+                .await;
+            });
+        }
+    }
+    if let Some(tracker) = tracker {
+        let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
+        tasks.spawn(async move { tracking_loop(&cfg, &tracker, &cancel, &kick).await });
+    }
+    if cfg.smtp.is_none() {
+        warn!("no [smtp] configured: warnings and digests stay due and are not sent");
+    }
+    {
+        let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
+        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick).await });
+    }
+    tasks.close();
+
+    let status_line = |cfg: &Config| -> String {
+        let parcels = Store::open(&cfg.database)
+            .and_then(|s| s.active_parcel_count())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        let digest = if cfg.digest.enabled && cfg.smtp.is_some() {
+            format!(", next digest {}", cfg.digest.at.format("%H:%M"))
+        } else {
+            String::new()
+        };
+        format!(
+            "watching {mailboxes} mailbox{}, {parcels} parcels active{digest}",
+            if mailboxes == 1 { "" } else { "es" }
+        )
+    };
+    systemd::ready(&status_line(&cfg));
+    info!(mailboxes, database = %cfg.database.display(), "aliwatch running");
+
+    let watchdog = systemd::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut status_tick = tokio::time::interval(SCHEDULER_TICK);
+    status_tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                warn!("SIGHUP: the config is read at start only; run `systemctl restart aliwatch` to apply changes");
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::watchdog_ping(),
+            _ = status_tick.tick() => systemd::status(&status_line(&cfg)),
+        }
+    }
+    systemd::stopping();
+    cancel.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("tasks did not stop within {SHUTDOWN_GRACE:?}; exiting anyway (no transaction is left open)");
+    }
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits `delay`, or less when kicked. False when cancelled.
+async fn wait_next(cancel: &CancellationToken, kick: &Notify, delay: Duration) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = kick.notified() => {
+            // Let a burst of new mail settle into one pass.
+            tokio::select! {
+                _ = cancel.cancelled() => false,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => true,
+            }
+        }
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// The delay before the next pass after one that succeeded or failed
+/// `failures` times in a row.
+fn next_delay(name: &str, result: Result<()>, failures: &mut u32) -> Duration {
+    match result {
+        Ok(()) => {
+            *failures = 0;
+            SCHEDULER_TICK
+        }
+        Err(e) => {
+            *failures += 1;
+            let d = backoff(*failures - 1, TASK_BACKOFF_MIN, TASK_BACKOFF_MAX);
+            error!(task = name, retry_in = ?d, "{e:#}");
+            d
+        }
+    }
+}
+
+/// Opens the task's own store connection, keeping it across passes and
+/// reopening it after an error.
+fn task_store<'a>(slot: &'a mut Option<Store>, cfg: &Config) -> Result<&'a mut Store> {
+    if slot.is_none() {
+        *slot = Some(Store::open(&cfg.database)?);
+    }
+    slot.as_mut().context("store slot was just filled")
+}
+
+/// The tracking scheduler: a pass every [`SCHEDULER_TICK`] (the per-parcel
+/// schedule decides what is actually asked for) and after new mail.
+async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationToken, kick: &Notify) {
+    let mut slot = None;
+    let mut failures = 0;
+    loop {
+        let result = match task_store(&mut slot, cfg) {
+            Ok(store) => tokio::select! {
+                r = tracking_pass(cfg, store, Some(tracker)) => r,
+                _ = cancel.cancelled() => return,
+            },
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            slot = None;
+        }
+        let delay = next_delay("tracking", result, &mut failures);
+        if !wait_next(cancel, kick, delay).await {
+            return;
+        }
+    }
+}
+
+/// The notification scheduler: warnings and the digest, checked every
+/// [`SCHEDULER_TICK`] and after every state change.
+async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Notify) {
+    let mut slot = None;
+    let mut failures = 0;
+    loop {
+        let result = match task_store(&mut slot, cfg) {
+            Ok(store) => tokio::select! {
+                r = notification_pass(cfg, store) => r,
+                _ = cancel.cancelled() => return,
+            },
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            slot = None;
+        }
+        let delay = next_delay("notifications", result, &mut failures);
+        if !wait_next(cancel, kick, delay).await {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// digest, check-config --connect
 
 /// `digest --print | --send`.
 pub fn digest_command(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
     let _ = (cfg, print, send);
-    bail!("digest is not implemented yet")
+    anyhow::bail!("digest is not implemented yet")
 }
 
-/// `check-config --connect`.
+/// `check-config --connect`: log in to IMAP, SMTP and the tracking API and
+/// report each. Exit 1 when one of them fails.
 pub fn check_connections(cfg: &Config) -> Result<ExitCode> {
     let _ = cfg;
-    bail!("check-config --connect is not implemented yet")
+    anyhow::bail!("check-config --connect is not implemented yet")
 }

@@ -460,12 +460,14 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
                     "17track" => Provider::SeventeenTrack,
                     "cainiao" => Provider::Cainiao,
                     "none" => Provider::None,
-                    other => return cx.err(
-                        p.span(),
-                        format!(
+                    other => {
+                        return cx.err(
+                            p.span(),
+                            format!(
                             "provider: {other:?} is not one of \"17track\", \"cainiao\", \"none\""
                         ),
-                    ),
+                        )
+                    }
                 },
             };
             let api_key = cx.secret(
@@ -523,27 +525,28 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         }
     };
 
-    let digest =
-        match &raw.digest {
-            None => DigestConfig::default(),
-            Some(d) => DigestConfig {
-                enabled: d.enabled.unwrap_or(true),
-                at: match &d.at {
-                    Some(at) => match NaiveTime::parse_from_str(at.get_ref(), "%H:%M") {
-                        Ok(t) => t,
-                        Err(_) => return cx.err(
+    let digest = match &raw.digest {
+        None => DigestConfig::default(),
+        Some(d) => DigestConfig {
+            enabled: d.enabled.unwrap_or(true),
+            at: match &d.at {
+                Some(at) => match NaiveTime::parse_from_str(at.get_ref(), "%H:%M") {
+                    Ok(t) => t,
+                    Err(_) => {
+                        return cx.err(
                             at.span(),
                             format!(
                                 "at: {:?} is not a time of day; write \"HH:MM\", e.g. \"08:00\"",
                                 at.get_ref()
                             ),
-                        ),
-                    },
-                    None => DigestConfig::default().at,
+                        )
+                    }
                 },
-                skip_when_empty: d.skip_when_empty.unwrap_or(true),
+                None => DigestConfig::default().at,
             },
-        };
+            skip_when_empty: d.skip_when_empty.unwrap_or(true),
+        },
+    };
 
     let protection = match &raw.protection {
         None => ProtectionConfig::default(),

@@ -131,7 +131,7 @@ impl Store {
                     &tx,
                     &dedup_key,
                     None,
-                    &sha,
+                    sha,
                     "",
                     None,
                     false,
@@ -241,6 +241,19 @@ impl Store {
             "SELECT (SELECT count(*) FROM emails), (SELECT count(*) FROM orders), (SELECT count(*) FROM parcels)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+
+    /// Parcels still being followed (not delivered/returned, not replaced,
+    /// not only in completed orders), for the daemon's status line.
+    pub fn active_parcel_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM parcels p
+             WHERE p.replaced_by IS NULL AND p.tracking_done_at IS NULL
+               AND coalesce(p.provider_status, '') NOT IN ('delivered', 'returned')
+               AND NOT EXISTS (SELECT 1 FROM parcel_emails pe WHERE pe.tracking_number = p.tracking_number AND pe.parcel_status = 'delivered')",
+            [],
+            |r| r.get(0),
         )?)
     }
 
@@ -723,7 +736,10 @@ impl Snapshot {
             // a later forward of an old email changes nothing.
             emails
                 .iter()
-                .filter_map(|e| e.status.map(|s| (s.progress(), std::cmp::Reverse(e.date), *e)))
+                .filter_map(|e| {
+                    e.status
+                        .map(|s| (s.progress(), std::cmp::Reverse(e.date), *e))
+                })
                 .max_by_key(|(p, d, _)| (*p, *d))
                 .map(|(_, _, e)| e)
                 .map(|e| EventView {
@@ -942,7 +958,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn t(day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, day, 9, 0, 0).single().expect("valid time")
+        Utc.with_ymd_and_hms(2026, 11, day, 9, 0, 0)
+            .single()
+            .expect("valid time")
     }
 
     fn origin(n: usize) -> EmailOrigin {
@@ -953,7 +971,12 @@ mod tests {
         }
     }
 
-    fn email(id: &str, day: u32, kind: EmailKind, orders: &[(Option<&str>, &[&str])]) -> Extraction {
+    fn email(
+        id: &str,
+        day: u32,
+        kind: EmailKind,
+        orders: &[(Option<&str>, &[&str])],
+    ) -> Extraction {
         Extraction {
             is_aliexpress: true,
             kind,
@@ -987,7 +1010,8 @@ mod tests {
     }
 
     fn report_json(store: &Store) -> serde_json::Value {
-        let mut v = serde_json::to_value(store.status_report(t(28), &cfg()).expect("report")).expect("json");
+        let mut v = serde_json::to_value(store.status_report(t(28), &cfg()).expect("report"))
+            .expect("json");
         v.as_object_mut().expect("object").remove("generated_at");
         v
     }
@@ -997,15 +1021,40 @@ mod tests {
         let b = "3012345678901234";
         let mut protection = email("p", 20, EmailKind::Protection, &[(Some(a), &[])]);
         protection.protection_until = Some(NaiveDate::from_ymd_opt(2026, 12, 20).expect("date"));
-        let mut customs = email("c", 10, EmailKind::InTransit, &[(Some(a), &["LP00123456789012"])]);
+        let mut customs = email(
+            "c",
+            10,
+            EmailKind::InTransit,
+            &[(Some(a), &["LP00123456789012"])],
+        );
         customs.parcel_status = Some(ParcelStatus::Customs);
         vec![
-            email("conf", 1, EmailKind::OrderConfirmed, &[(Some(a), &[]), (Some(b), &[])]),
-            email("ship", 3, EmailKind::Shipped, &[(Some(a), &["LP00123456789012"])]),
+            email(
+                "conf",
+                1,
+                EmailKind::OrderConfirmed,
+                &[(Some(a), &[]), (Some(b), &[])],
+            ),
+            email(
+                "ship",
+                3,
+                EmailKind::Shipped,
+                &[(Some(a), &["LP00123456789012"])],
+            ),
             customs,
-            email("dlv", 15, EmailKind::Delivered, &[(Some(a), &["LP00123456789012"])]),
+            email(
+                "dlv",
+                15,
+                EmailKind::Delivered,
+                &[(Some(a), &["LP00123456789012"])],
+            ),
             protection,
-            email("pkg", 12, EmailKind::InTransit, &[(None, &["JY26CAA0D000551012"])]),
+            email(
+                "pkg",
+                12,
+                EmailKind::InTransit,
+                &[(None, &["JY26CAA0D000551012"])],
+            ),
             email("ship-b", 5, EmailKind::Shipped, &[(Some(b), &[])]),
         ]
     }
@@ -1033,7 +1082,10 @@ mod tests {
 
         let orders = want["orders"].as_array().expect("orders");
         assert_eq!(orders.len(), 2, "{want:#}");
-        let a = orders.iter().find(|o| o["order_id"] == "8123456789012345").expect("order a");
+        let a = orders
+            .iter()
+            .find(|o| o["order_id"] == "8123456789012345")
+            .expect("order a");
         assert_eq!(a["state"], "delivered");
         assert_eq!(a["confirmed_at"], "2026-11-01");
         assert_eq!(a["shipped_at"], "2026-11-03");
@@ -1041,25 +1093,52 @@ mod tests {
         assert_eq!(a["protection_source"], "email");
         assert_eq!(a["protection_days_left"], 22);
         assert_eq!(a["parcels"][0]["status"], "delivered");
-        let b = orders.iter().find(|o| o["order_id"] == "3012345678901234").expect("order b");
+        let b = orders
+            .iter()
+            .find(|o| o["order_id"] == "3012345678901234")
+            .expect("order b");
         assert_eq!(b["state"], "shipped");
         assert_eq!(b["protection_ends"], "2027-01-04");
         assert_eq!(b["protection_source"], "default");
-        assert_eq!(want["unassigned_parcels"][0]["tracking_number"], "JY26CAA0D000551012");
+        assert_eq!(
+            want["unassigned_parcels"][0]["tracking_number"],
+            "JY26CAA0D000551012"
+        );
         assert_eq!(want["unassigned_parcels"][0]["status"], "in_transit");
     }
 
     #[test]
     fn duplicate_by_message_id_or_content_is_reported_and_harmless() {
         let mut store = Store::open_in_memory().expect("db");
-        let e = email("x", 3, EmailKind::Shipped, &[(Some("8123456789012345"), &["LP00123456789012"])]);
-        let first = store.ingest_extracted("aa", Ok(e.clone()), &origin(0), t(27)).expect("ingests");
-        assert!(matches!(first, IngestOutcome::New { orders_new: 1, parcels_new: 1, .. }), "{first:?}");
-        let again = store.ingest_extracted("bb", Ok(e.clone()), &origin(1), t(27)).expect("ingests");
+        let e = email(
+            "x",
+            3,
+            EmailKind::Shipped,
+            &[(Some("8123456789012345"), &["LP00123456789012"])],
+        );
+        let first = store
+            .ingest_extracted("aa", Ok(e.clone()), &origin(0), t(27))
+            .expect("ingests");
+        assert!(
+            matches!(
+                first,
+                IngestOutcome::New {
+                    orders_new: 1,
+                    parcels_new: 1,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        let again = store
+            .ingest_extracted("bb", Ok(e.clone()), &origin(1), t(27))
+            .expect("ingests");
         assert_eq!(again, IngestOutcome::Duplicate);
         let mut no_mid = e;
         no_mid.message_id = None;
-        let same_bytes = store.ingest_extracted("aa", Ok(no_mid), &origin(2), t(27)).expect("ingests");
+        let same_bytes = store
+            .ingest_extracted("aa", Ok(no_mid), &origin(2), t(27))
+            .expect("ingests");
         assert_eq!(same_bytes, IngestOutcome::Duplicate);
         assert_eq!(store.counts().expect("counts"), (1, 1, 1));
     }
@@ -1069,10 +1148,20 @@ mod tests {
         let mut store = Store::open_in_memory().expect("db");
         ingest_all(&mut store, &journey());
         let before = report_json(&store);
-        let mut fwd = email("ship", 25, EmailKind::Shipped, &[(Some("8123456789012345"), &["LP00123456789012"])]);
+        let mut fwd = email(
+            "ship",
+            25,
+            EmailKind::Shipped,
+            &[(Some("8123456789012345"), &["LP00123456789012"])],
+        );
         fwd.message_id = Some("fwd-of-ship@user".into());
-        let out = store.ingest_extracted("fwd", Ok(fwd), &origin(9), t(27)).expect("ingests");
-        assert!(matches!(out, IngestOutcome::New { orders_new: 0, .. }), "{out:?}");
+        let out = store
+            .ingest_extracted("fwd", Ok(fwd), &origin(9), t(27))
+            .expect("ingests");
+        assert!(
+            matches!(out, IngestOutcome::New { orders_new: 0, .. }),
+            "{out:?}"
+        );
         assert_eq!(report_json(&store), before);
     }
 
@@ -1080,11 +1169,21 @@ mod tests {
     fn unparseable_email_is_recorded_and_skipped() {
         let mut store = Store::open_in_memory().expect("db");
         let out = store
-            .ingest_extracted("zz", Err(extract::ExtractError::Malformed("bad".into())), &origin(0), t(27))
+            .ingest_extracted(
+                "zz",
+                Err(extract::ExtractError::Malformed("bad".into())),
+                &origin(0),
+                t(27),
+            )
             .expect("ingests");
         assert!(matches!(out, IngestOutcome::Unparseable(_)));
         let again = store
-            .ingest_extracted("zz", Err(extract::ExtractError::Malformed("bad".into())), &origin(0), t(27))
+            .ingest_extracted(
+                "zz",
+                Err(extract::ExtractError::Malformed("bad".into())),
+                &origin(0),
+                t(27),
+            )
             .expect("ingests");
         assert_eq!(again, IngestOutcome::Duplicate);
     }
@@ -1093,11 +1192,24 @@ mod tests {
     fn replaced_number_stays_linked_to_its_successor() {
         let mut store = Store::open_in_memory().expect("db");
         let order = "8123456789012345";
-        let mut changed = email("chg", 9, EmailKind::Shipped, &[(Some(order), &["RB123456785GB"])]);
+        let mut changed = email(
+            "chg",
+            9,
+            EmailKind::Shipped,
+            &[(Some(order), &["RB123456785GB"])],
+        );
         changed.replaced_tracking_numbers = vec!["LP00123456789012".into()];
         ingest_all(
             &mut store,
-            &[email("ship", 3, EmailKind::Shipped, &[(Some(order), &["LP00123456789012"])]), changed],
+            &[
+                email(
+                    "ship",
+                    3,
+                    EmailKind::Shipped,
+                    &[(Some(order), &["LP00123456789012"])],
+                ),
+                changed,
+            ],
         );
         let r = report_json(&store);
         let parcels = r["orders"][0]["parcels"].as_array().expect("parcels");
@@ -1110,7 +1222,15 @@ mod tests {
     fn status_never_moves_back_from_delivered() {
         let mut store = Store::open_in_memory().expect("db");
         let order = "8123456789012345";
-        ingest_all(&mut store, &[email("d", 9, EmailKind::Delivered, &[(Some(order), &["LP00123456789012"])])]);
+        ingest_all(
+            &mut store,
+            &[email(
+                "d",
+                9,
+                EmailKind::Delivered,
+                &[(Some(order), &["LP00123456789012"])],
+            )],
+        );
         store
             .conn
             .execute("UPDATE parcels SET provider_status = 'in_transit'", [])
@@ -1123,28 +1243,56 @@ mod tests {
     fn manual_commands_add_extend_and_done() {
         let mut store = Store::open_in_memory().expect("db");
         let order = "8123456789012345";
-        ingest_all(&mut store, &[email("s", 3, EmailKind::Shipped, &[(Some(order), &[])])]);
-        assert!(store.add_parcel("jy26 caa0d000551012", None, t(27)).expect("adds"));
+        ingest_all(
+            &mut store,
+            &[email("s", 3, EmailKind::Shipped, &[(Some(order), &[])])],
+        );
+        assert!(store
+            .add_parcel("jy26 caa0d000551012", None, t(27))
+            .expect("adds"));
         let r = report_json(&store);
-        assert_eq!(r["unassigned_parcels"][0]["tracking_number"], "JY26CAA0D000551012");
-        assert!(!store.add_parcel("JY26CAA0D000551012", Some(order), t(27)).expect("adds"));
+        assert_eq!(
+            r["unassigned_parcels"][0]["tracking_number"],
+            "JY26CAA0D000551012"
+        );
+        assert!(!store
+            .add_parcel("JY26CAA0D000551012", Some(order), t(27))
+            .expect("adds"));
         let r = report_json(&store);
         assert_eq!(r["unassigned_parcels"].as_array().map(Vec::len), Some(0));
-        assert_eq!(r["orders"][0]["parcels"][0]["tracking_number"], "JY26CAA0D000551012");
+        assert_eq!(
+            r["orders"][0]["parcels"][0]["tracking_number"],
+            "JY26CAA0D000551012"
+        );
 
-        store.add_order_action(order, OrderAction::Extend(10), t(27)).expect("extends");
+        store
+            .add_order_action(order, OrderAction::Extend(10), t(27))
+            .expect("extends");
         let r = report_json(&store);
         assert_eq!(r["orders"][0]["protection_ends"], "2027-01-12");
         assert_eq!(r["orders"][0]["protection_source"], "manual");
         store
-            .add_order_action(order, OrderAction::Until(NaiveDate::from_ymd_opt(2026, 12, 1).expect("date")), t(27))
+            .add_order_action(
+                order,
+                OrderAction::Until(NaiveDate::from_ymd_opt(2026, 12, 1).expect("date")),
+                t(27),
+            )
             .expect("until");
-        assert_eq!(report_json(&store)["orders"][0]["protection_ends"], "2027-01-12");
+        assert_eq!(
+            report_json(&store)["orders"][0]["protection_ends"],
+            "2027-01-12"
+        );
 
-        store.add_order_action(order, OrderAction::Done, t(27)).expect("done");
+        store
+            .add_order_action(order, OrderAction::Done, t(27))
+            .expect("done");
         assert_eq!(report_json(&store)["orders"][0]["state"], "completed");
-        assert!(store.add_order_action("999", OrderAction::Done, t(27)).is_err());
-        assert!(store.add_order_action("8000000000000000", OrderAction::Done, t(27)).is_err());
+        assert!(store
+            .add_order_action("999", OrderAction::Done, t(27))
+            .is_err());
+        assert!(store
+            .add_order_action("8000000000000000", OrderAction::Done, t(27))
+            .is_err());
     }
 
     #[test]
@@ -1153,9 +1301,24 @@ mod tests {
         ingest_all(
             &mut store,
             &[
-                email("1", 10, EmailKind::Shipped, &[(Some("8000000000000002"), &[])]),
-                email("2", 3, EmailKind::Shipped, &[(Some("8000000000000003"), &[])]),
-                email("3", 3, EmailKind::OrderConfirmed, &[(Some("8000000000000001"), &[])]),
+                email(
+                    "1",
+                    10,
+                    EmailKind::Shipped,
+                    &[(Some("8000000000000002"), &[])],
+                ),
+                email(
+                    "2",
+                    3,
+                    EmailKind::Shipped,
+                    &[(Some("8000000000000003"), &[])],
+                ),
+                email(
+                    "3",
+                    3,
+                    EmailKind::OrderConfirmed,
+                    &[(Some("8000000000000001"), &[])],
+                ),
             ],
         );
         let r = report_json(&store);
@@ -1165,6 +1328,9 @@ mod tests {
             .iter()
             .filter_map(|o| o["order_id"].as_str())
             .collect();
-        assert_eq!(ids, ["8000000000000003", "8000000000000002", "8000000000000001"]);
+        assert_eq!(
+            ids,
+            ["8000000000000003", "8000000000000002", "8000000000000001"]
+        );
     }
 }

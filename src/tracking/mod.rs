@@ -515,7 +515,7 @@ impl Tracker {
     /// known to be exhausted, except for a `getquota` probe once an hour.
     async fn may_register(
         &self,
-        store: &Store,
+        store: &mut Store,
         now: DateTime<Utc>,
         sum: &mut RefreshSummary,
     ) -> Result<bool> {

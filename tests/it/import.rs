@@ -10,7 +10,9 @@ fn fixture_emails() -> Vec<PathBuf> {
     let mut files = Vec::new();
     for dir in ["emails/synthetic", "emails/real"] {
         let d = fixture(dir);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "eml") {
@@ -23,15 +25,23 @@ fn fixture_emails() -> Vec<PathBuf> {
 }
 
 fn status_json(home: &Path, db: &Path) -> serde_json::Value {
-    let out = run(aliwatch(home).arg("--database").arg(db).args(["status", "--json", "--all"]));
+    let out = run(aliwatch(home)
+        .arg("--database")
+        .arg(db)
+        .args(["status", "--json", "--all"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status --json is JSON");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&stdout(&out)).expect("status --json is JSON");
     v.as_object_mut().expect("object").remove("generated_at");
     v
 }
 
 fn import(home: &Path, db: &Path, files: &[PathBuf]) -> String {
-    let out = run(aliwatch(home).arg("--database").arg(db).arg("import").args(files));
+    let out = run(aliwatch(home)
+        .arg("--database")
+        .arg(db)
+        .arg("import")
+        .args(files));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     stdout(&out)
 }
@@ -44,7 +54,10 @@ fn import_in_order_reversed_and_twice_gives_the_same_status() {
 
     let db1 = home.path().join("in-order.db");
     let summary = import(home.path(), &db1, &files);
-    assert!(summary.contains(&format!("imported {} emails", files.len())), "{summary}");
+    assert!(
+        summary.contains(&format!("imported {} emails", files.len())),
+        "{summary}"
+    );
     let want = status_json(home.path(), &db1);
 
     let db2 = home.path().join("reversed.db");
@@ -54,13 +67,17 @@ fn import_in_order_reversed_and_twice_gives_the_same_status() {
     assert_eq!(status_json(home.path(), &db2), want);
 
     let again = import(home.path(), &db1, &files);
-    assert!(again.contains(&format!("{} already known", files.len())), "{again}");
+    assert!(
+        again.contains(&format!("{} already known", files.len())),
+        "{again}"
+    );
     assert_eq!(status_json(home.path(), &db1), want);
 
     // every order of the fixtures' expected.json is there exactly once
     let mut expected_orders = std::collections::BTreeSet::new();
     for dir in ["emails/synthetic", "emails/real"] {
-        let text = std::fs::read_to_string(fixture(&format!("{dir}/expected.json"))).expect("expected.json");
+        let text = std::fs::read_to_string(fixture(&format!("{dir}/expected.json")))
+            .expect("expected.json");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         for entry in v.as_object().expect("object").values() {
             for o in entry["orders"].as_array().into_iter().flatten() {
@@ -109,14 +126,22 @@ fn import_reads_maildirs_and_mbox_and_counts_bad_input() {
         .arg(home.path().join("export.mbox"))
         .arg(home.path().join("garbage.eml")));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("imported 6 emails"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("imported 6 emails"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(aliwatch(home.path())
         .arg("--database")
         .arg(&db)
         .arg("import")
         .arg("/nonexistent/aliwatch-import"));
-    assert_eq!(out.status.code(), Some(1), "an unreadable input fails the import");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unreadable input fails the import"
+    );
 }
 
 #[test]
@@ -127,9 +152,17 @@ fn commands_without_a_config_use_the_default_database() {
     assert!(home.path().join("state/aliwatch/aliwatch.db").exists());
     let out = run(aliwatch(home.path()).args(["status", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    assert_eq!(v["unassigned_parcels"][0]["tracking_number"], "LP00123456789012");
+    assert_eq!(
+        v["unassigned_parcels"][0]["tracking_number"],
+        "LP00123456789012"
+    );
     assert_eq!(v["unassigned_parcels"][0]["status"], "pending");
     let out = run(aliwatch(home.path()).args(["done", "8123456789012345"]));
-    assert_eq!(out.status.code(), Some(1), "unknown order: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unknown order: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("not known"), "{}", stderr(&out));
 }
