@@ -160,7 +160,10 @@ fn parcel_block(p: &ParcelView, now: DateTime<Utc>, tz: Tz) -> ParcelBlock {
         },
     }
     if let Some(d) = p.delivered_at {
-        lines.push(format!("Delivered {}", fmt_local(d, tz)));
+        // the delivery event usually is the latest event: say it once
+        if p.last_event.as_ref().map(|e| e.time) != Some(d) {
+            lines.push(format!("Delivered {}", fmt_local(d, tz)));
+        }
     } else if let Some(eta) = p.eta {
         if eta.from == eta.to {
             lines.push(format!("Expected delivery: {}", fmt_date(eta.from)));
@@ -221,9 +224,9 @@ fn action_reasons(o: &OrderView, now: DateTime<Utc>, cfg: &Config) -> Vec<String
     }
     match o.state {
         OrderState::Delivered => {
-            let mut s = "Delivered but not confirmed: check the items, then confirm receipt (or open a dispute)".to_string();
-            if let Some(d) = o.dispute_until.or(o.auto_completes_on) {
-                s.push_str(&format!(" by {}", fmt_date(d)));
+            let mut s = "Delivered but not confirmed: check the items, then confirm receipt or open a dispute".to_string();
+            if let Some(d) = o.auto_completes_on {
+                s.push_str(&format!(" (AliExpress confirms it by itself on {})", fmt_date(d)));
             }
             r.push(s);
         }
@@ -254,7 +257,8 @@ fn order_block(o: &OrderView, reasons: Vec<String>, now: DateTime<Utc>, cfg: &Co
         (None, Some(c)) => facts.push(format!("Ordered {}, not shipped yet", fmt_date(c))),
         (None, None) => {}
     }
-    if let (Some(ends), Some(left)) = (o.protection_ends, days_left(o, now, tz)) {
+    let protection = o.protection_ends.zip(days_left(o, now, tz));
+    if let (true, Some((ends, left))) = (o.is_active(), protection) {
         if left >= 0 {
             facts.push(format!(
                 "Buyer Protection until {} ({} left)",
