@@ -66,7 +66,10 @@ pub fn warning_key(order_id: &str, threshold_days: u32) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedKey {
     Digest(NaiveDate),
-    Warning { order_id: String, threshold_days: u32 },
+    Warning {
+        order_id: String,
+        threshold_days: u32,
+    },
 }
 
 /// Parses a key written by [`digest_key`] or [`warning_key`].
@@ -94,7 +97,9 @@ pub fn parse_key(key: &str) -> Option<ParsedKey> {
 /// which mail clients merge (RFC 5322 §3.6.4: a Message-ID names one
 /// message).
 pub fn message_id(key: &str, from: Option<&str>) -> String {
-    let host = from.and_then(from_domain).unwrap_or_else(|| "aliwatch".into());
+    let host = from
+        .and_then(from_domain)
+        .unwrap_or_else(|| "aliwatch".into());
     let local: String = key
         .chars()
         .map(|c| match c {
@@ -285,7 +290,9 @@ mod tests {
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn date(s: &str) -> NaiveDate {
@@ -352,7 +359,12 @@ mod tests {
         let mut c = c;
         c.digest.enabled = false;
         // shipped 2026-10-04, 60 days -> ends 2026-12-03; today 2026-11-28 = 55 days later
-        let o = order("8123456789012345", OrderState::Shipped, "2026-10-04", "2026-12-03");
+        let o = order(
+            "8123456789012345",
+            OrderState::Shipped,
+            "2026-10-04",
+            "2026-12-03",
+        );
         let mut rec = HashSet::new();
         let now = utc("2026-11-28T09:00:00Z");
         let r = report(vec![o], now);
@@ -361,16 +373,28 @@ mod tests {
         assert!(due[0].supersedes.is_empty());
         assert!(matches!(
             due[0].kind,
-            NotificationKind::Warning { days_left: 5, threshold_days: 7, .. }
+            NotificationKind::Warning {
+                days_left: 5,
+                threshold_days: 7,
+                ..
+            }
         ));
         // later the same day and the next two days: nothing new
-        for t in ["2026-11-28T20:00:00Z", "2026-11-29T09:00:00Z", "2026-11-30T22:59:59Z"] {
+        for t in [
+            "2026-11-28T20:00:00Z",
+            "2026-11-29T09:00:00Z",
+            "2026-11-30T22:59:59Z",
+        ] {
             assert!(pass(&r, &mut rec, utc(t), &c).is_empty(), "{t}");
         }
         // 2026-12-01 in Berlin (23:00Z on 11-30 is 00:00 local): 2 days left
         let due = pass(&r, &mut rec, utc("2026-11-30T23:00:00Z"), &c);
         assert_eq!(keys(&due), ["warning:8123456789012345:2d"]);
-        for t in ["2026-12-02T09:00:00Z", "2026-12-03T09:00:00Z", "2026-12-10T09:00:00Z"] {
+        for t in [
+            "2026-12-02T09:00:00Z",
+            "2026-12-03T09:00:00Z",
+            "2026-12-10T09:00:00Z",
+        ] {
             assert!(pass(&r, &mut rec, utc(t), &c).is_empty(), "{t}");
         }
     }
@@ -380,7 +404,12 @@ mod tests {
         let mut c = cfg(chrono_tz::UTC);
         c.digest.enabled = false;
         c.protection.warn_before_days = vec![14, 7, 2];
-        let o = order("1000000000001", OrderState::Shipped, "2026-10-01", "2026-11-29");
+        let o = order(
+            "1000000000001",
+            OrderState::Shipped,
+            "2026-10-01",
+            "2026-11-29",
+        );
         let now = utc("2026-11-28T12:00:00Z");
         let mut rec = HashSet::new();
         let due = pass(&report(vec![o.clone()], now), &mut rec, now, &c);
@@ -399,7 +428,12 @@ mod tests {
         // 7d was sent; aliwatch was off until 1 day is left: one 2d warning
         let mut c = cfg(chrono_tz::UTC);
         c.digest.enabled = false;
-        let o = order("42424242424242", OrderState::Shipped, "2026-10-01", "2026-11-29");
+        let o = order(
+            "42424242424242",
+            OrderState::Shipped,
+            "2026-10-01",
+            "2026-11-29",
+        );
         let mut rec: HashSet<String> = ["warning:42424242424242:7d".to_string()].into();
         let now = utc("2026-11-28T12:00:00Z");
         let due = pass(&report(vec![o], now), &mut rec, now, &c);
@@ -428,7 +462,12 @@ mod tests {
             assert_eq!(!due.is_empty(), want, "{state} {ends}");
         }
         // no protection date at all
-        let mut o = order("5555555555555", OrderState::Shipped, "2026-10-01", "2026-11-30");
+        let mut o = order(
+            "5555555555555",
+            OrderState::Shipped,
+            "2026-10-01",
+            "2026-11-30",
+        );
         o.protection_ends = None;
         assert!(due_notifications(&report(vec![o], now), &HashSet::new(), now, &c).is_empty());
     }
@@ -514,7 +553,14 @@ mod tests {
             }
             t += Duration::minutes(10);
         }
-        assert_eq!(sent, ["digest:2026-10-24", "digest:2026-10-25", "digest:2026-10-26"]);
+        assert_eq!(
+            sent,
+            [
+                "digest:2026-10-24",
+                "digest:2026-10-25",
+                "digest:2026-10-26"
+            ]
+        );
     }
 
     #[test]
@@ -534,7 +580,10 @@ mod tests {
         );
         // skip_when_empty = false: an empty digest is sent
         c.digest.skip_when_empty = false;
-        assert_eq!(keys(&due_notifications(&r, &HashSet::new(), now, &c)), ["digest:2026-11-28"]);
+        assert_eq!(
+            keys(&due_notifications(&r, &HashSet::new(), now, &c)),
+            ["digest:2026-11-28"]
+        );
         // disabled: never
         c.digest.enabled = false;
         assert!(due_notifications(&r2, &HashSet::new(), now, &c).is_empty());
@@ -544,19 +593,35 @@ mod tests {
     fn keys_and_message_ids() {
         assert_eq!(digest_key(date("2026-11-28")), "digest:2026-11-28");
         assert_eq!(warning_key("8123", 7), "warning:8123:7d");
-        assert_eq!(parse_key("digest:2026-11-28"), Some(ParsedKey::Digest(date("2026-11-28"))));
+        assert_eq!(
+            parse_key("digest:2026-11-28"),
+            Some(ParsedKey::Digest(date("2026-11-28")))
+        );
         assert_eq!(
             parse_key("warning:8123:7d"),
-            Some(ParsedKey::Warning { order_id: "8123".into(), threshold_days: 7 })
+            Some(ParsedKey::Warning {
+                order_id: "8123".into(),
+                threshold_days: 7
+            })
         );
-        for bad in ["", "digest:", "digest:2026-13-01", "warning::7d", "warning:1:7", "x:1"] {
+        for bad in [
+            "",
+            "digest:",
+            "digest:2026-13-01",
+            "warning::7d",
+            "warning:1:7",
+            "x:1",
+        ] {
             assert_eq!(parse_key(bad), None, "{bad}");
         }
         assert_eq!(
             message_id("warning:8123:7d", Some("aliwatch <Me@Example.COM>")),
             "<warning.8123.7d@example.com>"
         );
-        assert_eq!(message_id("digest:2026-11-28", None), "<digest.2026-11-28@aliwatch>");
+        assert_eq!(
+            message_id("digest:2026-11-28", None),
+            "<digest.2026-11-28@aliwatch>"
+        );
         assert_eq!(
             message_id("digest:2026-11-28", Some("weird <x@[127.0.0.1]>")),
             "<digest.2026-11-28@aliwatch>"

@@ -149,12 +149,22 @@ fn parcel_block(p: &ParcelView, now: DateTime<Utc>, tz: Tz) -> ParcelBlock {
                 fmt_local(ev.time, tz),
                 one_line(&ev.description)
             );
-            if let Some(loc) = ev.location.as_deref().map(one_line).filter(|s| !s.is_empty()) {
+            if let Some(loc) = ev
+                .location
+                .as_deref()
+                .map(one_line)
+                .filter(|s| !s.is_empty())
+            {
                 l.push_str(&format!(" ({loc})"));
             }
             lines.push(l);
         }
-        None => match p.status_detail.as_deref().map(one_line).filter(|s| !s.is_empty()) {
+        None => match p
+            .status_detail
+            .as_deref()
+            .map(one_line)
+            .filter(|s| !s.is_empty())
+        {
             Some(d) => lines.push(format!("Latest: {d}")),
             None => lines.push("No carrier events yet".into()),
         },
@@ -226,7 +236,10 @@ fn action_reasons(o: &OrderView, now: DateTime<Utc>, cfg: &Config) -> Vec<String
         OrderState::Delivered => {
             let mut s = "Delivered but not confirmed: check the items, then confirm receipt or open a dispute".to_string();
             if let Some(d) = o.auto_completes_on {
-                s.push_str(&format!(" (AliExpress confirms it by itself on {})", fmt_date(d)));
+                s.push_str(&format!(
+                    " (AliExpress confirms it by itself on {})",
+                    fmt_date(d)
+                ));
             }
             r.push(s);
         }
@@ -239,13 +252,21 @@ fn action_reasons(o: &OrderView, now: DateTime<Utc>, cfg: &Config) -> Vec<String
             r.push(format!("Parcel {n}: {}", p.status.words()));
         }
         if p.stalled {
-            r.push(format!("Parcel {n}: {}", stalled_phrase(p, now).to_lowercase()));
+            r.push(format!(
+                "Parcel {n}: {}",
+                stalled_phrase(p, now).to_lowercase()
+            ));
         }
     }
     r
 }
 
-fn order_block(o: &OrderView, reasons: Vec<String>, now: DateTime<Utc>, cfg: &Config) -> OrderBlock {
+fn order_block(
+    o: &OrderView,
+    reasons: Vec<String>,
+    now: DateTime<Utc>,
+    cfg: &Config,
+) -> OrderBlock {
     let tz = cfg.timezone;
     let today = local_today(now, tz);
     let mut facts = Vec::new();
@@ -381,7 +402,9 @@ fn summary(sections: &[Section]) -> String {
     let loose = sections
         .iter()
         .find(|s| s.heading.starts_with("Parcels without"))
-        .map_or(0, |s| s.orders.iter().map(|o| o.parcels.len()).sum::<usize>());
+        .map_or(0, |s| {
+            s.orders.iter().map(|o| o.parcels.len()).sum::<usize>()
+        });
     if loose > 0 {
         parts.push(format!(
             "{loose} parcel{} without an order",
@@ -477,8 +500,16 @@ fn text_order(t: &mut String, o: &OrderBlock) {
         t.push_str(&format!("{indent}{f}\n"));
     }
     for p in &o.parcels {
-        let carrier = p.carrier.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
-        t.push_str(&format!("{indent}- {}{carrier}: {}\n", p.number, p.status.words()));
+        let carrier = p
+            .carrier
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        t.push_str(&format!(
+            "{indent}- {}{carrier}: {}\n",
+            p.number,
+            p.status.words()
+        ));
         for l in &p.lines {
             t.push_str(&format!("{indent}    {l}\n"));
         }
@@ -544,7 +575,12 @@ fn html_parcel(h: &mut String, p: &ParcelBlock) {
     let carrier = p
         .carrier
         .as_deref()
-        .map(|c| format!(" <span style=\"color:#667085;font-size:13px;\">{}</span>", esc(c)))
+        .map(|c| {
+            format!(
+                " <span style=\"color:#667085;font-size:13px;\">{}</span>",
+                esc(c)
+            )
+        })
         .unwrap_or_default();
     h.push_str(&format!(
         "<div style=\"margin:10px 0 0 0;padding:8px 0 0 0;border-top:1px solid #eaecf0;\">\n\
@@ -623,7 +659,10 @@ pub fn render_warning(
         esc(&ends)
     ));
     for s in &steps {
-        h.push_str(&format!("<li style=\"margin:0 0 6px 0;\">{}</li>\n", esc(s)));
+        h.push_str(&format!(
+            "<li style=\"margin:0 0 6px 0;\">{}</li>\n",
+            esc(s)
+        ));
     }
     h.push_str("</ol>\n");
     if let Some(u) = &url {

@@ -104,7 +104,9 @@ pub fn build_message(email: &OutgoingEmail, from: &str, to: &[String]) -> Result
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
-        || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || h.parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 // TODO(lead): use Secret::resolve once it lands in config.rs.
@@ -140,7 +142,9 @@ pub struct SmtpSender {
 
 impl std::fmt::Debug for SmtpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSender").field("host", &self.host).finish()
+        f.debug_struct("SmtpSender")
+            .field("host", &self.host)
+            .finish()
     }
 }
 
@@ -156,8 +160,9 @@ impl SmtpSender {
             if let Some(ca) = &cfg.ca_file {
                 let pem = std::fs::read(ca)
                     .with_context(|| format!("cannot read smtp.ca_file {}", ca.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .with_context(|| format!("smtp.ca_file {} holds no PEM certificate", ca.display()))?;
+                let cert = Certificate::from_pem(&pem).with_context(|| {
+                    format!("smtp.ca_file {} holds no PEM certificate", ca.display())
+                })?;
                 b = b.add_root_certificate(cert);
             }
             b.build_rustls().context("cannot set up TLS for smtp")
@@ -243,7 +248,14 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "LOCALHOST"] {
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "LOCALHOST",
+        ] {
             assert!(is_loopback_host(h), "{h}");
         }
         for h in ["smtp.example.com", "10.0.0.1", "localhost.example.com", ""] {
@@ -263,12 +275,22 @@ mod tests {
             text: "plain".into(),
             html: "<p>html</p>".into(),
         };
-        let m = build_message(&email, "aliwatch <me@example.com>", &["me@example.com".into()])
-            .expect("builds");
+        let m = build_message(
+            &email,
+            "aliwatch <me@example.com>",
+            &["me@example.com".into()],
+        )
+        .expect("builds");
         let raw = String::from_utf8(m.formatted()).expect("utf-8");
-        assert!(raw.contains("Message-ID: <digest.2026-11-28@example.com>"), "{raw}");
+        assert!(
+            raw.contains("Message-ID: <digest.2026-11-28@example.com>"),
+            "{raw}"
+        );
         assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
-        assert!(raw.contains("Date: Sat, 28 Nov 2026 07:00:00 +0000"), "{raw}");
+        assert!(
+            raw.contains("Date: Sat, 28 Nov 2026 07:00:00 +0000"),
+            "{raw}"
+        );
         assert!(raw.contains("multipart/alternative"), "{raw}");
         let parsed = mail_parser::MessageParser::default()
             .parse(raw.as_bytes())

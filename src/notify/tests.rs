@@ -97,7 +97,11 @@ pub(crate) fn example_report(now: DateTime<Utc>) -> StatusReport {
     );
     let mut p = parcel("LP00527423524449", ParcelStatus::InTransit);
     p.carrier = Some("Cainiao".into());
-    p.last_event = event("2026-11-20T10:12:00Z", "Departed from customs", Some("Liege, BE"));
+    p.last_event = event(
+        "2026-11-20T10:12:00Z",
+        "Departed from customs",
+        Some("Liege, BE"),
+    );
     p.eta = Some(EtaView {
         from: date("2026-12-02"),
         to: date("2026-12-06"),
@@ -144,7 +148,11 @@ pub(crate) fn example_report(now: DateTime<Utc>) -> StatusReport {
     );
     let mut p = parcel("LP00600000000001", ParcelStatus::OutForDelivery);
     p.carrier = Some("GLS".into());
-    p.last_event = event("2026-11-28T05:40:00Z", "Out For Delivery Today", Some("Potsdam"));
+    p.last_event = event(
+        "2026-11-28T05:40:00Z",
+        "Out For Delivery Today",
+        Some("Potsdam"),
+    );
     p.eta = Some(EtaView {
         from: date("2026-11-28"),
         to: date("2026-11-28"),
@@ -166,7 +174,11 @@ pub(crate) fn example_report(now: DateTime<Utc>) -> StatusReport {
     completed.parcels.push(p);
 
     let mut loose = parcel("YT2412345678901234", ParcelStatus::InTransit);
-    loose.last_event = event("2026-11-27T03:00:00Z", "Shipment departed from facility", None);
+    loose.last_event = event(
+        "2026-11-27T03:00:00Z",
+        "Shipment departed from facility",
+        None,
+    );
 
     StatusReport {
         generated_at: now,
@@ -259,8 +271,12 @@ fn digest_content_rules() {
     assert!(r.text.contains("2026-11-20 11:12"));
     // days since shipping and protection
     assert!(r.text.contains("Shipped 2026-10-04 (55 days ago)"));
-    assert!(r.text.contains("Buyer Protection until 2026-12-03 (5 days left)"));
-    assert!(r.text.contains("Expected delivery: 2026-12-02 – 2026-12-06"));
+    assert!(r
+        .text
+        .contains("Buyer Protection until 2026-12-03 (5 days left)"));
+    assert!(r
+        .text
+        .contains("Expected delivery: 2026-12-02 – 2026-12-06"));
 }
 
 #[test]
@@ -374,7 +390,8 @@ impl Sender for FakeSender {
 
 fn one_order_report(now: DateTime<Utc>, state: OrderState, ends: &str) -> StatusReport {
     let mut o = order("8123456789012345", state, Some("2026-10-04"), Some(ends));
-    o.parcels.push(parcel("LP00527423524449", ParcelStatus::InTransit));
+    o.parcels
+        .push(parcel("LP00527423524449", ParcelStatus::InTransit));
     StatusReport {
         generated_at: now,
         orders: vec![o],
@@ -389,24 +406,39 @@ async fn warning_and_digest_are_sent_once() {
     let now = utc(NOW);
     let report = one_order_report(now, OrderState::Shipped, "2026-12-03");
     let s = FakeSender::default();
-    let sum = send_due(&mut store, &report, &cfg, now, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, now, &s)
+        .await
+        .expect("pass");
     assert_eq!((sum.newly_due, sum.sent), (2, 2));
-    assert_eq!(s.keys(), ["warning:8123456789012345:7d", "digest:2026-11-28"]);
+    assert_eq!(
+        s.keys(),
+        ["warning:8123456789012345:7d", "digest:2026-11-28"]
+    );
     let sent = s.sent.lock().expect("lock").clone();
-    assert_eq!(sent[0].message_id, "<warning.8123456789012345.7d@example.com>");
+    assert_eq!(
+        sent[0].message_id,
+        "<warning.8123456789012345.7d@example.com>"
+    );
     assert_eq!(sent[1].message_id, "<digest.2026-11-28@example.com>");
     // more passes the same day: nothing
     for t in ["2026-11-28T07:05:00Z", "2026-11-28T20:00:00Z"] {
-        let sum = send_due(&mut store, &report, &cfg, utc(t), &s).await.expect("pass");
+        let sum = send_due(&mut store, &report, &cfg, utc(t), &s)
+            .await
+            .expect("pass");
         assert_eq!(sum, SendSummary::default(), "{t}");
     }
     assert_eq!(s.keys().len(), 2);
     // 2 days left (2026-12-01 in Berlin): the second warning, and that day's digest
     let t = utc("2026-12-01T07:00:00Z");
-    send_due(&mut store, &report, &cfg, t, &s).await.expect("pass");
+    send_due(&mut store, &report, &cfg, t, &s)
+        .await
+        .expect("pass");
     assert_eq!(
         s.keys()[2..],
-        ["warning:8123456789012345:2d".to_string(), "digest:2026-12-01".to_string()]
+        [
+            "warning:8123456789012345:2d".to_string(),
+            "digest:2026-12-01".to_string()
+        ]
     );
 }
 
@@ -417,23 +449,34 @@ async fn failed_sends_stay_pending_and_are_retried_with_backoff() {
     let now = utc(NOW);
     let report = one_order_report(now, OrderState::Shipped, "2026-12-31");
     let s = FakeSender::failing(false);
-    let sum = send_due(&mut store, &report, &cfg, now, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, now, &s)
+        .await
+        .expect("pass");
     assert_eq!((sum.newly_due, sum.sent, sum.failed), (1, 0, 1));
     assert_eq!(sum.last_error.as_deref(), Some("connection refused"));
-    let rec = store.notification("digest:2026-11-28").expect("read").expect("row");
+    let rec = store
+        .notification("digest:2026-11-28")
+        .expect("read")
+        .expect("row");
     assert_eq!((rec.state.as_str(), rec.attempts), ("pending", 1));
     // within the backoff: not tried
     let t = now + Duration::seconds(30);
-    let sum = send_due(&mut store, &report, &cfg, t, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, t, &s)
+        .await
+        .expect("pass");
     assert_eq!((sum.failed, sum.waiting), (0, 1));
     // after it: tried again, fails again (attempt 2 -> 2 minutes)
     let t = now + Duration::minutes(1);
-    let sum = send_due(&mut store, &report, &cfg, t, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, t, &s)
+        .await
+        .expect("pass");
     assert_eq!(sum.failed, 1);
     // server back, next day already: the pending digest is sent once, no backlog
     s.heal();
     let t = utc("2026-11-28T09:00:00Z");
-    let sum = send_due(&mut store, &report, &cfg, t, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, t, &s)
+        .await
+        .expect("pass");
     assert_eq!(sum.sent, 1);
     assert_eq!(s.keys(), ["digest:2026-11-28"]);
     let sum = send_due(&mut store, &report, &cfg, t + Duration::hours(1), &s)
@@ -448,14 +491,21 @@ async fn a_day_old_pending_digest_is_replaced_by_todays() {
     let cfg = config();
     let report = one_order_report(utc(NOW), OrderState::Shipped, "2026-12-31");
     let s = FakeSender::failing(false);
-    send_due(&mut store, &report, &cfg, utc(NOW), &s).await.expect("pass");
+    send_due(&mut store, &report, &cfg, utc(NOW), &s)
+        .await
+        .expect("pass");
     s.heal();
     // down for three days; back after `at` on 12-01: one digest, 12-01's
     let t = utc("2026-12-01T10:00:00Z");
-    let sum = send_due(&mut store, &report, &cfg, t, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, t, &s)
+        .await
+        .expect("pass");
     assert_eq!(sum.sent, 1);
     assert_eq!(s.keys(), ["digest:2026-12-01"]);
-    let old = store.notification("digest:2026-11-28").expect("read").expect("row");
+    let old = store
+        .notification("digest:2026-11-28")
+        .expect("read")
+        .expect("row");
     assert_eq!(old.state, "superseded");
 }
 
@@ -493,7 +543,9 @@ async fn crash_between_send_and_mark_repeats_the_same_message_id_once() {
     }
     // "restart": a new pass re-sends each at most once, same Message-IDs
     let later = now + Duration::minutes(3);
-    send_due(&mut store, &report, &cfg, later, &s).await.expect("pass");
+    send_due(&mut store, &report, &cfg, later, &s)
+        .await
+        .expect("pass");
     send_due(&mut store, &report, &cfg, later + Duration::hours(2), &s)
         .await
         .expect("pass");
@@ -511,7 +563,9 @@ async fn completed_orders_are_never_warned_and_stale_pending_warnings_dropped() 
     let now = utc(NOW);
     let s = FakeSender::failing(false);
     let active = one_order_report(now, OrderState::Shipped, "2026-12-03");
-    send_due(&mut store, &active, &cfg, now, &s).await.expect("pass");
+    send_due(&mut store, &active, &cfg, now, &s)
+        .await
+        .expect("pass");
     // the user confirmed receipt meanwhile; the server is back
     s.heal();
     let done = one_order_report(now, OrderState::Completed, "2026-12-03");
@@ -530,11 +584,15 @@ async fn without_smtp_nothing_is_recorded_and_it_stays_due() {
     let now = utc(NOW);
     let report = one_order_report(now, OrderState::Shipped, "2026-12-03");
     let s = FakeSender::default();
-    let sum = send_due(&mut store, &report, &cfg, now, &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, now, &s)
+        .await
+        .expect("pass");
     assert!(sum.not_configured);
     assert_eq!(sum.newly_due, 2);
     assert!(store.notification_keys().expect("keys").is_empty());
-    assert!(send_digest_now(&mut store, &report, &cfg, now, &s).await.is_err());
+    assert!(send_digest_now(&mut store, &report, &cfg, now, &s)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -545,16 +603,25 @@ async fn digest_send_counts_as_todays_digest() {
     let s = FakeSender::default();
     // 06:00 Berlin, before `at`
     let early = utc("2026-11-28T05:00:00Z");
-    let d = send_digest_now(&mut store, &report, &cfg, early, &s).await.expect("send");
+    let d = send_digest_now(&mut store, &report, &cfg, early, &s)
+        .await
+        .expect("send");
     assert_eq!(d.message_id, "<digest.2026-11-28@example.com>");
     assert!(!d.extra_copy);
     // the scheduled one does not follow
-    let sum = send_due(&mut store, &report, &cfg, utc(NOW), &s).await.expect("pass");
+    let sum = send_due(&mut store, &report, &cfg, utc(NOW), &s)
+        .await
+        .expect("pass");
     assert_eq!(sum.sent, 0);
     // a second --send: an extra copy with its own Message-ID
-    let d = send_digest_now(&mut store, &report, &cfg, utc(NOW), &s).await.expect("send");
+    let d = send_digest_now(&mut store, &report, &cfg, utc(NOW), &s)
+        .await
+        .expect("send");
     assert!(d.extra_copy);
-    assert_eq!(d.message_id, "<digest.2026-11-28.manual-070000@example.com>");
+    assert_eq!(
+        d.message_id,
+        "<digest.2026-11-28.manual-070000@example.com>"
+    );
     assert_eq!(s.keys().len(), 2);
 }
 

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
 use super::{fmt_time, parse_time, Store};
-use crate::notify::due::{NotificationKind, Notification};
+use crate::notify::due::{Notification, NotificationKind};
 
 /// One row of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,12 @@ impl Store {
                 order_id,
                 threshold_days,
                 ..
-            } => ("warning", Some(order_id.clone()), Some(*threshold_days), None),
+            } => (
+                "warning",
+                Some(order_id.clone()),
+                Some(*threshold_days),
+                None,
+            ),
         };
         tx.execute(
             "INSERT INTO notifications (key, kind, order_id, threshold_days, digest_date,
@@ -305,14 +310,27 @@ mod tests {
     #[test]
     fn a_new_digest_supersedes_an_older_pending_one() {
         let mut s = Store::open_in_memory().expect("store");
-        s.record_intent(&digest("2026-11-27"), "<a@x>", &[], t("2026-11-27T08:00:00Z"))
-            .expect("record");
-        s.record_intent(&digest("2026-11-28"), "<b@x>", &[], t("2026-11-28T08:00:00Z"))
-            .expect("record");
+        s.record_intent(
+            &digest("2026-11-27"),
+            "<a@x>",
+            &[],
+            t("2026-11-27T08:00:00Z"),
+        )
+        .expect("record");
+        s.record_intent(
+            &digest("2026-11-28"),
+            "<b@x>",
+            &[],
+            t("2026-11-28T08:00:00Z"),
+        )
+        .expect("record");
         let p = s.pending_notifications().expect("pending");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].key, "digest:2026-11-28");
-        let old = s.notification("digest:2026-11-27").expect("read").expect("row");
+        let old = s
+            .notification("digest:2026-11-27")
+            .expect("read")
+            .expect("row");
         assert_eq!(old.state, "superseded");
     }
 

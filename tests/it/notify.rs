@@ -108,7 +108,11 @@ fn report() -> StatusReport {
                 "8123456789012345",
                 OrderState::Shipped,
                 "2026-12-03",
-                vec![parcel("LP00527423524449", ParcelStatus::InTransit, "Departed from customs")],
+                vec![parcel(
+                    "LP00527423524449",
+                    ParcelStatus::InTransit,
+                    "Departed from customs",
+                )],
             ),
             order(
                 "3084943433511931",
@@ -120,15 +124,28 @@ fn report() -> StatusReport {
                         ParcelStatus::Exception,
                         "<script>alert('x')</script> held",
                     ),
-                    parcel("CNDEU0000123456", ParcelStatus::InTransit, "Arrived at linehaul office"),
+                    parcel(
+                        "CNDEU0000123456",
+                        ParcelStatus::InTransit,
+                        "Arrived at linehaul office",
+                    ),
                 ],
             ),
-            order("3089000000000002", OrderState::AwaitingShipment, "2027-01-30", vec![]),
+            order(
+                "3089000000000002",
+                OrderState::AwaitingShipment,
+                "2027-01-30",
+                vec![],
+            ),
             order(
                 "3077000000000003",
                 OrderState::Completed,
                 "2026-11-30",
-                vec![parcel("LP00500000000003", ParcelStatus::Delivered, "DELIVERED")],
+                vec![parcel(
+                    "LP00500000000003",
+                    ParcelStatus::Delivered,
+                    "DELIVERED",
+                )],
             ),
         ],
         unassigned_parcels: vec![],
@@ -219,7 +236,10 @@ async fn digest_and_warning_arrive_over_starttls_with_auth() {
                 m.subject(),
                 Some("Buyer Protection for order 8123456789012345 ends in 5 days (2026-12-03)")
             );
-            assert_eq!(m.message_id(), Some("warning.8123456789012345.7d@example.test"));
+            assert_eq!(
+                m.message_id(),
+                Some("warning.8123456789012345.7d@example.test")
+            );
             for part in [&text, &html] {
                 assert!(part.contains("LP00527423524449"));
                 assert!(part.contains("open a dispute before 2026-12-03"));
@@ -262,7 +282,13 @@ async fn server_down_at_digest_time_then_exactly_one_digest() {
         .expect("read")
         .expect("recorded as pending");
     assert_eq!(rec.state, "pending");
-    assert!(rec.last_error.as_deref().unwrap_or("").contains("localhost"), "{rec:?}");
+    assert!(
+        rec.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("localhost"),
+        "{rec:?}"
+    );
     assert!(!rec.last_error.as_deref().unwrap_or("").contains("secret1"));
     assert!(delivered(&stack).is_empty());
 
@@ -285,7 +311,10 @@ async fn server_down_at_digest_time_then_exactly_one_digest() {
     assert_eq!(msgs.len(), 1);
     let m = MessageParser::default().parse(&msgs[0].1).expect("parses");
     assert_eq!(m.message_id(), Some("digest.2026-11-28@example.test"));
-    let rec = store.notification("digest:2026-11-28").expect("read").expect("row");
+    let rec = store
+        .notification("digest:2026-11-28")
+        .expect("read")
+        .expect("row");
     assert_eq!((rec.state.as_str(), rec.attempts), ("sent", 2));
 }
 
@@ -306,7 +335,12 @@ async fn crash_between_send_and_record_repeats_at_most_the_same_message() {
     // the pass that "crashes": intent recorded, email sent, never marked
     {
         let mut store = Store::open(&db).expect("store");
-        let due = notify::due_notifications(&report, &store.notification_keys().expect("keys"), now, &cfg);
+        let due = notify::due_notifications(
+            &report,
+            &store.notification_keys().expect("keys"),
+            now,
+            &cfg,
+        );
         assert_eq!(due.len(), 1);
         let n = &due[0];
         let mid = notify::message_id_for(&n.key, &cfg);
@@ -328,9 +362,15 @@ async fn crash_between_send_and_record_repeats_at_most_the_same_message() {
     // restart: the pending warning goes out once more, same Message-ID
     {
         let mut store = Store::open(&db).expect("store after restart");
-        let sum = notify::send_due(&mut store, &report, &cfg, now + Duration::minutes(1), &sender)
-            .await
-            .expect("pass");
+        let sum = notify::send_due(
+            &mut store,
+            &report,
+            &cfg,
+            now + Duration::minutes(1),
+            &sender,
+        )
+        .await
+        .expect("pass");
         assert_eq!(sum.sent, 1);
     }
     // another restart: already marked sent, nothing more
