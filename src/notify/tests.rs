@@ -556,6 +556,55 @@ async fn crash_between_send_and_mark_repeats_the_same_message_id_once() {
 }
 
 #[tokio::test]
+async fn a_pending_larger_threshold_is_superseded_by_a_smaller_one() {
+    let mut store = Store::open_in_memory().expect("store");
+    let mut cfg = config();
+    cfg.digest.enabled = false;
+    let now = utc(NOW);
+    let report = one_order_report(now, OrderState::Shipped, "2026-12-03");
+    // 7d due while the server is down for four days
+    let s = FakeSender::failing(false);
+    send_due(&mut store, &report, &cfg, now, &s)
+        .await
+        .expect("pass");
+    s.heal();
+    // back when 1 day is left: one email, the 2d one
+    let t = utc("2026-12-02T07:00:00Z");
+    let sum = send_due(&mut store, &report, &cfg, t, &s)
+        .await
+        .expect("pass");
+    assert_eq!(sum.sent, 1);
+    assert_eq!(s.keys(), ["warning:8123456789012345:2d"]);
+    let old = store
+        .notification("warning:8123456789012345:7d")
+        .expect("read")
+        .expect("row");
+    assert_eq!(old.state, "superseded");
+}
+
+#[test]
+fn rendering_is_fast() {
+    let now = utc(NOW);
+    let base = example_report(now);
+    let mut big = base.clone();
+    for i in 0..500 {
+        let mut o = base.orders[i % base.orders.len()].clone();
+        o.order_id = format!("9{i:015}");
+        big.orders.push(o);
+    }
+    let started = std::time::Instant::now();
+    let r = render_digest(&big, &config(), now);
+    let took = started.elapsed();
+    eprintln!(
+        "digest of {} orders: {took:?}, text {} B, html {} B",
+        big.orders.len(),
+        r.text.len(),
+        r.html.len()
+    );
+    assert!(took < std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
 async fn completed_orders_are_never_warned_and_stale_pending_warnings_dropped() {
     let mut store = Store::open_in_memory().expect("store");
     let mut cfg = config();

@@ -111,12 +111,22 @@ impl Store {
                 order_id,
                 threshold_days,
                 ..
-            } => (
-                "warning",
-                Some(order_id.clone()),
-                Some(*threshold_days),
-                None,
-            ),
+            } => {
+                // A smaller threshold makes a still-pending larger one
+                // pointless: one email, for the smallest (SPEC §5).
+                tx.execute(
+                    "UPDATE notifications SET state = 'superseded', last_error = ?3
+                     WHERE kind = 'warning' AND state = 'pending' AND order_id = ?1
+                       AND threshold_days > ?2",
+                    rusqlite::params![order_id, threshold_days, format!("superseded by {}", n.key)],
+                )?;
+                (
+                    "warning",
+                    Some(order_id.clone()),
+                    Some(*threshold_days),
+                    None,
+                )
+            }
         };
         tx.execute(
             "INSERT INTO notifications (key, kind, order_id, threshold_days, digest_date,

@@ -181,6 +181,8 @@ async fn digest_and_warning_arrive_over_starttls_with_auth() {
     let sender = SmtpSender::new(cfg.smtp.as_ref().expect("smtp")).expect("sender");
     let mut store = Store::open(&tmp.path().join("db.sqlite")).expect("store");
     let report = report();
+    // `check-config --connect`: STARTTLS + AUTH + NOOP
+    sender.test_connection().await.expect("connects");
 
     let started = std::time::Instant::now();
     let sum = notify::send_due(&mut store, &report, &cfg, utc(NOW), &sender)
@@ -414,6 +416,7 @@ async fn wrong_password_and_plain_towards_a_remote_host_fail_cleanly() {
     let cfg = config(smtp_config(&stack, stack.sink_port, pw));
     let sender = SmtpSender::new(cfg.smtp.as_ref().expect("smtp")).expect("sender");
     let mut store = Store::open_in_memory().expect("store");
+    assert!(sender.test_connection().await.is_err());
     let sum = notify::send_due(&mut store, &report(), &cfg, utc(NOW), &sender)
         .await
         .expect("pass");
