@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError, Provider};
+use crate::notify::{self, smtp::SmtpSender};
 use crate::store::Store;
 use crate::systemd;
 use crate::tracking::Tracker;
@@ -84,7 +85,11 @@ pub fn sync_command(cfg: &Config) -> Result<ExitCode> {
             error!("tracking failed: {e:#}");
             failures.push(format!("tracking: {e:#}"));
         }
-        if let Err(e) = notification_pass(cfg, &mut store).await {
+        if cfg.smtp.is_none() {
+            info!("no [smtp] configured: warnings and digests stay due and are not sent");
+        }
+        let sender = smtp_sender(cfg)?;
+        if let Err(e) = notification_pass(cfg, &mut store, sender.as_ref()).await {
             error!("notifications failed: {e:#}");
             failures.push(format!("notifications: {e:#}"));
         }
@@ -131,8 +136,40 @@ async fn tracking_pass(cfg: &Config, store: &mut Store, tracker: Option<&Tracker
 }
 
 /// One notification pass: warnings and the digest that are due now.
-async fn notification_pass(cfg: &Config, store: &mut Store) -> Result<()> {
-    crate::notify::pass(cfg, store, Utc::now()).await
+/// Without `[smtp]` (`sender` is `None`) nothing is sent and what is due
+/// stays due.
+async fn notification_pass(
+    cfg: &Config,
+    store: &mut Store,
+    sender: Option<&SmtpSender>,
+) -> Result<()> {
+    let Some(sender) = sender else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    let report = store.status_report(now, cfg)?;
+    let s = notify::send_due(store, &report, cfg, now, sender).await?;
+    if s.sent > 0 || s.failed > 0 {
+        info!(
+            sent = s.sent,
+            failed = s.failed,
+            waiting = s.waiting,
+            "notifications"
+        );
+    }
+    if s.failed > 0 {
+        anyhow::bail!(
+            "could not send {} notification(s), will retry: {}",
+            s.failed,
+            s.last_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// The SMTP sender, when `[smtp]` is configured.
+fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
+    cfg.smtp.as_ref().map(SmtpSender::new).transpose()
 }
 
 // ---------------------------------------------------------------------------
@@ -305,12 +342,19 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
 /// The notification scheduler: warnings and the digest, checked every
 /// [`SCHEDULER_TICK`] and after every state change.
 async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Notify) {
+    let sender = match smtp_sender(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot set up SMTP, no notifications will be sent: {e:#}");
+            return;
+        }
+    };
     let mut slot = None;
     let mut failures = 0;
     loop {
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
-                r = notification_pass(cfg, store) => r,
+                r = notification_pass(cfg, store, sender.as_ref()) => r,
                 _ = cancel.cancelled() => return,
             },
             Err(e) => Err(e),
@@ -330,13 +374,62 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Noti
 
 /// `digest --print | --send`.
 pub fn digest_command(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
-    let _ = (cfg, print, send);
-    anyhow::bail!("digest is not implemented yet")
+    let mut store = Store::open(&cfg.database)?;
+    let now = Utc::now();
+    let report = store.status_report(now, cfg)?;
+    if print {
+        let email = notify::render_digest(&report, cfg, now);
+        print!("{}", email.text);
+    }
+    if send {
+        if cfg.smtp.is_none() {
+            return Err(
+                ConfigError("digest --send needs an [smtp] section in the config".into()).into(),
+            );
+        }
+        require_secrets(cfg)?;
+        let sender = smtp_sender(cfg)?.context("smtp is configured")?;
+        let sent = runtime()?.block_on(notify::send_digest_now(
+            &mut store, &report, cfg, now, &sender,
+        ))?;
+        eprintln!("digest sent ({})", sent.message_id);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `check-config --connect`: log in to IMAP, SMTP and the tracking API and
 /// report each. Exit 1 when one of them fails.
 pub fn check_connections(cfg: &Config) -> Result<ExitCode> {
-    let _ = cfg;
-    anyhow::bail!("check-config --connect is not implemented yet")
+    let rt = runtime()?;
+    let mut failed = 0;
+    let mut report = |what: String, r: Result<String>| match r {
+        Ok(msg) => println!("ok      {what}: {msg}"),
+        Err(e) => {
+            failed += 1;
+            println!("FAILED  {what}: {e:#}");
+        }
+    };
+    for account in &cfg.imap {
+        let r = rt.block_on(crate::imap::check_account(account));
+        report(format!("imap {}", account.name), r);
+    }
+    if let Some(smtp) = &cfg.smtp {
+        let r = rt.block_on(async {
+            let sender = SmtpSender::new(smtp)?;
+            sender.test_connection().await?;
+            Ok(format!("logged in to {}:{}", smtp.host, smtp.port))
+        });
+        report("smtp".into(), r);
+    }
+    if cfg.tracking.provider != Provider::None {
+        let r = rt.block_on(async { Tracker::new(&cfg.tracking)?.check().await });
+        report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
+    }
+    if failed > 0 {
+        return Err(crate::app::Failed {
+            message: format!("{failed} connection check(s) failed"),
+        }
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -26,3 +26,9 @@ pub async fn watch_mailbox(
     let _ = (cfg, account, mailbox, on_change);
     cancel.cancelled().await;
 }
+
+/// Logs in and reports the server (placeholder).
+pub async fn check_account(account: &ImapAccount) -> anyhow::Result<String> {
+    let _ = account;
+    anyhow::bail!("IMAP is not implemented yet")
+}

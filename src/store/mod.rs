@@ -11,6 +11,7 @@
 //! status snapshot), `imap_state.rs`, `tracking.rs`, `notifications.rs`.
 
 pub mod migrations;
+pub mod notifications;
 pub mod orders;
 pub mod tracking;
 

@@ -16,3 +16,5 @@ mod config;
 mod import;
 // 17TRACK and Cainiao clients against the stand-in
 mod tracking;
+// digest and warnings against the real SMTP sink
+mod notify;

@@ -1,0 +1,630 @@
+//! What is due: pure decisions over the read model, the set of
+//! notification keys already recorded, "now" and the config. No clock, no
+//! store, no network — the caller injects all of them, so every rule here
+//! is a table-driven test.
+//!
+//! Rules (SPEC §5):
+//! - The digest is due once per local day, when `digest.at` has passed in
+//!   `timezone` and `digest:<local date>` is not recorded. Only *today* is
+//!   ever considered, so after any downtime at most one digest goes out,
+//!   never a backlog.
+//! - With `skip_when_empty`, a day without an active order (and without a
+//!   tracked parcel that has no order) gets no digest, and nothing is
+//!   recorded: an order that arrives later the same day still triggers that
+//!   day's digest.
+//! - A warning is due for an active order whose protection ends today or
+//!   later, for each `warn_before` threshold `N` with `days_left <= N`.
+//!   Where several unrecorded thresholds are crossed at once (aliwatch was
+//!   off, or learned of the order late), ONE email goes out for the
+//!   smallest, and the larger ones are recorded as superseded so they never
+//!   send later.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Config;
+use crate::report::{OrderView, StatusReport};
+
+/// What a due notification is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationKind {
+    /// The daily digest of `date` (a local date in `timezone`).
+    Digest { date: NaiveDate },
+    /// A Buyer Protection warning for `order_id` at `threshold_days`.
+    Warning {
+        order_id: String,
+        threshold_days: u32,
+        protection_ends: NaiveDate,
+        days_left: i64,
+    },
+}
+
+/// One notification that is due and not yet recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// `digest:<YYYY-MM-DD>` or `warning:<order>:<N>d`.
+    pub key: String,
+    pub kind: NotificationKind,
+    /// Keys to record as superseded together with this one (larger
+    /// thresholds crossed at the same time); they are never sent.
+    pub supersedes: Vec<String>,
+}
+
+/// The key of a digest.
+pub fn digest_key(date: NaiveDate) -> String {
+    format!("digest:{}", date.format("%Y-%m-%d"))
+}
+
+/// The key of a warning.
+pub fn warning_key(order_id: &str, threshold_days: u32) -> String {
+    format!("warning:{order_id}:{threshold_days}d")
+}
+
+/// A parsed key, for rows read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedKey {
+    Digest(NaiveDate),
+    Warning {
+        order_id: String,
+        threshold_days: u32,
+    },
+}
+
+/// Parses a key written by [`digest_key`] or [`warning_key`].
+pub fn parse_key(key: &str) -> Option<ParsedKey> {
+    if let Some(d) = key.strip_prefix("digest:") {
+        return NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .ok()
+            .map(ParsedKey::Digest);
+    }
+    let rest = key.strip_prefix("warning:")?;
+    let (order, days) = rest.rsplit_once(':')?;
+    let n = days.strip_suffix('d')?.parse().ok()?;
+    if order.is_empty() {
+        return None;
+    }
+    Some(ParsedKey::Warning {
+        order_id: order.to_owned(),
+        threshold_days: n,
+    })
+}
+
+/// The deterministic Message-ID of a notification: the key with `:` turned
+/// into `.`, at the domain of the From address (else `aliwatch`). A repeat
+/// after a crash between send and record is therefore the same message,
+/// which mail clients merge (RFC 5322 §3.6.4: a Message-ID names one
+/// message).
+pub fn message_id(key: &str, from: Option<&str>) -> String {
+    let host = from
+        .and_then(from_domain)
+        .unwrap_or_else(|| "aliwatch".into());
+    let local: String = key
+        .chars()
+        .map(|c| match c {
+            ':' => '.',
+            c if c.is_ascii_alphanumeric() || "-._".contains(c) => c,
+            _ => '_',
+        })
+        .collect();
+    format!("<{local}@{host}>")
+}
+
+/// The domain of `"Name <user@example.com>"` or `user@example.com`, if it
+/// is a plain DNS name (usable as a Message-ID right-hand side).
+fn from_domain(from: &str) -> Option<String> {
+    let addr = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from,
+    };
+    let domain = addr.trim().rsplit_once('@')?.1.trim();
+    let ok = !domain.is_empty()
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    ok.then(|| domain.to_ascii_lowercase())
+}
+
+/// Today's date in `tz`.
+pub fn local_today(now: DateTime<Utc>, tz: Tz) -> NaiveDate {
+    now.with_timezone(&tz).date_naive()
+}
+
+/// The instant `date` at local time `at` in `tz`. DST: an ambiguous local
+/// time (autumn) is its first occurrence; a nonexistent one (spring gap) is
+/// the next valid instant, i.e. the end of the gap.
+pub fn local_instant(date: NaiveDate, at: NaiveTime, tz: Tz) -> DateTime<Utc> {
+    let mut local = date.and_time(at);
+    // Gaps are at most a few hours (historically ≤ 2 h; 24 h for a
+    // skipped day such as Samoa 2011), so stepping by minutes terminates.
+    for _ in 0..(26 * 60) {
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) => return t.with_timezone(&Utc),
+            LocalResult::Ambiguous(first, _) => return first.with_timezone(&Utc),
+            LocalResult::None => {
+                // the next whole minute: lands exactly on the gap's end
+                let secs = i64::from(chrono::Timelike::second(&local));
+                local += Duration::seconds(60 - secs);
+            }
+        }
+    }
+    // Unreachable for real zones; fall back to reading the time as UTC.
+    date.and_time(at).and_utc()
+}
+
+/// Whether the digest has content: an active order, or a tracked parcel
+/// that no order claims yet and that is still on its way.
+pub fn digest_has_content(report: &StatusReport) -> bool {
+    report.orders.iter().any(OrderView::is_active)
+        || report
+            .unassigned_parcels
+            .iter()
+            .any(|p| !p.status.is_final())
+}
+
+/// Whole days from today (in `tz`) to the order's protection end.
+pub fn days_left(order: &OrderView, now: DateTime<Utc>, tz: Tz) -> Option<i64> {
+    order
+        .protection_ends
+        .map(|end| (end - local_today(now, tz)).num_days())
+}
+
+/// When the next digest falls due (for the daemon's timer): today's
+/// `digest.at` if it is still ahead, else tomorrow's.
+pub fn next_digest_at(now: DateTime<Utc>, cfg: &Config) -> DateTime<Utc> {
+    let today = local_today(now, cfg.timezone);
+    let t = local_instant(today, cfg.digest.at, cfg.timezone);
+    if t > now {
+        return t;
+    }
+    let tomorrow = today.succ_opt().unwrap_or(today);
+    local_instant(tomorrow, cfg.digest.at, cfg.timezone)
+}
+
+/// Everything due now that is not recorded yet. `recorded` holds every key
+/// in the notifications table, whatever its state (pending ones are retried
+/// by the sender, not re-created here).
+pub fn due_notifications(
+    report: &StatusReport,
+    recorded: &HashSet<String>,
+    now: DateTime<Utc>,
+    cfg: &Config,
+) -> Vec<Notification> {
+    let tz = cfg.timezone;
+    let mut out = Vec::new();
+
+    for order in &report.orders {
+        if let Some(n) = due_warning(order, recorded, now, cfg) {
+            out.push(n);
+        }
+    }
+
+    if cfg.digest.enabled {
+        let today = local_today(now, tz);
+        let key = digest_key(today);
+        let passed = now >= local_instant(today, cfg.digest.at, tz);
+        let wanted = digest_has_content(report) || !cfg.digest.skip_when_empty;
+        if passed && wanted && !recorded.contains(&key) {
+            out.push(Notification {
+                key,
+                kind: NotificationKind::Digest { date: today },
+                supersedes: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The warning due for one order, if any.
+fn due_warning(
+    order: &OrderView,
+    recorded: &HashSet<String>,
+    now: DateTime<Utc>,
+    cfg: &Config,
+) -> Option<Notification> {
+    if !order.is_active() {
+        return None;
+    }
+    let ends = order.protection_ends?;
+    let left = days_left(order, now, cfg.timezone)?;
+    // Ended already: nothing to warn about any more (this also covers
+    // protection that ended before aliwatch learned of the order).
+    if left < 0 {
+        return None;
+    }
+    let mut crossed: Vec<u32> = cfg
+        .protection
+        .warn_before_days
+        .iter()
+        .copied()
+        .filter(|&n| left <= i64::from(n))
+        .collect();
+    crossed.sort_unstable();
+    crossed.dedup();
+    let smallest = *crossed.first()?;
+    let key = warning_key(&order.order_id, smallest);
+    if recorded.contains(&key) {
+        return None;
+    }
+    let supersedes = crossed
+        .iter()
+        .skip(1)
+        .map(|&n| warning_key(&order.order_id, n))
+        .filter(|k| !recorded.contains(k))
+        .collect();
+    Some(Notification {
+        key,
+        kind: NotificationKind::Warning {
+            order_id: order.order_id.clone(),
+            threshold_days: smallest,
+            protection_ends: ends,
+            days_left: left,
+        },
+        supersedes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DigestConfig, ProtectionConfig};
+    use crate::model::{OrderState, ParcelStatus};
+    use crate::report::ParcelView;
+    use std::path::PathBuf;
+
+    fn cfg(tz: Tz) -> Config {
+        let mut c = Config::defaults(PathBuf::from(":memory:"));
+        c.timezone = tz;
+        c.digest = DigestConfig {
+            enabled: true,
+            at: NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
+            skip_when_empty: true,
+        };
+        c.protection = ProtectionConfig {
+            days: 60,
+            warn_before_days: vec![7, 2],
+            ..ProtectionConfig::default()
+        };
+        c
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+    }
+
+    fn order(id: &str, state: OrderState, shipped: &str, ends: &str) -> OrderView {
+        OrderView {
+            order_id: id.into(),
+            state,
+            confirmed_at: None,
+            shipped_at: Some(date(shipped)),
+            protection_ends: Some(date(ends)),
+            protection_days_left: None,
+            protection_source: None,
+            auto_completes_on: None,
+            dispute_until: None,
+            parcels: vec![ParcelView {
+                tracking_number: "LP00000000000001".into(),
+                carrier: None,
+                status: ParcelStatus::InTransit,
+                status_detail: None,
+                last_event: None,
+                eta: None,
+                last_checked_at: None,
+                delivered_at: None,
+                stalled: false,
+                previous_numbers: vec![],
+            }],
+        }
+    }
+
+    fn report(orders: Vec<OrderView>, now: DateTime<Utc>) -> StatusReport {
+        StatusReport {
+            generated_at: now,
+            orders,
+            unassigned_parcels: vec![],
+        }
+    }
+
+    fn keys(v: &[Notification]) -> Vec<&str> {
+        v.iter().map(|n| n.key.as_str()).collect()
+    }
+
+    /// Runs `due_notifications` and records its output (sent and
+    /// superseded), as the sender would.
+    fn pass(
+        r: &StatusReport,
+        rec: &mut HashSet<String>,
+        now: DateTime<Utc>,
+        c: &Config,
+    ) -> Vec<Notification> {
+        let due = due_notifications(r, rec, now, c);
+        for n in &due {
+            rec.insert(n.key.clone());
+            rec.extend(n.supersedes.iter().cloned());
+        }
+        due
+    }
+
+    #[test]
+    fn shipped_55_days_ago_gets_one_warning_now_and_one_at_two_days() {
+        let c = cfg(chrono_tz::Europe::Berlin);
+        let mut c = c;
+        c.digest.enabled = false;
+        // shipped 2026-10-04, 60 days -> ends 2026-12-03; today 2026-11-28 = 55 days later
+        let o = order(
+            "8123456789012345",
+            OrderState::Shipped,
+            "2026-10-04",
+            "2026-12-03",
+        );
+        let mut rec = HashSet::new();
+        let now = utc("2026-11-28T09:00:00Z");
+        let r = report(vec![o], now);
+        let due = pass(&r, &mut rec, now, &c);
+        assert_eq!(keys(&due), ["warning:8123456789012345:7d"]);
+        assert!(due[0].supersedes.is_empty());
+        assert!(matches!(
+            due[0].kind,
+            NotificationKind::Warning {
+                days_left: 5,
+                threshold_days: 7,
+                ..
+            }
+        ));
+        // later the same day and the next two days: nothing new
+        for t in [
+            "2026-11-28T20:00:00Z",
+            "2026-11-29T09:00:00Z",
+            "2026-11-30T22:59:59Z",
+        ] {
+            assert!(pass(&r, &mut rec, utc(t), &c).is_empty(), "{t}");
+        }
+        // 2026-12-01 in Berlin (23:00Z on 11-30 is 00:00 local): 2 days left
+        let due = pass(&r, &mut rec, utc("2026-11-30T23:00:00Z"), &c);
+        assert_eq!(keys(&due), ["warning:8123456789012345:2d"]);
+        for t in [
+            "2026-12-02T09:00:00Z",
+            "2026-12-03T09:00:00Z",
+            "2026-12-10T09:00:00Z",
+        ] {
+            assert!(pass(&r, &mut rec, utc(t), &c).is_empty(), "{t}");
+        }
+    }
+
+    #[test]
+    fn several_thresholds_crossed_at_once_give_one_email_for_the_smallest() {
+        let mut c = cfg(chrono_tz::UTC);
+        c.digest.enabled = false;
+        c.protection.warn_before_days = vec![14, 7, 2];
+        let o = order(
+            "1000000000001",
+            OrderState::Shipped,
+            "2026-10-01",
+            "2026-11-29",
+        );
+        let now = utc("2026-11-28T12:00:00Z");
+        let mut rec = HashSet::new();
+        let due = pass(&report(vec![o.clone()], now), &mut rec, now, &c);
+        assert_eq!(keys(&due), ["warning:1000000000001:2d"]);
+        assert_eq!(
+            due[0].supersedes,
+            ["warning:1000000000001:7d", "warning:1000000000001:14d"]
+        );
+        // never again, not even the superseded ones
+        let later = utc("2026-11-29T12:00:00Z");
+        assert!(pass(&report(vec![o], later), &mut rec, later, &c).is_empty());
+    }
+
+    #[test]
+    fn late_second_threshold_after_first_was_sent() {
+        // 7d was sent; aliwatch was off until 1 day is left: one 2d warning
+        let mut c = cfg(chrono_tz::UTC);
+        c.digest.enabled = false;
+        let o = order(
+            "42424242424242",
+            OrderState::Shipped,
+            "2026-10-01",
+            "2026-11-29",
+        );
+        let mut rec: HashSet<String> = ["warning:42424242424242:7d".to_string()].into();
+        let now = utc("2026-11-28T12:00:00Z");
+        let due = pass(&report(vec![o], now), &mut rec, now, &c);
+        assert_eq!(keys(&due), ["warning:42424242424242:2d"]);
+        assert!(due[0].supersedes.is_empty());
+    }
+
+    #[test]
+    fn no_warning_for_completed_ended_or_far_orders() {
+        let mut c = cfg(chrono_tz::UTC);
+        c.digest.enabled = false;
+        let now = utc("2026-11-28T12:00:00Z");
+        let table = [
+            (OrderState::Completed, "2026-11-30", false),
+            (OrderState::Shipped, "2026-11-27", false), // ended yesterday
+            (OrderState::Shipped, "2026-12-06", false), // 8 days left
+            (OrderState::Shipped, "2026-12-05", true),  // 7 days left
+            (OrderState::Shipped, "2026-11-28", true),  // ends today
+            (OrderState::Delivered, "2026-11-30", true),
+            (OrderState::Disputed, "2026-11-30", true),
+            (OrderState::AwaitingShipment, "2026-11-30", true),
+        ];
+        for (state, ends, want) in table {
+            let o = order("5555555555555", state, "2026-10-01", ends);
+            let due = due_notifications(&report(vec![o], now), &HashSet::new(), now, &c);
+            assert_eq!(!due.is_empty(), want, "{state} {ends}");
+        }
+        // no protection date at all
+        let mut o = order(
+            "5555555555555",
+            OrderState::Shipped,
+            "2026-10-01",
+            "2026-11-30",
+        );
+        o.protection_ends = None;
+        assert!(due_notifications(&report(vec![o], now), &HashSet::new(), now, &c).is_empty());
+    }
+
+    #[test]
+    fn digest_once_per_local_day_and_no_backlog() {
+        let c = cfg(chrono_tz::Europe::Berlin);
+        let o = order("1", OrderState::Shipped, "2026-11-01", "2026-12-31");
+        let mut rec = HashSet::new();
+        let r = report(vec![o], utc("2026-11-28T00:00:00Z"));
+        // 07:59 Berlin (CET = UTC+1): not yet
+        assert!(pass(&r, &mut rec, utc("2026-11-28T06:59:00Z"), &c).is_empty());
+        // 08:00 Berlin: due
+        let due = pass(&r, &mut rec, utc("2026-11-28T07:00:00Z"), &c);
+        assert_eq!(keys(&due), ["digest:2026-11-28"]);
+        // the rest of the day: nothing; 23:30 local is still 11-28
+        for t in ["2026-11-28T12:00:00Z", "2026-11-28T22:30:00Z"] {
+            assert!(pass(&r, &mut rec, utc(t), &c).is_empty(), "{t}");
+        }
+        // down for 3 days, back at 2026-12-01 10:00 local: exactly one digest, today's
+        let due = pass(&r, &mut rec, utc("2026-12-01T09:00:00Z"), &c);
+        assert_eq!(keys(&due), ["digest:2026-12-01"]);
+        assert!(pass(&r, &mut rec, utc("2026-12-01T09:05:00Z"), &c).is_empty());
+        // back before `at`: nothing for the missed day either
+        assert!(pass(&r, &mut rec, utc("2026-12-04T06:00:00Z"), &c).is_empty());
+    }
+
+    #[test]
+    fn digest_respects_dst_in_berlin() {
+        let mut c = cfg(chrono_tz::Europe::Berlin);
+        // summer: 08:00 CEST = 06:00Z
+        assert_eq!(
+            next_digest_at(utc("2026-07-01T05:00:00Z"), &c),
+            utc("2026-07-01T06:00:00Z")
+        );
+        // 2026-03-29: clocks go 02:00 -> 03:00. 08:00 CEST = 06:00Z
+        assert_eq!(
+            next_digest_at(utc("2026-03-28T08:00:00Z"), &c),
+            utc("2026-03-29T06:00:00Z")
+        );
+        // 2026-10-25: 03:00 -> 02:00. 08:00 CET = 07:00Z
+        assert_eq!(
+            next_digest_at(utc("2026-10-24T07:00:00Z"), &c),
+            utc("2026-10-25T07:00:00Z")
+        );
+        // a nonexistent local time (02:30 on the spring day) is the gap's end, 03:00 CEST
+        c.digest.at = NaiveTime::from_hms_opt(2, 30, 0).expect("time");
+        assert_eq!(
+            local_instant(date("2026-03-29"), c.digest.at, c.timezone),
+            utc("2026-03-29T01:00:00Z")
+        );
+        // an ambiguous one (02:30 on the autumn day) is its first occurrence, CEST
+        assert_eq!(
+            local_instant(date("2026-10-25"), c.digest.at, c.timezone),
+            utc("2026-10-25T00:30:00Z")
+        );
+        // once per local day across both transitions
+        let r = report(
+            vec![order("1", OrderState::Shipped, "2026-03-01", "2026-12-31")],
+            utc("2026-03-28T00:00:00Z"),
+        );
+        let mut rec = HashSet::new();
+        let mut sent = Vec::new();
+        let mut t = utc("2026-03-27T00:00:00Z");
+        while t < utc("2026-03-31T00:00:00Z") {
+            for n in pass(&r, &mut rec, t, &c) {
+                sent.push((n.key, t));
+            }
+            t += Duration::minutes(10);
+        }
+        let want: Vec<(String, DateTime<Utc>)> = vec![
+            ("digest:2026-03-27".into(), utc("2026-03-27T01:30:00Z")),
+            ("digest:2026-03-28".into(), utc("2026-03-28T01:30:00Z")),
+            ("digest:2026-03-29".into(), utc("2026-03-29T01:00:00Z")),
+            ("digest:2026-03-30".into(), utc("2026-03-30T00:30:00Z")),
+        ];
+        assert_eq!(sent, want);
+        let mut sent = Vec::new();
+        let mut t = utc("2026-10-24T00:00:00Z");
+        while t < utc("2026-10-27T00:00:00Z") {
+            for n in pass(&r, &mut rec, t, &c) {
+                sent.push(n.key);
+            }
+            t += Duration::minutes(10);
+        }
+        assert_eq!(
+            sent,
+            [
+                "digest:2026-10-24",
+                "digest:2026-10-25",
+                "digest:2026-10-26"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_days_are_skipped_without_recording() {
+        let mut c = cfg(chrono_tz::UTC);
+        let now = utc("2026-11-28T09:00:00Z");
+        let done = order("1", OrderState::Completed, "2026-10-01", "2026-12-31");
+        let r = report(vec![done.clone()], now);
+        assert!(due_notifications(&r, &HashSet::new(), now, &c).is_empty());
+        // an order arriving later that day still gets that day's digest
+        let active = order("2", OrderState::Shipped, "2026-11-01", "2026-12-31");
+        let r2 = report(vec![done, active], now);
+        let later = utc("2026-11-28T15:00:00Z");
+        assert_eq!(
+            keys(&due_notifications(&r2, &HashSet::new(), later, &c)),
+            ["digest:2026-11-28"]
+        );
+        // skip_when_empty = false: an empty digest is sent
+        c.digest.skip_when_empty = false;
+        assert_eq!(
+            keys(&due_notifications(&r, &HashSet::new(), now, &c)),
+            ["digest:2026-11-28"]
+        );
+        // disabled: never
+        c.digest.enabled = false;
+        assert!(due_notifications(&r2, &HashSet::new(), now, &c).is_empty());
+    }
+
+    #[test]
+    fn keys_and_message_ids() {
+        assert_eq!(digest_key(date("2026-11-28")), "digest:2026-11-28");
+        assert_eq!(warning_key("8123", 7), "warning:8123:7d");
+        assert_eq!(
+            parse_key("digest:2026-11-28"),
+            Some(ParsedKey::Digest(date("2026-11-28")))
+        );
+        assert_eq!(
+            parse_key("warning:8123:7d"),
+            Some(ParsedKey::Warning {
+                order_id: "8123".into(),
+                threshold_days: 7
+            })
+        );
+        for bad in [
+            "",
+            "digest:",
+            "digest:2026-13-01",
+            "warning::7d",
+            "warning:1:7",
+            "x:1",
+        ] {
+            assert_eq!(parse_key(bad), None, "{bad}");
+        }
+        assert_eq!(
+            message_id("warning:8123:7d", Some("aliwatch <Me@Example.COM>")),
+            "<warning.8123.7d@example.com>"
+        );
+        assert_eq!(
+            message_id("digest:2026-11-28", None),
+            "<digest.2026-11-28@aliwatch>"
+        );
+        assert_eq!(
+            message_id("digest:2026-11-28", Some("weird <x@[127.0.0.1]>")),
+            "<digest.2026-11-28@aliwatch>"
+        );
+    }
+}
