@@ -4,3 +4,5 @@
 
 #[allow(dead_code)]
 mod mailstack;
+
+mod imap;
