@@ -34,7 +34,7 @@ pub type ImapSession = Session<Box<dyn ImapIo>>;
 /// The server rejected the credentials (LOGIN/AUTHENTICATE answered NO).
 /// Watchers retry this slowly; `sync` reports it and exits 1.
 #[derive(Debug, thiserror::Error)]
-#[error("imap account {account:?}: the server {host} rejected the login for user {username:?} (wrong password or token?): {server_says}")]
+#[error("the server {host} rejected the login for user {username:?} (wrong password or token?): {server_says}")]
 pub struct AuthRejected {
     pub account: String,
     pub host: String,
@@ -158,7 +158,7 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
                     account: account.name.clone(),
                     host: target.clone(),
                     username: account.username.clone(),
-                    server_says: text,
+                    server_says: server_text(&text),
                 })
             }
             other => anyhow!(other).context(format!("logging in to {target}")),
@@ -213,6 +213,13 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
             Err(rejected(last.expect("the loop ran at least once")))
         }
     }
+}
+
+/// async-imap formats a NO as `code: .., info: Some("text")`; keep the text.
+fn server_text(raw: &str) -> String {
+    raw.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map_or_else(|| raw.to_string(), |(text, _)| text.to_string())
 }
 
 struct SaslPlain {
@@ -297,13 +304,14 @@ async fn tls_handshake(
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
         Err(_) => bail!("TLS handshake with {target} timed out"),
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(anyhow!(e)).with_context(|| {
+        Ok(Err(e)) if e.to_string().contains("certificate") => Err(anyhow!(e)).with_context(|| {
             format!(
                 "TLS handshake with {target} failed: the server certificate could not be verified \
                  for {:?} (is it signed by a CA in the system store or in ca_file?)",
                 account.host
             )
         }),
+        Ok(Err(e)) => Err(anyhow!(e)).with_context(|| format!("TLS handshake with {target} failed")),
     }
 }
 
@@ -351,4 +359,21 @@ async fn run_secret_command(command: &str) -> Result<String> {
         bail!("printed nothing");
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_is_extracted_from_the_formatted_no() {
+        let cases = [
+            (r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#, "[AUTHENTICATIONFAILED] Authentication failed."),
+            ("plain text", "plain text"),
+            (r#"info: Some("a "quoted" b")"#, r#"a "quoted" b"#),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(server_text(raw), want);
+        }
+    }
 }

@@ -357,6 +357,7 @@ async fn tls_refuses_an_unknown_ca_and_trusts_ca_file() {
     let mut acct = account(&stack, Security::Tls, "secret1");
     let err = imap::sync_account_once(&acct, &store, Utc::now()).await.expect_err("unknown CA");
     let msg = format!("{err:#}");
+    eprintln!("unknown CA: {msg}");
     assert!(msg.contains("TLS handshake") && msg.contains("certificate"), "{msg}");
     assert!(msg.contains("UnknownIssuer") || msg.contains("unknown"), "{msg}");
 
@@ -389,6 +390,7 @@ async fn wrong_password_is_a_clear_error_and_never_shows_the_password() {
     let err = imap::sync_account_once(&acct, &store, Utc::now()).await.expect_err("rejected");
     assert!(err.downcast_ref::<AuthRejected>().is_some(), "{err:#}");
     let msg = format!("{err:#}");
+    eprintln!("wrong password: {msg}");
     assert!(msg.contains("rejected the login") && msg.contains("alice"), "{msg}");
     assert!(!msg.contains("not-the-password"), "{msg}");
 
