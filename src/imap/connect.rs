@@ -52,7 +52,9 @@ pub struct Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("can_idle", &self.can_idle).finish()
+        f.debug_struct("Connection")
+            .field("can_idle", &self.can_idle)
+            .finish()
     }
 }
 
@@ -67,7 +69,10 @@ where
 {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r.with_context(|| what.to_string()),
-        Err(_) => bail!("{what}: no answer from the server within {}s", limit.as_secs()),
+        Err(_) => bail!(
+            "{what}: no answer from the server within {}s",
+            limit.as_secs()
+        ),
     }
 }
 
@@ -81,7 +86,10 @@ pub async fn connect(account: &ImapAccount) -> Result<Connection> {
     .await
     {
         Ok(r) => r.with_context(|| format!("cannot connect to {target}"))?,
-        Err(_) => bail!("cannot connect to {target}: timed out after {}s", CONNECT_TIMEOUT.as_secs()),
+        Err(_) => bail!(
+            "cannot connect to {target}: timed out after {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ),
     };
     let _ = tcp.set_nodelay(true);
 
@@ -97,7 +105,9 @@ pub async fn connect(account: &ImapAccount) -> Result<Connection> {
                 client.run_command_and_check_ok("STARTTLS", None),
             )
             .await
-            .with_context(|| format!("{target} does not support STARTTLS (security = \"starttls\" requires it)"))?;
+            .with_context(|| {
+                format!("{target} does not support STARTTLS (security = \"starttls\" requires it)")
+            })?;
             // Anything the server sent after its OK is dropped with the old
             // client's buffer (no STARTTLS response injection, RFC 3501 §6.2.1).
             let tcp = client.into_inner();
@@ -130,7 +140,10 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + fmt::Debug,
 {
     match tokio::time::timeout(CONNECT_TIMEOUT, client.read_response()).await {
-        Err(_) => bail!("{target} sent no IMAP greeting within {}s", CONNECT_TIMEOUT.as_secs()),
+        Err(_) => bail!(
+            "{target} sent no IMAP greeting within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ),
         Ok(Err(e)) => Err(e).with_context(|| format!("reading the IMAP greeting from {target}")),
         Ok(Ok(None)) => bail!("{target} closed the connection before the IMAP greeting"),
         Ok(Ok(Some(resp))) => {
@@ -166,9 +179,9 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
     };
     match &account.auth {
         ImapAuth::Password(secret) => {
-            let password = resolve_secret(secret)
-                .await
-                .with_context(|| format!("imap account {:?}: reading the password", account.name))?;
+            let password = resolve_secret(secret).await.with_context(|| {
+                format!("imap account {:?}: reading the password", account.name)
+            })?;
             let fut = async {
                 if password.is_ascii() && !password.contains(['\r', '\n']) {
                     client.login(&account.username, &password).await
@@ -182,7 +195,10 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
                 }
             };
             match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
-                Err(_) => bail!("logging in to {target}: no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                Err(_) => bail!(
+                    "logging in to {target}: no answer within {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
                 Ok(Ok(s)) => Ok(s),
                 Ok(Err((e, _client))) => Err(rejected(e)),
             }
@@ -193,15 +209,20 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
             let mut client = client;
             let mut last = None;
             for attempt in 0..2 {
-                let token = run_secret_command(token_command)
-                    .await
-                    .with_context(|| format!("imap account {:?}: oauth2_token_command", account.name))?;
+                let token = run_secret_command(token_command).await.with_context(|| {
+                    format!("imap account {:?}: oauth2_token_command", account.name)
+                })?;
                 let auth = XOAuth2 {
                     response: format!("user={}\x01auth=Bearer {}\x01\x01", account.username, token),
                     sent: false,
                 };
-                match tokio::time::timeout(CONNECT_TIMEOUT, client.authenticate("XOAUTH2", auth)).await {
-                    Err(_) => bail!("logging in to {target}: no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                match tokio::time::timeout(CONNECT_TIMEOUT, client.authenticate("XOAUTH2", auth))
+                    .await
+                {
+                    Err(_) => bail!(
+                        "logging in to {target}: no answer within {}s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
                     Ok(Ok(s)) => return Ok(s),
                     Ok(Err((e, c))) => {
                         tracing::debug!(attempt, "xoauth2 rejected, fetching a new token");
@@ -273,7 +294,8 @@ pub fn tls_config(account: &ImapAccount) -> Result<Arc<rustls::ClientConfig>> {
             .with_context(|| format!("cannot read ca_file {}", path.display()))?;
         let mut n = 0;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.with_context(|| format!("ca_file {} is not valid PEM", path.display()))?;
+            let cert =
+                cert.with_context(|| format!("ca_file {} is not valid PEM", path.display()))?;
             roots
                 .add(cert)
                 .with_context(|| format!("ca_file {}: unusable certificate", path.display()))?;
@@ -311,7 +333,9 @@ async fn tls_handshake(
                 account.host
             )
         }),
-        Ok(Err(e)) => Err(anyhow!(e)).with_context(|| format!("TLS handshake with {target} failed")),
+        Ok(Err(e)) => {
+            Err(anyhow!(e)).with_context(|| format!("TLS handshake with {target} failed"))
+        }
     }
 }
 
@@ -368,7 +392,10 @@ mod tests {
     #[test]
     fn server_text_is_extracted_from_the_formatted_no() {
         let cases = [
-            (r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#, "[AUTHENTICATIONFAILED] Authentication failed."),
+            (
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#,
+                "[AUTHENTICATIONFAILED] Authentication failed.",
+            ),
             ("plain text", "plain text"),
             (r#"info: Some("a "quoted" b")"#, r#"a "quoted" b"#),
         ];

@@ -47,7 +47,10 @@ pub struct Ingest {
 impl Ingest {
     /// Ingestion into `store` only.
     pub fn new(store: Arc<Mutex<Store>>) -> Ingest {
-        Ingest { store, observer: None }
+        Ingest {
+            store,
+            observer: None,
+        }
     }
 
     /// Also calls `observer` for each email handed to ingestion.

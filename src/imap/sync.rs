@@ -143,7 +143,9 @@ pub fn plan(stored: Option<MailboxState>, uidvalidity: u32, server_uid_next: u32
 }
 
 fn lock(store: &Arc<Mutex<Store>>) -> Result<std::sync::MutexGuard<'_, Store>> {
-    store.lock().map_err(|_| anyhow!("the store lock is poisoned"))
+    store
+        .lock()
+        .map_err(|_| anyhow!("the store lock is poisoned"))
 }
 
 /// Syncs `mailbox` on `session`: EXAMINE, search, fetch, ingest. Returns
@@ -156,9 +158,13 @@ pub async fn sync_mailbox(
     now: DateTime<Utc>,
 ) -> Result<MailboxSync> {
     let what = format!("{}/{}", account.name, mailbox);
-    let mb = timed(&format!("EXAMINE {mailbox}"), COMMAND_TIMEOUT, session.examine(mailbox))
-        .await
-        .with_context(|| format!("cannot open mailbox {what}"))?;
+    let mb = timed(
+        &format!("EXAMINE {mailbox}"),
+        COMMAND_TIMEOUT,
+        session.examine(mailbox),
+    )
+    .await
+    .with_context(|| format!("cannot open mailbox {what}"))?;
     let (uidvalidity, uid_next) = match (mb.uid_validity, mb.uid_next) {
         (Some(v), Some(n)) => (v, n),
         _ => {
@@ -169,7 +175,10 @@ pub async fn sync_mailbox(
                 session.status(mailbox, "(UIDNEXT UIDVALIDITY)"),
             )
             .await?;
-            match (mb.uid_validity.or(st.uid_validity), st.uid_next.or(mb.uid_next)) {
+            match (
+                mb.uid_validity.or(st.uid_validity),
+                st.uid_next.or(mb.uid_next),
+            ) {
                 (Some(v), Some(n)) => (v, n),
                 _ => bail!("mailbox {what}: the server reports no UIDVALIDITY/UIDNEXT"),
             }
@@ -191,7 +200,10 @@ pub async fn sync_mailbox(
     let plan = plan(stored, uidvalidity, uid_next);
     let query = match plan {
         Plan::UpToDate => {
-            let state = MailboxState { uidvalidity, uid_next };
+            let state = MailboxState {
+                uidvalidity,
+                uid_next,
+            };
             lock(&ingest.store)?.set_mailbox_state(&account.name, mailbox, state, now)?;
             summary.uid_next = uid_next;
             return Ok(summary);
@@ -201,7 +213,10 @@ pub async fn sync_mailbox(
                 tracing::info!(mailbox = %what, old = s.uidvalidity, new = uidvalidity, "UIDVALIDITY changed; rescanning the backfill window");
             }
             summary.rescanned = true;
-            format!("SINCE {} {criteria}", since_date(now, account.backfill_days))
+            format!(
+                "SINCE {} {criteria}",
+                since_date(now, account.backfill_days)
+            )
         }
         Plan::From(from) => format!("UID {from}:* {criteria}"),
     };
@@ -234,7 +249,10 @@ pub async fn sync_mailbox(
             .with_context(|| format!("fetching from {what}"))?;
             loop {
                 let item = match tokio::time::timeout(COMMAND_TIMEOUT, stream.next()).await {
-                    Err(_) => bail!("fetching from {what}: no data from the server within {}s", COMMAND_TIMEOUT.as_secs()),
+                    Err(_) => bail!(
+                        "fetching from {what}: no data from the server within {}s",
+                        COMMAND_TIMEOUT.as_secs()
+                    ),
                     Ok(None) => break,
                     Ok(Some(r)) => r.with_context(|| format!("fetching from {what}"))?,
                 };
@@ -285,7 +303,10 @@ pub async fn sync_mailbox(
             lock(&ingest.store)?.set_mailbox_state(&account.name, mailbox, state, now)?;
         }
     }
-    let state = MailboxState { uidvalidity, uid_next };
+    let state = MailboxState {
+        uidvalidity,
+        uid_next,
+    };
     lock(&ingest.store)?.set_mailbox_state(&account.name, mailbox, state, now)?;
     summary.uid_next = uid_next;
     if summary.fetched > 0 {
@@ -336,7 +357,12 @@ mod tests {
 
     #[test]
     fn plan_follows_uidvalidity_and_uidnext() {
-        let s = |v, n| Some(MailboxState { uidvalidity: v, uid_next: n });
+        let s = |v, n| {
+            Some(MailboxState {
+                uidvalidity: v,
+                uid_next: n,
+            })
+        };
         let cases = [
             (None, 5, 10, Plan::Backfill),
             (s(4, 3), 5, 10, Plan::Backfill),

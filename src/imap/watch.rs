@@ -172,7 +172,10 @@ async fn session(
 async fn idle_once(session: ImapSession) -> Result<ImapSession> {
     let mut pending = false;
     while let Ok(r) = session.unsolicited_responses.try_recv() {
-        if matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)) {
+        if matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        ) {
             pending = true;
         }
     }
@@ -187,7 +190,7 @@ async fn idle_once(session: ImapSession) -> Result<ImapSession> {
         Ok(Ok(IdleResponse::Timeout)) | Err(_) => tracing::trace!("idle: refresh"),
         // The stream ended: the server closed the connection; DONE fails.
         Ok(Ok(IdleResponse::ManualInterrupt)) => tracing::trace!("idle: interrupted"),
-        Ok(Err(e)) => return Err(e).map_err(anyhow::Error::from).map_err(|e| e.context("IDLE")),
+        Ok(Err(e)) => return Err(anyhow::Error::from(e).context("IDLE")),
     }
     let session = timed("DONE", DONE_TIMEOUT, handle.done()).await?;
     Ok(session)

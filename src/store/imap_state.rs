@@ -78,11 +78,21 @@ mod tests {
             .expect("valid")
             .with_timezone(&Utc);
         assert_eq!(store.mailbox_state("a", "INBOX").expect("reads"), None);
-        let s1 = MailboxState { uidvalidity: 7, uid_next: 10 };
-        store.set_mailbox_state("a", "INBOX", s1, now).expect("writes");
+        let s1 = MailboxState {
+            uidvalidity: 7,
+            uid_next: 10,
+        };
+        store
+            .set_mailbox_state("a", "INBOX", s1, now)
+            .expect("writes");
         assert_eq!(store.mailbox_state("a", "INBOX").expect("reads"), Some(s1));
-        let s2 = MailboxState { uidvalidity: u32::MAX, uid_next: 42 };
-        store.set_mailbox_state("a", "INBOX", s2, now).expect("writes");
+        let s2 = MailboxState {
+            uidvalidity: u32::MAX,
+            uid_next: 42,
+        };
+        store
+            .set_mailbox_state("a", "INBOX", s2, now)
+            .expect("writes");
         assert_eq!(store.mailbox_state("a", "INBOX").expect("reads"), Some(s2));
         assert_eq!(store.mailbox_state("b", "INBOX").expect("reads"), None);
     }

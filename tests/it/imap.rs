@@ -20,12 +20,18 @@ use tokio_util::sync::CancellationToken;
 use crate::mailstack::{MailStack, StackOptions};
 
 const CANDIDATES: &[(&str, &[u8])] = &[
-    ("c1", include_bytes!("../fixtures/imap/c1_real_order_shipped.eml")),
+    (
+        "c1",
+        include_bytes!("../fixtures/imap/c1_real_order_shipped.eml"),
+    ),
     ("c2", include_bytes!("../fixtures/imap/c2_de_shipped.eml")),
     ("c3", include_bytes!("../fixtures/imap/c3_ru_shipped.eml")),
     ("c4", include_bytes!("../fixtures/imap/c4_fwd_shipped.eml")),
     ("c5", include_bytes!("../fixtures/imap/c5_cainiao.eml")),
-    ("c6", include_bytes!("../fixtures/imap/c6_paypal_mentions_aliexpress.eml")),
+    (
+        "c6",
+        include_bytes!("../fixtures/imap/c6_paypal_mentions_aliexpress.eml"),
+    ),
 ];
 const OTHERS: &[&[u8]] = &[
     include_bytes!("../fixtures/imap/n_amazon_dispatched_ups.eml"),
@@ -40,7 +46,11 @@ fn account(stack: &MailStack, security: Security, password: &str) -> ImapAccount
     ImapAccount {
         name: "test".into(),
         host: "localhost".into(),
-        port: if security == Security::Tls { stack.imaps_port } else { stack.imap_port },
+        port: if security == Security::Tls {
+            stack.imaps_port
+        } else {
+            stack.imap_port
+        },
         security,
         username: "alice".into(),
         auth: ImapAuth::Password(Secret::Inline {
@@ -57,13 +67,21 @@ fn account(stack: &MailStack, security: Security, password: &str) -> ImapAccount
 
 /// (mailbox, uidvalidity, uid, Message-ID) of every email handed over.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, u32, u32, String)>>>);
+struct Seen(Arc<Mutex<Vec<Handed>>>);
+
+/// (mailbox, uidvalidity, uid, Message-ID)
+type Handed = (String, u32, u32, String);
 
 impl Seen {
     fn observer(&self) -> Observer {
         let inner = self.0.clone();
         Arc::new(move |loc, raw| {
-            inner.lock().unwrap().push((loc.mailbox.clone(), loc.uidvalidity, loc.uid, message_id(raw)));
+            inner.lock().unwrap().push((
+                loc.mailbox.clone(),
+                loc.uidvalidity,
+                loc.uid,
+                message_id(raw),
+            ));
         })
     }
     fn ids(&self) -> Vec<String> {
@@ -91,7 +109,8 @@ fn message_id(raw: &[u8]) -> String {
     text.lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("message-id").then(|| v.trim().to_string())
+            k.eq_ignore_ascii_case("message-id")
+                .then(|| v.trim().to_string())
         })
         .unwrap_or_default()
 }
@@ -161,19 +180,39 @@ async fn first_sync_fetches_only_candidates_then_nothing_and_leaves_mail_unread(
     let ingest = Ingest::new(store.clone()).with_observer(seen.observer());
     let acct = account(&stack, Security::Plain, "secret1");
 
-    let s1 = imap::sync_account_once_with(&acct, &ingest, Utc::now()).await.expect("first sync");
-    assert_eq!(seen.ids(), ids_of(CANDIDATES), "exactly the candidates, not the old one");
+    let s1 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("first sync");
+    assert_eq!(
+        seen.ids(),
+        ids_of(CANDIDATES),
+        "exactly the candidates, not the old one"
+    );
     let m = &s1.mailboxes[0];
-    assert_eq!((m.candidates, m.fetched), (CANDIDATES.len(), CANDIDATES.len()));
+    assert_eq!(
+        (m.candidates, m.fetched),
+        (CANDIDATES.len(), CANDIDATES.len())
+    );
     assert!(m.rescanned);
     let cand_bytes: usize = CANDIDATES.iter().map(|c| c.1.len()).sum();
     // bodies only for candidates (Dovecot may normalise line endings)
-    assert!(s1.bytes_fetched() as usize <= cand_bytes + 2 * CANDIDATES.len() * 200, "{}", s1.bytes_fetched());
+    assert!(
+        s1.bytes_fetched() as usize <= cand_bytes + 2 * CANDIDATES.len() * 200,
+        "{}",
+        s1.bytes_fetched()
+    );
     assert_eq!(m.uid_next, 14, "13 messages appended");
-    let st = store.lock().unwrap().mailbox_state("test", "INBOX").unwrap().unwrap();
+    let st = store
+        .lock()
+        .unwrap()
+        .mailbox_state("test", "INBOX")
+        .unwrap()
+        .unwrap();
     assert_eq!(st.uid_next, 14);
 
-    let s2 = imap::sync_account_once_with(&acct, &ingest, Utc::now()).await.expect("second sync");
+    let s2 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("second sync");
     assert_eq!((s2.fetched(), s2.mailboxes[0].candidates), (0, 0));
     assert!(!s2.mailboxes[0].rescanned);
     assert_eq!(seen.len(), CANDIDATES.len());
@@ -195,7 +234,11 @@ fn search(stack: &MailStack, key: &str) -> Vec<u32> {
     let r = c.cmd(&format!("UID SEARCH {key}"), None);
     r.iter()
         .filter_map(|l| l.strip_prefix("* SEARCH"))
-        .flat_map(|l| l.split_whitespace().filter_map(|n| n.parse().ok()).collect::<Vec<u32>>())
+        .flat_map(|l| {
+            l.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
 
@@ -218,7 +261,11 @@ fn start_watcher(acct: ImapAccount, ingest: Ingest) -> Watcher {
             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         },
     ));
-    Watcher { cancel, task, changes }
+    Watcher {
+        cancel,
+        task,
+        changes,
+    }
 }
 
 impl Watcher {
@@ -239,14 +286,19 @@ async fn idle_hands_over_an_appended_email_within_2s() {
     let seen = Seen::default();
     let ingest = Ingest::new(store_at(&dir.path().join("a.db"))).with_observer(seen.observer());
     let w = start_watcher(account(&stack, Security::Plain, "secret1"), ingest);
-    seen.wait_for(1, Duration::from_secs(10)).await.expect("initial sync");
+    seen.wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("initial sync");
     // let the watcher enter IDLE
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in 0..2 {
         let msg = with_message_id(CANDIDATES[1].1, &format!("idle-{i}@notice.aliexpress.com"));
         let s = stack.clone();
         blocking(move || s.append("alice", "INBOX", &msg, None)).await;
-        let t = seen.wait_for(2 + i, Duration::from_secs(5)).await.expect("handed over");
+        let t = seen
+            .wait_for(2 + i, Duration::from_secs(5))
+            .await
+            .expect("handed over");
         assert!(t < Duration::from_secs(2), "IDLE latency {t:?}");
         // unrelated mail wakes the watcher but is not fetched
         let s = stack.clone();
@@ -271,7 +323,9 @@ async fn polling_without_idle_picks_up_new_mail() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let s = stack.clone();
     blocking(move || s.append("alice", "INBOX", CANDIDATES[4].1, None)).await;
-    seen.wait_for(1, Duration::from_secs(3)).await.expect("polled");
+    seen.wait_for(1, Duration::from_secs(3))
+        .await
+        .expect("polled");
     w.stop().await;
 }
 
@@ -284,23 +338,43 @@ async fn reconnects_after_a_server_restart_without_loss_or_duplicates() {
     let seen = Seen::default();
     let ingest = Ingest::new(store_at(&db)).with_observer(seen.observer());
     let w = start_watcher(account(&stack, Security::Plain, "secret1"), ingest);
-    seen.wait_for(1, Duration::from_secs(10)).await.expect("initial sync");
+    seen.wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("initial sync");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     stack.stop_dovecot();
     // mail arrives while the server is down (an MDA writes the Maildir)
-    stack.deliver_file("alice", &with_message_id(CANDIDATES[2].1, "down-1@notice.aliexpress.com"));
+    stack.deliver_file(
+        "alice",
+        &with_message_id(CANDIDATES[2].1, "down-1@notice.aliexpress.com"),
+    );
     stack.deliver_file("alice", OTHERS[1]);
-    stack.deliver_file("alice", &with_message_id(CANDIDATES[3].1, "down-2@mail.example.com"));
+    stack.deliver_file(
+        "alice",
+        &with_message_id(CANDIDATES[3].1, "down-2@mail.example.com"),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     stack.start_dovecot();
 
-    seen.wait_for(3, Duration::from_secs(20)).await.expect("reconnected and synced");
+    seen.wait_for(3, Duration::from_secs(20))
+        .await
+        .expect("reconnected and synced");
     // and IDLE works on the new connection
     let stack = Arc::new(stack);
     let s = stack.clone();
-    blocking(move || s.append("alice", "INBOX", &with_message_id(CANDIDATES[4].1, "after@cainiao.com"), None)).await;
-    seen.wait_for(4, Duration::from_secs(5)).await.expect("idle after reconnect");
+    blocking(move || {
+        s.append(
+            "alice",
+            "INBOX",
+            &with_message_id(CANDIDATES[4].1, "after@cainiao.com"),
+            None,
+        )
+    })
+    .await;
+    seen.wait_for(4, Duration::from_secs(5))
+        .await
+        .expect("idle after reconnect");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ids = seen.ids();
     let mut dedup = ids.clone();
@@ -326,7 +400,9 @@ async fn uidvalidity_change_rescans_the_backfill_window() {
     let ingest = Ingest::new(store.clone()).with_observer(seen.observer());
     let mut acct = account(&stack, Security::Plain, "secret1");
     acct.mailboxes = vec!["Orders".into()];
-    let s1 = imap::sync_account_once_with(&acct, &ingest, Utc::now()).await.expect("sync 1");
+    let s1 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("sync 1");
     let v1 = s1.mailboxes[0].uidvalidity;
     assert_eq!(s1.fetched(), 3);
 
@@ -337,15 +413,27 @@ async fn uidvalidity_change_rescans_the_backfill_window() {
     for (_, raw) in &CANDIDATES[..4] {
         stack.append("alice", "Orders", raw, None);
     }
-    let s2 = imap::sync_account_once_with(&acct, &ingest, Utc::now()).await.expect("sync 2");
+    let s2 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("sync 2");
     let m = &s2.mailboxes[0];
     assert_ne!(m.uidvalidity, v1);
     assert!(m.rescanned);
-    assert_eq!(m.fetched, 4, "the whole window again; dedup is ingestion's job");
+    assert_eq!(
+        m.fetched, 4,
+        "the whole window again; dedup is ingestion's job"
+    );
     assert_eq!(duplicate_email_rows(&db), 0);
-    let st = store.lock().unwrap().mailbox_state("test", "Orders").unwrap().unwrap();
+    let st = store
+        .lock()
+        .unwrap()
+        .mailbox_state("test", "Orders")
+        .unwrap()
+        .unwrap();
     assert_eq!((st.uidvalidity, st.uid_next), (m.uidvalidity, 5));
-    let s3 = imap::sync_account_once_with(&acct, &ingest, Utc::now()).await.expect("sync 3");
+    let s3 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("sync 3");
     assert_eq!(s3.fetched(), 0);
     assert!(seen.0.lock().unwrap().iter().all(|s| s.0 == "Orders"));
 }
@@ -355,18 +443,30 @@ async fn tls_refuses_an_unknown_ca_and_trusts_ca_file() {
     let stack = MailStack::start(StackOptions::default());
     let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
     let mut acct = account(&stack, Security::Tls, "secret1");
-    let err = imap::sync_account_once(&acct, &store, Utc::now()).await.expect_err("unknown CA");
+    let err = imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect_err("unknown CA");
     let msg = format!("{err:#}");
     eprintln!("unknown CA: {msg}");
-    assert!(msg.contains("TLS handshake") && msg.contains("certificate"), "{msg}");
-    assert!(msg.contains("UnknownIssuer") || msg.contains("unknown"), "{msg}");
+    assert!(
+        msg.contains("TLS handshake") && msg.contains("certificate"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("UnknownIssuer") || msg.contains("unknown"),
+        "{msg}"
+    );
 
     acct.ca_file = Some(stack.ca_pem());
-    imap::sync_account_once(&acct, &store, Utc::now()).await.expect("trusted with ca_file");
+    imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect("trusted with ca_file");
 
     // the host name is verified too: the certificate is not for this name
     acct.host = "127.0.0.2".into();
-    assert!(imap::sync_account_once(&acct, &store, Utc::now()).await.is_err());
+    assert!(imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,10 +475,14 @@ async fn starttls_is_verified_and_works() {
     stack.append("alice", "INBOX", CANDIDATES[0].1, None);
     let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
     let mut acct = account(&stack, Security::StartTls, "secret1");
-    let err = imap::sync_account_once(&acct, &store, Utc::now()).await.expect_err("unknown CA");
+    let err = imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect_err("unknown CA");
     assert!(format!("{err:#}").contains("TLS handshake"), "{err:#}");
     acct.ca_file = Some(stack.ca_pem());
-    let s = imap::sync_account_once(&acct, &store, Utc::now()).await.expect("starttls");
+    let s = imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect("starttls");
     assert_eq!(s.fetched(), 1);
 }
 
@@ -387,11 +491,16 @@ async fn wrong_password_is_a_clear_error_and_never_shows_the_password() {
     let stack = MailStack::start(StackOptions::default());
     let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
     let acct = account(&stack, Security::Plain, "not-the-password");
-    let err = imap::sync_account_once(&acct, &store, Utc::now()).await.expect_err("rejected");
+    let err = imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect_err("rejected");
     assert!(err.downcast_ref::<AuthRejected>().is_some(), "{err:#}");
     let msg = format!("{err:#}");
     eprintln!("wrong password: {msg}");
-    assert!(msg.contains("rejected the login") && msg.contains("alice"), "{msg}");
+    assert!(
+        msg.contains("rejected the login") && msg.contains("alice"),
+        "{msg}"
+    );
     assert!(!msg.contains("not-the-password"), "{msg}");
 
     // a password file and a password command work the same way
@@ -399,10 +508,20 @@ async fn wrong_password_is_a_clear_error_and_never_shows_the_password() {
     let f = dir.path().join("pw");
     std::fs::write(&f, "secret1\n").unwrap();
     let mut acct = account(&stack, Security::Plain, "");
-    acct.auth = ImapAuth::Password(Secret::File { key: "password_file", path: f });
-    imap::sync_account_once(&acct, &store, Utc::now()).await.expect("password_file");
-    acct.auth = ImapAuth::Password(Secret::Command { key: "password_command", command: "echo secret1".into() });
-    imap::sync_account_once(&acct, &store, Utc::now()).await.expect("password_command");
+    acct.auth = ImapAuth::Password(Secret::File {
+        key: "password_file",
+        path: f,
+    });
+    imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect("password_file");
+    acct.auth = ImapAuth::Password(Secret::Command {
+        key: "password_command",
+        command: "echo secret1".into(),
+    });
+    imap::sync_account_once(&acct, &store, Utc::now())
+        .await
+        .expect("password_command");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,6 +532,126 @@ async fn watcher_with_a_wrong_password_retries_slowly_and_stops_on_cancel() {
     let w = start_watcher(account(&stack, Security::Plain, "wrong"), ingest);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let fails = stack.dovecot_log().matches("auth failed").count();
-    assert!((1..=2).contains(&fails), "retried in a tight loop: {fails}\n{}", stack.dovecot_log());
+    assert!(
+        (1..=2).contains(&fails),
+        "retried in a tight loop: {fails}\n{}",
+        stack.dovecot_log()
+    );
     w.stop().await;
+}
+
+/// Benchmark (run by `scripts/bench-imap`, not part of the normal suite): a
+/// 20,000-message INBOX with 200 AliExpress emails; first sync time and
+/// bytes fetched, then the IDLE new-mail latency (APPEND → handed over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with scripts/bench-imap"]
+async fn bench_imap_first_sync_and_idle_latency() {
+    use std::os::unix::fs::PermissionsExt;
+    const TOTAL: usize = 20_000;
+    const ALI: usize = 200;
+    let stack = Arc::new(MailStack::start(StackOptions::default()));
+    let cur = stack.maildir("alice").join("cur");
+    let t0 = Instant::now();
+    let mut total_bytes = 0usize;
+    for i in 0..TOTAL {
+        let msg: Vec<u8> = if i % (TOTAL / ALI) == 0 {
+            let (_, raw) = CANDIDATES[(i / (TOTAL / ALI)) % CANDIDATES.len()];
+            with_message_id(raw, &format!("bench-{i}@notice.aliexpress.com"))
+        } else {
+            filler(i)
+        };
+        total_bytes += msg.len();
+        let p = cur.join(format!("1700000000.M{i}P1.bench:2,"));
+        std::fs::write(&p, &msg).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    println!(
+        "bench: wrote {TOTAL} messages ({:.1} MB) in {:.2?}",
+        total_bytes as f64 / 1e6,
+        t0.elapsed()
+    );
+    let t0 = Instant::now();
+    let st = stack.imap_cmd("alice", "STATUS INBOX (MESSAGES UIDNEXT)");
+    println!(
+        "bench: Dovecot's first indexing of the Maildir (STATUS): {:.2?} {:?}",
+        t0.elapsed(),
+        st.first()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Seen::default();
+    let ingest = Ingest::new(store_at(&dir.path().join("a.db"))).with_observer(seen.observer());
+    let acct = account(&stack, Security::Plain, "secret1");
+    let t0 = Instant::now();
+    let s = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("first sync");
+    let first = t0.elapsed();
+    let m = &s.mailboxes[0];
+    println!(
+        "bench: first sync of {TOTAL} messages: {first:.2?}; candidates {}, bodies fetched {}, body bytes {} ({:.2}% of the mailbox)",
+        m.candidates,
+        m.fetched,
+        m.bytes_fetched,
+        100.0 * m.bytes_fetched as f64 / total_bytes as f64
+    );
+    assert_eq!(m.fetched, ALI);
+    let t0 = Instant::now();
+    let s2 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
+        .await
+        .expect("second sync");
+    println!(
+        "bench: second sync (nothing new): {:.2?}, fetched {}",
+        t0.elapsed(),
+        s2.fetched()
+    );
+
+    let w = start_watcher(acct, ingest);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut lat = Vec::new();
+    for i in 0..10 {
+        let n = seen.len();
+        let msg = with_message_id(
+            CANDIDATES[i % CANDIDATES.len()].1,
+            &format!("lat-{i}@notice.aliexpress.com"),
+        );
+        let s = stack.clone();
+        let t0 = Instant::now();
+        blocking(move || s.append("alice", "INBOX", &msg, None)).await;
+        seen.wait_for(n + 1, Duration::from_secs(10))
+            .await
+            .expect("handed over");
+        lat.push(t0.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    lat.sort();
+    println!(
+        "bench: IDLE latency APPEND -> ingestion over {} emails: min {:.0?}, median {:.0?}, max {:.0?}",
+        lat.len(),
+        lat[0],
+        lat[lat.len() / 2],
+        lat[lat.len() - 1]
+    );
+    w.stop().await;
+}
+
+/// An unrelated email of a few KB (no AliExpress or Cainiao words).
+fn filler(i: usize) -> Vec<u8> {
+    let senders = [
+        "news@shop.example.com",
+        "billing@isp.example.net",
+        "friend@example.org",
+        "noreply@bank.example",
+    ];
+    let mut body = String::new();
+    for k in 0..(20 + i % 60) {
+        body.push_str(&format!(
+            "Line {k} of message {i}: lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n"
+        ));
+    }
+    format!(
+        "From: {}\r\nTo: alice@example.test\r\nSubject: Message number {i}\r\nDate: Tue, 10 Mar 2026 10:00:00 +0000\r\nMessage-ID: <filler-{i}@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+        senders[i % senders.len()]
+    )
+    .into_bytes()
 }
