@@ -76,9 +76,31 @@ where
     }
 }
 
+/// How long a `UID SEARCH` may take: servers without a full-text index
+/// read every message in the window for a BODY search.
+pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `host` is a loopback name or address (plain IMAP is allowed only there).
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Connects, secures, logs in and reads the capabilities.
 pub async fn connect(account: &ImapAccount) -> Result<Connection> {
     let target = format!("{}:{}", account.host, account.port);
+    // Config validation enforces this too; the password must never cross a
+    // network in clear, so check again where it matters.
+    if account.security == Security::Plain && !is_loopback(&account.host) {
+        bail!(
+            "security = \"plain\" is allowed only towards loopback hosts, not {:?}",
+            account.host
+        );
+    }
     let tcp = match tokio::time::timeout(
         CONNECT_TIMEOUT,
         TcpStream::connect((account.host.as_str(), account.port)),
@@ -390,6 +412,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn loopback_hosts() {
+        for (h, want) in [
+            ("localhost", true),
+            ("127.0.0.1", true),
+            ("127.1.2.3", true),
+            ("::1", true),
+            ("[::1]", true),
+            ("imap.example.com", false),
+            ("10.0.0.1", false),
+        ] {
+            assert_eq!(is_loopback(h), want, "{h}");
+        }
+    }
+
+    #[test]
     fn server_text_is_extracted_from_the_formatted_no() {
         let cases = [
             (
@@ -402,5 +439,90 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(server_text(raw), want);
         }
+    }
+
+    fn b64(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    fn account(auth: ImapAuth) -> ImapAccount {
+        ImapAccount {
+            name: "t".into(),
+            host: "imap.test".into(),
+            port: 993,
+            security: Security::Tls,
+            username: "me@example.com".into(),
+            auth,
+            ca_file: None,
+            mailboxes: vec!["INBOX".into()],
+            backfill_days: 90,
+            idle: true,
+            poll_interval: Duration::from_secs(300),
+        }
+    }
+
+    /// A scripted server: the first token is rejected (with the JSON
+    /// challenge XOAUTH2 servers send), the re-fetched second one accepted.
+    #[tokio::test]
+    async fn xoauth2_fetches_a_new_token_when_the_server_rejects_one() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let counter = dir.path().join("n");
+        let cmd = format!(
+            "n=$(cat {0} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {0}; echo tok$n",
+            counter.display()
+        );
+        let (client_end, server_end) = tokio::io::duplex(4096);
+        let server = tokio::spawn(async move {
+            let (r, mut w) = tokio::io::split(server_end);
+            let mut lines = BufReader::new(r).lines();
+            let mut got = Vec::new();
+            for (tok, ok) in [("tok1", false), ("tok2", true)] {
+                let cmd = lines.next_line().await.expect("reads").expect("a line");
+                let (tag, rest) = cmd.split_once(' ').expect("tagged");
+                assert_eq!(rest, "AUTHENTICATE XOAUTH2");
+                w.write_all(b"+ \r\n").await.expect("writes");
+                let resp = lines.next_line().await.expect("reads").expect("a line");
+                let want =
+                    b64(format!("user=me@example.com\x01auth=Bearer {tok}\x01\x01").as_bytes());
+                got.push(resp == want);
+                if ok {
+                    w.write_all(format!("{tag} OK done\r\n").as_bytes())
+                        .await
+                        .expect("writes");
+                } else {
+                    w.write_all(b"+ eyJzdGF0dXMiOiI0MDEifQ==\r\n")
+                        .await
+                        .expect("writes");
+                    let empty = lines.next_line().await.expect("reads").expect("a line");
+                    assert_eq!(empty, "");
+                    w.write_all(
+                        format!("{tag} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n")
+                            .as_bytes(),
+                    )
+                    .await
+                    .expect("writes");
+                }
+            }
+            got
+        });
+        let acct = account(ImapAuth::XOAuth2 { token_command: cmd });
+        let client = Client::new(Box::new(client_end) as Box<dyn ImapIo>);
+        login(&acct, client).await.expect("second token accepted");
+        assert_eq!(server.await.expect("server"), vec![true, true]);
     }
 }

@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use super::connect::{timed, ImapSession, COMMAND_TIMEOUT};
+use super::connect::{timed, ImapSession, COMMAND_TIMEOUT, SEARCH_TIMEOUT};
 use super::Ingest;
 use crate::store::imap_state::MailboxState;
 use crate::store::orders::{EmailOrigin, ImapLocation, IngestOutcome};
@@ -224,7 +224,7 @@ pub async fn sync_mailbox(
         Plan::From(from) => from,
         _ => 1,
     };
-    let found = timed("UID SEARCH", COMMAND_TIMEOUT, session.uid_search(&query))
+    let found = timed("UID SEARCH", SEARCH_TIMEOUT, session.uid_search(&query))
         .await
         .with_context(|| format!("searching {what}"))?;
     // `n:*` also matches the highest UID when it is below n; and mail that
