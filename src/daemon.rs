@@ -69,18 +69,32 @@ pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
 /// a part failed (e.g. a rejected password); the other parts still run.
 pub fn sync_command(cfg: &Config) -> Result<ExitCode> {
     require_secrets(cfg)?;
-    let mut store = Store::open(&cfg.database)?;
+    let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
     runtime()?.block_on(async {
         let mut failures = Vec::new();
         if cfg.imap.is_empty() {
             info!("no [imap] configured: not reading mail");
         }
         for account in &cfg.imap {
-            if let Err(e) = crate::imap::sync_account_once(account, &mut store, Utc::now()).await {
-                error!(account = %account.name, "mail sync failed: {e:#}");
-                failures.push(format!("imap {}: {e:#}", account.name));
+            match crate::imap::sync_account_once(account, &shared, Utc::now()).await {
+                Ok(s) => info!(
+                    account = %account.name,
+                    fetched = s.fetched(),
+                    new = s.new_emails(),
+                    bytes = s.bytes_fetched(),
+                    "mail synced"
+                ),
+                Err(e) => {
+                    error!(account = %account.name, "mail sync failed: {e:#}");
+                    failures.push(format!("imap {}: {e:#}", account.name));
+                }
             }
         }
+        // Every other task is done with the store: take it back.
+        let mut store = match Arc::try_unwrap(shared) {
+            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Err(_) => anyhow::bail!("the store is still shared after the mail sync"),
+        };
         if let Err(e) = tracking_pass(cfg, &mut store, None).await {
             error!("tracking failed: {e:#}");
             failures.push(format!("tracking: {e:#}"));
@@ -208,9 +222,11 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>) -> Result<ExitCode> {
         for mailbox in &account.mailboxes {
             mailboxes += 1;
             let (account, mailbox) = (account.clone(), mailbox.clone());
-            let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
+            let (cancel, kick) = (cancel.clone(), kick.clone());
+            // Each watcher has its own connection to the database.
+            let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
-                crate::imap::watch_mailbox(&cfg, account, mailbox, cancel, move || {
+                crate::imap::watch_mailbox(account, mailbox, store, cancel, move || {
                     kick.notify_waiters()
                 })
                 .await;

@@ -10,6 +10,7 @@
 //! Typed functions live in per-area files: `orders.rs` (ingestion and the
 //! status snapshot), `imap_state.rs`, `tracking.rs`, `notifications.rs`.
 
+pub mod imap_state;
 pub mod migrations;
 pub mod notifications;
 pub mod orders;

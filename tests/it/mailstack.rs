@@ -238,7 +238,7 @@ pub struct MailStack {
     // drop order = field order: daemons first, directory last
     postfix: Option<Daemon>,
     sink: Option<Daemon>,
-    dovecot: Daemon,
+    dovecot: Option<Daemon>,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub sink_port: u16,
@@ -322,7 +322,7 @@ impl MailStack {
         let mut stack = MailStack {
             postfix: None,
             sink: None,
-            dovecot,
+            dovecot: Some(dovecot),
             imap_port,
             imaps_port,
             sink_port: 0,
@@ -352,12 +352,87 @@ impl MailStack {
         fs::read_to_string(self.dir().join("dovecot.log")).unwrap_or_default()
     }
     pub fn process_groups(&self) -> Vec<i32> {
-        let mut v = vec![self.dovecot.pid()];
+        let mut v: Vec<i32> = self.dovecot.iter().map(Daemon::pid).collect();
         for d in [&self.sink, &self.postfix].into_iter().flatten() {
             v.push(d.pid());
             v.extend(&d.extra_pgids);
         }
         v
+    }
+
+    /// Stop Dovecot (SIGTERM to its process group); mail and state stay.
+    pub fn stop_dovecot(&mut self) {
+        self.dovecot = None;
+    }
+
+    /// Start Dovecot again with the same directory, config and ports.
+    pub fn start_dovecot(&mut self) {
+        assert!(self.dovecot.is_none(), "dovecot is running");
+        let d = self.dir().to_path_buf();
+        let log = d.join("dovecot.stdout");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut dc = Daemon::spawn(
+                "dovecot",
+                Command::new("/usr/sbin/dovecot")
+                    .arg("-c")
+                    .arg(d.join("dovecot.conf"))
+                    .arg("-F"),
+                &log,
+            );
+            match wait_greeting(
+                self.imap_port,
+                b"* OK",
+                &mut dc,
+                &log,
+                Duration::from_secs(10),
+            ) {
+                Ok(()) => {
+                    self.dovecot = Some(dc);
+                    return;
+                }
+                // the old listener's port may linger for a moment
+                Err(e) if e.contains("Address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{e}\n{}", self.dovecot_log()),
+            }
+        }
+    }
+
+    /// Log in as `user` over plain IMAP (loopback) and run one command.
+    pub fn imap_cmd(&self, user: &str, cmd: &str) -> Vec<String> {
+        let pass = &self
+            .users
+            .iter()
+            .find(|(u, _)| u == user)
+            .expect("known user")
+            .1;
+        let mut c = PlainImap::connect(self.imap_port);
+        let r = c.cmd(&format!("LOGIN {user} {pass}"), None);
+        assert!(r.last().unwrap().contains("OK"), "{r:?}");
+        c.cmd(cmd, None)
+    }
+
+    /// IMAP APPEND `msg` to `mailbox` of `user`, optionally with an
+    /// INTERNALDATE like `"01-Jan-2020 10:00:00 +0000"`. Returns the replies.
+    pub fn append(&self, user: &str, mailbox: &str, msg: &[u8], date: Option<&str>) -> Vec<String> {
+        let pass = &self
+            .users
+            .iter()
+            .find(|(u, _)| u == user)
+            .expect("known user")
+            .1;
+        let mut c = PlainImap::connect(self.imap_port);
+        let r = c.cmd(&format!("LOGIN {user} {pass}"), None);
+        assert!(r.last().unwrap().contains("OK"), "{r:?}");
+        let cmd = match date {
+            Some(d) => format!("APPEND {mailbox} () \"{d}\""),
+            None => format!("APPEND {mailbox}"),
+        };
+        let r = c.cmd(&cmd, Some(msg));
+        assert!(r.last().unwrap().contains("OK"), "{r:?}");
+        r
     }
 
     /// Deliver a message the way an MDA does (write tmp/, rename into new/).

@@ -18,3 +18,5 @@ mod import;
 mod tracking;
 // digest and warnings against the real SMTP sink
 mod notify;
+// IMAP sync and watching against the real Dovecot
+mod imap;

@@ -1,0 +1,99 @@
+//! IMAP sync state: per (account, mailbox) the server's UIDVALIDITY and the
+//! next UID aliwatch has not looked at yet (table `mailbox_state`).
+//!
+//! The IMAP module advances `uid_next` only after every candidate email
+//! below it has been ingested and committed, so a crash re-fetches at most
+//! the emails in flight (ingestion is idempotent): exactly-once in effect.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+
+use super::{fmt_time, Store};
+
+/// What aliwatch remembers about one mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxState {
+    pub uidvalidity: u32,
+    pub uid_next: u32,
+}
+
+impl Store {
+    /// The stored state of `mailbox` in `account`, if it was ever synced.
+    pub fn mailbox_state(&self, account: &str, mailbox: &str) -> Result<Option<MailboxState>> {
+        self.conn
+            .query_row(
+                "SELECT uidvalidity, uid_next FROM mailbox_state WHERE account = ?1 AND mailbox = ?2",
+                (account, mailbox),
+                |r| {
+                    let v: i64 = r.get(0)?;
+                    let n: i64 = r.get(1)?;
+                    Ok(MailboxState {
+                        uidvalidity: u32::try_from(v).unwrap_or(0),
+                        uid_next: u32::try_from(n).unwrap_or(1),
+                    })
+                },
+            )
+            .optional()
+            .with_context(|| format!("reading the sync state of {account}/{mailbox}"))
+    }
+
+    /// Records the state of `mailbox` (upsert) and when it was synced.
+    pub fn set_mailbox_state(
+        &self,
+        account: &str,
+        mailbox: &str,
+        state: MailboxState,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO mailbox_state(account, mailbox, uidvalidity, uid_next, last_sync_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(account, mailbox) DO UPDATE SET
+                    uidvalidity = excluded.uidvalidity,
+                    uid_next = excluded.uid_next,
+                    last_sync_at = excluded.last_sync_at",
+                (
+                    account,
+                    mailbox,
+                    i64::from(state.uidvalidity),
+                    i64::from(state.uid_next),
+                    fmt_time(now),
+                ),
+            )
+            .with_context(|| format!("writing the sync state of {account}/{mailbox}"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_upserts() {
+        let store = Store::open_in_memory().expect("opens");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(store.mailbox_state("a", "INBOX").expect("reads"), None);
+        let s1 = MailboxState {
+            uidvalidity: 7,
+            uid_next: 10,
+        };
+        store
+            .set_mailbox_state("a", "INBOX", s1, now)
+            .expect("writes");
+        assert_eq!(store.mailbox_state("a", "INBOX").expect("reads"), Some(s1));
+        let s2 = MailboxState {
+            uidvalidity: u32::MAX,
+            uid_next: 42,
+        };
+        store
+            .set_mailbox_state("a", "INBOX", s2, now)
+            .expect("writes");
+        assert_eq!(store.mailbox_state("a", "INBOX").expect("reads"), Some(s2));
+        assert_eq!(store.mailbox_state("b", "INBOX").expect("reads"), None);
+    }
+}
