@@ -1,0 +1,175 @@
+//! Extraction: golden tests over every fixture folder (`synthetic/`, `real/`,
+//! `extra/`) against its `expected.json`, and a bounded fuzz test (arbitrary
+//! bytes and mutated fixtures must never panic).
+//!
+//! `UPDATE_EXPECT=1 cargo test extract` rewrites `extra/expected.json` only
+//! (the other two folders are labelled by hand upstream).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aliwatch::extract::extract;
+use proptest::prelude::*;
+use serde_json::Value;
+
+fn fixtures_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/emails")
+}
+
+fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn got_json(path: &Path) -> Value {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match extract(&raw) {
+        Ok(ex) => {
+            let mut v = ex.to_spec_json(name);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("file");
+            }
+            v
+        }
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    }
+}
+
+/// Runs one folder; returns (cases run, mismatch reports).
+fn run_folder(folder: &str, update: bool) -> (usize, Vec<String>) {
+    let dir = fixtures_root().join(folder);
+    let expected_path = dir.join("expected.json");
+    let expected: BTreeMap<String, Value> = std::fs::read_to_string(&expected_path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let mut got_all = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for path in eml_files(&dir) {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        let got = got_json(&path);
+        n += 1;
+        match expected.get(&name) {
+            Some(want) if *want == got => {}
+            Some(want) => failures.push(format!(
+                "{folder}/{name}\n  expected: {}\n  got:      {}",
+                serde_json::to_string(want).unwrap_or_default(),
+                serde_json::to_string(&got).unwrap_or_default()
+            )),
+            None if update => {}
+            None => failures.push(format!("{folder}/{name}: no entry in expected.json")),
+        }
+        got_all.insert(name, got);
+    }
+    if update {
+        let text = serde_json::to_string_pretty(&got_all).expect("json serialises");
+        std::fs::write(&expected_path, text + "\n").expect("write expected.json");
+        return (n, Vec::new());
+    }
+    (n, failures)
+}
+
+#[test]
+fn extract_golden_synthetic_real_extra() {
+    let update = std::env::var_os("UPDATE_EXPECT").is_some();
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for folder in ["synthetic", "real", "extra"] {
+        let (n, f) = run_folder(folder, update && folder == "extra");
+        if n == 0 {
+            failures.push(format!("no .eml fixtures ran in {folder}"));
+        }
+        total += n;
+        failures.extend(f);
+    }
+    assert!(total > 0);
+    assert!(
+        failures.is_empty(),
+        "{} of {total} fixtures differ:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn extract_is_pure_and_deterministic() {
+    for folder in ["synthetic", "real", "extra"] {
+        for path in eml_files(&fixtures_root().join(folder)) {
+            let raw = std::fs::read(&path).expect("read fixture");
+            assert_eq!(extract(&raw), extract(&raw), "{}", path.display());
+        }
+    }
+}
+
+fn corpus() -> Vec<Vec<u8>> {
+    ["synthetic", "real", "extra"]
+        .iter()
+        .flat_map(|f| eml_files(&fixtures_root().join(f)))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn extract_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = extract(&bytes);
+    }
+
+    #[test]
+    fn extract_never_panics_on_mutated_fixtures(
+        pick in any::<usize>(),
+        other in any::<usize>(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..24),
+        cut in any::<usize>(),
+        splice_at in any::<usize>(),
+        splice_len in 0usize..2048,
+        mode in 0u8..4,
+    ) {
+        let corpus = corpus();
+        prop_assume!(!corpus.is_empty());
+        let mut raw = corpus[pick % corpus.len()].clone();
+        let donor = &corpus[other % corpus.len()];
+        match mode {
+            0 => {
+                for (i, b) in &flips {
+                    if !raw.is_empty() {
+                        let n = raw.len();
+                        raw[i % n] ^= b;
+                    }
+                }
+            }
+            1 => raw.truncate(cut % (raw.len() + 1)),
+            2 => {
+                let at = splice_at % (raw.len() + 1);
+                let from = cut % (donor.len() + 1);
+                let to = (from + splice_len).min(donor.len());
+                let piece = donor[from..to].to_vec();
+                raw.splice(at..at, piece);
+            }
+            _ => {
+                // Mutate only the body: keep headers intact so deeper code runs.
+                let n = raw.len();
+                for (i, b) in &flips {
+                    let idx = n / 2 + i % (n / 2 + 1);
+                    if idx < n {
+                        raw[idx] = *b;
+                    }
+                }
+            }
+        }
+        let _ = extract(&raw);
+    }
+}
