@@ -179,7 +179,7 @@ pub const FILLERS: &[&str] = &[
     "correos", "correios", "postnl", "inpost", "cainiao", "yunexpress", "4px", "yanwen", "j&t",
     "royal", "mail", "evri", "yodel", "colissimo", "la", "poste", "poczta", "polska", "pocztex",
     "ptt", "cj", "epost", "ems", "ceska", "posta", "postnord", "israel", "post", "aramex",
-    "laposte", "des", "del", "de", "do", "da", "di", "van", "der",
+    "laposte", "des", "del", "de", "do", "da", "di", "van", "der", "aliexpress",
 ];
 
 /// Prefixes mail clients put in front of a forwarded subject (followed by
