@@ -343,6 +343,12 @@ static EXTENDED: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex is valid")
 });
 
+/// Cheap gate for [`EXTENDED`]: the regex's second branch starts with a
+/// digit, so it has no literal prefilter and would scan every body.
+static EXTENDED_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new(lang::EXTENDED_WORDS).expect("static table builds")
+});
+
 static CHANGED_FROM_TO: LazyLock<Regex> = LazyLock::new(|| {
     let from: Vec<&str> = lang::CHANGE_FROM_TO.iter().map(|p| p.0).collect();
     let to: Vec<&str> = lang::CHANGE_FROM_TO.iter().map(|p| p.1).collect();
@@ -576,32 +582,37 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
 }
 
 fn scan_links(raw: &str, found: &mut Found) {
-    for url in text::urls(raw) {
-        let mut orders = Vec::new();
-        let mut tracks = Vec::new();
-        for (name, value) in text::params(url) {
-            let is_order = lang::ORDER_PARAMS.contains(&name.as_str());
-            for item in text::split_list(value) {
-                if is_order {
-                    if is_order_id(item) {
-                        orders.push(item.to_string());
-                    }
-                } else {
-                    let t = numbers::normalise(item);
-                    if accept_labelled(&t) {
-                        tracks.push(t);
-                    }
-                }
-            }
-        }
-        for o in &orders {
-            for t in &tracks {
+    let flush = |orders: &mut Vec<String>, tracks: &mut Vec<String>, found: &mut Found| {
+        for o in orders.iter() {
+            for t in tracks.iter() {
                 found.pairs.push((o.clone(), t.clone()));
             }
         }
-        found.link_orders.extend(orders);
-        found.tracks.extend(tracks.into_iter().map(|t| (t, None)));
+        found.link_orders.append(orders);
+        found.tracks.extend(tracks.drain(..).map(|t| (t, None)));
+    };
+    let mut current: Option<usize> = None;
+    let mut orders = Vec::new();
+    let mut tracks = Vec::new();
+    for p in text::params(raw) {
+        if current != Some(p.url_start) {
+            flush(&mut orders, &mut tracks, found);
+            current = Some(p.url_start);
+        }
+        for item in text::split_list(p.value) {
+            if p.is_order {
+                if is_order_id(item) {
+                    orders.push(item.to_string());
+                }
+            } else {
+                let t = numbers::normalise(item);
+                if accept_labelled(&t) {
+                    tracks.push(t);
+                }
+            }
+        }
     }
+    flush(&mut orders, &mut tracks, found);
 }
 
 /// Multi-order mails glue a running number in front of each order number
@@ -878,7 +889,12 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
-    if let Some(c) = EXTENDED.captures(&body) {
+    let extended = if EXTENDED_WORDS.find(&body).is_some() {
+        EXTENDED.captures(&body)
+    } else {
+        None
+    };
+    if let Some(c) = extended {
         ex.protection_extended_days = c
             .get(1)
             .or_else(|| c.get(2))

@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use regex::Regex;
 use std::sync::LazyLock;
 
+
 use super::lang;
 
 /// Block-level (or cell) elements: they separate text.
@@ -51,18 +52,19 @@ pub fn html_to_text(html: &str, out: &mut String) {
         let tag = rest.get(1..gt).unwrap_or("");
         rest = rest.get(gt + 1..).unwrap_or("");
         let closing = tag.starts_with('/');
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        if !closing && SKIP_TAGS.contains(&name.as_str()) && !tag.ends_with('/') {
-            rest = skip_until_close(rest, &name);
+        let name_src = tag.trim_start_matches('/');
+        let name_len = name_src
+            .bytes()
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        let name = name_src.get(..name_len).unwrap_or("");
+        let is = |table: &[&str]| table.iter().any(|t| t.eq_ignore_ascii_case(name));
+        if !closing && !tag.ends_with('/') && is(SKIP_TAGS) {
+            rest = skip_until_close(rest, name);
             out.push('\n');
             continue;
         }
-        if BLOCK_TAGS.contains(&name.as_str()) {
+        if is(BLOCK_TAGS) {
             out.push('\n');
         }
     }
@@ -356,35 +358,63 @@ pub fn ascii_tokens(hay: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
     })
 }
 
-/// A URL-ish run in raw HTML or text.
-static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)https?://[^\s"'<>]+"#).expect("static regex is valid")
+/// Link query parameters we read (`orderId=`, `trackingNumber=` …), found
+/// with one case-insensitive automaton over the raw HTML: cheaper than
+/// finding every URL first, and tag stripping would destroy them anyway.
+static PARAMS: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(
+            lang::ORDER_PARAMS
+                .iter()
+                .chain(lang::TRACKING_PARAMS)
+                .map(|n| format!("{n}=")),
+        )
+        .expect("static keyword table builds")
 });
 
-/// URL spans in `raw`.
-pub fn urls(raw: &str) -> impl Iterator<Item = &str> {
-    URL.find_iter(raw).map(|m| m.as_str())
+fn is_url_delim(b: u8) -> bool {
+    b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>')
 }
 
-/// Query parameter `name=value` pairs of a URL whose name is in one of the
-/// two tables (lower-cased), found after `?`, `&` or `;` (`&amp;`).
-static PARAM: LazyLock<Regex> = LazyLock::new(|| {
-    let names: Vec<String> = lang::ORDER_PARAMS
-        .iter()
-        .chain(lang::TRACKING_PARAMS)
-        .map(|n| regex::escape(n))
-        .collect();
-    Regex::new(&format!(
-        r"(?i)[?&;]({})=([A-Za-z0-9%,]+)",
-        names.join("|")
-    ))
-    .expect("static regex is valid")
-});
+/// One query parameter found in a link.
+#[derive(Debug, Clone, Copy)]
+pub struct Param<'a> {
+    /// Byte offset where the enclosing URL starts: parameters of the same
+    /// link share it.
+    pub url_start: usize,
+    /// True for an order parameter, false for a tracking parameter.
+    pub is_order: bool,
+    pub value: &'a str,
+}
 
-/// (lower-cased parameter name, raw value) pairs in one URL.
-pub fn params(url: &str) -> impl Iterator<Item = (String, &str)> {
-    PARAM.captures_iter(url).filter_map(|c| {
-        Some((c.get(1)?.as_str().to_ascii_lowercase(), c.get(2)?.as_str()))
+/// Order and tracking parameters in `raw`, in document order. A name counts
+/// only after `?`, `&` or `;` (the end of `&amp;`).
+pub fn params(raw: &str) -> impl Iterator<Item = Param<'_>> {
+    let bytes = raw.as_bytes();
+    let n_order = lang::ORDER_PARAMS.len();
+    PARAMS.find_iter(raw).filter_map(move |m| {
+        let before = m.start().checked_sub(1).and_then(|i| bytes.get(i))?;
+        if !matches!(before, b'?' | b'&' | b';') {
+            return None;
+        }
+        let vlen = bytes
+            .get(m.end()..)?
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b','))
+            .count();
+        let value = raw.get(m.end()..m.end() + vlen)?;
+        let floor = m.start().saturating_sub(4096);
+        let url_start = (floor..m.start())
+            .rev()
+            .find(|&i| bytes.get(i).is_some_and(|&b| is_url_delim(b)))
+            .map_or(floor, |i| i + 1);
+        Some(Param {
+            url_start,
+            is_order: m.pattern().as_usize() < n_order,
+            value,
+        })
     })
 }
 
