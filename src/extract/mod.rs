@@ -345,9 +345,8 @@ static EXTENDED: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Cheap gate for [`EXTENDED`]: the regex's second branch starts with a
 /// digit, so it has no literal prefilter and would scan every body.
-static EXTENDED_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasick::new(lang::EXTENDED_WORDS).expect("static table builds")
-});
+static EXTENDED_WORDS: LazyLock<AhoCorasick> =
+    LazyLock::new(|| AhoCorasick::new(lang::EXTENDED_WORDS).expect("static table builds"));
 
 static CHANGED_FROM_TO: LazyLock<Regex> = LazyLock::new(|| {
     let from: Vec<&str> = lang::CHANGE_FROM_TO.iter().map(|p| p.0).collect();
@@ -381,7 +380,9 @@ fn inline_forward(body: &str) -> Option<(Sender, Option<&str>)> {
             continue;
         }
         let window = window(body, m.end(), 1500);
-        let subject = FWD_SUBJECT.find(window).map(|s| line_after(window, s.end(), 300).trim());
+        let subject = FWD_SUBJECT
+            .find(window)
+            .map(|s| line_after(window, s.end(), 300).trim());
         return Some((class, subject));
     }
     None
@@ -491,8 +492,8 @@ fn scan_subject(subj: &str, found: &mut Found) {
                 }
             }
             LabelKind::OldTracking => {
-                if let Some(t) = text::value_after(subj, end)
-                    .and_then(|v| tracking_value(&v, accept_labelled))
+                if let Some(t) =
+                    text::value_after(subj, end).and_then(|v| tracking_value(&v, accept_labelled))
                 {
                     found.replaced.push(t);
                 }
@@ -542,8 +543,8 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
                 }
             }
             LabelKind::OldTracking => {
-                if let Some(t) = text::value_after(body, end)
-                    .and_then(|v| tracking_value(&v, accept_labelled))
+                if let Some(t) =
+                    text::value_after(body, end).and_then(|v| tracking_value(&v, accept_labelled))
                 {
                     found.replaced.push(t);
                 }
@@ -648,7 +649,10 @@ fn fix_running_numbers(found: &mut Found) {
             })
             .collect();
         if let Some(stripped) = stripped {
-            if stripped.iter().any(|(_, s)| others.contains(s) || list.contains(s)) {
+            if stripped
+                .iter()
+                .any(|(_, s)| others.contains(s) || list.contains(s))
+            {
                 for (orig, new) in stripped {
                     for (id, _) in found.label_orders.iter_mut() {
                         if *id == orig {
@@ -721,7 +725,10 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
         .filter(|(o, t)| orders.contains(o) && tracks.contains(t))
         .map(|(_, t)| t.as_str())
         .collect();
-    let unpaired: Vec<&String> = tracks.iter().filter(|t| !paired.contains(t.as_str())).collect();
+    let unpaired: Vec<&String> = tracks
+        .iter()
+        .filter(|t| !paired.contains(t.as_str()))
+        .collect();
     // Order mentions with body positions, for table layouts.
     let mentions: Vec<(&str, usize)> = found
         .label_orders
@@ -752,7 +759,12 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
                     .iter()
                     .filter(|(_, mp)| *mp <= p)
                     .max_by_key(|(_, mp)| *mp)
-                    .or_else(|| mentions.iter().filter(|(_, mp)| *mp > p).min_by_key(|(_, mp)| *mp))
+                    .or_else(|| {
+                        mentions
+                            .iter()
+                            .filter(|(_, mp)| *mp > p)
+                            .min_by_key(|(_, mp)| *mp)
+                    })
                     .map(|(id, _)| *id)
             });
             match near {
@@ -763,7 +775,9 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
             targets.extend(orders.iter().map(String::as_str));
         }
         for o in out.iter_mut() {
-            if o.order_id.as_deref().is_some_and(|id| targets.contains(&id))
+            if o.order_id
+                .as_deref()
+                .is_some_and(|id| targets.contains(&id))
                 && !o.tracking_numbers.contains(t)
             {
                 o.tracking_numbers.push(t.clone());
@@ -788,7 +802,9 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     collect(&msg, 0, &mut views);
 
     let mut ex = Extraction {
-        message_id: msg.message_id().map(|s| s.trim_matches(['<', '>']).to_string()),
+        message_id: msg
+            .message_id()
+            .map(|s| s.trim_matches(['<', '>']).to_string()),
         date: msg
             .date()
             .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0)),
@@ -943,19 +959,38 @@ mod tests {
 
     #[test]
     fn senders() {
-        assert_eq!(classify_sender("transaction@notice.aliexpress.com"), Sender::AliExpress);
-        assert_eq!(classify_sender("promotion@aliexpress.com"), Sender::AliExpress);
         assert_eq!(
-            classify_sender("transaction_at_notice_aliexpress_com_0a1b2c3d4e_0a1b2c3d@privaterelay.appleid.com"),
+            classify_sender("transaction@notice.aliexpress.com"),
             Sender::AliExpress
         );
         assert_eq!(
-            classify_sender("transaction_at_aliexpress_com_example_net_0a1b2c@privaterelay.appleid.com"),
+            classify_sender("promotion@aliexpress.com"),
+            Sender::AliExpress
+        );
+        assert_eq!(
+            classify_sender(
+                "transaction_at_notice_aliexpress_com_0a1b2c3d4e_0a1b2c3d@privaterelay.appleid.com"
+            ),
+            Sender::AliExpress
+        );
+        assert_eq!(
+            classify_sender(
+                "transaction_at_aliexpress_com_example_net_0a1b2c@privaterelay.appleid.com"
+            ),
             Sender::LookAlike
         );
-        assert_eq!(classify_sender("x@aliexpress.com.example.net"), Sender::LookAlike);
-        assert_eq!(classify_sender("x@aliexpress-support.xyz"), Sender::LookAlike);
-        assert_eq!(classify_sender("x@notice-aliexpress.com"), Sender::LookAlike);
+        assert_eq!(
+            classify_sender("x@aliexpress.com.example.net"),
+            Sender::LookAlike
+        );
+        assert_eq!(
+            classify_sender("x@aliexpress-support.xyz"),
+            Sender::LookAlike
+        );
+        assert_eq!(
+            classify_sender("x@notice-aliexpress.com"),
+            Sender::LookAlike
+        );
         assert_eq!(classify_sender("no-reply@cainiao.com"), Sender::Carrier);
         assert_eq!(classify_sender("orders@order.temu.com"), Sender::Other);
         assert_eq!(classify_sender("garbage"), Sender::Other);
@@ -965,7 +1000,10 @@ mod tests {
     fn forward_prefixes() {
         assert_eq!(strip_forward_prefixes("Fwd: WG: Order 1: x"), "Order 1: x");
         assert_eq!(strip_forward_prefixes("Пересл: Заказ 1"), "Заказ 1");
-        assert_eq!(strip_forward_prefixes("Order 8211968327931234: order shipped"), "Order 8211968327931234: order shipped");
+        assert_eq!(
+            strip_forward_prefixes("Order 8211968327931234: order shipped"),
+            "Order 8211968327931234: order shipped"
+        );
     }
 
     #[test]

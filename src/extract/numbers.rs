@@ -321,9 +321,15 @@ mod tests {
 
     #[test]
     fn strengths() {
-        assert!(matches!(classify("CN202503150012345"), Verdict::Known(f) if f.strength == Strength::Labelled));
-        assert!(matches!(classify("1316197997"), Verdict::Known(f) if f.strength == Strength::Labelled));
-        assert!(matches!(classify("LP00527423524449"), Verdict::Known(f) if f.strength == Strength::Free));
+        assert!(
+            matches!(classify("CN202503150012345"), Verdict::Known(f) if f.strength == Strength::Labelled)
+        );
+        assert!(
+            matches!(classify("1316197997"), Verdict::Known(f) if f.strength == Strength::Labelled)
+        );
+        assert!(
+            matches!(classify("LP00527423524449"), Verdict::Known(f) if f.strength == Strength::Free)
+        );
         // Order-id-like 16 digits are not a tracking format.
         assert_eq!(classify("8211968327931234"), Verdict::Unknown);
         assert_eq!(classify("1005005834912540"), Verdict::Unknown);
@@ -339,7 +345,15 @@ mod tests {
 
     #[test]
     fn hostile_tokens_do_not_panic() {
-        for t in ["", "é", "LPé", "00", "RB1234567", "ÄÖÜÄÖÜÄÖÜÄÖÜ", "4200000000000000000000000000000"] {
+        for t in [
+            "",
+            "é",
+            "LPé",
+            "00",
+            "RB1234567",
+            "ÄÖÜÄÖÜÄÖÜÄÖÜ",
+            "4200000000000000000000000000000",
+        ] {
             let _ = classify(t);
             let _ = plausible_unknown(t);
         }

@@ -13,14 +13,44 @@ use chrono::NaiveDate;
 use regex::Regex;
 use std::sync::LazyLock;
 
-
 use super::lang;
 
 /// Block-level (or cell) elements: they separate text.
 const BLOCK_TAGS: &[&str] = &[
-    "p", "div", "br", "td", "th", "tr", "table", "tbody", "thead", "li", "ul", "ol", "h1", "h2",
-    "h3", "h4", "h5", "h6", "hr", "blockquote", "section", "article", "header", "footer", "center",
-    "dd", "dt", "dl", "pre", "title", "body", "html", "img", "button",
+    "p",
+    "div",
+    "br",
+    "td",
+    "th",
+    "tr",
+    "table",
+    "tbody",
+    "thead",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "blockquote",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "center",
+    "dd",
+    "dt",
+    "dl",
+    "pre",
+    "title",
+    "body",
+    "html",
+    "img",
+    "button",
 ];
 
 /// Elements whose content is never text.
@@ -58,15 +88,39 @@ pub fn html_to_text(html: &str, out: &mut String) {
             .take_while(u8::is_ascii_alphanumeric)
             .count();
         let name = name_src.get(..name_len).unwrap_or("");
-        let is = |table: &[&str]| table.iter().any(|t| t.eq_ignore_ascii_case(name));
-        if !closing && !tag.ends_with('/') && is(SKIP_TAGS) {
-            rest = skip_until_close(rest, name);
-            out.push('\n');
-            continue;
+        match tag_class(name) {
+            TagClass::Skip if !closing && !tag.ends_with('/') => {
+                rest = skip_until_close(rest, name);
+                out.push('\n');
+            }
+            TagClass::Skip | TagClass::Block => out.push('\n'),
+            TagClass::Inline => {}
         }
-        if is(BLOCK_TAGS) {
-            out.push('\n');
-        }
+    }
+}
+
+enum TagClass {
+    Skip,
+    Block,
+    Inline,
+}
+
+/// Classifies a tag name without allocating (ASCII case-insensitive).
+fn tag_class(name: &str) -> TagClass {
+    let mut buf = [0u8; 12];
+    if name.len() > buf.len() {
+        return TagClass::Inline;
+    }
+    for (d, s) in buf.iter_mut().zip(name.bytes()) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = buf.get(..name.len()).unwrap_or(&[]);
+    if SKIP_TAGS.iter().any(|t| t.as_bytes() == lower) {
+        TagClass::Skip
+    } else if BLOCK_TAGS.iter().any(|t| t.as_bytes() == lower) {
+        TagClass::Block
+    } else {
+        TagClass::Inline
     }
 }
 
@@ -212,10 +266,49 @@ fn is_gap_punct(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            ':' | '：' | '#' | '.' | ',' | ';' | '-' | '–' | '—' | '(' | ')' | '[' | ']' | '*' | '"'
-                | '\'' | '«' | '»' | '「' | '」' | '【' | '】' | '（' | '）' | '>' | '|' | '/'
-                | '=' | '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{feff}' | '·' | '•' | '’' | '`'
-                | '_' | '~' | '，' | '、' | '。' | '＃' | '№' | '°'
+            ':' | '：'
+                | '#'
+                | '.'
+                | ','
+                | ';'
+                | '-'
+                | '–'
+                | '—'
+                | '('
+                | ')'
+                | '['
+                | ']'
+                | '*'
+                | '"'
+                | '\''
+                | '«'
+                | '»'
+                | '「'
+                | '」'
+                | '【'
+                | '】'
+                | '（'
+                | '）'
+                | '>'
+                | '|'
+                | '/'
+                | '='
+                | '\u{200b}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{feff}'
+                | '·'
+                | '•'
+                | '’'
+                | '`'
+                | '_'
+                | '~'
+                | '，'
+                | '、'
+                | '。'
+                | '＃'
+                | '№'
+                | '°'
         )
 }
 
@@ -250,10 +343,7 @@ pub fn value_after(hay: &str, from: usize) -> Option<Value<'_>> {
         let word = rest.get(..wlen)?;
         if word.bytes().any(|b| b.is_ascii_digit()) {
             // The token proper is its ASCII alphanumeric run.
-            let tlen = word
-                .bytes()
-                .take_while(u8::is_ascii_alphanumeric)
-                .count();
+            let tlen = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
             if tlen == 0 || tlen != word.len() {
                 return None;
             }
@@ -389,38 +479,59 @@ pub struct Param<'a> {
     pub value: &'a str,
 }
 
-/// Order and tracking parameters in `raw`, in document order. A name counts
-/// only after `?`, `&` or `;` (the end of `&amp;`).
-pub fn params(raw: &str) -> impl Iterator<Item = Param<'_>> {
+/// Order and tracking parameters in `raw`, in document order. Only URLs
+/// with a query string are searched (most `http` runs in an email are image
+/// sources), and a name counts only after `?`, `&` or `;` (end of `&amp;`).
+pub fn params(raw: &str) -> Vec<Param<'_>> {
     let bytes = raw.as_bytes();
     let n_order = lang::ORDER_PARAMS.len();
-    PARAMS.find_iter(raw).filter_map(move |m| {
-        let before = m.start().checked_sub(1).and_then(|i| bytes.get(i))?;
-        if !matches!(before, b'?' | b'&' | b';') {
-            return None;
-        }
-        let vlen = bytes
-            .get(m.end()..)?
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(found) = raw.get(pos..).and_then(|r| r.find("http")) {
+        let start = pos + found;
+        let len = bytes
+            .get(start..)
+            .unwrap_or(&[])
             .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b','))
+            .take_while(|&&b| !is_url_delim(b))
             .count();
-        let value = raw.get(m.end()..m.end() + vlen)?;
-        let floor = m.start().saturating_sub(4096);
-        let url_start = (floor..m.start())
-            .rev()
-            .find(|&i| bytes.get(i).is_some_and(|&b| is_url_delim(b)))
-            .map_or(floor, |i| i + 1);
-        Some(Param {
-            url_start,
-            is_order: m.pattern().as_usize() < n_order,
-            value,
-        })
-    })
+        let end = start + len.max(4);
+        pos = end;
+        let Some(url) = raw.get(start..start + len) else {
+            continue;
+        };
+        if !url.contains('?') {
+            continue;
+        }
+        let ub = url.as_bytes();
+        for m in PARAMS.find_iter(url) {
+            let before = m.start().checked_sub(1).and_then(|i| ub.get(i));
+            if !matches!(before, Some(b'?' | b'&' | b';')) {
+                continue;
+            }
+            let vlen = ub
+                .get(m.end()..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b','))
+                .count();
+            if let Some(value) = url.get(m.end()..m.end() + vlen) {
+                out.push(Param {
+                    url_start: start,
+                    is_order: m.pattern().as_usize() < n_order,
+                    value,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Splits a parameter value list (`,` or `%2C`).
 pub fn split_list(v: &str) -> impl Iterator<Item = &str> {
-    v.split(',').flat_map(|p| p.split("%2C")).flat_map(|p| p.split("%2c"))
+    v.split(',')
+        .flat_map(|p| p.split("%2C"))
+        .flat_map(|p| p.split("%2c"))
 }
 
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
@@ -466,9 +577,11 @@ pub fn dates(s: &str, year: Option<i32>, after: Option<NaiveDate>) -> Vec<NaiveD
             NaiveDate::from_ymd_opt(y, m, d)
         } else if let (Some(d), Some(m), Some(y)) = (num("dd"), num("dm"), yr("dy")) {
             NaiveDate::from_ymd_opt(y, m, d).or_else(|| NaiveDate::from_ymd_opt(y, d, m))
-        } else if let (Some(m), Some(d)) = (c.name("mn").and_then(|m| month(m.as_str())), num("md")) {
+        } else if let (Some(m), Some(d)) = (c.name("mn").and_then(|m| month(m.as_str())), num("md"))
+        {
             with_year(yr("my").or(year), m, d, after)
-        } else if let (Some(m), Some(d)) = (c.name("xn").and_then(|m| month(m.as_str())), num("xd")) {
+        } else if let (Some(m), Some(d)) = (c.name("xn").and_then(|m| month(m.as_str())), num("xd"))
+        {
             with_year(yr("xy").or(year), m, d, after)
         } else {
             None
@@ -503,7 +616,10 @@ mod tests {
     fn inline_tags_join_block_tags_split() {
         assert!(text("<p>LP0052<span>7423</span>524449</p>").contains("LP00527423524449"));
         assert!(text("<td>A</td><td>B</td>").contains("A\n\nB"));
-        assert_eq!(text("<style>p{x}</style>x&amp;y&#x27;&#39;&nbsp;"), "\nx&y'' ");
+        assert_eq!(
+            text("<style>p{x}</style>x&amp;y&#x27;&#39;&nbsp;"),
+            "\nx&y'' "
+        );
         assert_eq!(text("a<!-- c -->b"), "ab");
         assert_eq!(text("a<b"), "a");
         assert_eq!(text("&unknown; &"), "&unknown; &");
@@ -518,12 +634,19 @@ mod tests {
         let h = "tracking number: 0034 0434 0284 2742 7064.";
         let v = value_after(h, 15);
         let joined = v.map(|v| v.joined()).unwrap_or_default();
-        assert_eq!(joined.first().map(String::as_str), Some("00340434028427427064"));
+        assert_eq!(
+            joined.first().map(String::as_str),
+            Some("00340434028427427064")
+        );
     }
 
     #[test]
     fn dates_parse() {
-        let d = dates("ends on 2026-12-31 or 31.12.2026 or dec 5, 2026 and 5 march", Some(2026), None);
+        let d = dates(
+            "ends on 2026-12-31 or 31.12.2026 or dec 5, 2026 and 5 march",
+            Some(2026),
+            None,
+        );
         assert_eq!(d.len(), 4, "{d:?}");
         assert_eq!(d.first().copied(), NaiveDate::from_ymd_opt(2026, 12, 31));
         assert_eq!(d.get(3).copied(), NaiveDate::from_ymd_opt(2026, 3, 5));
