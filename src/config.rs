@@ -215,9 +215,6 @@ impl Config {
 
     /// Loads and validates `path` (skeleton; replaced by the real loader).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Err(ConfigError(format!(
-            "{}: config loading not implemented yet",
-            path.display()
-        )))
+        Err(ConfigError(format!("{}: config loading not implemented yet", path.display())))
     }
 }

@@ -256,9 +256,6 @@ mod tests {
             .into_iter()
             .filter(|s| s.is_final())
             .collect();
-        assert_eq!(
-            finals,
-            vec![ParcelStatus::Delivered, ParcelStatus::Returned]
-        );
+        assert_eq!(finals, vec![ParcelStatus::Delivered, ParcelStatus::Returned]);
     }
 }

@@ -40,9 +40,8 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
-                create_private_dir(dir).with_context(|| {
-                    format!("cannot create database directory {}", dir.display())
-                })?;
+                create_private_dir(dir)
+                    .with_context(|| format!("cannot create database directory {}", dir.display()))?;
             }
         }
         let existed = path.exists();
@@ -164,9 +163,7 @@ impl Store {
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, v),
             )?,
-            None => self
-                .conn
-                .execute("DELETE FROM meta WHERE key = ?1", [key])?,
+            None => self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?,
         };
         Ok(())
     }
@@ -222,10 +219,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/dir/aliwatch.db");
         drop(Store::open(&path).expect("creates"));
-        let mode = std::fs::metadata(&path)
-            .expect("exists")
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let store = Store::open(&path).expect("reopens");
         store.meta_set("k", Some("v")).expect("writes");

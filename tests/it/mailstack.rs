@@ -85,11 +85,7 @@ impl Daemon {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Daemon {
-            name,
-            child,
-            extra_pgids: vec![],
-        }
+        Daemon { name, child, extra_pgids: vec![] }
     }
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
@@ -110,16 +106,10 @@ fn signal_group(pgid: i32, sig: &str) {
 
 fn group_alive(pgid: i32) -> bool {
     // any non-zombie process whose PGID is pgid?
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return false;
-    };
+    let Ok(rd) = fs::read_dir("/proc") else { return false };
     rd.flatten().any(|e| {
-        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            return false;
-        };
+        let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { return false };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return false };
         let f: Vec<&str> = rest.split_whitespace().collect();
         f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
     })
@@ -151,21 +141,11 @@ impl Drop for Daemon {
 /// Free port from the kernel. Racy (someone may take it before the daemon
 /// binds), so callers retry on "Address already in use".
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Wait until `port` accepts and sends a greeting starting with `prefix`.
-fn wait_greeting(
-    port: u16,
-    prefix: &[u8],
-    d: &mut Daemon,
-    log: &Path,
-    timeout: Duration,
-) -> Result<(), String> {
+fn wait_greeting(port: u16, prefix: &[u8], d: &mut Daemon, log: &Path, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -176,11 +156,7 @@ fn wait_greeting(
             }
         }
         if let Some(st) = d.exited() {
-            return Err(format!(
-                "{} exited ({st}): {}",
-                d.name,
-                fs::read_to_string(log).unwrap_or_default()
-            ));
+            return Err(format!("{} exited ({st}): {}", d.name, fs::read_to_string(log).unwrap_or_default()));
         }
         if Instant::now() > deadline {
             return Err(format!("{} not ready after {timeout:?}", d.name));
@@ -210,8 +186,7 @@ fn chown_r(p: &Path, uid: u32, gid: u32) {
 /// main.cf / texthash file that was modified within the last second.
 fn backdate(p: &Path) {
     let f = fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)).unwrap();
 }
 
 // ---------------------------------------------------------- the stack --
@@ -224,10 +199,7 @@ pub struct StackOptions {
 impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
-            users: vec![
-                ("alice".into(), "secret1".into()),
-                ("bob".into(), "secret2".into()),
-            ],
+            users: vec![("alice".into(), "secret1".into()), ("bob".into(), "secret2".into())],
             sink: false,
             postfix: false,
         }
@@ -257,20 +229,12 @@ impl MailStack {
         // certs: throw-away CA + localhost cert (~50 ms)
         let gen = d.join("gen-certs.sh");
         fs::write(&gen, GEN_CERTS).unwrap();
-        let st = Command::new("sh")
-            .arg(&gen)
-            .arg(d.join("certs"))
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
+        let st = Command::new("sh").arg(&gen).arg(d.join("certs")).stdout(Stdio::null()).status().unwrap();
         assert!(st.success(), "gen-certs failed");
         // users (Dovecot passwd-file; the sink reads the same file)
         let mut users = String::new();
         for (u, p) in &opts.users {
-            users += &format!(
-                "{u}:{{PLAIN}}{p}:{MAIL_UID}:{MAIL_GID}::{}::\n",
-                d.join("mail").join(u).display()
-            );
+            users += &format!("{u}:{{PLAIN}}{p}:{MAIL_UID}:{MAIL_GID}::{}::\n", d.join("mail").join(u).display());
             for sub in ["cur", "new", "tmp"] {
                 fs::create_dir_all(d.join("mail").join(u).join("Maildir").join(sub)).unwrap();
             }
@@ -287,33 +251,20 @@ impl MailStack {
                 if p1 == p2 {
                     continue;
                 }
-                let conf = render(
-                    DOVECOT_CONF,
-                    &[
-                        ("@DIR@", d.display().to_string()),
-                        ("@IMAP_PORT@", p1.to_string()),
-                        ("@IMAPS_PORT@", p2.to_string()),
-                        ("@UID@", MAIL_UID.to_string()),
-                        ("@GID@", MAIL_GID.to_string()),
-                    ],
-                );
+                let conf = render(DOVECOT_CONF, &[
+                    ("@DIR@", d.display().to_string()),
+                    ("@IMAP_PORT@", p1.to_string()),
+                    ("@IMAPS_PORT@", p2.to_string()),
+                    ("@UID@", MAIL_UID.to_string()),
+                    ("@GID@", MAIL_GID.to_string()),
+                ]);
                 fs::write(d.join("dovecot.conf"), conf).unwrap();
                 let log = d.join("dovecot.stdout");
-                let mut dc = Daemon::spawn(
-                    "dovecot",
-                    Command::new("/usr/sbin/dovecot")
-                        .arg("-c")
-                        .arg(d.join("dovecot.conf"))
-                        .arg("-F"),
-                    &log,
-                );
+                let mut dc = Daemon::spawn("dovecot", Command::new("/usr/sbin/dovecot").arg("-c").arg(d.join("dovecot.conf")).arg("-F"), &log);
                 match wait_greeting(p1, b"* OK", &mut dc, &log, Duration::from_secs(10)) {
                     Ok(()) => return (dc, p1, p2),
                     Err(e) if e.contains("Address already in use") => continue,
-                    Err(e) => panic!(
-                        "{e}\n{}",
-                        fs::read_to_string(d.join("dovecot.log")).unwrap_or_default()
-                    ),
+                    Err(e) => panic!("{e}\n{}", fs::read_to_string(d.join("dovecot.log")).unwrap_or_default()),
                 }
             }
             panic!("dovecot: no free ports after 5 tries");
@@ -367,10 +318,7 @@ impl MailStack {
         let md = self.maildir(user);
         let name = format!(
             "{}.M{}P{}Q{}.harness",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
             N.fetch_add(1, Ordering::SeqCst),
             std::process::id(),
             self.imap_port
@@ -391,16 +339,11 @@ impl MailStack {
         let mut cmd = Command::new("/usr/bin/python3"); // Debian's python3-aiosmtpd lives there
         cmd.arg(d.join("smtp_sink.py"))
             .args(["--port", "0", "--tls-port", "0"])
-            .arg("--cert")
-            .arg(d.join("certs/server.pem"))
-            .arg("--key")
-            .arg(d.join("certs/server.key"))
-            .arg("--users-file")
-            .arg(d.join("users"))
-            .arg("--spool")
-            .arg(d.join("sink"))
-            .arg("--deliver-root")
-            .arg(d.join("mail"))
+            .arg("--cert").arg(d.join("certs/server.pem"))
+            .arg("--key").arg(d.join("certs/server.key"))
+            .arg("--users-file").arg(d.join("users"))
+            .arg("--spool").arg(d.join("sink"))
+            .arg("--deliver-root").arg(d.join("mail"))
             .args(["--chown", &format!("{MAIL_UID}:{MAIL_GID}")]);
         let err = fs::File::create(&log).unwrap();
         let mut child = cmd
@@ -417,29 +360,15 @@ impl MailStack {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let daemon = Daemon {
-            name: "smtp_sink",
-            child,
-            extra_pgids: vec![],
-        };
+        let daemon = Daemon { name: "smtp_sink", child, extra_pgids: vec![] };
         let line = rx
             .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "sink not ready: {}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+            .unwrap_or_else(|_| panic!("sink not ready: {}", fs::read_to_string(&log).unwrap_or_default()));
         let port = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("smtp="))
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "bad READY line {line:?}: {}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+            .unwrap_or_else(|| panic!("bad READY line {line:?}: {}", fs::read_to_string(&log).unwrap_or_default()));
         self.sink_port = port;
         self.sink = Some(daemon);
     }
@@ -450,95 +379,46 @@ impl MailStack {
         for sub in ["etc", "spool", "data"] {
             fs::create_dir_all(pf.join(sub)).unwrap();
         }
-        let st = Command::new("chown")
-            .arg("postfix")
-            .arg(pf.join("data"))
-            .status()
-            .unwrap();
+        let st = Command::new("chown").arg("postfix").arg(pf.join("data")).status().unwrap();
         assert!(st.success());
-        let main = render(
-            POSTFIX_MAIN,
-            &[
-                ("@PF@", pf.display().to_string()),
-                ("@MAIL@", d.join("mail").display().to_string()),
-                (
-                    "@AUTHSOCK@",
-                    d.join("run/auth-postfix").display().to_string(),
-                ),
-                ("@UID@", MAIL_UID.to_string()),
-                ("@GID@", MAIL_GID.to_string()),
-                ("@CERTS@", d.join("certs").display().to_string()),
-            ],
-        );
+        let main = render(POSTFIX_MAIN, &[
+            ("@PF@", pf.display().to_string()),
+            ("@MAIL@", d.join("mail").display().to_string()),
+            ("@AUTHSOCK@", d.join("run/auth-postfix").display().to_string()),
+            ("@UID@", MAIL_UID.to_string()),
+            ("@GID@", MAIL_GID.to_string()),
+            ("@CERTS@", d.join("certs").display().to_string()),
+        ]);
         fs::write(pf.join("etc/main.cf"), main).unwrap();
-        let vmailbox: String = self
-            .users
-            .iter()
-            .map(|(u, _)| format!("{u}@example.test {u}/Maildir/\n"))
-            .collect();
+        let vmailbox: String = self.users.iter().map(|(u, _)| format!("{u}@example.test {u}/Maildir/\n")).collect();
         fs::write(pf.join("etc/vmailbox"), vmailbox).unwrap();
         backdate(&pf.join("etc/main.cf"));
         backdate(&pf.join("etc/vmailbox"));
         let etc = pf.join("etc");
         // `postfix check` wants a master.cf; the real one is written below
-        fs::write(
-            pf.join("etc/master.cf"),
-            POSTFIX_MASTER.replace("@SMTP_PORT@", "25"),
-        )
-        .unwrap();
-        let st = Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(&etc)
-            .arg("check")
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "postfix check failed: {}",
-            fs::read_to_string(pf.join("maillog")).unwrap_or_default()
-        );
+        fs::write(pf.join("etc/master.cf"), POSTFIX_MASTER.replace("@SMTP_PORT@", "25")).unwrap();
+        let st = Command::new("/usr/sbin/postfix").arg("-c").arg(&etc).arg("check").status().unwrap();
+        assert!(st.success(), "postfix check failed: {}", fs::read_to_string(pf.join("maillog")).unwrap_or_default());
         for _ in 0..5 {
             let port = free_port();
-            fs::write(
-                pf.join("etc/master.cf"),
-                POSTFIX_MASTER.replace("@SMTP_PORT@", &port.to_string()),
-            )
-            .unwrap();
+            fs::write(pf.join("etc/master.cf"), POSTFIX_MASTER.replace("@SMTP_PORT@", &port.to_string())).unwrap();
             backdate(&pf.join("etc/master.cf"));
             let log = pf.join("start-fg.out");
-            let mut daemon = Daemon::spawn(
-                "postfix",
-                Command::new("/usr/sbin/postfix")
-                    .arg("-c")
-                    .arg(&etc)
-                    .arg("start-fg"),
-                &log,
-            );
+            let mut daemon = Daemon::spawn("postfix", Command::new("/usr/sbin/postfix").arg("-c").arg(&etc).arg("start-fg"), &log);
             match wait_greeting(port, b"220 ", &mut daemon, &log, Duration::from_secs(10)) {
                 Ok(()) => {
                     // the master is its own session leader: remember its group too
-                    let mpid: i32 = fs::read_to_string(pf.join("spool/pid/master.pid"))
-                        .unwrap()
-                        .trim()
-                        .parse()
-                        .unwrap();
+                    let mpid: i32 = fs::read_to_string(pf.join("spool/pid/master.pid")).unwrap().trim().parse().unwrap();
                     daemon.extra_pgids.push(mpid);
                     self.smtp_port = port;
                     self.postfix = Some(daemon);
                     return;
                 }
-                Err(_)
-                    if fs::read_to_string(pf.join("maillog"))
-                        .unwrap_or_default()
-                        .contains("Address already in use") =>
-                {
+                Err(_) if fs::read_to_string(pf.join("maillog")).unwrap_or_default().contains("Address already in use") => {
                     let _ = fs::remove_file(pf.join("maillog"));
                     continue;
                 }
-                Err(e) => panic!(
-                    "{e}\n{}",
-                    fs::read_to_string(pf.join("maillog")).unwrap_or_default()
-                ),
+                Err(e) => panic!("{e}\n{}", fs::read_to_string(pf.join("maillog")).unwrap_or_default()),
             }
         }
         panic!("postfix: no free port after 5 tries");
@@ -555,11 +435,7 @@ impl PlainImap {
     pub fn connect(port: u16) -> PlainImap {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut c = PlainImap {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-            tag: 0,
-        };
+        let mut c = PlainImap { r: BufReader::new(s.try_clone().unwrap()), w: s, tag: 0 };
         let g = c.line();
         assert!(g.starts_with("* OK"), "{g}");
         c
