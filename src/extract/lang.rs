@@ -1105,6 +1105,16 @@ pub const EXTENDED_WORDS: &[&str] = &[
 
 /// Labels before the date Buyer Protection ends.
 pub const PROTECTION_END_LABELS: &[&str] = &[
+    "protección del comprador finaliza el",
+    "protección del comprador termina el",
+    "proteção do comprador termina em",
+    "protezione dell'acquirente termina il",
+    "protection acheteur prend fin le",
+    "protection de l'acheteur prend fin le",
+    "käuferschutz läuft ab am",
+    "kopersbescherming eindigt op",
+    "ochrona kupującego kończy się",
+    "защита покупателя заканчивается",
     "protection ends on",
     "protection ends",
     "protection until",

@@ -334,17 +334,34 @@ fn alternation(words: &[&str]) -> String {
         .join("|")
 }
 
-static EXTENDED: LazyLock<Regex> = LazyLock::new(|| {
-    let ext = alternation(lang::EXTENDED_WORDS);
+/// "N days" in any language (the number of days of an extension).
+static N_DAYS: LazyLock<Regex> = LazyLock::new(|| {
     let days = alternation(lang::DAY_WORDS);
-    Regex::new(&format!(
-        r"(?:{ext})\w*\D{{0,40}}?(\d{{1,3}})\s*(?:{days})|(\d{{1,3}})\s*(?:{days})\D{{0,40}}?(?:{ext})"
-    ))
-    .expect("static regex is valid")
+    Regex::new(&format!(r"(?:^|[^\d])(\d{{1,3}})\s*(?:{days})"))
+        .expect("static regex is valid")
 });
 
-/// Cheap gate for [`EXTENDED`]: the regex's second branch starts with a
-/// digit, so it has no literal prefilter and would scan every body.
+/// The days of a protection extension: an "N days" within a short distance
+/// of an "extended" word ("extended … by 15 days", "um 15 Tage verlängert").
+fn extension_days(body: &str) -> Option<u32> {
+    if EXTENDED_WORDS.find(body).is_none() {
+        return None;
+    }
+    N_DAYS.captures_iter(body).find_map(|c| {
+        let m = c.get(1)?;
+        let before_start = (m.start().saturating_sub(160)..=m.start())
+            .find(|&i| body.is_char_boundary(i))
+            .unwrap_or(m.start());
+        let before = body.get(before_start..m.start()).unwrap_or("");
+        let after = window(body, m.end(), 60);
+        let near = EXTENDED_WORDS.find(before).is_some() || EXTENDED_WORDS.find(after).is_some();
+        let days: u32 = m.as_str().parse().ok()?;
+        (near && (1..=365).contains(&days)).then_some(days)
+    })
+}
+
+/// "Extended" words; also a cheap gate: [`N_DAYS`] starts with a digit, so
+/// it has no literal prefilter and would otherwise scan every body.
 static EXTENDED_WORDS: LazyLock<AhoCorasick> =
     LazyLock::new(|| AhoCorasick::new(lang::EXTENDED_WORDS).expect("static table builds"));
 
@@ -467,6 +484,8 @@ struct Found {
     pairs: Vec<(String, String)>,
     protection_until: Option<NaiveDate>,
     eta: Option<(NaiveDate, NaiveDate)>,
+    /// The subject names a parcel in its parcel position (`Package T: …`).
+    subject_parcel: bool,
 }
 
 fn scan_subject(subj: &str, found: &mut Found) {
@@ -488,6 +507,7 @@ fn scan_subject(subj: &str, found: &mut Found) {
                     if let Some(t) = tracking_value(&v, accept_subject_parcel) {
                         parcel_spans.push((v.start, v.start + v.first().len()));
                         found.tracks.push((t, None));
+                        found.subject_parcel = true;
                     }
                 }
             }
@@ -905,17 +925,10 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
-    let extended = if EXTENDED_WORDS.find(&body).is_some() {
-        EXTENDED.captures(&body)
-    } else {
-        None
-    };
-    if let Some(c) = extended {
-        ex.protection_extended_days = c
-            .get(1)
-            .or_else(|| c.get(2))
-            .and_then(|m| m.as_str().parse().ok())
-            .filter(|d: &u32| *d > 0 && *d <= 365);
+    // Only protection emails state extensions; elsewhere "extended by N
+    // days" is about delivery times.
+    if ex.kind == EmailKind::Protection {
+        ex.protection_extended_days = extension_days(&body);
     }
     ex.protection_until = found.protection_until;
     ex.eta = found.eta;
@@ -943,12 +956,23 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     ex.replaced_tracking_numbers = replaced;
 
     if status.is_none() {
-        ex.kind = if tracks.is_empty() {
-            EmailKind::Other
+        // No known status phrase: a parcel subject (`Package T: …`) is a
+        // carrier step; a tracking number given elsewhere means shipped.
+        (ex.kind, ex.parcel_status) = if found.subject_parcel {
+            (EmailKind::InTransit, Some(ParcelStatus::InTransit))
+        } else if !tracks.is_empty() {
+            (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
         } else {
-            ex.parcel_status = Some(ParcelStatus::InfoReceived);
-            EmailKind::Shipped
+            (EmailKind::Other, None)
         };
+    }
+    if ex.orders.is_empty() {
+        // Status words without any order or parcel are marketing ("deals
+        // delivered to you"), not an event (SPEC §3: marketing is `other`).
+        ex.kind = EmailKind::Other;
+        ex.parcel_status = None;
+        ex.order_completed = false;
+        ex.dispute_opened = false;
     }
     Ok(ex)
 }

@@ -173,3 +173,78 @@ proptest! {
         let _ = extract(&raw);
     }
 }
+
+fn ex(folder: &str, name: &str) -> aliwatch::extract::Extraction {
+    let raw = std::fs::read(fixtures_root().join(folder).join(name)).expect("read fixture");
+    extract(&raw).expect("fixture parses")
+}
+
+fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+}
+
+/// The fields beyond SPEC §3 that feed the state machine.
+#[test]
+fn extract_side_fields_for_the_state_machine() {
+    use aliwatch::model::ParcelStatus;
+
+    let e = ex("extra", "x01_en_tracking_number_updated.eml");
+    assert_eq!(e.replaced_tracking_numbers.len(), 1);
+    assert!(e.replaced_tracking_numbers[0].starts_with("LP"));
+    assert!(!e.orders[0].tracking_numbers.contains(&e.replaced_tracking_numbers[0]));
+
+    let e = ex("extra", "x29_en_protection_extended.eml");
+    assert_eq!(e.protection_extended_days, Some(15));
+    assert_eq!(e.protection_until, Some(date(2026, 4, 20)));
+
+    let e = ex("extra", "x04_es_pendiente_de_confirmacion.eml");
+    assert_eq!(e.protection_until, Some(date(2026, 4, 2)));
+
+    let e = ex("extra", "x28_en_dispute_opened.eml");
+    assert!(e.dispute_opened);
+
+    let e = ex("real", "142_aliexpress_your_order_is_closed.eml");
+    assert!(e.order_completed);
+    assert_eq!(e.message_id.as_deref(), Some("216c67f777c517781c7bfba3@example.org"));
+    assert_eq!(e.subject, "Your order 9999999999990022 is closed");
+    assert_eq!(
+        e.date.map(|d| d.to_rfc3339()),
+        Some("2024-12-02T22:03:25+00:00".to_string())
+    );
+
+    assert_eq!(
+        ex("extra", "x03_fr_colis_en_douane_latin1.eml").parcel_status,
+        Some(ParcelStatus::Customs)
+    );
+    assert_eq!(
+        ex("synthetic", "d14_cainiao_out_for_delivery.eml").parcel_status,
+        Some(ParcelStatus::OutForDelivery)
+    );
+    assert_eq!(
+        ex("real", "aliexpress_delivered.eml").parcel_status,
+        Some(ParcelStatus::Delivered)
+    );
+
+    let e = ex("extra", "x33_en_usps_with_local_carrier.eml");
+    assert_eq!(e.eta, Some((date(2026, 3, 18), date(2026, 3, 24))));
+
+    // Non-AliExpress mail keeps its headers but yields nothing else.
+    let e = ex("synthetic", "d22_x_temu_shipped_yt.eml");
+    assert!(!e.is_aliexpress && e.orders.is_empty() && e.eta.is_none());
+}
+
+/// A typical 40 KB HTML email is extracted well under 1 ms (release builds;
+/// debug builds get a generous bound so this never flakes).
+#[test]
+fn extract_typical_email_is_fast() {
+    let corpus = corpus();
+    let largest = corpus.iter().max_by_key(|r| r.len()).expect("fixtures");
+    let n = 50;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let _ = extract(largest);
+    }
+    let per = start.elapsed() / n;
+    let bound = if cfg!(debug_assertions) { 50 } else { 1 };
+    assert!(per.as_millis() < bound, "{per:?} per email");
+}
