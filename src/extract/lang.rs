@@ -90,6 +90,8 @@ pub const ORDER_WORDS: &[&str] = &[
     "đơn hàng",
     "pesanan",
     "订单",
+    "订单号",
+    "订单编号",
 ];
 
 /// Words that present a parcel (tracking) number: `Package T: …`.
@@ -237,6 +239,11 @@ pub const TRACKING_LABELS: &[&str] = &[
     "spårningsnummer",
     "kollinummer",
     "sändningsnummer",
+    // zh
+    "运单号",
+    "物流单号",
+    "快递单号",
+    "追踪号",
 ];
 
 /// Labels that present a tracking number the email says was REPLACED.

@@ -337,8 +337,7 @@ fn alternation(words: &[&str]) -> String {
 /// "N days" in any language (the number of days of an extension).
 static N_DAYS: LazyLock<Regex> = LazyLock::new(|| {
     let days = alternation(lang::DAY_WORDS);
-    Regex::new(&format!(r"(?:^|[^\d])(\d{{1,3}})\s*(?:{days})"))
-        .expect("static regex is valid")
+    Regex::new(&format!(r"(?:^|[^\d])(\d{{1,3}})\s*(?:{days})")).expect("static regex is valid")
 });
 
 /// The days of a protection extension: an "N days" within a short distance
@@ -850,6 +849,14 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
+    // Zero-width characters and soft hyphens that mail tools insert inside
+    // long numbers are not text.
+    flat.retain(|c| {
+        !matches!(
+            c,
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+        )
+    });
     let body = flat.to_lowercase();
     drop(flat);
 
@@ -1028,6 +1035,54 @@ mod tests {
             strip_forward_prefixes("Order 8211968327931234: order shipped"),
             "Order 8211968327931234: order shipped"
         );
+    }
+
+    fn spec(raw: &str) -> serde_json::Value {
+        let mut v = extract(raw.as_bytes())
+            .map(|e| e.to_spec_json("x"))
+            .unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("file");
+        }
+        v
+    }
+
+    #[test]
+    fn french_outlook_inline_forward_plain_text() {
+        let raw = "From: Camille <camille@example.fr>\nSubject: TR: Commande 8049982045479811 : commande exp\u{e9}di\u{e9}e\n\
+                   Content-Type: text/plain; charset=utf-8\n\nRegarde.\n\n\
+                   De : AliExpress <transaction@notice.aliexpress.com>\n\
+                   Objet : Commande 8049982045479811 : commande exp\u{e9}di\u{e9}e\n\n\
+                   Num\u{e9}ro de suivi : RS339620215NL\n";
+        assert_eq!(
+            spec(raw),
+            serde_json::json!({"is_aliexpress": true, "kind": "shipped",
+                "orders": [{"order_id": "8049982045479811", "tracking_numbers": ["RS339620215NL"]}]})
+        );
+    }
+
+    #[test]
+    fn numbers_split_by_wbr_zero_width_and_inline_tags() {
+        let raw = "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: Order #8211968327931235 shipped\n\
+                   Content-Type: text/html; charset=utf-8\n\n\
+                   <p>Tracking numbers: LP0052742<wbr>35&#8203;24449, <b>RB4267</b>74729SG</p>\
+                   <p>Item no. 1005005834912540 \u{b7} Call (+1) 555 010 0000</p>";
+        assert_eq!(
+            spec(raw),
+            serde_json::json!({"is_aliexpress": true, "kind": "shipped",
+                "orders": [{"order_id": "8211968327931235",
+                            "tracking_numbers": ["LP00527423524449", "RB426774729SG"]}]})
+        );
+    }
+
+    #[test]
+    fn chinese_labels() {
+        let raw = "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: \u{8ba2}\u{5355}\u{5df2}\u{53d1}\u{8d27}\n\
+                   Content-Type: text/plain; charset=utf-8\n\n\
+                   \u{8ba2}\u{5355}\u{53f7}\u{ff1a}8211968327931236\n\u{8fd0}\u{5355}\u{53f7}\u{ff1a}LP00527423524449\n";
+        let v = spec(raw);
+        assert_eq!(v["orders"][0]["order_id"], "8211968327931236");
+        assert_eq!(v["orders"][0]["tracking_numbers"][0], "LP00527423524449");
     }
 
     #[test]

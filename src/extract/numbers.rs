@@ -183,7 +183,10 @@ pub fn classify(token: &str) -> Verdict {
         free("J&T Express")
     } else if prefixed_digits(t, b"SYUS", 10, 16) {
         free("Sunyou")
-    } else if t.len() == 23 && t.starts_with(b"PK") && t.iter().all(u8::is_ascii_alphanumeric) {
+    } else if t.len() == 23
+        && t.starts_with(b"PK")
+        && t.iter().filter(|b| b.is_ascii_digit()).count() >= 12
+    {
         free("Correos")
     } else if is_usps(t) {
         free("USPS")

@@ -191,7 +191,9 @@ fn extract_side_fields_for_the_state_machine() {
     let e = ex("extra", "x01_en_tracking_number_updated.eml");
     assert_eq!(e.replaced_tracking_numbers.len(), 1);
     assert!(e.replaced_tracking_numbers[0].starts_with("LP"));
-    assert!(!e.orders[0].tracking_numbers.contains(&e.replaced_tracking_numbers[0]));
+    assert!(!e.orders[0]
+        .tracking_numbers
+        .contains(&e.replaced_tracking_numbers[0]));
 
     let e = ex("extra", "x29_en_protection_extended.eml");
     assert_eq!(e.protection_extended_days, Some(15));
@@ -205,7 +207,10 @@ fn extract_side_fields_for_the_state_machine() {
 
     let e = ex("real", "142_aliexpress_your_order_is_closed.eml");
     assert!(e.order_completed);
-    assert_eq!(e.message_id.as_deref(), Some("216c67f777c517781c7bfba3@example.org"));
+    assert_eq!(
+        e.message_id.as_deref(),
+        Some("216c67f777c517781c7bfba3@example.org")
+    );
     assert_eq!(e.subject, "Your order 9999999999990022 is closed");
     assert_eq!(
         e.date.map(|d| d.to_rfc3339()),
