@@ -343,9 +343,7 @@ static N_DAYS: LazyLock<Regex> = LazyLock::new(|| {
 /// The days of a protection extension: an "N days" within a short distance
 /// of an "extended" word ("extended … by 15 days", "um 15 Tage verlängert").
 fn extension_days(body: &str) -> Option<u32> {
-    if EXTENDED_WORDS.find(body).is_none() {
-        return None;
-    }
+    EXTENDED_WORDS.find(body)?;
     N_DAYS.captures_iter(body).find_map(|c| {
         let m = c.get(1)?;
         let before_start = (m.start().saturating_sub(160)..=m.start())
