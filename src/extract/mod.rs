@@ -983,6 +983,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
