@@ -114,6 +114,9 @@ pub enum ExtractError {
 
 static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
 
+/// The most orders, parcels or link pairs taken from one email.
+const MAX_ITEMS: usize = 256;
+
 /// How deep `message/rfc822` attachments are followed.
 const MAX_NESTING: usize = 4;
 
@@ -938,6 +941,13 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     ex.protection_until = found.protection_until;
     ex.eta = found.eta;
 
+    // Bound the work on hostile input: no real email names more than a few
+    // dozen orders or parcels.
+    found.label_orders.truncate(MAX_ITEMS);
+    found.link_orders.truncate(MAX_ITEMS);
+    found.subject_orders.truncate(MAX_ITEMS);
+    found.pairs.truncate(MAX_ITEMS * 4);
+    found.replaced.truncate(MAX_ITEMS);
     fix_running_numbers(&mut found);
     let replaced = dedup(found.replaced.iter().cloned());
     let tracks: Vec<String> = dedup(
@@ -946,7 +956,10 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             .iter()
             .map(|(t, _)| t.clone())
             .filter(|t| !replaced.contains(t)),
-    );
+    )
+    .into_iter()
+    .take(MAX_ITEMS * 4)
+    .collect();
     let orders: Vec<String> = dedup(
         found
             .subject_orders
@@ -956,7 +969,12 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             .chain(found.link_orders.iter().cloned())
             .filter(|o| !tracks.contains(o) && !replaced.contains(o)),
     );
-    let tracks: Vec<String> = tracks.into_iter().filter(|t| !orders.contains(t)).collect();
+    let orders: Vec<String> = orders.into_iter().take(MAX_ITEMS).collect();
+    let tracks: Vec<String> = tracks
+        .into_iter()
+        .filter(|t| !orders.contains(t))
+        .take(MAX_ITEMS)
+        .collect();
     ex.orders = assign(&found, &orders, &tracks);
     ex.replaced_tracking_numbers = replaced;
 

@@ -253,3 +253,29 @@ fn extract_typical_email_is_fast() {
     let bound = if cfg!(debug_assertions) { 50 } else { 1 };
     assert!(per.as_millis() < bound, "{per:?} per email");
 }
+
+/// Hostile sizes stay linear: a 2 MB body full of order and tracking labels
+/// (every one a different number) is bounded in time and output.
+#[test]
+fn extract_hostile_many_numbers_is_bounded() {
+    let mut raw = String::from(
+        "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: Order 8211968327931234: order shipped\n\
+         Content-Type: text/html; charset=utf-8\n\n",
+    );
+    let mut i: u64 = 0;
+    while raw.len() < 2_000_000 {
+        i += 1;
+        raw.push_str(&format!(
+            "<p>Order {:016} Tracking number: LP{:014} <a href=\"https://x.aliexpress.com/?orderId={:016}&trackingNumber=LP{:014}\">x</a></p>\n",
+            8_000_000_000_000_000u64 + i,
+            i,
+            3_000_000_000_000_000u64 + i,
+            i + 1
+        ));
+    }
+    let start = std::time::Instant::now();
+    let e = extract(raw.as_bytes()).expect("parses");
+    let took = start.elapsed();
+    assert!(e.orders.len() <= 256 * 3, "{}", e.orders.len());
+    assert!(took.as_secs() < 20, "{took:?}");
+}
