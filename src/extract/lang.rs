@@ -79,6 +79,7 @@ pub const ORDER_WORDS: &[&str] = &[
     // sv / da / no / fi
     "beställning",
     "beställningsnummer",
+    "ordre",
     "ordrenummer",
     "bestilling",
     "tilaus",
@@ -150,6 +151,16 @@ pub const PACKAGE_WORDS: &[&str] = &[
     "försändelse",
     // zh
     "包裹",
+    // da / no / fi / ro / hu / el / id / vi
+    "pakke",
+    "forsendelse",
+    "paketti",
+    "lähetys",
+    "colet",
+    "csomag",
+    "δέμα",
+    "kiện hàng",
+    "gói hàng",
 ];
 
 /// Labels that present a tracking number in a body ("Tracking number: T",
@@ -244,6 +255,15 @@ pub const TRACKING_LABELS: &[&str] = &[
     "物流单号",
     "快递单号",
     "追踪号",
+    // da / no / fi / ro / hu / el / id / vi
+    "sporingsnummer",
+    "seurantanumero",
+    "număr de urmărire",
+    "nyomkövetési szám",
+    "αριθμός παρακολούθησης",
+    "nomor resi",
+    "nomor pelacakan",
+    "mã vận đơn",
 ];
 
 /// Labels that present a tracking number the email says was REPLACED.
@@ -402,6 +422,8 @@ pub const FILLERS: &[&str] = &[
     "van",
     "der",
     "aliexpress",
+    "שלך",
+    "שלכם",
 ];
 
 /// Prefixes mail clients put in front of a forwarded subject (followed by
@@ -1072,6 +1094,65 @@ pub const STATUSES: &[Status] = &[
     s("skyddet förlängt", PR, NONE),
     f("stängd", OT, NONE, DONE),
     f("tvist", OT, NONE, DISPUTE),
+    // ---- da / no
+    s("ordre bekræftet", OC, NONE),
+    s("bestilling bekreftet", OC, NONE),
+    s("afsendt", SH, INFO),
+    s("er sendt", SH, INFO),
+    s("i tolden", IT, CUSTOMS),
+    s("hos tollen", IT, CUSTOMS),
+    s("undervejs", IT, TRANSIT),
+    s("på vei", IT, TRANSIT),
+    s("ude til levering", IT, OFD),
+    s("ute for levering", IT, OFD),
+    s("leveret", DL, DELIVERED),
+    s("er levert", DL, DELIVERED),
+    // ---- fi
+    s("tilaus vahvistettu", OC, NONE),
+    s("lähetetty", SH, INFO),
+    s("tullissa", IT, CUSTOMS),
+    s("kuljetuksessa", IT, TRANSIT),
+    s("toimitettu", DL, DELIVERED),
+    // ---- ro
+    s("comandă confirmată", OC, NONE),
+    s("expediată", SH, INFO),
+    s("în vamă", IT, CUSTOMS),
+    s("în tranzit", IT, TRANSIT),
+    s("livrată", DL, DELIVERED),
+    // ---- hu
+    s("rendelés visszaigazolva", OC, NONE),
+    s("feladva", SH, INFO),
+    s("elküldve", SH, INFO),
+    s("vámkezelés", IT, CUSTOMS),
+    s("kézbesítve", DL, DELIVERED),
+    // ---- el
+    s("επιβεβαιώθηκε", OC, NONE),
+    s("απεστάλη", SH, INFO),
+    s("στο τελωνείο", IT, CUSTOMS),
+    s("παραδόθηκε", DL, DELIVERED),
+    // ---- id
+    s("pesanan dikonfirmasi", OC, NONE),
+    s("telah dikirim", SH, INFO),
+    s("pesanan dikirim", SH, INFO),
+    s("di bea cukai", IT, CUSTOMS),
+    s("dalam perjalanan", IT, TRANSIT),
+    s("telah diterima", DL, DELIVERED),
+    // ---- vi
+    s("đã được xác nhận", OC, NONE),
+    s("đã được gửi", SH, INFO),
+    s("tại hải quan", IT, CUSTOMS),
+    s("đang vận chuyển", IT, TRANSIT),
+    s("đã giao hàng", DL, DELIVERED),
+    s("giao thành công", DL, DELIVERED),
+    // ---- zh
+    s("订单已确认", OC, NONE),
+    s("已发货", SH, INFO),
+    s("清关中", IT, CUSTOMS),
+    s("运输中", IT, TRANSIT),
+    s("派送中", IT, OFD),
+    s("已签收", DL, DELIVERED),
+    s("已送达", DL, DELIVERED),
+    s("等待确认收货", PR, NONE),
 ];
 
 /// Words for "days" in protection extensions ("extended by 15 days").
@@ -1357,3 +1438,79 @@ pub const TRACKING_PARAMS: &[&str] = &[
     "tracknumber",
     "tracking_number",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table entry is matched against lower-cased text, so an entry
+    /// with an upper-case letter would silently never match.
+    #[test]
+    fn tables_are_lower_case_and_non_empty() {
+        let tables: &[&[&str]] = &[
+            ORDER_WORDS,
+            PACKAGE_WORDS,
+            TRACKING_LABELS,
+            OLD_TRACKING_LABELS,
+            FILLERS,
+            FORWARD_PREFIXES,
+            FORWARD_FROM_LABELS,
+            FORWARD_SUBJECT_LABELS,
+            DAY_WORDS,
+            EXTENDED_WORDS,
+            PROTECTION_END_LABELS,
+            ETA_LABELS,
+            ALIEXPRESS_DOMAINS,
+            CARRIER_DOMAINS,
+            ALIEXPRESS_NAMES,
+            ORDER_PARAMS,
+            TRACKING_PARAMS,
+        ];
+        for table in tables {
+            for w in *table {
+                assert!(!w.trim().is_empty(), "empty entry");
+                assert_eq!(w.to_lowercase(), *w, "not lower case: {w}");
+            }
+        }
+        for st in STATUSES {
+            assert_eq!(
+                st.phrase.to_lowercase(),
+                st.phrase,
+                "not lower case: {}",
+                st.phrase
+            );
+        }
+        for (m, n) in MONTHS {
+            assert_eq!(m.to_lowercase(), *m);
+            assert!((1..=12).contains(n));
+        }
+    }
+
+    /// Each language the README lists has order words, package words,
+    /// tracking labels and a shipped phrase.
+    #[test]
+    fn languages_are_covered() {
+        let shipped = |p: &str| STATUSES.iter().any(|s| s.phrase == p);
+        for p in [
+            "order shipped",
+            "bestellung versandt",
+            "commande expédiée",
+            "pedido enviado",
+            "foi enviado",
+            "ordine spedito",
+            "bestelling verzonden",
+            "zamówienie wysłane",
+            "заказ отправлен",
+            "kargoya verildi",
+            "발송 완료",
+            "ההזמנה נשלחה",
+            "تم شحن",
+            "objednávka odeslána",
+            "замовлення відправлено",
+            "発送済み",
+            "har skickats",
+        ] {
+            assert!(shipped(p), "missing {p}");
+        }
+    }
+}
