@@ -286,6 +286,7 @@ fn build_table<T: Copy>(groups: &[(T, &[&'static str])]) -> Table<T> {
         }
     }
     let ac = AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(items.iter().map(|(_, w)| *w))
         .expect("static keyword table builds");
@@ -305,6 +306,7 @@ static LABELS: LazyLock<Table<LabelKind>> = LazyLock::new(|| {
 
 static STATUS: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(lang::STATUSES.iter().map(|s| s.phrase))
         .expect("static status table builds")
@@ -312,6 +314,7 @@ static STATUS: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 static FWD_FROM: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(lang::FORWARD_FROM_LABELS)
         .expect("static table builds")
@@ -319,6 +322,7 @@ static FWD_FROM: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 static FWD_SUBJECT: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(lang::FORWARD_SUBJECT_LABELS)
         .expect("static table builds")

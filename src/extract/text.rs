@@ -15,47 +15,6 @@ use std::sync::LazyLock;
 
 use super::lang;
 
-/// Block-level (or cell) elements: they separate text.
-const BLOCK_TAGS: &[&str] = &[
-    "p",
-    "div",
-    "br",
-    "td",
-    "th",
-    "tr",
-    "table",
-    "tbody",
-    "thead",
-    "li",
-    "ul",
-    "ol",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "hr",
-    "blockquote",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "center",
-    "dd",
-    "dt",
-    "dl",
-    "pre",
-    "title",
-    "body",
-    "html",
-    "img",
-    "button",
-];
-
-/// Elements whose content is never text.
-const SKIP_TAGS: &[&str] = &["style", "script", "head"];
-
 /// Flattens HTML to text (see module doc) and decodes entities.
 pub fn html_to_text(html: &str, out: &mut String) {
     let mut rest = html;
@@ -115,12 +74,15 @@ fn tag_class(name: &str) -> TagClass {
         *d = s.to_ascii_lowercase();
     }
     let lower = buf.get(..name.len()).unwrap_or(&[]);
-    if SKIP_TAGS.iter().any(|t| t.as_bytes() == lower) {
-        TagClass::Skip
-    } else if BLOCK_TAGS.iter().any(|t| t.as_bytes() == lower) {
-        TagClass::Block
-    } else {
-        TagClass::Inline
+    match lower {
+        // Never text.
+        b"style" | b"script" | b"head" => TagClass::Skip,
+        // Block-level (or cell) elements: they separate text.
+        b"p" | b"div" | b"br" | b"td" | b"th" | b"tr" | b"table" | b"tbody" | b"thead" | b"li"
+        | b"ul" | b"ol" | b"h1" | b"h2" | b"h3" | b"h4" | b"h5" | b"h6" | b"hr" | b"blockquote"
+        | b"section" | b"article" | b"header" | b"footer" | b"center" | b"dd" | b"dt" | b"dl"
+        | b"pre" | b"title" | b"body" | b"html" | b"img" | b"button" => TagClass::Block,
+        _ => TagClass::Inline,
     }
 }
 
@@ -454,6 +416,7 @@ pub fn ascii_tokens(hay: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
 /// finding every URL first, and tag stripping would destroy them anyway.
 static PARAMS: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
     aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .ascii_case_insensitive(true)
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
         .build(
