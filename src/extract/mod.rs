@@ -306,7 +306,6 @@ static LABELS: LazyLock<Table<LabelKind>> = LazyLock::new(|| {
 
 static STATUS: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(lang::STATUSES.iter().map(|s| s.phrase))
         .expect("static status table builds")
@@ -314,7 +313,6 @@ static STATUS: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 static FWD_FROM: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(lang::FORWARD_FROM_LABELS)
         .expect("static table builds")
@@ -322,7 +320,6 @@ static FWD_FROM: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 static FWD_SUBJECT: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::LeftmostLongest)
         .build(lang::FORWARD_SUBJECT_LABELS)
         .expect("static table builds")
