@@ -1,12 +1,45 @@
 //! Extraction: one RFC 5322 email in, what it says about AliExpress orders
-//! and parcels out. PURE: no I/O, no async, no clock.
+//! and parcels out (SPEC §3). PURE: no I/O, no async, no clock.
 //!
-//! (Skeleton: the extraction helper fills this module in.)
+//! The pipeline, in order:
+//! 1. MIME (mail-parser): headers, RFC 2047 subjects, charsets, QP (numbers
+//!    broken over soft line breaks come out whole), base64, and nested
+//!    `message/rfc822` parts, each read as a *view* of its own.
+//! 2. Sender: `*.aliexpress.com` (also behind Apple Hide-My-Email relays),
+//!    a carrier writing about an AliExpress order, or a forward of either
+//!    (attached, or inline with the original `From:` line in the body).
+//!    Look-alike domains are never AliExpress, whatever they contain.
+//! 3. Subject: status phrase → kind and parcel status; `<order word> N` and
+//!    `<package word> T` positions.
+//! 4. Body (HTML flattened to text, lower-cased): label/value pairs for
+//!    orders and tracking numbers, tracking formats with check digits
+//!    (`numbers.rs`), replaced numbers, protection dates, ETA.
+//! 5. Links in the raw HTML: `orderId`, `tradeOrderId`, `o_ids` lists,
+//!    `trackingNumber` (paired with the order of the same link).
+//! 6. Assignment: every order gets the parcels the email gives for it.
+//!
+//! All language knowledge is in [`lang`]; all number formats in [`numbers`].
+//! Hostile input never panics: no indexing or string slicing that can go out
+//! of bounds (enforced by the clippy lints below).
 
-use chrono::{DateTime, NaiveDate, Utc};
+#![deny(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used)]
+
+pub mod lang;
+pub mod numbers;
+pub mod text;
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use mail_parser::{Message, MessageParser, PartType};
+use regex::Regex;
 use serde::Serialize;
 
 use crate::model::{EmailKind, ParcelStatus};
+use lang::Flag;
+use numbers::Verdict;
 
 /// One order an email refers to, with the parcels the email gives for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,6 +83,28 @@ pub struct Extraction {
     pub subject: String,
 }
 
+impl Extraction {
+    /// The SPEC §3 `extract --json` object for this email.
+    pub fn to_spec_json(&self, file: &str) -> serde_json::Value {
+        let orders: Vec<serde_json::Value> = self
+            .orders
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "order_id": o.order_id,
+                    "tracking_numbers": o.tracking_numbers,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "file": file,
+            "is_aliexpress": self.is_aliexpress,
+            "kind": self.kind.as_str(),
+            "orders": orders,
+        })
+    }
+}
+
 /// Why an email could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
@@ -57,10 +112,1002 @@ pub enum ExtractError {
     Malformed(String),
 }
 
+static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
+
+/// The most orders, parcels or link pairs taken from one email.
+const MAX_ITEMS: usize = 256;
+
+/// How deep `message/rfc822` attachments are followed.
+const MAX_NESTING: usize = 4;
+
+/// One message of the MIME tree (the top one or an attached one).
+struct View<'m> {
+    from: Vec<String>,
+    subject: String,
+    html: Vec<&'m str>,
+    plain: Vec<&'m str>,
+}
+
+fn collect<'m, 'x: 'm>(msg: &'m Message<'x>, depth: usize, out: &mut Vec<View<'m>>) {
+    let from = msg
+        .from()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.address.as_deref())
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut view = View {
+        from,
+        subject: msg.subject().unwrap_or("").to_string(),
+        html: Vec::new(),
+        plain: Vec::new(),
+    };
+    let mut nested = Vec::new();
+    for part in &msg.parts {
+        match &part.body {
+            PartType::Text(t) => view.plain.push(t.as_ref()),
+            PartType::Html(h) => view.html.push(h.as_ref()),
+            PartType::Message(m) if depth < MAX_NESTING => nested.push(m),
+            _ => {}
+        }
+    }
+    out.push(view);
+    for m in nested {
+        collect(m, depth + 1, out);
+    }
+}
+
+/// What a sender address is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    AliExpress,
+    LookAlike,
+    Carrier,
+    Other,
+}
+
+fn domain_in(domain: &str, table: &[&str]) -> bool {
+    table.iter().any(|d| {
+        domain
+            .strip_suffix(d)
+            .is_some_and(|p| p.is_empty() || p.ends_with('.'))
+    })
+}
+
+fn classify_domain(domain: &str) -> Sender {
+    let domain = domain.trim_end_matches('.');
+    if domain_in(domain, lang::ALIEXPRESS_DOMAINS) {
+        Sender::AliExpress
+    } else if domain.contains("aliexpres") || domain.contains("ali-express") {
+        Sender::LookAlike
+    } else if domain_in(domain, lang::CARRIER_DOMAINS) {
+        Sender::Carrier
+    } else {
+        Sender::Other
+    }
+}
+
+/// Classifies one sender address. Apple Hide-My-Email rewrites senders to
+/// `local_at_sub_domain_tld_<id>[_<id>]@privaterelay.appleid.com`; the ids
+/// hold digits, which is what tells `..._aliexpress_com_0a1b2c` (genuine)
+/// from `..._aliexpress_com_example_net_0a1b` (a look-alike domain).
+fn classify_sender(addr: &str) -> Sender {
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return Sender::Other;
+    };
+    if domain == "privaterelay.appleid.com" {
+        let Some((_, rest)) = local.split_once("_at_") else {
+            return Sender::Other;
+        };
+        let segs: Vec<&str> = rest.split('_').collect();
+        for k in 2..segs.len() {
+            let (dom, ids) = segs.split_at(k);
+            let ids_ok = ids.iter().all(|s| {
+                !s.is_empty()
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric())
+                    && s.bytes().any(|b| b.is_ascii_digit())
+            });
+            if !ids_ok {
+                continue;
+            }
+            // The shortest domain whose tail is all ids is the sender's.
+            return classify_domain(&dom.join("."));
+        }
+        return if rest.contains("aliexpres") {
+            Sender::LookAlike
+        } else {
+            Sender::Other
+        };
+    }
+    classify_domain(domain)
+}
+
+fn strongest(addrs: &[String]) -> Sender {
+    let classes: Vec<Sender> = addrs.iter().map(|a| classify_sender(a)).collect();
+    for want in [Sender::LookAlike, Sender::AliExpress, Sender::Carrier] {
+        if classes.contains(&want) {
+            return want;
+        }
+    }
+    Sender::Other
+}
+
+fn mentions_aliexpress(s: &str) -> bool {
+    lang::ALIEXPRESS_NAMES.iter().any(|n| s.contains(n))
+}
+
+/// Strips forward/reply prefixes (`Fwd:`, `WG:`, `TR:`, `Пересл:` …).
+fn strip_forward_prefixes(subject: &str) -> &str {
+    let mut s = subject.trim();
+    for _ in 0..8 {
+        let Some((pos, c)) = s
+            .char_indices()
+            .take(24)
+            .find(|&(_, c)| c == ':' || c == '：')
+        else {
+            break;
+        };
+        let prefix = s.get(..pos).unwrap_or("").trim().trim_matches(['[', ']']);
+        let prefix = prefix.to_lowercase();
+        if lang::FORWARD_PREFIXES.contains(&prefix.as_str()) {
+            s = s.get(pos + c.len_utf8()..).unwrap_or("").trim();
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelKind {
+    Tracking,
+    OldTracking,
+    Order,
+    Package,
+    ProtectionEnd,
+    Eta,
+}
+
+struct Table<T> {
+    ac: AhoCorasick,
+    items: Vec<(T, &'static str)>,
+}
+
+fn build_table<T: Copy>(groups: &[(T, &[&'static str])]) -> Table<T> {
+    let mut seen = HashSet::new();
+    let mut items = Vec::new();
+    for &(kind, words) in groups {
+        for &w in words {
+            if seen.insert(w) {
+                items.push((kind, w));
+            }
+        }
+    }
+    let ac = AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(items.iter().map(|(_, w)| *w))
+        .expect("static keyword table builds");
+    Table { ac, items }
+}
+
+static LABELS: LazyLock<Table<LabelKind>> = LazyLock::new(|| {
+    build_table(&[
+        (LabelKind::OldTracking, lang::OLD_TRACKING_LABELS),
+        (LabelKind::Tracking, lang::TRACKING_LABELS),
+        (LabelKind::Order, lang::ORDER_WORDS),
+        (LabelKind::Package, lang::PACKAGE_WORDS),
+        (LabelKind::ProtectionEnd, lang::PROTECTION_END_LABELS),
+        (LabelKind::Eta, lang::ETA_LABELS),
+    ])
+});
+
+static STATUS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(lang::STATUSES.iter().map(|s| s.phrase))
+        .expect("static status table builds")
+});
+
+static FWD_FROM: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(lang::FORWARD_FROM_LABELS)
+        .expect("static table builds")
+});
+
+static FWD_SUBJECT: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(lang::FORWARD_SUBJECT_LABELS)
+        .expect("static table builds")
+});
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}").expect("static regex is valid")
+});
+
+fn alternation(words: &[&str]) -> String {
+    let mut w: Vec<&str> = words.to_vec();
+    w.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    w.iter()
+        .map(|s| regex::escape(s))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// "N days" in any language (the number of days of an extension).
+static N_DAYS: LazyLock<Regex> = LazyLock::new(|| {
+    let days = alternation(lang::DAY_WORDS);
+    Regex::new(&format!(r"(?:^|[^\d])(\d{{1,3}})\s*(?:{days})")).expect("static regex is valid")
+});
+
+/// The days of a protection extension: an "N days" within a short distance
+/// of an "extended" word ("extended … by 15 days", "um 15 Tage verlängert").
+fn extension_days(body: &str) -> Option<u32> {
+    EXTENDED_WORDS.find(body)?;
+    N_DAYS.captures_iter(body).find_map(|c| {
+        let m = c.get(1)?;
+        let before_start = (m.start().saturating_sub(160)..=m.start())
+            .find(|&i| body.is_char_boundary(i))
+            .unwrap_or(m.start());
+        let before = body.get(before_start..m.start()).unwrap_or("");
+        let after = window(body, m.end(), 60);
+        let near = EXTENDED_WORDS.find(before).is_some() || EXTENDED_WORDS.find(after).is_some();
+        let days: u32 = m.as_str().parse().ok()?;
+        (near && (1..=365).contains(&days)).then_some(days)
+    })
+}
+
+/// "Extended" words; also a cheap gate: [`N_DAYS`] starts with a digit, so
+/// it has no literal prefilter and would otherwise scan every body.
+static EXTENDED_WORDS: LazyLock<AhoCorasick> =
+    LazyLock::new(|| AhoCorasick::new(lang::EXTENDED_WORDS).expect("static table builds"));
+
+static CHANGED_FROM_TO: LazyLock<Regex> = LazyLock::new(|| {
+    let from: Vec<&str> = lang::CHANGE_FROM_TO.iter().map(|p| p.0).collect();
+    let to: Vec<&str> = lang::CHANGE_FROM_TO.iter().map(|p| p.1).collect();
+    Regex::new(&format!(
+        r"(?:^|[^\w])(?:{})\s+([a-z0-9]{{8,35}})\s*,?\s+(?:{})\s+([a-z0-9]{{8,35}})",
+        alternation(&from),
+        alternation(&to)
+    ))
+    .expect("static regex is valid")
+});
+
+/// Finds the original sender of an inline forward: a `From:`-style line in
+/// the body carrying an address. Returns its class and the original subject
+/// line when one follows.
+fn inline_forward(body: &str) -> Option<(Sender, Option<&str>)> {
+    for m in FWD_FROM.find_iter(body) {
+        let phrase = lang::FORWARD_FROM_LABELS
+            .get(m.pattern().as_usize())
+            .copied()
+            .unwrap_or("");
+        if !text::at_word_start(body, m.start(), phrase) {
+            continue;
+        }
+        let line = line_after(body, m.end(), 300);
+        let Some(addr) = EMAIL.find(line) else {
+            continue;
+        };
+        let class = classify_sender(addr.as_str());
+        if class == Sender::Other {
+            continue;
+        }
+        let window = window(body, m.end(), 1500);
+        let subject = FWD_SUBJECT
+            .find(window)
+            .map(|s| line_after(window, s.end(), 300).trim());
+        return Some((class, subject));
+    }
+    None
+}
+
+/// The rest of the line from `from`, at most `max` bytes (on a char boundary).
+fn line_after(s: &str, from: usize, max: usize) -> &str {
+    let w = window(s, from, max);
+    w.split('\n').next().unwrap_or("")
+}
+
+/// `s[from..from+max]`, shrunk to char boundaries; empty when out of range.
+fn window(s: &str, from: usize, max: usize) -> &str {
+    let mut end = from.saturating_add(max).min(s.len());
+    while end > from && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(from..end).unwrap_or("")
+}
+
+/// Is `t` acceptable as a tracking number in a labelled (or link) position?
+fn accept_labelled(t: &str) -> bool {
+    match numbers::classify(t) {
+        Verdict::Invalid => false,
+        Verdict::Known(_) => true,
+        Verdict::Unknown => {
+            numbers::plausible_unknown(t)
+                && (t.bytes().any(|b| b.is_ascii_alphabetic()) || t.len() > 20)
+        }
+    }
+}
+
+/// Is `t` acceptable as a tracking number in a subject's parcel position?
+/// Any plausible token, even of an unknown format, unless a check digit
+/// fails (SPEC §3).
+fn accept_subject_parcel(t: &str) -> bool {
+    match numbers::classify(t) {
+        Verdict::Invalid => false,
+        Verdict::Known(_) => true,
+        Verdict::Unknown => numbers::plausible_unknown(t),
+    }
+}
+
+fn is_order_id(t: &str) -> bool {
+    (12..=20).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Picks the tracking number after a label: the token itself, or the token
+/// joined with the digit groups that follow it.
+fn tracking_value(v: &text::Value<'_>, accept: fn(&str) -> bool) -> Option<String> {
+    let first = numbers::normalise(v.first());
+    if accept(&first) {
+        return Some(first);
+    }
+    v.joined()
+        .into_iter()
+        .map(|j| numbers::normalise(&j))
+        .find(|j| matches!(numbers::classify(j), Verdict::Known(_)))
+}
+
+fn order_value(v: &text::Value<'_>) -> Option<String> {
+    let first = v.first();
+    if is_order_id(first) {
+        return Some(first.to_string());
+    }
+    if first.len() < 12 && first.bytes().all(|b| b.is_ascii_digit()) {
+        return v.joined().into_iter().find(|j| is_order_id(j));
+    }
+    None
+}
+
+/// Everything found in one email, before assignment.
+#[derive(Default)]
+struct Found {
+    /// (order id, body position if found in the body text).
+    subject_orders: Vec<String>,
+    label_orders: Vec<(String, usize)>,
+    link_orders: Vec<String>,
+    /// (tracking number, body position if any).
+    tracks: Vec<(String, Option<usize>)>,
+    replaced: Vec<String>,
+    pairs: Vec<(String, String)>,
+    protection_until: Option<NaiveDate>,
+    eta: Option<(NaiveDate, NaiveDate)>,
+    /// The subject names a parcel in its parcel position (`Package T: …`).
+    subject_parcel: bool,
+}
+
+fn scan_subject(subj: &str, found: &mut Found) {
+    let table = &*LABELS;
+    let mut has_order_word = false;
+    let mut parcel_spans: Vec<(usize, usize)> = Vec::new();
+    for m in table.ac.find_iter(subj) {
+        let Some(&(kind, phrase)) = table.items.get(m.pattern().as_usize()) else {
+            continue;
+        };
+        if !text::at_word_start(subj, m.start(), phrase) {
+            continue;
+        }
+        let end = text::extend_word(subj, m.end(), phrase);
+        match kind {
+            LabelKind::Order => has_order_word = true,
+            LabelKind::Package | LabelKind::Tracking => {
+                if let Some(v) = text::value_after(subj, end) {
+                    if let Some(t) = tracking_value(&v, accept_subject_parcel) {
+                        parcel_spans.push((v.start, v.start + v.first().len()));
+                        found.tracks.push((t, None));
+                        found.subject_parcel = true;
+                    }
+                }
+            }
+            LabelKind::OldTracking => {
+                if let Some(t) =
+                    text::value_after(subj, end).and_then(|v| tracking_value(&v, accept_labelled))
+                {
+                    found.replaced.push(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (pos, tok) in text::ascii_tokens(subj) {
+        if parcel_spans.iter().any(|&(s, e)| pos >= s && pos < e) {
+            continue;
+        }
+        if has_order_word && is_order_id(tok) {
+            found.subject_orders.push(tok.to_string());
+            continue;
+        }
+        let norm = tok.to_ascii_uppercase();
+        if let Verdict::Known(f) = numbers::classify(&norm) {
+            if f.strength == numbers::Strength::Free {
+                found.tracks.push((norm, None));
+            }
+        }
+    }
+}
+
+fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
+    let table = &*LABELS;
+    let year = ref_date.map(|d| d.year());
+    for m in table.ac.find_iter(body) {
+        let Some(&(kind, phrase)) = table.items.get(m.pattern().as_usize()) else {
+            continue;
+        };
+        if !text::at_word_start(body, m.start(), phrase) {
+            continue;
+        }
+        let end = text::extend_word(body, m.end(), phrase);
+        match kind {
+            LabelKind::Order => {
+                if let Some(id) = text::value_after(body, end).and_then(|v| order_value(&v)) {
+                    found.label_orders.push((id, m.start()));
+                }
+            }
+            LabelKind::Tracking | LabelKind::Package => {
+                if let Some(v) = text::value_after(body, end) {
+                    if let Some(t) = tracking_value(&v, accept_labelled) {
+                        found.tracks.push((t, Some(v.start)));
+                    }
+                }
+            }
+            LabelKind::OldTracking => {
+                if let Some(t) =
+                    text::value_after(body, end).and_then(|v| tracking_value(&v, accept_labelled))
+                {
+                    found.replaced.push(t);
+                }
+            }
+            LabelKind::ProtectionEnd => {
+                if found.protection_until.is_none() {
+                    let w = window(body, end, 60);
+                    found.protection_until = text::dates(w, year, ref_date).first().copied();
+                }
+            }
+            LabelKind::Eta => {
+                if found.eta.is_none() {
+                    let w = window(body, end, 100);
+                    let d = text::dates(w, year, ref_date);
+                    found.eta = match (d.first(), d.get(1)) {
+                        (Some(&a), Some(&b)) if b >= a => Some((a, b)),
+                        (Some(&a), _) => Some((a, a)),
+                        _ => None,
+                    };
+                }
+            }
+        }
+    }
+    // Distinctive formats anywhere in the text.
+    for (pos, tok) in text::ascii_tokens(body) {
+        if tok.len() < 8 || !tok.bytes().any(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let norm = tok.to_ascii_uppercase();
+        if let Verdict::Known(f) = numbers::classify(&norm) {
+            if f.strength == numbers::Strength::Free {
+                found.tracks.push((norm, Some(pos)));
+            }
+        }
+    }
+}
+
+fn scan_links(raw: &str, found: &mut Found) {
+    let flush = |orders: &mut Vec<String>, tracks: &mut Vec<String>, found: &mut Found| {
+        for o in orders.iter() {
+            for t in tracks.iter() {
+                found.pairs.push((o.clone(), t.clone()));
+            }
+        }
+        found.link_orders.append(orders);
+        found.tracks.extend(tracks.drain(..).map(|t| (t, None)));
+    };
+    let mut current: Option<usize> = None;
+    let mut orders = Vec::new();
+    let mut tracks = Vec::new();
+    for p in text::params(raw) {
+        if current != Some(p.url_start) {
+            flush(&mut orders, &mut tracks, found);
+            current = Some(p.url_start);
+        }
+        for item in text::split_list(p.value) {
+            if p.is_order {
+                if is_order_id(item) {
+                    orders.push(item.to_string());
+                }
+            } else {
+                let t = numbers::normalise(item);
+                if accept_labelled(&t) {
+                    tracks.push(t);
+                }
+            }
+        }
+    }
+    flush(&mut orders, &mut tracks, found);
+}
+
+/// Multi-order mails glue a running number in front of each order number
+/// ("Bestellung 19999999999990001", "Bestellung 29999999999990002", see
+/// fixtures real/126). When the label-found numbers of a list start with
+/// 1, 2, 3 … and stripping that index yields a number the email also gives
+/// elsewhere, strip it from all of them. Then drop any number that is just
+/// a 1–2 digit prefix glued to another order number of the email.
+fn fix_running_numbers(found: &mut Found) {
+    let others: HashSet<String> = found
+        .subject_orders
+        .iter()
+        .chain(&found.link_orders)
+        .cloned()
+        .collect();
+    let mut seen = HashSet::new();
+    let list: Vec<String> = found
+        .label_orders
+        .iter()
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let long: Vec<&String> = list.iter().filter(|id| id.len() >= 13).collect();
+    if long.len() >= 2 {
+        let stripped: Option<Vec<(String, String)>> = long
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let idx = (i + 1).to_string();
+                id.strip_prefix(idx.as_str())
+                    .filter(|rest| rest.len() >= 12)
+                    .map(|rest| ((*id).clone(), rest.to_string()))
+            })
+            .collect();
+        if let Some(stripped) = stripped {
+            if stripped
+                .iter()
+                .any(|(_, s)| others.contains(s) || list.contains(s))
+            {
+                for (orig, new) in stripped {
+                    for (id, _) in found.label_orders.iter_mut() {
+                        if *id == orig {
+                            id.clone_from(&new);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let all: HashSet<String> = found
+        .label_orders
+        .iter()
+        .map(|(id, _)| id.clone())
+        .chain(others)
+        .collect();
+    let glued = |id: &str| {
+        (1..=2).any(|k| {
+            id.get(k..)
+                .is_some_and(|rest| rest.len() >= 12 && all.contains(rest))
+        })
+    };
+    found.label_orders.retain(|(id, _)| !glued(id));
+}
+
+fn dedup(v: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    v.into_iter().filter(|x| seen.insert(x.clone())).collect()
+}
+
+fn best_status(hay: &str, multiword_only: bool) -> Option<&'static lang::Status> {
+    let mut best: Option<&'static lang::Status> = None;
+    for m in STATUS.find_iter(hay) {
+        let Some(st) = lang::STATUSES.get(m.pattern().as_usize()) else {
+            continue;
+        };
+        if multiword_only && !st.phrase.contains(' ') {
+            continue;
+        }
+        if !text::at_word_start(hay, m.start(), st.phrase) {
+            continue;
+        }
+        if best.is_none_or(|b| st.phrase.len() > b.phrase.len()) {
+            best = Some(st);
+        }
+    }
+    best
+}
+
+fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> {
+    if orders.is_empty() {
+        if tracks.is_empty() {
+            return Vec::new();
+        }
+        return vec![OrderRef {
+            order_id: None,
+            tracking_numbers: tracks.to_vec(),
+        }];
+    }
+    let mut out: Vec<OrderRef> = orders
+        .iter()
+        .map(|o| OrderRef {
+            order_id: Some(o.clone()),
+            tracking_numbers: Vec::new(),
+        })
+        .collect();
+    let paired: HashSet<&str> = found
+        .pairs
+        .iter()
+        .filter(|(o, t)| orders.contains(o) && tracks.contains(t))
+        .map(|(_, t)| t.as_str())
+        .collect();
+    let unpaired: Vec<&String> = tracks
+        .iter()
+        .filter(|t| !paired.contains(t.as_str()))
+        .collect();
+    // Order mentions with body positions, for table layouts.
+    let mentions: Vec<(&str, usize)> = found
+        .label_orders
+        .iter()
+        .filter(|(id, _)| orders.contains(id))
+        .map(|(id, p)| (id.as_str(), *p))
+        .collect();
+    let distinct_mentioned: HashSet<&str> = mentions.iter().map(|(id, _)| *id).collect();
+    let by_position = unpaired.len() >= 2 && distinct_mentioned.len() >= 2;
+    for t in tracks {
+        let mut targets: Vec<&str> = Vec::new();
+        if paired.contains(t.as_str()) {
+            targets.extend(
+                found
+                    .pairs
+                    .iter()
+                    .filter(|(_, pt)| pt == t)
+                    .map(|(o, _)| o.as_str()),
+            );
+        } else if by_position {
+            let pos = found
+                .tracks
+                .iter()
+                .filter(|(x, _)| x == t)
+                .find_map(|(_, p)| *p);
+            let near = pos.and_then(|p| {
+                mentions
+                    .iter()
+                    .filter(|(_, mp)| *mp <= p)
+                    .max_by_key(|(_, mp)| *mp)
+                    .or_else(|| {
+                        mentions
+                            .iter()
+                            .filter(|(_, mp)| *mp > p)
+                            .min_by_key(|(_, mp)| *mp)
+                    })
+                    .map(|(id, _)| *id)
+            });
+            match near {
+                Some(id) => targets.push(id),
+                None => targets.extend(orders.iter().map(String::as_str)),
+            }
+        } else {
+            targets.extend(orders.iter().map(String::as_str));
+        }
+        for o in out.iter_mut() {
+            if o.order_id
+                .as_deref()
+                .is_some_and(|id| targets.contains(&id))
+                && !o.tracking_numbers.contains(t)
+            {
+                o.tracking_numbers.push(t.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Classifies and extracts one raw email.
 pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
-    if raw.is_empty() {
+    if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ExtractError::Malformed("empty input".into()));
     }
-    Ok(Extraction::default())
+    let msg = PARSER
+        .parse(raw)
+        .ok_or_else(|| ExtractError::Malformed("no message found".into()))?;
+    if msg.headers().is_empty() {
+        return Err(ExtractError::Malformed("no header fields".into()));
+    }
+    let mut views = Vec::new();
+    collect(&msg, 0, &mut views);
+
+    let mut ex = Extraction {
+        message_id: msg
+            .message_id()
+            .map(|s| s.trim_matches(['<', '>']).to_string()),
+        date: msg
+            .date()
+            .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0)),
+        subject: msg.subject().unwrap_or("").to_string(),
+        ..Extraction::default()
+    };
+    let Some(top) = views.first() else {
+        return Ok(ex);
+    };
+
+    // Body text of every view, flattened and lower-cased once.
+    let mut flat = String::new();
+    for v in &views {
+        if v.html.is_empty() {
+            for p in &v.plain {
+                flat.push_str(p);
+                flat.push_str("\n\n");
+            }
+        } else {
+            for h in &v.html {
+                text::html_to_text(h, &mut flat);
+                flat.push_str("\n\n");
+            }
+        }
+    }
+    // Zero-width characters and soft hyphens that mail tools insert inside
+    // long numbers are not text.
+    flat.retain(|c| {
+        !matches!(
+            c,
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+        )
+    });
+    let body = flat.to_lowercase();
+    drop(flat);
+
+    let mut subject = strip_forward_prefixes(&top.subject).to_string();
+    let is_ali = match strongest(&top.from) {
+        Sender::LookAlike => false,
+        Sender::AliExpress => true,
+        Sender::Carrier => {
+            mentions_aliexpress(&body) || mentions_aliexpress(&top.subject.to_lowercase())
+        }
+        Sender::Other => {
+            let nested = views.iter().skip(1).find(|v| match strongest(&v.from) {
+                Sender::AliExpress => true,
+                Sender::Carrier => mentions_aliexpress(&body),
+                _ => false,
+            });
+            if let Some(v) = nested {
+                subject = strip_forward_prefixes(&v.subject).to_string();
+                true
+            } else {
+                match inline_forward(&body) {
+                    Some((Sender::AliExpress, subj)) => {
+                        if let Some(s) = subj.filter(|s| !s.is_empty()) {
+                            subject = strip_forward_prefixes(s).to_string();
+                        }
+                        true
+                    }
+                    Some((Sender::Carrier, _)) => mentions_aliexpress(&body),
+                    _ => false,
+                }
+            }
+        }
+    };
+    if !is_ali {
+        return Ok(ex);
+    }
+    ex.is_aliexpress = true;
+    let subj = subject.to_lowercase();
+
+    let ref_date = ex.date.map(|d| d.date_naive());
+    let mut found = Found::default();
+    scan_subject(&subj, &mut found);
+    scan_body(&body, ref_date, &mut found);
+    for v in &views {
+        for raw in v.html.iter().chain(&v.plain) {
+            scan_links(raw, &mut found);
+        }
+    }
+
+    // Kind and flags: the subject first, else the body's opening lines.
+    let status = best_status(&subj, false).or_else(|| best_status(window(&body, 0, 1500), true));
+    let mut changed = false;
+    if let Some(st) = status {
+        ex.kind = st.kind;
+        ex.parcel_status = st.parcel;
+        match st.flag {
+            Flag::Completed => ex.order_completed = true,
+            Flag::Dispute => ex.dispute_opened = true,
+            Flag::TrackingChanged => changed = true,
+            Flag::None => {}
+        }
+    }
+
+    if changed {
+        for c in CHANGED_FROM_TO.captures_iter(&body) {
+            let old = c.get(1).map(|m| numbers::normalise(m.as_str()));
+            let new = c.get(2).map(|m| numbers::normalise(m.as_str()));
+            if let (Some(old), Some(new)) = (old, new) {
+                if accept_labelled(&old) && accept_labelled(&new) {
+                    found.replaced.push(old);
+                    found.tracks.push((new, None));
+                }
+            }
+        }
+    }
+    // Only protection emails state extensions; elsewhere "extended by N
+    // days" is about delivery times.
+    if ex.kind == EmailKind::Protection {
+        ex.protection_extended_days = extension_days(&body);
+    }
+    ex.protection_until = found.protection_until;
+    ex.eta = found.eta;
+
+    // Bound the work on hostile input: no real email names more than a few
+    // dozen orders or parcels.
+    found.label_orders.truncate(MAX_ITEMS);
+    found.link_orders.truncate(MAX_ITEMS);
+    found.subject_orders.truncate(MAX_ITEMS);
+    found.pairs.truncate(MAX_ITEMS * 4);
+    found.replaced.truncate(MAX_ITEMS);
+    fix_running_numbers(&mut found);
+    let replaced = dedup(found.replaced.iter().cloned());
+    let tracks: Vec<String> = dedup(
+        found
+            .tracks
+            .iter()
+            .map(|(t, _)| t.clone())
+            .filter(|t| !replaced.contains(t)),
+    )
+    .into_iter()
+    .take(MAX_ITEMS * 4)
+    .collect();
+    let orders: Vec<String> = dedup(
+        found
+            .subject_orders
+            .iter()
+            .cloned()
+            .chain(found.label_orders.iter().map(|(id, _)| id.clone()))
+            .chain(found.link_orders.iter().cloned())
+            .filter(|o| !tracks.contains(o) && !replaced.contains(o)),
+    );
+    let orders: Vec<String> = orders.into_iter().take(MAX_ITEMS).collect();
+    let tracks: Vec<String> = tracks
+        .into_iter()
+        .filter(|t| !orders.contains(t))
+        .take(MAX_ITEMS)
+        .collect();
+    ex.orders = assign(&found, &orders, &tracks);
+    ex.replaced_tracking_numbers = replaced;
+
+    if status.is_none() {
+        // No known status phrase: a parcel subject (`Package T: …`) is a
+        // carrier step; a tracking number given elsewhere means shipped.
+        (ex.kind, ex.parcel_status) = if found.subject_parcel {
+            (EmailKind::InTransit, Some(ParcelStatus::InTransit))
+        } else if !tracks.is_empty() {
+            (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
+        } else {
+            (EmailKind::Other, None)
+        };
+    }
+    if ex.orders.is_empty() {
+        // Status words without any order or parcel are marketing ("deals
+        // delivered to you"), not an event (SPEC §3: marketing is `other`).
+        ex.kind = EmailKind::Other;
+        ex.parcel_status = None;
+        ex.order_completed = false;
+        ex.dispute_opened = false;
+    }
+    Ok(ex)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders() {
+        assert_eq!(
+            classify_sender("transaction@notice.aliexpress.com"),
+            Sender::AliExpress
+        );
+        assert_eq!(
+            classify_sender("promotion@aliexpress.com"),
+            Sender::AliExpress
+        );
+        assert_eq!(
+            classify_sender(
+                "transaction_at_notice_aliexpress_com_0a1b2c3d4e_0a1b2c3d@privaterelay.appleid.com"
+            ),
+            Sender::AliExpress
+        );
+        assert_eq!(
+            classify_sender(
+                "transaction_at_aliexpress_com_example_net_0a1b2c@privaterelay.appleid.com"
+            ),
+            Sender::LookAlike
+        );
+        assert_eq!(
+            classify_sender("x@aliexpress.com.example.net"),
+            Sender::LookAlike
+        );
+        assert_eq!(
+            classify_sender("x@aliexpress-support.xyz"),
+            Sender::LookAlike
+        );
+        assert_eq!(
+            classify_sender("x@notice-aliexpress.com"),
+            Sender::LookAlike
+        );
+        assert_eq!(classify_sender("no-reply@cainiao.com"), Sender::Carrier);
+        assert_eq!(classify_sender("orders@order.temu.com"), Sender::Other);
+        assert_eq!(classify_sender("garbage"), Sender::Other);
+    }
+
+    #[test]
+    fn forward_prefixes() {
+        assert_eq!(strip_forward_prefixes("Fwd: WG: Order 1: x"), "Order 1: x");
+        assert_eq!(strip_forward_prefixes("Пересл: Заказ 1"), "Заказ 1");
+        assert_eq!(
+            strip_forward_prefixes("Order 8211968327931234: order shipped"),
+            "Order 8211968327931234: order shipped"
+        );
+    }
+
+    fn spec(raw: &str) -> serde_json::Value {
+        let mut v = extract(raw.as_bytes())
+            .map(|e| e.to_spec_json("x"))
+            .unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("file");
+        }
+        v
+    }
+
+    #[test]
+    fn french_outlook_inline_forward_plain_text() {
+        let raw = "From: Camille <camille@example.fr>\nSubject: TR: Commande 8049982045479811 : commande exp\u{e9}di\u{e9}e\n\
+                   Content-Type: text/plain; charset=utf-8\n\nRegarde.\n\n\
+                   De : AliExpress <transaction@notice.aliexpress.com>\n\
+                   Objet : Commande 8049982045479811 : commande exp\u{e9}di\u{e9}e\n\n\
+                   Num\u{e9}ro de suivi : RS339620215NL\n";
+        assert_eq!(
+            spec(raw),
+            serde_json::json!({"is_aliexpress": true, "kind": "shipped",
+                "orders": [{"order_id": "8049982045479811", "tracking_numbers": ["RS339620215NL"]}]})
+        );
+    }
+
+    #[test]
+    fn numbers_split_by_wbr_zero_width_and_inline_tags() {
+        let raw = "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: Order #8211968327931235 shipped\n\
+                   Content-Type: text/html; charset=utf-8\n\n\
+                   <p>Tracking numbers: LP0052742<wbr>35&#8203;24449, <b>RB4267</b>74729SG</p>\
+                   <p>Item no. 1005005834912540 \u{b7} Call (+1) 555 010 0000</p>";
+        assert_eq!(
+            spec(raw),
+            serde_json::json!({"is_aliexpress": true, "kind": "shipped",
+                "orders": [{"order_id": "8211968327931235",
+                            "tracking_numbers": ["LP00527423524449", "RB426774729SG"]}]})
+        );
+    }
+
+    #[test]
+    fn chinese_labels() {
+        let raw = "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: \u{8ba2}\u{5355}\u{5df2}\u{53d1}\u{8d27}\n\
+                   Content-Type: text/plain; charset=utf-8\n\n\
+                   \u{8ba2}\u{5355}\u{53f7}\u{ff1a}8211968327931236\n\u{8fd0}\u{5355}\u{53f7}\u{ff1a}LP00527423524449\n";
+        let v = spec(raw);
+        assert_eq!(v["orders"][0]["order_id"], "8211968327931236");
+        assert_eq!(v["orders"][0]["tracking_numbers"][0], "LP00527423524449");
+    }
+
+    #[test]
+    fn garbage_is_an_error_or_other() {
+        assert!(extract(b"").is_err());
+        assert!(extract(b"   \n").is_err());
+        let e = extract(b"\xff\xfe\x00garbage").map(|e| e.is_aliexpress);
+        assert!(matches!(e, Ok(false) | Err(_)));
+    }
 }

@@ -3,6 +3,7 @@
 //! the harness that starts real Dovecot and SMTP servers on loopback;
 //! `standin` is the local HTTP stand-in for the tracking providers.
 
+mod extract;
 #[allow(dead_code)]
 mod mailstack;
 #[allow(dead_code)]

@@ -1,0 +1,618 @@
+//! Text plumbing for the extractor: HTML to text, entity decoding, the
+//! little scanners (tokens, gaps between a label and its value) and date
+//! parsing. Language-free: every word list comes from `lang.rs`.
+//!
+//! HTML is flattened so that block elements (`p`, `div`, `td`, `br` …) become
+//! line breaks and inline elements (`span`, `b`, `a` …) vanish without a
+//! trace: a number split across inline tags (`LP0052<span>7423…</span>`) comes
+//! out whole, while table cells stay apart. `style`, `script`, `head` and
+//! comments are dropped. Attributes are not text; links are read from the
+//! raw HTML separately (stripping tags would destroy them, see docs §3).
+
+use chrono::NaiveDate;
+use regex::Regex;
+use std::sync::LazyLock;
+
+use super::lang;
+
+/// Flattens HTML to text (see module doc) and decodes entities.
+pub fn html_to_text(html: &str, out: &mut String) {
+    let mut rest = html;
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            decode_entities(rest, out);
+            break;
+        };
+        let (text, tail) = rest.split_at(lt);
+        decode_entities(text, out);
+        rest = tail;
+        // Comment.
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = match after.find("-->") {
+                Some(end) => after.get(end + 3..).unwrap_or(""),
+                None => "",
+            };
+            continue;
+        }
+        let Some(gt) = rest.find('>') else {
+            // An unterminated tag: the rest is not text we can trust.
+            break;
+        };
+        let tag = rest.get(1..gt).unwrap_or("");
+        rest = rest.get(gt + 1..).unwrap_or("");
+        let closing = tag.starts_with('/');
+        let name_src = tag.trim_start_matches('/');
+        let name_len = name_src
+            .bytes()
+            .take_while(u8::is_ascii_alphanumeric)
+            .count();
+        let name = name_src.get(..name_len).unwrap_or("");
+        match tag_class(name) {
+            TagClass::Skip if !closing && !tag.ends_with('/') => {
+                rest = skip_until_close(rest, name);
+                out.push('\n');
+            }
+            TagClass::Skip | TagClass::Block => out.push('\n'),
+            TagClass::Inline => {}
+        }
+    }
+}
+
+enum TagClass {
+    Skip,
+    Block,
+    Inline,
+}
+
+/// Classifies a tag name without allocating (ASCII case-insensitive).
+fn tag_class(name: &str) -> TagClass {
+    let mut buf = [0u8; 12];
+    if name.len() > buf.len() {
+        return TagClass::Inline;
+    }
+    for (d, s) in buf.iter_mut().zip(name.bytes()) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = buf.get(..name.len()).unwrap_or(&[]);
+    match lower {
+        // Never text.
+        b"style" | b"script" | b"head" => TagClass::Skip,
+        // Block-level (or cell) elements: they separate text.
+        b"p" | b"div" | b"br" | b"td" | b"th" | b"tr" | b"table" | b"tbody" | b"thead" | b"li"
+        | b"ul" | b"ol" | b"h1" | b"h2" | b"h3" | b"h4" | b"h5" | b"h6" | b"hr" | b"blockquote"
+        | b"section" | b"article" | b"header" | b"footer" | b"center" | b"dd" | b"dt" | b"dl"
+        | b"pre" | b"title" | b"body" | b"html" | b"img" | b"button" => TagClass::Block,
+        _ => TagClass::Inline,
+    }
+}
+
+/// Skips to just after `</name>` (ASCII case-insensitive).
+fn skip_until_close<'a>(s: &'a str, name: &str) -> &'a str {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = s.get(i..).and_then(|t| t.find("</")) {
+        let start = i + pos + 2;
+        let cand = bytes.get(start..start + name.len());
+        if cand.is_some_and(|c| c.eq_ignore_ascii_case(name.as_bytes())) {
+            return match s.get(start..).and_then(|t| t.find('>')) {
+                Some(gt) => s.get(start + gt + 1..).unwrap_or(""),
+                None => "",
+            };
+        }
+        i = start;
+    }
+    ""
+}
+
+/// Decodes HTML character references in `s` and appends to `out`.
+pub fn decode_entities(s: &str, out: &mut String) {
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        let (before, tail) = rest.split_at(amp);
+        out.push_str(before);
+        // Look for ';' within a short window.
+        let window_end = tail
+            .char_indices()
+            .take(12)
+            .find(|&(_, c)| c == ';')
+            .map(|(i, _)| i);
+        let decoded = window_end.and_then(|semi| {
+            let name = tail.get(1..semi)?;
+            Some((entity(name)?, semi + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = tail.get(len..).unwrap_or("");
+            }
+            None => {
+                out.push('&');
+                rest = tail.get(1..).unwrap_or("");
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
+fn entity(name: &str) -> Option<char> {
+    if let Some(num) = name.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse::<u32>().ok()?,
+        };
+        return char::from_u32(code);
+    }
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => ' ',
+        "ndash" => '–',
+        "mdash" => '—',
+        "euro" => '€',
+        "copy" => '©',
+        "reg" => '®',
+        "laquo" => '«',
+        "raquo" => '»',
+        "zwnj" | "zwj" => '\u{200b}',
+        "shy" => '\u{ad}',
+        "auml" => 'ä',
+        "ouml" => 'ö',
+        "uuml" => 'ü',
+        "Auml" => 'Ä',
+        "Ouml" => 'Ö',
+        "Uuml" => 'Ü',
+        "szlig" => 'ß',
+        "eacute" => 'é',
+        "egrave" => 'è',
+        "aacute" => 'á',
+        "iacute" => 'í',
+        "oacute" => 'ó',
+        "uacute" => 'ú',
+        "ntilde" => 'ñ',
+        "ccedil" => 'ç',
+        "agrave" => 'à',
+        "ecirc" => 'ê',
+        "atilde" => 'ã',
+        "otilde" => 'õ',
+        _ => return None,
+    })
+}
+
+/// Scripts written without spaces between words (CJK, Hangul, kana): labels
+/// there have no word boundaries.
+pub fn is_unspaced(c: char) -> bool {
+    (c as u32) >= 0x1100
+}
+
+/// Hebrew and Arabic attach prepositions and articles to the word, so a
+/// label there may start mid-word.
+pub fn is_prefixing_script(c: char) -> bool {
+    (0x0590..0x0800).contains(&(c as u32))
+}
+
+/// True when a phrase found at `start..end` in `hay` stands at a word start.
+pub fn at_word_start(hay: &str, start: usize, phrase: &str) -> bool {
+    let Some(first) = phrase.chars().next() else {
+        return false;
+    };
+    if is_unspaced(first) || is_prefixing_script(first) || !first.is_alphanumeric() {
+        return true;
+    }
+    match hay.get(..start).and_then(|b| b.chars().next_back()) {
+        Some(prev) => !prev.is_alphanumeric(),
+        None => true,
+    }
+}
+
+/// Extends a label match over the rest of its word (inflections), for
+/// spaced scripts only. Returns the new end.
+pub fn extend_word(hay: &str, end: usize, phrase: &str) -> usize {
+    let Some(last) = phrase.chars().next_back() else {
+        return end;
+    };
+    if is_unspaced(last) || !last.is_alphabetic() {
+        return end;
+    }
+    let tail = hay.get(end..).unwrap_or("");
+    let extra: usize = tail
+        .chars()
+        .take_while(|c| c.is_alphabetic() && !is_unspaced(*c))
+        .map(char::len_utf8)
+        .sum();
+    end + extra
+}
+
+fn is_gap_punct(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            ':' | '：'
+                | '#'
+                | '.'
+                | ','
+                | ';'
+                | '-'
+                | '–'
+                | '—'
+                | '('
+                | ')'
+                | '['
+                | ']'
+                | '*'
+                | '"'
+                | '\''
+                | '«'
+                | '»'
+                | '「'
+                | '」'
+                | '【'
+                | '】'
+                | '（'
+                | '）'
+                | '>'
+                | '|'
+                | '/'
+                | '='
+                | '\u{200b}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{feff}'
+                | '·'
+                | '•'
+                | '’'
+                | '`'
+                | '_'
+                | '~'
+                | '，'
+                | '、'
+                | '。'
+                | '＃'
+                | '№'
+                | '°'
+        )
+}
+
+/// The value after a label: skip punctuation and filler words, return the
+/// byte range of the first token that contains an ASCII digit, plus the
+/// groups that follow it separated by single spaces (for numbers written in
+/// blocks). `None` if another word comes first or the window ends.
+pub fn value_after(hay: &str, from: usize) -> Option<Value<'_>> {
+    let limit = from.saturating_add(80);
+    let mut pos = from;
+    let mut fillers = 0;
+    loop {
+        if pos > limit {
+            return None;
+        }
+        let rest = hay.get(pos..)?;
+        let mut chars = rest.char_indices();
+        let (_, c) = chars.next()?;
+        if is_gap_punct(c) {
+            pos += c.len_utf8();
+            continue;
+        }
+        // A word: letters, digits and a few joiners.
+        let wlen: usize = rest
+            .chars()
+            .take_while(|ch| ch.is_alphanumeric() || matches!(ch, '&' | 'º' | '°'))
+            .map(char::len_utf8)
+            .sum();
+        if wlen == 0 {
+            return None;
+        }
+        let word = rest.get(..wlen)?;
+        if word.bytes().any(|b| b.is_ascii_digit()) {
+            // The token proper is its ASCII alphanumeric run.
+            let tlen = word.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            if tlen == 0 || tlen != word.len() {
+                return None;
+            }
+            return Some(Value {
+                hay,
+                start: pos,
+                first_len: tlen,
+            });
+        }
+        if lang::FILLERS.contains(&word) {
+            fillers += 1;
+            if fillers > 4 {
+                return None;
+            }
+            pos += wlen;
+            continue;
+        }
+        return None;
+    }
+}
+
+/// A value found after a label.
+#[derive(Debug, Clone, Copy)]
+pub struct Value<'a> {
+    hay: &'a str,
+    pub start: usize,
+    first_len: usize,
+}
+
+impl<'a> Value<'a> {
+    /// The first token.
+    pub fn first(&self) -> &'a str {
+        self.hay
+            .get(self.start..self.start + self.first_len)
+            .unwrap_or("")
+    }
+
+    /// The token joined with up to 6 following groups written after single
+    /// spaces ("8211 9683 2793 1234"), longest first.
+    pub fn joined(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut acc = self.first().to_string();
+        let mut pos = self.start + self.first_len;
+        for _ in 0..6 {
+            let Some(rest) = self.hay.get(pos..) else {
+                break;
+            };
+            let Some(sp) = rest.chars().next().filter(|c| *c == ' ' || *c == '\u{a0}') else {
+                break;
+            };
+            let after = pos + sp.len_utf8();
+            let glen = self
+                .hay
+                .get(after..)
+                .unwrap_or("")
+                .bytes()
+                .take_while(u8::is_ascii_alphanumeric)
+                .count();
+            if !(2..=6).contains(&glen) {
+                break;
+            }
+            let group = self.hay.get(after..after + glen).unwrap_or("");
+            // Groups must be digits, or the join would swallow words.
+            if !group.bytes().all(|b| b.is_ascii_digit()) {
+                break;
+            }
+            // The group must end at a token boundary.
+            let next = self.hay.get(after + glen..).and_then(|t| t.chars().next());
+            if next.is_some_and(char::is_alphanumeric) {
+                break;
+            }
+            acc.push_str(group);
+            out.push(acc.clone());
+            pos = after + glen;
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// ASCII alphanumeric tokens of `hay` with their byte offsets. A token must
+/// not touch other alphanumerics (e.g. Cyrillic letters glued to it are a
+/// boundary; ASCII ones are part of it).
+pub fn ascii_tokens(hay: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
+    let bytes = hay.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            if bytes.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+                let start = i;
+                while bytes.get(i).is_some_and(u8::is_ascii_alphanumeric) {
+                    i += 1;
+                }
+                if let Some(t) = hay.get(start..i) {
+                    return Some((start, t));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        None
+    })
+}
+
+/// Link query parameters we read (`orderId=`, `trackingNumber=` …), found
+/// with one case-insensitive automaton over the raw HTML: cheaper than
+/// finding every URL first, and tag stripping would destroy them anyway.
+static PARAMS: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(
+            lang::ORDER_PARAMS
+                .iter()
+                .chain(lang::TRACKING_PARAMS)
+                .map(|n| format!("{n}=")),
+        )
+        .expect("static keyword table builds")
+});
+
+fn is_url_delim(b: u8) -> bool {
+    b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>')
+}
+
+/// One query parameter found in a link.
+#[derive(Debug, Clone, Copy)]
+pub struct Param<'a> {
+    /// Byte offset where the enclosing URL starts: parameters of the same
+    /// link share it.
+    pub url_start: usize,
+    /// True for an order parameter, false for a tracking parameter.
+    pub is_order: bool,
+    pub value: &'a str,
+}
+
+/// Order and tracking parameters in `raw`, in document order. Only URLs
+/// with a query string are searched (most `http` runs in an email are image
+/// sources), and a name counts only after `?`, `&` or `;` (end of `&amp;`).
+pub fn params(raw: &str) -> Vec<Param<'_>> {
+    let bytes = raw.as_bytes();
+    let n_order = lang::ORDER_PARAMS.len();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(found) = raw.get(pos..).and_then(|r| r.find("http")) {
+        let start = pos + found;
+        let len = bytes
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .take_while(|&&b| !is_url_delim(b))
+            .count();
+        let end = start + len.max(4);
+        pos = end;
+        let Some(url) = raw.get(start..start + len) else {
+            continue;
+        };
+        if !url.contains('?') {
+            continue;
+        }
+        let ub = url.as_bytes();
+        for m in PARAMS.find_iter(url) {
+            let before = m.start().checked_sub(1).and_then(|i| ub.get(i));
+            if !matches!(before, Some(b'?' | b'&' | b';')) {
+                continue;
+            }
+            let vlen = ub
+                .get(m.end()..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b','))
+                .count();
+            if let Some(value) = url.get(m.end()..m.end() + vlen) {
+                out.push(Param {
+                    url_start: start,
+                    is_order: m.pattern().as_usize() < n_order,
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Splits a parameter value list (`,` or `%2C`).
+pub fn split_list(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',')
+        .flat_map(|p| p.split("%2C"))
+        .flat_map(|p| p.split("%2c"))
+}
+
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    // Only real month names, so that "and 5 march" is not read as "and 5".
+    let mut names: Vec<&str> = lang::MONTHS.iter().map(|(n, _)| *n).collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let months = names
+        .iter()
+        .map(|n| regex::escape(n))
+        .collect::<Vec<_>>()
+        .join("|");
+    Regex::new(&format!(
+        concat!(
+            r"(?P<iy>\d{{4}})[-/.](?P<im>\d{{1,2}})[-/.](?P<id>\d{{1,2}})",
+            r"|(?P<ny>\d{{4}})\s*[年년]\s*(?P<nm>\d{{1,2}})\s*[月월]\s*(?P<nd>\d{{1,2}})",
+            r"|(?P<dd>\d{{1,2}})[./](?P<dm>\d{{1,2}})[./](?P<dy>\d{{4}})",
+            r"|\b(?P<mn>{m})\.?\s+(?P<md>\d{{1,2}})(?:st|nd|rd|th)?\b,?(?:\s*(?P<my>\d{{4}}))?",
+            r"|\b(?P<xd>\d{{1,2}})\.?\s+(?:de\s+)?(?P<xn>{m})\b\.?(?:\s+(?:de\s+)?(?P<xy>\d{{4}}))?",
+        ),
+        m = months
+    ))
+    .expect("static regex is valid")
+});
+
+fn month(name: &str) -> Option<u32> {
+    lang::MONTHS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, m)| m)
+}
+
+/// Dates written in `s` (lower case), in order. Dates without a year take
+/// `year` (the email's), moved to the next year when that puts them more
+/// than half a year before `after`.
+pub fn dates(s: &str, year: Option<i32>, after: Option<NaiveDate>) -> Vec<NaiveDate> {
+    let mut out = Vec::new();
+    for c in DATE.captures_iter(s) {
+        let num = |n: &str| c.name(n).and_then(|m| m.as_str().parse::<u32>().ok());
+        let yr = |n: &str| c.name(n).and_then(|m| m.as_str().parse::<i32>().ok());
+        let d = if let (Some(y), Some(m), Some(d)) = (yr("iy"), num("im"), num("id")) {
+            NaiveDate::from_ymd_opt(y, m, d)
+        } else if let (Some(y), Some(m), Some(d)) = (yr("ny"), num("nm"), num("nd")) {
+            NaiveDate::from_ymd_opt(y, m, d)
+        } else if let (Some(d), Some(m), Some(y)) = (num("dd"), num("dm"), yr("dy")) {
+            NaiveDate::from_ymd_opt(y, m, d).or_else(|| NaiveDate::from_ymd_opt(y, d, m))
+        } else if let (Some(m), Some(d)) = (c.name("mn").and_then(|m| month(m.as_str())), num("md"))
+        {
+            with_year(yr("my").or(year), m, d, after)
+        } else if let (Some(m), Some(d)) = (c.name("xn").and_then(|m| month(m.as_str())), num("xd"))
+        {
+            with_year(yr("xy").or(year), m, d, after)
+        } else {
+            None
+        };
+        if let Some(d) = d {
+            out.push(d);
+        }
+    }
+    out
+}
+
+fn with_year(year: Option<i32>, m: u32, d: u32, after: Option<NaiveDate>) -> Option<NaiveDate> {
+    let y = year?;
+    let date = NaiveDate::from_ymd_opt(y, m, d)?;
+    match after {
+        Some(a) if (a - date).num_days() > 183 => NaiveDate::from_ymd_opt(y + 1, m, d),
+        _ => Some(date),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(h: &str) -> String {
+        let mut s = String::new();
+        html_to_text(h, &mut s);
+        s
+    }
+
+    #[test]
+    fn inline_tags_join_block_tags_split() {
+        assert!(text("<p>LP0052<span>7423</span>524449</p>").contains("LP00527423524449"));
+        assert!(text("<td>A</td><td>B</td>").contains("A\n\nB"));
+        assert_eq!(
+            text("<style>p{x}</style>x&amp;y&#x27;&#39;&nbsp;"),
+            "\nx&y'' "
+        );
+        assert_eq!(text("a<!-- c -->b"), "ab");
+        assert_eq!(text("a<b"), "a");
+        assert_eq!(text("&unknown; &"), "&unknown; &");
+    }
+
+    #[test]
+    fn value_after_label() {
+        let h = "order no. 8211968327931234 has";
+        let v = value_after(h, 5).map(|v| v.first().to_string());
+        assert_eq!(v.as_deref(), Some("8211968327931234"));
+        assert!(value_after("order total us $6", 5).is_none());
+        let h = "tracking number: 0034 0434 0284 2742 7064.";
+        let v = value_after(h, 15);
+        let joined = v.map(|v| v.joined()).unwrap_or_default();
+        assert_eq!(
+            joined.first().map(String::as_str),
+            Some("00340434028427427064")
+        );
+    }
+
+    #[test]
+    fn dates_parse() {
+        let d = dates(
+            "ends on 2026-12-31 or 31.12.2026 or dec 5, 2026 and 5 march",
+            Some(2026),
+            None,
+        );
+        assert_eq!(d.len(), 4, "{d:?}");
+        assert_eq!(d.first().copied(), NaiveDate::from_ymd_opt(2026, 12, 31));
+        assert_eq!(d.get(3).copied(), NaiveDate::from_ymd_opt(2026, 3, 5));
+    }
+}
