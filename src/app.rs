@@ -209,7 +209,7 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
             .and_then(|raw| crate::extract::extract(&raw).map_err(|e| e.to_string()));
         match result {
             Ok(ex) if json => {
-                writeln!(out, "{}", spec_json(&ex, &name))?;
+                writeln!(out, "{}", ex.to_spec_json(&name))?;
             }
             Ok(ex) => {
                 let ali = if ex.is_aliexpress { "yes" } else { "no" };
@@ -439,14 +439,4 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
 
 fn cmd_run(cfg: &Config) -> Result<ExitCode> {
     crate::daemon::run_command(cfg)
-}
-
-/// SPEC §3 JSON for one extraction.
-fn spec_json(ex: &crate::extract::Extraction, file: &str) -> serde_json::Value {
-    serde_json::json!({
-        "file": file,
-        "is_aliexpress": ex.is_aliexpress,
-        "kind": ex.kind.as_str(),
-        "orders": ex.orders,
-    })
 }

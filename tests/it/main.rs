@@ -3,7 +3,6 @@
 //! the harness that starts real Dovecot and SMTP servers on loopback;
 //! `standin` is the local HTTP stand-in for the tracking providers.
 
-mod extract;
 #[allow(dead_code)]
 mod mailstack;
 #[allow(dead_code)]
@@ -13,6 +12,8 @@ mod util;
 
 // check-config on the example and on bad configs
 mod config;
+// golden extraction tests over tests/fixtures/emails, property test
+mod extract;
 // import + status through the binary
 mod import;
 // 17TRACK and Cainiao clients against the stand-in
