@@ -192,9 +192,28 @@ fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
 }
 
 fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
+    // Extraction is pure and independent per file: split the list into
+    // contiguous chunks, one per core, and print the results in input order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(32);
+    let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|f| extract_one(f, json))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut failed = false;
     if !json {
         writeln!(
             out,
@@ -202,48 +221,10 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
             "FILE", "ALI", "KIND", "ORDER"
         )?;
     }
-    for f in files {
-        let name = f.display().to_string();
-        let result = std::fs::read(f)
-            .map_err(|e| e.to_string())
-            .and_then(|raw| crate::extract::extract(&raw).map_err(|e| e.to_string()));
-        match result {
-            Ok(ex) if json => {
-                writeln!(out, "{}", ex.to_spec_json(&name))?;
-            }
-            Ok(ex) => {
-                let ali = if ex.is_aliexpress { "yes" } else { "no" };
-                if ex.orders.is_empty() {
-                    writeln!(
-                        out,
-                        "{name:<40} {ali:<6} {:<16} {:<20} -",
-                        ex.kind.as_str(),
-                        "-"
-                    )?;
-                }
-                for o in &ex.orders {
-                    let tn = if o.tracking_numbers.is_empty() {
-                        "-".to_string()
-                    } else {
-                        o.tracking_numbers.join(", ")
-                    };
-                    writeln!(
-                        out,
-                        "{name:<40} {ali:<6} {:<16} {:<20} {tn}",
-                        ex.kind.as_str(),
-                        o.order_id.as_deref().unwrap_or("(none)")
-                    )?;
-                }
-            }
-            Err(e) => {
-                failed = true;
-                if json {
-                    writeln!(out, "{}", serde_json::json!({"file": name, "error": e}))?;
-                } else {
-                    writeln!(out, "{name:<40} error: {e}")?;
-                }
-            }
-        }
+    let mut failed = false;
+    for (text, ok) in &results {
+        failed |= !ok;
+        out.write_all(text.as_bytes())?;
     }
     out.flush()?;
     Ok(if failed {
@@ -251,6 +232,59 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One file's `extract` output (JSON line or table rows) and whether it
+/// could be read and parsed.
+fn extract_one(f: &std::path::Path, json: bool) -> (String, bool) {
+    use std::fmt::Write as _;
+    let name = f.display().to_string();
+    // The table shows file names; JSON keeps the path as given.
+    let short = f
+        .file_name()
+        .map_or_else(|| name.clone(), |n| n.to_string_lossy().into_owned());
+    let result = std::fs::read(f)
+        .map_err(|e| e.to_string())
+        .and_then(|raw| crate::extract::extract(&raw).map_err(|e| e.to_string()));
+    let mut out = String::new();
+    match result {
+        Ok(ex) if json => {
+            let _ = writeln!(out, "{}", ex.to_spec_json(&name));
+        }
+        Ok(ex) => {
+            let ali = if ex.is_aliexpress { "yes" } else { "no" };
+            if ex.orders.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{short:<40} {ali:<6} {:<16} {:<20} -",
+                    ex.kind.as_str(),
+                    "-"
+                );
+            }
+            for o in &ex.orders {
+                let tn = if o.tracking_numbers.is_empty() {
+                    "-".to_string()
+                } else {
+                    o.tracking_numbers.join(", ")
+                };
+                let _ = writeln!(
+                    out,
+                    "{short:<40} {ali:<6} {:<16} {:<20} {tn}",
+                    ex.kind.as_str(),
+                    o.order_id.as_deref().unwrap_or("(none)")
+                );
+            }
+        }
+        Err(e) => {
+            if json {
+                let _ = writeln!(out, "{}", serde_json::json!({"file": name, "error": e}));
+            } else {
+                let _ = writeln!(out, "{short:<40} error: {e}");
+            }
+            return (out, false);
+        }
+    }
+    (out, true)
 }
 
 /// Counts for the `import` summary.

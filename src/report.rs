@@ -14,6 +14,11 @@ pub struct StatusReport {
     pub generated_at: DateTime<Utc>,
     pub orders: Vec<OrderView>,
     pub unassigned_parcels: Vec<ParcelView>,
+    /// Problems of aliwatch itself the user should know about (tracking
+    /// quota used up, API key rejected). Shown in the digest, not part of
+    /// the `status --json` contract.
+    #[serde(skip)]
+    pub notices: Vec<String>,
 }
 
 /// One order.

@@ -330,6 +330,7 @@ mod tests {
             generated_at: now,
             orders,
             unassigned_parcels: vec![],
+            notices: Vec::new(),
         }
     }
 

@@ -429,6 +429,9 @@ pub fn render_digest(report: &StatusReport, cfg: &Config, now: DateTime<Utc>) ->
     // text/plain
     let mut t = String::new();
     t.push_str(&format!("Your AliExpress orders — {dateline}\n{summary}\n"));
+    for n in &report.notices {
+        t.push_str(&format!("\n!! aliwatch: {n}\n"));
+    }
     for s in &sections {
         t.push_str(&format!("\n== {} ==\n", s.heading));
         if let Some(n) = &s.note {
@@ -456,6 +459,12 @@ pub fn render_digest(report: &StatusReport, cfg: &Config, now: DateTime<Utc>) ->
         esc(&dateline),
         esc(&summary)
     ));
+    for n in &report.notices {
+        h.push_str(&format!(
+            "<p style=\"margin:0 0 12px 0;padding:8px 12px;background:#fef3f2;color:#b42318;border-radius:8px;font-size:14px;\">aliwatch: {}</p>\n",
+            esc(n)
+        ));
+    }
     for s in &sections {
         let (fg, _) = s.tone.colours();
         h.push_str(&format!(

@@ -184,6 +184,7 @@ pub(crate) fn example_report(now: DateTime<Utc>) -> StatusReport {
         generated_at: now,
         orders: vec![ending, stalled, delivered, transit, completed, awaiting],
         unassigned_parcels: vec![loose],
+        notices: Vec::new(),
     }
 }
 
@@ -295,6 +296,7 @@ fn hostile_order_ids_and_subjects_are_escaped() {
         generated_at: now,
         orders: vec![o.clone()],
         unassigned_parcels: vec![],
+        notices: Vec::new(),
     };
     for r in [
         render_digest(&report, &config(), now),
@@ -316,6 +318,7 @@ fn empty_digest_says_so() {
         generated_at: now,
         orders: vec![],
         unassigned_parcels: vec![],
+        notices: Vec::new(),
     };
     let r = render_digest(&report, &config(), now);
     assert_eq!(r.subject, "aliwatch: no active orders");
@@ -396,6 +399,7 @@ fn one_order_report(now: DateTime<Utc>, state: OrderState, ends: &str) -> Status
         generated_at: now,
         orders: vec![o],
         unassigned_parcels: vec![],
+        notices: Vec::new(),
     }
 }
 
@@ -678,4 +682,28 @@ async fn digest_send_counts_as_todays_digest() {
 fn retry_delays_grow_to_an_hour() {
     let m: Vec<i64> = (1..=9).map(|a| retry_delay(a).num_minutes()).collect();
     assert_eq!(m, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+}
+
+#[test]
+fn service_notices_reach_both_parts_escaped() {
+    let now = utc("2026-11-28T08:00:00Z");
+    let mut report = example_report(now);
+    report
+        .notices
+        .push("17TRACK registration quota used up <b>(3 numbers queued)</b>".into());
+    let email = render_digest(&report, &config(), now);
+    assert!(
+        email
+            .text
+            .contains("quota used up <b>(3 numbers queued)</b>"),
+        "{}",
+        email.text
+    );
+    assert!(
+        email
+            .html
+            .contains("quota used up &lt;b&gt;(3 numbers queued)&lt;/b&gt;"),
+        "{}",
+        email.html
+    );
 }

@@ -260,7 +260,16 @@ impl Store {
     /// The status snapshot (SPEC §4): every order (active and completed;
     /// callers filter) and every parcel not tied to an order.
     pub fn status_report(&self, now: DateTime<Utc>, cfg: &Config) -> Result<StatusReport> {
-        Snapshot::load(self)?.report(now, cfg)
+        let mut report = Snapshot::load(self)?.report(now, cfg)?;
+        for key in [
+            crate::tracking::META_QUOTA_EXHAUSTED,
+            crate::tracking::META_LAST_ERROR,
+        ] {
+            if let Some(msg) = self.meta_get(key)? {
+                report.notices.push(format!("parcel tracking: {msg}"));
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -947,6 +956,7 @@ impl Snapshot {
             generated_at: now,
             orders,
             unassigned_parcels,
+            notices: Vec::new(),
         })
     }
 }

@@ -149,6 +149,7 @@ fn report() -> StatusReport {
             ),
         ],
         unassigned_parcels: vec![],
+        notices: Vec::new(),
     }
 }
 
