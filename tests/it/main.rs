@@ -16,6 +16,8 @@ mod config;
 mod extract;
 // import + status through the binary
 mod import;
+// old databases keep working
+mod store;
 // 17TRACK and Cainiao clients against the stand-in
 mod tracking;
 // digest and warnings against the real SMTP sink
