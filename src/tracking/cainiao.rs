@@ -75,27 +75,10 @@ pub fn parse_detail(text: &str, asked: &[String]) -> Result<Vec<TrackResult>> {
         });
         out.push(match m {
             Some(m) => parse_module(n, m),
-            None => not_found(n),
+            None => TrackResult::not_found(n),
         });
     }
     Ok(out)
-}
-
-fn not_found(n: &str) -> TrackResult {
-    TrackResult {
-        number: n.to_owned(),
-        found: false,
-        status: ParcelStatus::Pending,
-        raw_status: None,
-        status_detail: None,
-        carrier: None,
-        carrier_code: None,
-        events: Vec::new(),
-        eta_from: None,
-        eta_to: None,
-        delivered_at: None,
-        last_mile: None,
-    }
 }
 
 fn text<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
@@ -174,7 +157,7 @@ pub fn parse_module(n: &str, m: &Value) -> TrackResult {
         .collect();
     super::sort_dedup_events(&mut events);
     if events.is_empty() {
-        let mut r = not_found(n);
+        let mut r = TrackResult::not_found(n);
         r.raw_status = text(m, "status").map(str::to_owned);
         return r;
     }

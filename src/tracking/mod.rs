@@ -81,6 +81,26 @@ pub struct TrackResult {
     pub last_mile: Option<String>,
 }
 
+impl TrackResult {
+    /// The provider knows nothing about `number` (yet).
+    pub fn not_found(number: &str) -> TrackResult {
+        TrackResult {
+            number: number.to_owned(),
+            found: false,
+            status: ParcelStatus::Pending,
+            raw_status: None,
+            status_detail: None,
+            carrier: None,
+            carrier_code: None,
+            events: Vec::new(),
+            eta_from: None,
+            eta_to: None,
+            delivered_at: None,
+            last_mile: None,
+        }
+    }
+}
+
 /// Tracking numbers are compared without spaces, in upper case.
 pub fn normalise_number(s: &str) -> String {
     s.chars()
@@ -326,6 +346,17 @@ pub struct RefreshSummary {
     /// HTTP requests sent (retries included).
     pub requests: u64,
     pub errors: Vec<String>,
+}
+
+impl RefreshSummary {
+    /// Adds what applying `refreshed` answers did.
+    fn absorb(&mut self, refreshed: usize, out: &crate::store::tracking::ApplyOutcome) {
+        self.refreshed += refreshed;
+        self.changed += out.changed;
+        self.new_events += out.new_events;
+        self.finished += out.done.len();
+        self.last_mile += out.last_mile.len();
+    }
 }
 
 /// The tracker: the configured provider's client and the refresh pass.
@@ -659,20 +690,9 @@ impl Tracker {
                     for r in &env.rejected {
                         match r.code {
                             seventeen::NOT_REGISTERED => unregister.push(r.number.clone()),
-                            seventeen::NO_INFO_YET => results.push(TrackResult {
-                                number: r.number.clone(),
-                                found: false,
-                                status: ParcelStatus::Pending,
-                                raw_status: None,
-                                status_detail: None,
-                                carrier: None,
-                                carrier_code: None,
-                                events: Vec::new(),
-                                eta_from: None,
-                                eta_to: None,
-                                delivered_at: None,
-                                last_mile: None,
-                            }),
+                            seventeen::NO_INFO_YET => {
+                                results.push(TrackResult::not_found(&r.number))
+                            }
                             _ => bad.push((r.number.clone(), format!("17track: {}", r.message))),
                         }
                     }
@@ -682,11 +702,7 @@ impl Tracker {
                         &results,
                         now,
                     )?;
-                    sum.refreshed += results.len();
-                    sum.changed += out.changed;
-                    sum.new_events += out.new_events;
-                    sum.finished += out.done.len();
-                    sum.last_mile += out.last_mile.len();
+                    sum.absorb(results.len(), &out);
                     for (n, reason) in &out.done {
                         if *reason == schedule::DoneReason::Confirmed {
                             let code = batch.iter().find(|(b, _)| b == n).and_then(|(_, c)| *c);
@@ -741,11 +757,7 @@ impl Tracker {
                         &results,
                         now,
                     )?;
-                    sum.refreshed += results.len();
-                    sum.changed += out.changed;
-                    sum.new_events += out.new_events;
-                    sum.finished += out.done.len();
-                    sum.last_mile += out.last_mile.len();
+                    sum.absorb(results.len(), &out);
                 }
                 Err(HttpError::Unauthorized(m)) => return self.auth_failed(store, &m, sum),
                 Err(e) => self.batch_failed("detail.json", batch.len(), &e.to_string(), sum),
