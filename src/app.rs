@@ -332,8 +332,12 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
                 s.unparseable += 1;
             }
         }
-        if s.read % 1000 == 0 && (progress || s.read >= 10_000) {
+        // Progress for large imports: in place on a terminal, a line per
+        // 10,000 emails in logs.
+        if progress && s.read % 1000 == 0 {
             eprint!("\rimported {} emails ...", s.read);
+        } else if !progress && s.read % 10_000 == 0 {
+            eprintln!("imported {} emails ...", s.read);
         }
         Ok(())
     })?;
