@@ -377,6 +377,17 @@ fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Cuts `s` to `max` characters, marking the cut with an ellipsis.
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
 /// The readable `status` table: one line per parcel, marks for stalled
 /// parcels (`!stalled`) and protection ending soon (`!ends`).
 pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, cfg: &Config) -> String {
@@ -396,7 +407,7 @@ pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, cfg: &Conf
     }
     let _ = writeln!(
         o,
-        "{:<20} {:<18} {:<24} {:<40} {:>7}  PROTECTION",
+        "{:<20} {:<17} {:<22} {:<46} {:>8}  PROTECTION",
         "ORDER", "STATE", "PARCEL", "STATUS / LAST EVENT", "SHIPPED"
     );
     let parcel_line = |o: &mut String,
@@ -410,13 +421,12 @@ pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, cfg: &Conf
             let when = e.time.with_timezone(&tz).format("%m-%d");
             status = format!("{status}: {when} {}", e.description);
         }
-        if p.stalled {
-            status.push_str(" !stalled");
-        }
-        let status: String = status.chars().take(60).collect();
+        // The mark must survive the cut.
+        let mark = if p.stalled { " !stalled" } else { "" };
+        let status = format!("{}{mark}", truncate(&status, 46 - mark.len()));
         let _ = writeln!(
             o,
-            "{order:<20} {state:<18} {:<24} {status:<40} {shipped:>7}  {prot}",
+            "{order:<20} {state:<17} {:<22} {status:<46} {shipped:>8}  {prot}",
             p.tracking_number
         );
     };
@@ -439,7 +449,7 @@ pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, cfg: &Conf
         if ord.parcels.is_empty() {
             let _ = writeln!(
                 o,
-                "{:<20} {:<18} {:<24} {:<40} {shipped:>7}  {prot}",
+                "{:<20} {:<17} {:<22} {:<46} {shipped:>8}  {prot}",
                 ord.order_id,
                 ord.state.as_str(),
                 "-",
