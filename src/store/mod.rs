@@ -128,27 +128,33 @@ impl Store {
     /// Applies migrations up to `target` (tests stop early to build old
     /// databases).
     pub fn migrate_to(&mut self, target: usize) -> Result<()> {
-        let current = self.schema_version()?;
-        if current > migrations::MIGRATIONS.len() {
-            bail!(
-                "database schema version {current} is newer than this aliwatch understands ({}); upgrade aliwatch",
-                migrations::MIGRATIONS.len()
-            );
-        }
-        for (i, sql) in migrations::MIGRATIONS
-            .iter()
-            .enumerate()
-            .take(target)
-            .skip(current)
-        {
-            let tx = self.conn.transaction()?;
+        let latest = migrations::MIGRATIONS.len();
+        loop {
+            // IMMEDIATE: take the write lock before reading the version, so
+            // two processes opening a fresh database at once (the daemon
+            // and a `status`) migrate it once, one after the other.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let current = usize::try_from(v).unwrap_or(0);
+            if current > latest {
+                bail!(
+                    "database schema version {current} is newer than this aliwatch understands ({latest}); upgrade aliwatch"
+                );
+            }
+            let Some(sql) = migrations::MIGRATIONS
+                .get(current)
+                .filter(|_| current < target)
+            else {
+                return Ok(());
+            };
             tx.execute_batch(sql)
-                .with_context(|| format!("migration to schema version {}", i + 1))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                .with_context(|| format!("migration to schema version {}", current + 1))?;
+            tx.pragma_update(None, "user_version", (current + 1) as i64)?;
             tx.commit()?;
-            tracing::debug!(version = i + 1, "migrated database");
+            tracing::debug!(version = current + 1, "migrated database");
         }
-        Ok(())
     }
 
     /// Reads a value from the `meta` table.
@@ -233,6 +239,22 @@ mod tests {
         let store = Store::open(&path).expect("reopens");
         store.meta_set("k", Some("v")).expect("writes");
         assert_eq!(store.meta_get("k").expect("reads").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fresh.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version().ok()))
+            })
+            .collect();
+        for h in handles {
+            let v = h.join().expect("thread").expect("opens");
+            assert_eq!(v, Some(migrations::MIGRATIONS.len()));
+        }
     }
 
     #[test]
