@@ -234,6 +234,39 @@ fn strongest(addrs: &[String]) -> Sender {
     Sender::Other
 }
 
+/// The original sender of a mailing-list post whose `From` the list
+/// rewrote (DMARC "From munging": `'AliExpress' via Family <list@…>`).
+/// Google Groups and Mailman keep the original in `X-Original-From` and
+/// `Reply-To`. Only trusted when the rewritten display name says "via", so a
+/// plain `Reply-To` never makes an email AliExpress on its own (SPEC §3:
+/// AliExpress "also behind relays"; a list is one).
+fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
+    let via = msg.from().is_some_and(|a| {
+        a.iter().any(|x| {
+            x.name
+                .as_deref()
+                .is_some_and(|n| n.to_lowercase().contains(" via "))
+        })
+    });
+    if !via {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = msg
+        .reply_to()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.address.as_deref())
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(raw) = msg.header_raw("X-Original-From") {
+        let raw = raw.to_ascii_lowercase();
+        out.extend(EMAIL.find_iter(&raw).map(|m| m.as_str().to_string()));
+    }
+    out
+}
+
 fn mentions_aliexpress(s: &str) -> bool {
     lang::ALIEXPRESS_NAMES.iter().any(|n| s.contains(n))
 }
@@ -704,9 +737,40 @@ fn dedup(v: impl IntoIterator<Item = String>) -> Vec<String> {
     v.into_iter().filter(|x| seen.insert(x.clone())).collect()
 }
 
+/// Byte spans of the order, package and tracking words of `hay` (over
+/// their inflections): a status phrase inside one is part of that word, not
+/// a status ("Отправление T" is "shipment T", not "отправлен" = shipped).
+fn label_word_spans(hay: &str) -> Vec<(usize, usize)> {
+    let table = &*LABELS;
+    table
+        .ac
+        .find_iter(hay)
+        .filter_map(|m| {
+            let &(kind, phrase) = table.items.get(m.pattern().as_usize())?;
+            let wordy = matches!(
+                kind,
+                LabelKind::Order | LabelKind::Package | LabelKind::Tracking
+            );
+            (wordy && text::at_word_start(hay, m.start(), phrase))
+                .then(|| (m.start(), text::extend_word(hay, m.end(), phrase)))
+        })
+        .collect()
+}
+
 fn best_status(hay: &str, multiword_only: bool) -> Option<&'static lang::Status> {
+    let spans = if multiword_only {
+        Vec::new()
+    } else {
+        label_word_spans(hay)
+    };
     let mut best: Option<&'static lang::Status> = None;
     for m in STATUS.find_iter(hay) {
+        if spans
+            .iter()
+            .any(|&(s, e)| m.start() >= s && m.end() < e)
+        {
+            continue;
+        }
         let Some(st) = lang::STATUSES.get(m.pattern().as_usize()) else {
             continue;
         };
@@ -770,27 +834,32 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
                     .map(|(o, _)| o.as_str()),
             );
         } else if by_position {
-            let pos = found
+            // A parcel shared by several orders is listed once per order
+            // (one table row each): every position the number stands at
+            // names the order mentioned nearest before it.
+            let near: Vec<&str> = found
                 .tracks
                 .iter()
                 .filter(|(x, _)| x == t)
-                .find_map(|(_, p)| *p);
-            let near = pos.and_then(|p| {
-                mentions
-                    .iter()
-                    .filter(|(_, mp)| *mp <= p)
-                    .max_by_key(|(_, mp)| *mp)
-                    .or_else(|| {
-                        mentions
-                            .iter()
-                            .filter(|(_, mp)| *mp > p)
-                            .min_by_key(|(_, mp)| *mp)
-                    })
-                    .map(|(id, _)| *id)
-            });
-            match near {
-                Some(id) => targets.push(id),
-                None => targets.extend(orders.iter().map(String::as_str)),
+                .filter_map(|(_, p)| *p)
+                .filter_map(|p| {
+                    mentions
+                        .iter()
+                        .filter(|(_, mp)| *mp <= p)
+                        .max_by_key(|(_, mp)| *mp)
+                        .or_else(|| {
+                            mentions
+                                .iter()
+                                .filter(|(_, mp)| *mp > p)
+                                .min_by_key(|(_, mp)| *mp)
+                        })
+                        .map(|(id, _)| *id)
+                })
+                .collect();
+            if near.is_empty() {
+                targets.extend(orders.iter().map(String::as_str));
+            } else {
+                targets.extend(near);
             }
         } else {
             targets.extend(orders.iter().map(String::as_str));
@@ -863,7 +932,17 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     drop(flat);
 
     let mut subject = strip_forward_prefixes(&top.subject).to_string();
-    let is_ali = match strongest(&top.from) {
+    let mut sender = strongest(&top.from);
+    if sender == Sender::Other {
+        let original = strongest(&list_original_senders(&msg));
+        if original != Sender::Other {
+            sender = original;
+        }
+    }
+    // The email comes from a carrier (directly or forwarded): carriers hold
+    // the parcel, so their events are later carrier steps (SPEC §3).
+    let mut from_carrier = sender == Sender::Carrier;
+    let is_ali = match sender {
         Sender::LookAlike => false,
         Sender::AliExpress => true,
         Sender::Carrier => {
@@ -877,6 +956,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             });
             if let Some(v) = nested {
                 subject = strip_forward_prefixes(&v.subject).to_string();
+                from_carrier = strongest(&v.from) == Sender::Carrier;
                 true
             } else {
                 match inline_forward(&body) {
@@ -886,7 +966,10 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
                         }
                         true
                     }
-                    Some((Sender::Carrier, _)) => mentions_aliexpress(&body),
+                    Some((Sender::Carrier, _)) => {
+                        from_carrier = true;
+                        mentions_aliexpress(&body)
+                    }
                     _ => false,
                 }
             }
@@ -982,7 +1065,8 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     if status.is_none() {
         // No known status phrase: a parcel subject (`Package T: …`) is a
         // carrier step; a tracking number given elsewhere means shipped.
-        (ex.kind, ex.parcel_status) = if found.subject_parcel {
+        (ex.kind, ex.parcel_status) = if found.subject_parcel || (from_carrier && !tracks.is_empty())
+        {
             (EmailKind::InTransit, Some(ParcelStatus::InTransit))
         } else if !tracks.is_empty() {
             (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))

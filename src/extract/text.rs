@@ -324,6 +324,23 @@ pub fn value_after(hay: &str, from: usize) -> Option<Value<'_>> {
             pos += wlen;
             continue;
         }
+        // A number written in blocks may open with its letter prefix
+        // ("LP 0012 3456 7890 12", "RB 1234 5678 5 GB"): a 1–4 letter ASCII
+        // word followed by a space and a digit. The caller only keeps it when
+        // the joined blocks make a known format.
+        if (1..=4).contains(&wlen) && word.bytes().all(|b| b.is_ascii_alphabetic()) {
+            let after = rest.get(wlen..).unwrap_or("");
+            let mut it = after.chars();
+            if it.next().is_some_and(|c| c == ' ' || c == '\u{a0}')
+                && it.next().is_some_and(|c| c.is_ascii_digit())
+            {
+                return Some(Value {
+                    hay,
+                    start: pos,
+                    first_len: wlen,
+                });
+            }
+        }
         return None;
     }
 }
@@ -365,12 +382,22 @@ impl<'a> Value<'a> {
                 .bytes()
                 .take_while(u8::is_ascii_alphanumeric)
                 .count();
-            if !(2..=6).contains(&glen) {
+            if !(1..=6).contains(&glen) {
                 break;
             }
             let group = self.hay.get(after..after + glen).unwrap_or("");
-            // Groups must be digits, or the join would swallow words.
-            if !group.bytes().all(|b| b.is_ascii_digit()) {
+            // Groups must hold digits, or the join would swallow words; the
+            // one exception is a 2-letter country suffix closing an S10
+            // number ("RB 1234 5678 5 GB"), after which the join stops.
+            let suffix = glen == 2 && group.bytes().all(|b| b.is_ascii_alphabetic());
+            if !suffix && !group.bytes().any(|b| b.is_ascii_digit()) {
+                break;
+            }
+            // Single-character blocks (the S10 check digit) only inside a
+            // letter-prefixed number: an order number never has one, and
+            // "… 9283 2 items" must not grow a digit.
+            let lettered = acc.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+            if glen == 1 && !lettered {
                 break;
             }
             // The group must end at a token boundary.
@@ -381,6 +408,9 @@ impl<'a> Value<'a> {
             acc.push_str(group);
             out.push(acc.clone());
             pos = after + glen;
+            if suffix {
+                break;
+            }
         }
         out.reverse();
         out
