@@ -778,6 +778,7 @@ pub const STATUSES: &[Status] = &[
     s("storniert", OT, NONE),
     // ---- fr
     s("commande confirmée", OC, NONE),
+    s("a été confirmée", OC, NONE),
     s("paiement confirmé", OC, NONE),
     s("paiement reçu", OC, NONE),
     s("commande expédiée", SH, INFO),
@@ -816,6 +817,8 @@ pub const STATUSES: &[Status] = &[
     s("annulée", OT, NONE),
     // ---- es
     s("pedido confirmado", OC, NONE),
+    s("ha sido confirmado", OC, NONE),
+    s("se ha confirmado", OC, NONE),
     s("pago confirmado", OC, NONE),
     s("listo para enviar", OC, NONE),
     s("pedido enviado", SH, INFO),
@@ -856,6 +859,7 @@ pub const STATUSES: &[Status] = &[
     s("cancelado", OT, NONE),
     // ---- pt
     s("pagamento confirmado", OC, NONE),
+    s("foi confirmado", OC, NONE),
     s("foi enviado", SH, INFO),
     s("enviado parcialmente", SH, INFO),
     f("código de rastreio atualizado", SH, INFO, CHANGED),
@@ -882,6 +886,7 @@ pub const STATUSES: &[Status] = &[
     f("encerrado", OT, NONE, DONE),
     // ---- it
     s("ordine confermato", OC, NONE),
+    s("è stato confermato", OC, NONE),
     s("pagamento confermato", OC, NONE),
     s("ordine spedito", SH, INFO),
     s("è stato spedito", SH, INFO),
@@ -943,6 +948,7 @@ pub const STATUSES: &[Status] = &[
     s("geannuleerd", OT, NONE),
     // ---- pl
     s("zamówienie potwierdzone", OC, NONE),
+    s("zostało potwierdzone", OC, NONE),
     s("płatność potwierdzona", OC, NONE),
     s("zamówienie wysłane", SH, INFO),
     s("zostało wysłane", SH, INFO),
@@ -978,6 +984,10 @@ pub const STATUSES: &[Status] = &[
     // ---- ru
     s("заказ подтвержден", OC, NONE),
     s("заказ подтверждён", OC, NONE),
+    // The number often stands between "заказ" and the participle.
+    s("подтвержден", OC, NONE),
+    s("подтверждён", OC, NONE),
+    s("подтверждение получения", PR, NONE),
     s("оплата подтверждена", OC, NONE),
     s("заказ отправлен", SH, INFO),
     s("отправлен", SH, INFO),
@@ -1033,6 +1043,7 @@ pub const STATUSES: &[Status] = &[
     f("суперечк", OT, NONE, DISPUTE),
     // ---- tr
     s("sipariş onaylandı", OC, NONE),
+    s("onaylandı", OC, NONE),
     s("ödeme onaylandı", OC, NONE),
     s("kargoya verildi", SH, INFO),
     s("gönderildi", SH, INFO),
@@ -1088,6 +1099,8 @@ pub const STATUSES: &[Status] = &[
     s("配達中", IT, OFD),
     s("配達済み", DL, DELIVERED),
     s("配達完了", DL, DELIVERED),
+    s("配達されました", DL, DELIVERED),
+    s("お届けしました", DL, DELIVERED),
     s("受取確認待ち", PR, NONE),
     s("受け取り確認待ち", PR, NONE),
     s("保護期間が延長", PR, NONE),
@@ -1106,6 +1119,8 @@ pub const STATUSES: &[Status] = &[
     s("נמסרה", DL, DELIVERED),
     s("ממתינה לאישור", PR, NONE),
     s("ממתין לאישור", PR, NONE),
+    s("ממתינים לאישור", PR, NONE),
+    s("ממתינה לאישורך", PR, NONE),
     s("ההגנה הוארכה", PR, NONE),
     f("נסגרה", OT, NONE, DONE),
     f("מחלוקת", OT, NONE, DISPUTE),

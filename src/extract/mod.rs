@@ -520,6 +520,8 @@ struct Found {
     eta: Option<(NaiveDate, NaiveDate)>,
     /// The subject names a parcel in its parcel position (`Package T: …`).
     subject_parcel: bool,
+    /// The body has a table header row of labels (order, tracking).
+    header_row: bool,
 }
 
 fn scan_subject(subj: &str, found: &mut Found) {
@@ -584,11 +586,41 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
         }
         let end = text::extend_word(body, m.end(), phrase);
         match kind {
-            LabelKind::Order => {
-                if let Some(id) = text::value_after(body, end).and_then(|v| order_value(&v)) {
-                    found.label_orders.push((id, m.start()));
+            LabelKind::Order => match text::value_after(body, end) {
+                Some(v) => {
+                    if let Some(id) = order_value(&v) {
+                        // "Order numbers: N1, N2 & N3": the list goes on.
+                        let more = if v.first() == id {
+                            text::list_continuation(body, v.start + id.len())
+                        } else {
+                            Vec::new()
+                        };
+                        found.label_orders.push((id, m.start()));
+                        for o in more.into_iter().filter(|o| is_order_id(o)) {
+                            found.label_orders.push((o.to_string(), m.start()));
+                        }
+                    }
                 }
-            }
+                // A label with no value but another label right after it is
+                // a table header row ("Order number | Tracking number"):
+                // the values stand in the rows below (see `scan_header_tables`).
+                None => {
+                    let next = body.get(end..).unwrap_or("").trim_start_matches(|c: char| {
+                        c.is_whitespace() || matches!(c, ':' | '.' | '#' | '|')
+                    });
+                    let next_end = next.len().min(40);
+                    let head = window(next, 0, next_end);
+                    if table.ac.find(head).is_some_and(|n| {
+                        n.start() == 0
+                            && matches!(
+                                table.items.get(n.pattern().as_usize()).map(|x| x.0),
+                                Some(LabelKind::Tracking | LabelKind::Package)
+                            )
+                    }) {
+                        found.header_row = true;
+                    }
+                }
+            },
             LabelKind::Tracking | LabelKind::Package => {
                 if let Some(v) = text::value_after(body, end) {
                     if let Some(t) = tracking_value(&v, accept_labelled) {
@@ -668,6 +700,59 @@ fn scan_links(raw: &str, found: &mut Found) {
         }
     }
     flush(&mut orders, &mut tracks, found);
+}
+
+/// What a whole table cell is, when it is only a label ("Order number",
+/// "Tracking No.:"): a label word followed by nothing but punctuation and
+/// fillers.
+fn cell_label(cell: &str) -> Option<LabelKind> {
+    let table = &*LABELS;
+    let m = table.ac.find(cell)?;
+    if m.start() != 0 {
+        return None;
+    }
+    let &(kind, phrase) = table.items.get(m.pattern().as_usize())?;
+    let end = text::extend_word(cell, m.end(), phrase);
+    let rest = cell.get(end..).unwrap_or("");
+    let only_fillers = rest
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .all(|w| lang::FILLERS.contains(&w));
+    only_fillers.then_some(kind)
+}
+
+/// Tables whose header row holds the labels and whose rows below hold the
+/// values ("Order number | Tracking number" over "N1 | T1", "N2 | T2"):
+/// each row pairs its order with its parcel.
+fn scan_header_tables(html: &str, found: &mut Found) {
+    let rows = text::table_rows(html);
+    let mut i = 0;
+    while let Some(row) = rows.get(i) {
+        i += 1;
+        let labels: Vec<Option<LabelKind>> = row.iter().map(|c| cell_label(c)).collect();
+        let order_col = labels.iter().position(|k| *k == Some(LabelKind::Order));
+        let track_col = labels
+            .iter()
+            .position(|k| matches!(k, Some(LabelKind::Tracking | LabelKind::Package)));
+        if order_col.is_none() && track_col.is_none() {
+            continue;
+        }
+        while let Some(data) = rows.get(i).filter(|r| r.len() == row.len()) {
+            let cell =
+                |col: Option<usize>| col.and_then(|c| data.get(c)).map(|s| numbers::normalise(s));
+            let order = cell(order_col).filter(|o| is_order_id(o));
+            let track = cell(track_col).filter(|t| accept_labelled(t));
+            if order.is_none() && track.is_none() {
+                break;
+            }
+            if let (Some(o), Some(t)) = (&order, &track) {
+                found.pairs.push((o.clone(), t.clone()));
+            }
+            found.link_orders.extend(order);
+            found.tracks.extend(track.map(|t| (t, None)));
+            i += 1;
+        }
+    }
 }
 
 /// Multi-order mails glue a running number in front of each order number
@@ -765,10 +850,7 @@ fn best_status(hay: &str, multiword_only: bool) -> Option<&'static lang::Status>
     };
     let mut best: Option<&'static lang::Status> = None;
     for m in STATUS.find_iter(hay) {
-        if spans
-            .iter()
-            .any(|&(s, e)| m.start() >= s && m.end() < e)
-        {
+        if spans.iter().any(|&(s, e)| m.start() >= s && m.end() < e) {
             continue;
         }
         let Some(st) = lang::STATUSES.get(m.pattern().as_usize()) else {
@@ -989,6 +1071,11 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
         for raw in v.html.iter().chain(&v.plain) {
             scan_links(raw, &mut found);
         }
+        if found.header_row {
+            for raw in &v.html {
+                scan_header_tables(raw, &mut found);
+            }
+        }
     }
 
     // Kind and flags: the subject first, else the body's opening lines.
@@ -1065,14 +1152,14 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     if status.is_none() {
         // No known status phrase: a parcel subject (`Package T: …`) is a
         // carrier step; a tracking number given elsewhere means shipped.
-        (ex.kind, ex.parcel_status) = if found.subject_parcel || (from_carrier && !tracks.is_empty())
-        {
-            (EmailKind::InTransit, Some(ParcelStatus::InTransit))
-        } else if !tracks.is_empty() {
-            (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
-        } else {
-            (EmailKind::Other, None)
-        };
+        (ex.kind, ex.parcel_status) =
+            if found.subject_parcel || (from_carrier && !tracks.is_empty()) {
+                (EmailKind::InTransit, Some(ParcelStatus::InTransit))
+            } else if !tracks.is_empty() {
+                (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
+            } else {
+                (EmailKind::Other, None)
+            };
     }
     if ex.orders.is_empty() {
         // Status words without any order or parcel are marketing ("deals

@@ -345,6 +345,103 @@ pub fn value_after(hay: &str, from: usize) -> Option<Value<'_>> {
     }
 }
 
+/// Further numbers after a value in a list ("N1, N2 & N3", "N1 / N2"):
+/// each separated by `,` `;` `/` `&` (and spaces); stops at anything else.
+pub fn list_continuation(hay: &str, mut pos: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    while out.len() < 32 {
+        let rest = hay.get(pos..).unwrap_or("");
+        let trimmed = rest.trim_start_matches([' ', '\u{a0}', '\t']);
+        let Some(after_sep) = trimmed.strip_prefix([',', ';', '/', '&']) else {
+            break;
+        };
+        let after_sep = after_sep.trim_start_matches([' ', '\u{a0}', '\t', '\n']);
+        let len = after_sep.bytes().take_while(u8::is_ascii_digit).count();
+        let next = after_sep.get(len..).and_then(|t| t.chars().next());
+        if len == 0 || next.is_some_and(char::is_alphanumeric) {
+            break;
+        }
+        let start = hay.len() - after_sep.len();
+        let Some(tok) = hay.get(start..start + len) else {
+            break;
+        };
+        out.push(tok);
+        pos = start + len;
+    }
+    out
+}
+
+/// The rows of every HTML table, each a list of cell texts (entities
+/// decoded, lower case, zero-width characters dropped, trimmed). Nested
+/// tables simply start new rows; at most 512 rows.
+pub fn table_rows(html: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut cell: Option<String> = None;
+    let close = |rows: &mut Vec<Vec<String>>, cell: &mut Option<String>| {
+        if let Some(c) = cell.take() {
+            let c: String = c
+                .chars()
+                .filter(|ch| {
+                    !matches!(
+                        ch,
+                        '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+                    )
+                })
+                .collect();
+            let c = c.trim().to_lowercase();
+            match rows.last_mut() {
+                Some(r) => r.push(c),
+                None => rows.push(vec![c]),
+            }
+        }
+    };
+    let mut rest = html;
+    while !rest.is_empty() && rows.len() < 512 {
+        let Some(lt) = rest.find('<') else {
+            break;
+        };
+        let (text, tail) = rest.split_at(lt);
+        if let Some(c) = cell.as_mut() {
+            decode_entities(text, c);
+        }
+        let Some(gt) = tail.find('>') else {
+            break;
+        };
+        let tag = tail.get(1..gt).unwrap_or("");
+        rest = tail.get(gt + 1..).unwrap_or("");
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .take(8)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        match (name.as_str(), closing) {
+            ("style" | "script" | "head", false) => {
+                rest = skip_until_close(rest, &name);
+            }
+            ("tr", false) => {
+                close(&mut rows, &mut cell);
+                rows.push(Vec::new());
+            }
+            ("td" | "th", false) => {
+                close(&mut rows, &mut cell);
+                cell = Some(String::new());
+            }
+            ("td" | "th" | "tr" | "table", true) => close(&mut rows, &mut cell),
+            ("br" | "p" | "div", _) => {
+                if let Some(c) = cell.as_mut() {
+                    c.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    close(&mut rows, &mut cell);
+    rows
+}
+
 /// A value found after a label.
 #[derive(Debug, Clone, Copy)]
 pub struct Value<'a> {
