@@ -532,6 +532,12 @@ pub const FORWARD_FROM_LABELS: &[&str] = &[
     "expéditeur:",
     "remitente:",
     "absender:",
+    "από:",
+    "de la:",
+    "寄件者:",
+    "寄件人:",
+    "từ:",
+    "dari:",
 ];
 
 /// Lines that carry the original subject inside an inline forward.
@@ -557,6 +563,12 @@ pub const FORWARD_SUBJECT_LABELS: &[&str] = &[
     "الموضوع:",
     "aihe:",
     "tárgy:",
+    "θέμα:",
+    "subiect:",
+    "主旨:",
+    "chủ đề:",
+    "subjek:",
+    "perihal:",
 ];
 
 /// A status-phrase side effect beyond kind and parcel status.
@@ -1091,6 +1103,7 @@ pub const STATUSES: &[Status] = &[
     s("支払い完了", OC, NONE),
     s("発送済み", SH, INFO),
     s("発送されました", SH, INFO),
+    s("発送しました", SH, INFO),
     f("追跡番号が変更", SH, INFO, CHANGED),
     s("通関中", IT, CUSTOMS),
     s("通関完了", IT, TRANSIT),

@@ -423,7 +423,17 @@ fn inline_forward(body: &str) -> Option<(Sender, Option<&str>)> {
             continue;
         }
         let line = line_after(body, m.end(), 300);
-        let Some(addr) = EMAIL.find(line) else {
+        // Plain-text forwards wrap long headers: the address may open the
+        // next line ("From: \"AliExpress Notifications\"\n<transaction@…>").
+        let next = body
+            .get(m.end() + line.len()..)
+            .and_then(|r| r.strip_prefix('\n'))
+            .map(|r| line_after(r, 0, 300))
+            .filter(|l| l.trim_start().starts_with('<'));
+        let Some(addr) = EMAIL
+            .find(line)
+            .or_else(|| next.and_then(|l| EMAIL.find(l)))
+        else {
             continue;
         };
         let class = classify_sender(addr.as_str());
@@ -1002,18 +1012,10 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
-    // Zero-width characters and soft hyphens that mail tools insert inside
-    // long numbers are not text.
-    flat.retain(|c| {
-        !matches!(
-            c,
-            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
-        )
-    });
-    let body = flat.to_lowercase();
+    let body = text::fold(&flat).to_lowercase();
     drop(flat);
 
-    let mut subject = strip_forward_prefixes(&top.subject).to_string();
+    let mut subject = strip_forward_prefixes(&text::fold(&top.subject)).to_string();
     let mut sender = strongest(&top.from);
     if sender == Sender::Other {
         let original = strongest(&list_original_senders(&msg));
@@ -1037,7 +1039,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
                 _ => false,
             });
             if let Some(v) = nested {
-                subject = strip_forward_prefixes(&v.subject).to_string();
+                subject = strip_forward_prefixes(&text::fold(&v.subject)).to_string();
                 from_carrier = strongest(&v.from) == Sender::Carrier;
                 true
             } else {
@@ -1160,6 +1162,14 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             } else {
                 (EmailKind::Other, None)
             };
+    }
+    if from_carrier && ex.kind == EmailKind::Shipped {
+        // A carrier holding the parcel ("your parcel is on its way") is a
+        // later carrier step, not the seller's shipping (SPEC §3).
+        ex.kind = EmailKind::InTransit;
+        if ex.parcel_status == Some(ParcelStatus::InfoReceived) {
+            ex.parcel_status = Some(ParcelStatus::InTransit);
+        }
     }
     if ex.orders.is_empty() {
         // Status words without any order or parcel are marketing ("deals

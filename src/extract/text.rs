@@ -15,6 +15,22 @@ use std::sync::LazyLock;
 
 use super::lang;
 
+/// Folds the characters mail tools put in and around numbers and labels:
+/// zero-width characters and soft hyphens (inserted inside long numbers)
+/// are dropped; no-break, narrow and thin spaces (French `De\u{a0}:`,
+/// grouped digits) become plain spaces; full-width ASCII (`１２３`, `：`,
+/// common in Japanese and Chinese mail) becomes ASCII.
+pub fn fold(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}' => None,
+            '\u{a0}' | '\u{2007}' | '\u{2009}' | '\u{202f}' => Some(' '),
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0),
+            _ => Some(c),
+        })
+        .collect()
+}
+
 /// Flattens HTML to text (see module doc) and decodes entities.
 pub fn html_to_text(html: &str, out: &mut String) {
     let mut rest = html;
