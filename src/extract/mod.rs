@@ -1012,7 +1012,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
-    let body = text::fold(&flat).to_lowercase();
+    let body = text::fold_lower(&flat);
     drop(flat);
 
     let mut subject = strip_forward_prefixes(&text::fold(&top.subject)).to_string();

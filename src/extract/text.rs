@@ -31,6 +31,30 @@ pub fn fold(s: &str) -> String {
         .collect()
 }
 
+/// [`fold`] and lower-casing in one pass (the body is the largest string the
+/// extractor builds; one pass instead of two keeps it cheap).
+pub fn fold_lower(s: &str) -> String {
+    if s.contains('Σ') {
+        // Final sigma depends on context: leave it to `str::to_lowercase`.
+        return fold(s).to_lowercase();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            _ if c.is_ascii() => out.push(c.to_ascii_lowercase()),
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}' => {}
+            '\u{a0}' | '\u{2007}' | '\u{2009}' | '\u{202f}' => out.push(' '),
+            '\u{ff01}'..='\u{ff5e}' => {
+                if let Some(a) = char::from_u32(c as u32 - 0xfee0) {
+                    out.push(a.to_ascii_lowercase());
+                }
+            }
+            _ => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
 /// Flattens HTML to text (see module doc) and decodes entities.
 pub fn html_to_text(html: &str, out: &mut String) {
     let mut rest = html;
