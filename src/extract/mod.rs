@@ -237,8 +237,9 @@ fn strongest(addrs: &[String]) -> Sender {
 /// The original sender of a mailing-list post whose `From` the list
 /// rewrote (DMARC "From munging": `'AliExpress' via Family <list@…>`).
 /// Google Groups and Mailman keep the original in `X-Original-From` and
-/// `Reply-To`. Only trusted when the rewritten display name says "via", so a
-/// plain `Reply-To` never makes an email AliExpress on its own (SPEC §3:
+/// `Reply-To`. Only trusted in a list post (`List-Id`) whose rewritten
+/// display name says "via", so a plain `Reply-To` never makes an email
+/// AliExpress on its own (SPEC §3:
 /// AliExpress "also behind relays"; a list is one).
 fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
     let via = msg.from().is_some_and(|a| {
@@ -248,7 +249,10 @@ fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
                 .is_some_and(|n| n.to_lowercase().contains(" via "))
         })
     });
-    if !via {
+    // Lists always say they are lists (RFC 2919 `List-Id`, RFC 2369
+    // `List-Post`); a "via" display name alone is just a name.
+    let is_list = msg.header_raw("List-Id").is_some() || msg.header_raw("List-Post").is_some();
+    if !via || !is_list {
         return Vec::new();
     }
     let mut out: Vec<String> = msg
