@@ -737,6 +737,65 @@ fn with_year(year: Option<i32>, m: u32, d: u32, after: Option<NaiveDate>) -> Opt
 mod tests {
     use super::*;
 
+    #[test]
+    fn fold_lower_folds_spaces_widths_and_invisibles() {
+        assert_eq!(
+            fold_lower("De\u{a0}: LP\u{200b}00１２ＡＢ"),
+            "de : lp0012ab"
+        );
+        // Final sigma keeps `str::to_lowercase` semantics.
+        assert_eq!(fold_lower("ΑΡΙΘΜΟΣ"), "ΑΡΙΘΜΟΣ".to_lowercase());
+        assert_eq!(fold("a\u{202f}b\u{ad}c"), "a bc");
+    }
+
+    #[test]
+    fn letter_prefixed_numbers_in_blocks() {
+        let hay = "tracking number: lp 0012 3456 7890 12 next";
+        let v = value_after(hay, 15).expect("value");
+        assert_eq!(v.first(), "lp");
+        assert!(v.joined().contains(&"lp00123456789012".to_string()));
+        let hay = "no: rb 1234 5678 5 gb and more";
+        let v = value_after(hay, 3).expect("value");
+        assert_eq!(
+            v.joined().first().map(String::as_str),
+            Some("rb123456785gb")
+        );
+        // A digit-led number never grows a 1-digit block.
+        let hay = ": 3051 8274 6501 9283 2 items";
+        let v = value_after(hay, 0).expect("value");
+        assert_eq!(
+            v.joined().first().map(String::as_str),
+            Some("3051827465019283")
+        );
+        // A word that is not followed by digits is still no value.
+        assert!(value_after("order of the day", 5).is_none());
+    }
+
+    #[test]
+    fn order_lists_continue() {
+        let hay = "8160606060606060, 8161616161616161 & 8162626262626262 / 3 items";
+        assert_eq!(
+            list_continuation(hay, 16),
+            vec!["8161616161616161", "8162626262626262", "3"]
+        );
+        assert!(list_continuation("8160606060606060 placed", 16).is_empty());
+    }
+
+    #[test]
+    fn table_rows_split_cells() {
+        let rows = table_rows(
+            "<table><tr><th>Order number</th><th>Tracking&nbsp;number</th></tr>\
+             <tr><td> 3058 </td><td><span>LP</span>00</td></tr></table>",
+        );
+        assert_eq!(
+            rows,
+            vec![
+                vec!["order number".to_string(), "tracking number".to_string()],
+                vec!["3058".to_string(), "lp00".to_string()]
+            ]
+        );
+    }
+
     fn text(h: &str) -> String {
         let mut s = String::new();
         html_to_text(h, &mut s);
