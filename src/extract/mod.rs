@@ -234,6 +234,43 @@ fn strongest(addrs: &[String]) -> Sender {
     Sender::Other
 }
 
+/// The original sender of a mailing-list post whose `From` the list
+/// rewrote (DMARC "From munging": `'AliExpress' via Family <list@…>`).
+/// Google Groups and Mailman keep the original in `X-Original-From` and
+/// `Reply-To`. Only trusted in a list post (`List-Id`) whose rewritten
+/// display name says "via", so a plain `Reply-To` never makes an email
+/// AliExpress on its own (SPEC §3:
+/// AliExpress "also behind relays"; a list is one).
+fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
+    let via = msg.from().is_some_and(|a| {
+        a.iter().any(|x| {
+            x.name
+                .as_deref()
+                .is_some_and(|n| n.to_lowercase().contains(" via "))
+        })
+    });
+    // Lists always say they are lists (RFC 2919 `List-Id`, RFC 2369
+    // `List-Post`); a "via" display name alone is just a name.
+    let is_list = msg.header_raw("List-Id").is_some() || msg.header_raw("List-Post").is_some();
+    if !via || !is_list {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = msg
+        .reply_to()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.address.as_deref())
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(raw) = msg.header_raw("X-Original-From") {
+        let raw = raw.to_ascii_lowercase();
+        out.extend(EMAIL.find_iter(&raw).map(|m| m.as_str().to_string()));
+    }
+    out
+}
+
 fn mentions_aliexpress(s: &str) -> bool {
     lang::ALIEXPRESS_NAMES.iter().any(|n| s.contains(n))
 }
@@ -390,7 +427,17 @@ fn inline_forward(body: &str) -> Option<(Sender, Option<&str>)> {
             continue;
         }
         let line = line_after(body, m.end(), 300);
-        let Some(addr) = EMAIL.find(line) else {
+        // Plain-text forwards wrap long headers: the address may open the
+        // next line ("From: \"AliExpress Notifications\"\n<transaction@…>").
+        let next = body
+            .get(m.end() + line.len()..)
+            .and_then(|r| r.strip_prefix('\n'))
+            .map(|r| line_after(r, 0, 300))
+            .filter(|l| l.trim_start().starts_with('<'));
+        let Some(addr) = EMAIL
+            .find(line)
+            .or_else(|| next.and_then(|l| EMAIL.find(l)))
+        else {
             continue;
         };
         let class = classify_sender(addr.as_str());
@@ -487,6 +534,8 @@ struct Found {
     eta: Option<(NaiveDate, NaiveDate)>,
     /// The subject names a parcel in its parcel position (`Package T: …`).
     subject_parcel: bool,
+    /// The body has a table header row of labels (order, tracking).
+    header_row: bool,
 }
 
 fn scan_subject(subj: &str, found: &mut Found) {
@@ -551,11 +600,41 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
         }
         let end = text::extend_word(body, m.end(), phrase);
         match kind {
-            LabelKind::Order => {
-                if let Some(id) = text::value_after(body, end).and_then(|v| order_value(&v)) {
-                    found.label_orders.push((id, m.start()));
+            LabelKind::Order => match text::value_after(body, end) {
+                Some(v) => {
+                    if let Some(id) = order_value(&v) {
+                        // "Order numbers: N1, N2 & N3": the list goes on.
+                        let more = if v.first() == id {
+                            text::list_continuation(body, v.start + id.len())
+                        } else {
+                            Vec::new()
+                        };
+                        found.label_orders.push((id, m.start()));
+                        for o in more.into_iter().filter(|o| is_order_id(o)) {
+                            found.label_orders.push((o.to_string(), m.start()));
+                        }
+                    }
                 }
-            }
+                // A label with no value but another label right after it is
+                // a table header row ("Order number | Tracking number"):
+                // the values stand in the rows below (see `scan_header_tables`).
+                None => {
+                    let next = body.get(end..).unwrap_or("").trim_start_matches(|c: char| {
+                        c.is_whitespace() || matches!(c, ':' | '.' | '#' | '|')
+                    });
+                    let next_end = next.len().min(40);
+                    let head = window(next, 0, next_end);
+                    if table.ac.find(head).is_some_and(|n| {
+                        n.start() == 0
+                            && matches!(
+                                table.items.get(n.pattern().as_usize()).map(|x| x.0),
+                                Some(LabelKind::Tracking | LabelKind::Package)
+                            )
+                    }) {
+                        found.header_row = true;
+                    }
+                }
+            },
             LabelKind::Tracking | LabelKind::Package => {
                 if let Some(v) = text::value_after(body, end) {
                     if let Some(t) = tracking_value(&v, accept_labelled) {
@@ -637,6 +716,59 @@ fn scan_links(raw: &str, found: &mut Found) {
     flush(&mut orders, &mut tracks, found);
 }
 
+/// What a whole table cell is, when it is only a label ("Order number",
+/// "Tracking No.:"): a label word followed by nothing but punctuation and
+/// fillers.
+fn cell_label(cell: &str) -> Option<LabelKind> {
+    let table = &*LABELS;
+    let m = table.ac.find(cell)?;
+    if m.start() != 0 {
+        return None;
+    }
+    let &(kind, phrase) = table.items.get(m.pattern().as_usize())?;
+    let end = text::extend_word(cell, m.end(), phrase);
+    let rest = cell.get(end..).unwrap_or("");
+    let only_fillers = rest
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .all(|w| lang::FILLERS.contains(&w));
+    only_fillers.then_some(kind)
+}
+
+/// Tables whose header row holds the labels and whose rows below hold the
+/// values ("Order number | Tracking number" over "N1 | T1", "N2 | T2"):
+/// each row pairs its order with its parcel.
+fn scan_header_tables(html: &str, found: &mut Found) {
+    let rows = text::table_rows(html);
+    let mut i = 0;
+    while let Some(row) = rows.get(i) {
+        i += 1;
+        let labels: Vec<Option<LabelKind>> = row.iter().map(|c| cell_label(c)).collect();
+        let order_col = labels.iter().position(|k| *k == Some(LabelKind::Order));
+        let track_col = labels
+            .iter()
+            .position(|k| matches!(k, Some(LabelKind::Tracking | LabelKind::Package)));
+        if order_col.is_none() && track_col.is_none() {
+            continue;
+        }
+        while let Some(data) = rows.get(i).filter(|r| r.len() == row.len()) {
+            let cell =
+                |col: Option<usize>| col.and_then(|c| data.get(c)).map(|s| numbers::normalise(s));
+            let order = cell(order_col).filter(|o| is_order_id(o));
+            let track = cell(track_col).filter(|t| accept_labelled(t));
+            if order.is_none() && track.is_none() {
+                break;
+            }
+            if let (Some(o), Some(t)) = (&order, &track) {
+                found.pairs.push((o.clone(), t.clone()));
+            }
+            found.link_orders.extend(order);
+            found.tracks.extend(track.map(|t| (t, None)));
+            i += 1;
+        }
+    }
+}
+
 /// Multi-order mails glue a running number in front of each order number
 /// ("Bestellung 19999999999990001", "Bestellung 29999999999990002", see
 /// fixtures real/126). When the label-found numbers of a list start with
@@ -704,9 +836,37 @@ fn dedup(v: impl IntoIterator<Item = String>) -> Vec<String> {
     v.into_iter().filter(|x| seen.insert(x.clone())).collect()
 }
 
+/// Byte spans of the order, package and tracking words of `hay` (over
+/// their inflections): a status phrase inside one is part of that word, not
+/// a status ("Отправление T" is "shipment T", not "отправлен" = shipped).
+fn label_word_spans(hay: &str) -> Vec<(usize, usize)> {
+    let table = &*LABELS;
+    table
+        .ac
+        .find_iter(hay)
+        .filter_map(|m| {
+            let &(kind, phrase) = table.items.get(m.pattern().as_usize())?;
+            let wordy = matches!(
+                kind,
+                LabelKind::Order | LabelKind::Package | LabelKind::Tracking
+            );
+            (wordy && text::at_word_start(hay, m.start(), phrase))
+                .then(|| (m.start(), text::extend_word(hay, m.end(), phrase)))
+        })
+        .collect()
+}
+
 fn best_status(hay: &str, multiword_only: bool) -> Option<&'static lang::Status> {
+    let spans = if multiword_only {
+        Vec::new()
+    } else {
+        label_word_spans(hay)
+    };
     let mut best: Option<&'static lang::Status> = None;
     for m in STATUS.find_iter(hay) {
+        if spans.iter().any(|&(s, e)| m.start() >= s && m.end() < e) {
+            continue;
+        }
         let Some(st) = lang::STATUSES.get(m.pattern().as_usize()) else {
             continue;
         };
@@ -770,27 +930,32 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
                     .map(|(o, _)| o.as_str()),
             );
         } else if by_position {
-            let pos = found
+            // A parcel shared by several orders is listed once per order
+            // (one table row each): every position the number stands at
+            // names the order mentioned nearest before it.
+            let near: Vec<&str> = found
                 .tracks
                 .iter()
                 .filter(|(x, _)| x == t)
-                .find_map(|(_, p)| *p);
-            let near = pos.and_then(|p| {
-                mentions
-                    .iter()
-                    .filter(|(_, mp)| *mp <= p)
-                    .max_by_key(|(_, mp)| *mp)
-                    .or_else(|| {
-                        mentions
-                            .iter()
-                            .filter(|(_, mp)| *mp > p)
-                            .min_by_key(|(_, mp)| *mp)
-                    })
-                    .map(|(id, _)| *id)
-            });
-            match near {
-                Some(id) => targets.push(id),
-                None => targets.extend(orders.iter().map(String::as_str)),
+                .filter_map(|(_, p)| *p)
+                .filter_map(|p| {
+                    mentions
+                        .iter()
+                        .filter(|(_, mp)| *mp <= p)
+                        .max_by_key(|(_, mp)| *mp)
+                        .or_else(|| {
+                            mentions
+                                .iter()
+                                .filter(|(_, mp)| *mp > p)
+                                .min_by_key(|(_, mp)| *mp)
+                        })
+                        .map(|(id, _)| *id)
+                })
+                .collect();
+            if near.is_empty() {
+                targets.extend(orders.iter().map(String::as_str));
+            } else {
+                targets.extend(near);
             }
         } else {
             targets.extend(orders.iter().map(String::as_str));
@@ -851,19 +1016,21 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
-    // Zero-width characters and soft hyphens that mail tools insert inside
-    // long numbers are not text.
-    flat.retain(|c| {
-        !matches!(
-            c,
-            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
-        )
-    });
-    let body = flat.to_lowercase();
+    let body = text::fold_lower(&flat);
     drop(flat);
 
-    let mut subject = strip_forward_prefixes(&top.subject).to_string();
-    let is_ali = match strongest(&top.from) {
+    let mut subject = strip_forward_prefixes(&text::fold(&top.subject)).to_string();
+    let mut sender = strongest(&top.from);
+    if sender == Sender::Other {
+        let original = strongest(&list_original_senders(&msg));
+        if original != Sender::Other {
+            sender = original;
+        }
+    }
+    // The email comes from a carrier (directly or forwarded): carriers hold
+    // the parcel, so their events are later carrier steps (SPEC §3).
+    let mut from_carrier = sender == Sender::Carrier;
+    let is_ali = match sender {
         Sender::LookAlike => false,
         Sender::AliExpress => true,
         Sender::Carrier => {
@@ -876,7 +1043,8 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
                 _ => false,
             });
             if let Some(v) = nested {
-                subject = strip_forward_prefixes(&v.subject).to_string();
+                subject = strip_forward_prefixes(&text::fold(&v.subject)).to_string();
+                from_carrier = strongest(&v.from) == Sender::Carrier;
                 true
             } else {
                 match inline_forward(&body) {
@@ -886,7 +1054,10 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
                         }
                         true
                     }
-                    Some((Sender::Carrier, _)) => mentions_aliexpress(&body),
+                    Some((Sender::Carrier, _)) => {
+                        from_carrier = true;
+                        mentions_aliexpress(&body)
+                    }
                     _ => false,
                 }
             }
@@ -905,6 +1076,11 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     for v in &views {
         for raw in v.html.iter().chain(&v.plain) {
             scan_links(raw, &mut found);
+        }
+        if found.header_row {
+            for raw in &v.html {
+                scan_header_tables(raw, &mut found);
+            }
         }
     }
 
@@ -982,13 +1158,22 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     if status.is_none() {
         // No known status phrase: a parcel subject (`Package T: …`) is a
         // carrier step; a tracking number given elsewhere means shipped.
-        (ex.kind, ex.parcel_status) = if found.subject_parcel {
-            (EmailKind::InTransit, Some(ParcelStatus::InTransit))
-        } else if !tracks.is_empty() {
-            (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
-        } else {
-            (EmailKind::Other, None)
-        };
+        (ex.kind, ex.parcel_status) =
+            if found.subject_parcel || (from_carrier && !tracks.is_empty()) {
+                (EmailKind::InTransit, Some(ParcelStatus::InTransit))
+            } else if !tracks.is_empty() {
+                (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
+            } else {
+                (EmailKind::Other, None)
+            };
+    }
+    if from_carrier && ex.kind == EmailKind::Shipped {
+        // A carrier holding the parcel ("your parcel is on its way") is a
+        // later carrier step, not the seller's shipping (SPEC §3).
+        ex.kind = EmailKind::InTransit;
+        if ex.parcel_status == Some(ParcelStatus::InfoReceived) {
+            ex.parcel_status = Some(ParcelStatus::InTransit);
+        }
     }
     if ex.orders.is_empty() {
         // Status words without any order or parcel are marketing ("deals

@@ -15,6 +15,46 @@ use std::sync::LazyLock;
 
 use super::lang;
 
+/// Folds the characters mail tools put in and around numbers and labels:
+/// zero-width characters and soft hyphens (inserted inside long numbers)
+/// are dropped; no-break, narrow and thin spaces (French `De\u{a0}:`,
+/// grouped digits) become plain spaces; full-width ASCII (`１２３`, `：`,
+/// common in Japanese and Chinese mail) becomes ASCII.
+pub fn fold(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}' => None,
+            '\u{a0}' | '\u{2007}' | '\u{2009}' | '\u{202f}' => Some(' '),
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0),
+            _ => Some(c),
+        })
+        .collect()
+}
+
+/// [`fold`] and lower-casing in one pass (the body is the largest string the
+/// extractor builds; one pass instead of two keeps it cheap).
+pub fn fold_lower(s: &str) -> String {
+    if s.contains('Σ') {
+        // Final sigma depends on context: leave it to `str::to_lowercase`.
+        return fold(s).to_lowercase();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            _ if c.is_ascii() => out.push(c.to_ascii_lowercase()),
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}' => {}
+            '\u{a0}' | '\u{2007}' | '\u{2009}' | '\u{202f}' => out.push(' '),
+            '\u{ff01}'..='\u{ff5e}' => {
+                if let Some(a) = char::from_u32(c as u32 - 0xfee0) {
+                    out.push(a.to_ascii_lowercase());
+                }
+            }
+            _ => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
 /// Flattens HTML to text (see module doc) and decodes entities.
 pub fn html_to_text(html: &str, out: &mut String) {
     let mut rest = html;
@@ -324,8 +364,122 @@ pub fn value_after(hay: &str, from: usize) -> Option<Value<'_>> {
             pos += wlen;
             continue;
         }
+        // A number written in blocks may open with its letter prefix
+        // ("LP 0012 3456 7890 12", "RB 1234 5678 5 GB"): a 1–4 letter ASCII
+        // word followed by a space and a digit. The caller only keeps it when
+        // the joined blocks make a known format.
+        if (1..=4).contains(&wlen) && word.bytes().all(|b| b.is_ascii_alphabetic()) {
+            let after = rest.get(wlen..).unwrap_or("");
+            let mut it = after.chars();
+            if it.next().is_some_and(|c| c == ' ' || c == '\u{a0}')
+                && it.next().is_some_and(|c| c.is_ascii_digit())
+            {
+                return Some(Value {
+                    hay,
+                    start: pos,
+                    first_len: wlen,
+                });
+            }
+        }
         return None;
     }
+}
+
+/// Further numbers after a value in a list ("N1, N2 & N3", "N1 / N2"):
+/// each separated by `,` `;` `/` `&` (and spaces); stops at anything else.
+pub fn list_continuation(hay: &str, mut pos: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    while out.len() < 32 {
+        let rest = hay.get(pos..).unwrap_or("");
+        let trimmed = rest.trim_start_matches([' ', '\u{a0}', '\t']);
+        let Some(after_sep) = trimmed.strip_prefix([',', ';', '/', '&']) else {
+            break;
+        };
+        let after_sep = after_sep.trim_start_matches([' ', '\u{a0}', '\t', '\n']);
+        let len = after_sep.bytes().take_while(u8::is_ascii_digit).count();
+        let next = after_sep.get(len..).and_then(|t| t.chars().next());
+        if len == 0 || next.is_some_and(char::is_alphanumeric) {
+            break;
+        }
+        let start = hay.len() - after_sep.len();
+        let Some(tok) = hay.get(start..start + len) else {
+            break;
+        };
+        out.push(tok);
+        pos = start + len;
+    }
+    out
+}
+
+/// The rows of every HTML table, each a list of cell texts (entities
+/// decoded, lower case, zero-width characters dropped, trimmed). Nested
+/// tables simply start new rows; at most 512 rows.
+pub fn table_rows(html: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut cell: Option<String> = None;
+    let close = |rows: &mut Vec<Vec<String>>, cell: &mut Option<String>| {
+        if let Some(c) = cell.take() {
+            let c: String = c
+                .chars()
+                .filter(|ch| {
+                    !matches!(
+                        ch,
+                        '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+                    )
+                })
+                .collect();
+            let c = c.trim().to_lowercase();
+            match rows.last_mut() {
+                Some(r) => r.push(c),
+                None => rows.push(vec![c]),
+            }
+        }
+    };
+    let mut rest = html;
+    while !rest.is_empty() && rows.len() < 512 {
+        let Some(lt) = rest.find('<') else {
+            break;
+        };
+        let (text, tail) = rest.split_at(lt);
+        if let Some(c) = cell.as_mut() {
+            decode_entities(text, c);
+        }
+        let Some(gt) = tail.find('>') else {
+            break;
+        };
+        let tag = tail.get(1..gt).unwrap_or("");
+        rest = tail.get(gt + 1..).unwrap_or("");
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .take(8)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        match (name.as_str(), closing) {
+            ("style" | "script" | "head", false) => {
+                rest = skip_until_close(rest, &name);
+            }
+            ("tr", false) => {
+                close(&mut rows, &mut cell);
+                rows.push(Vec::new());
+            }
+            ("td" | "th", false) => {
+                close(&mut rows, &mut cell);
+                cell = Some(String::new());
+            }
+            ("td" | "th" | "tr" | "table", true) => close(&mut rows, &mut cell),
+            ("br" | "p" | "div", _) => {
+                if let Some(c) = cell.as_mut() {
+                    c.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    close(&mut rows, &mut cell);
+    rows
 }
 
 /// A value found after a label.
@@ -365,12 +519,22 @@ impl<'a> Value<'a> {
                 .bytes()
                 .take_while(u8::is_ascii_alphanumeric)
                 .count();
-            if !(2..=6).contains(&glen) {
+            if !(1..=6).contains(&glen) {
                 break;
             }
             let group = self.hay.get(after..after + glen).unwrap_or("");
-            // Groups must be digits, or the join would swallow words.
-            if !group.bytes().all(|b| b.is_ascii_digit()) {
+            // Groups must hold digits, or the join would swallow words; the
+            // one exception is a 2-letter country suffix closing an S10
+            // number ("RB 1234 5678 5 GB"), after which the join stops.
+            let suffix = glen == 2 && group.bytes().all(|b| b.is_ascii_alphabetic());
+            if !suffix && !group.bytes().any(|b| b.is_ascii_digit()) {
+                break;
+            }
+            // Single-character blocks (the S10 check digit) only inside a
+            // letter-prefixed number: an order number never has one, and
+            // "… 9283 2 items" must not grow a digit.
+            let lettered = acc.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+            if glen == 1 && !lettered {
                 break;
             }
             // The group must end at a token boundary.
@@ -381,6 +545,9 @@ impl<'a> Value<'a> {
             acc.push_str(group);
             out.push(acc.clone());
             pos = after + glen;
+            if suffix {
+                break;
+            }
         }
         out.reverse();
         out
@@ -569,6 +736,65 @@ fn with_year(year: Option<i32>, m: u32, d: u32, after: Option<NaiveDate>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_lower_folds_spaces_widths_and_invisibles() {
+        assert_eq!(
+            fold_lower("De\u{a0}: LP\u{200b}00１２ＡＢ"),
+            "de : lp0012ab"
+        );
+        // Final sigma keeps `str::to_lowercase` semantics.
+        assert_eq!(fold_lower("ΑΡΙΘΜΟΣ"), "ΑΡΙΘΜΟΣ".to_lowercase());
+        assert_eq!(fold("a\u{202f}b\u{ad}c"), "a bc");
+    }
+
+    #[test]
+    fn letter_prefixed_numbers_in_blocks() {
+        let hay = "tracking number: lp 0012 3456 7890 12 next";
+        let v = value_after(hay, 15).expect("value");
+        assert_eq!(v.first(), "lp");
+        assert!(v.joined().contains(&"lp00123456789012".to_string()));
+        let hay = "no: rb 1234 5678 5 gb and more";
+        let v = value_after(hay, 3).expect("value");
+        assert_eq!(
+            v.joined().first().map(String::as_str),
+            Some("rb123456785gb")
+        );
+        // A digit-led number never grows a 1-digit block.
+        let hay = ": 3051 8274 6501 9283 2 items";
+        let v = value_after(hay, 0).expect("value");
+        assert_eq!(
+            v.joined().first().map(String::as_str),
+            Some("3051827465019283")
+        );
+        // A word that is not followed by digits is still no value.
+        assert!(value_after("order of the day", 5).is_none());
+    }
+
+    #[test]
+    fn order_lists_continue() {
+        let hay = "8160606060606060, 8161616161616161 & 8162626262626262 / 3 items";
+        assert_eq!(
+            list_continuation(hay, 16),
+            vec!["8161616161616161", "8162626262626262", "3"]
+        );
+        assert!(list_continuation("8160606060606060 placed", 16).is_empty());
+    }
+
+    #[test]
+    fn table_rows_split_cells() {
+        let rows = table_rows(
+            "<table><tr><th>Order number</th><th>Tracking&nbsp;number</th></tr>\
+             <tr><td> 3058 </td><td><span>LP</span>00</td></tr></table>",
+        );
+        assert_eq!(
+            rows,
+            vec![
+                vec!["order number".to_string(), "tracking number".to_string()],
+                vec!["3058".to_string(), "lp00".to_string()]
+            ]
+        );
+    }
 
     fn text(h: &str) -> String {
         let mut s = String::new();
