@@ -6,9 +6,17 @@ use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
+/// Every labelled fixture folder (each with an expected.json).
+const FIXTURE_DIRS: [&str; 4] = [
+    "emails/synthetic",
+    "emails/real",
+    "emails/extra",
+    "emails/holdout",
+];
+
 fn fixture_emails() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["emails/synthetic", "emails/real"] {
+    for dir in FIXTURE_DIRS {
         let d = fixture(dir);
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
@@ -75,7 +83,7 @@ fn import_in_order_reversed_and_twice_gives_the_same_status() {
 
     // every order of the fixtures' expected.json is there exactly once
     let mut expected_orders = std::collections::BTreeSet::new();
-    for dir in ["emails/synthetic", "emails/real"] {
+    for dir in FIXTURE_DIRS {
         let text = std::fs::read_to_string(fixture(&format!("{dir}/expected.json")))
             .expect("expected.json");
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
