@@ -733,10 +733,24 @@ fn bench_idle_footprint() {
     }
     let mut child = world.spawn_run(&[]);
     let pid = child.id();
-    wait_for(Duration::from_secs(60), "initial sync done", || {
-        let s = world.status(false);
-        (s["orders"].as_array().map_or(0, Vec::len) == 20).then_some(())
+    // `status` only once `run` has created the database (two processes
+    // migrating a fresh file at once race; see the report).
+    wait_for(Duration::from_secs(20), "the daemon starts", || {
+        world.log().contains("aliwatch running").then_some(())
     });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = world.status(false);
+        if s["orders"].as_array().map_or(0, Vec::len) == 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "initial sync not done: {s}\nlog:\n{}",
+            world.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Let the first tracking and notification passes finish.
     wait_for(Duration::from_secs(60), "digest sent", || {
         sink_messages(&stack)
@@ -792,6 +806,25 @@ fn bench_idle_footprint() {
         cpu * 600.0 / elapsed
     );
     println!("bench: total CPU since start {:.3} s", cpu1 as f64 / hz);
+    // Where the resident memory is: the largest mappings by Rss.
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut maps: BTreeMap<String, u64> = BTreeMap::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            let name = line.split_whitespace().nth(5).unwrap_or("[anon]");
+            current = name.rsplit('/').next().unwrap_or(name).to_owned();
+        } else if let Some(kb) = line.strip_prefix("Rss:") {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            *maps.entry(current.clone()).or_default() += kb;
+        }
+    }
+    let mut maps: Vec<(String, u64)> = maps.into_iter().collect();
+    maps.sort_by_key(|(_, kb)| std::cmp::Reverse(*kb));
+    for (name, kb) in maps.iter().take(8) {
+        println!("bench: rss {kb:>6} kB  {name}");
+    }
     let st = terminate(&mut child, || world.log());
     assert_eq!(st.code(), Some(0));
 }
