@@ -731,7 +731,15 @@ fn bench_idle_footprint() {
             None,
         );
     }
-    let mut child = world.spawn_run(&[]);
+    // BENCH_MALLOC_ARENA_MAX=N measures with glibc's MALLOC_ARENA_MAX=N.
+    let arenas = std::env::var("BENCH_MALLOC_ARENA_MAX").unwrap_or_default();
+    let env: Vec<(&str, &str)> = if arenas.is_empty() {
+        vec![]
+    } else {
+        println!("bench: MALLOC_ARENA_MAX={arenas}");
+        vec![("MALLOC_ARENA_MAX", arenas.as_str())]
+    };
+    let mut child = world.spawn_run(&env);
     let pid = child.id();
     // `status` only once `run` has created the database (two processes
     // migrating a fresh file at once race; see the report).
@@ -806,6 +814,23 @@ fn bench_idle_footprint() {
         cpu * 600.0 / elapsed
     );
     println!("bench: total CPU since start {:.3} s", cpu1 as f64 / hz);
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let pick = |k: &str| {
+        rollup
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{k}:"))
+                    .map(|v| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "bench: Pss {}; Private_Dirty {}; Private_Clean {}; Shared_Clean {}",
+        pick("Pss"),
+        pick("Private_Dirty"),
+        pick("Private_Clean"),
+        pick("Shared_Clean")
+    );
     // Where the resident memory is: the largest mappings by Rss.
     let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut maps: BTreeMap<String, u64> = BTreeMap::new();
