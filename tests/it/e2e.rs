@@ -880,3 +880,57 @@ fn bench_idle_footprint() {
     let st = terminate(&mut child, || world.log());
     assert_eq!(st.code(), Some(0));
 }
+
+/// `sync` runs (from cron or by hand) while the daemon runs: each
+/// notification still reaches the server once. Before the notification
+/// lock in `daemon.rs` every warning and the digest arrived twice here.
+/// The exit codes of these `sync`s are not asserted: concurrent writers
+/// can still hit "database is locked" in the store (see the report).
+#[test]
+fn concurrent_sync_and_run_send_each_notification_once() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let standin = Standin::start();
+    let world = World::new(&stack, &standin);
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut child = world.spawn_run(&[]);
+    wait_for(Duration::from_secs(20), "the daemon starts", || {
+        world.log().contains("aliwatch running").then_some(())
+    });
+    for i in 0..5 {
+        let t = tracking_number(i);
+        standin.set_timeline(&t, journey());
+        // Protection ends within 7 days: a warning for each.
+        let date = Utc::now() - chrono::Duration::days(55 + i as i64);
+        stack.append(
+            "alice",
+            "INBOX",
+            &shipping_email(i, &order_id(i), &t, date),
+            None,
+        );
+        std::thread::sleep(Duration::from_millis(rng.u64(0..600)));
+        let syncs: Vec<Child> = (0..3)
+            .map(|_| {
+                world
+                    .cmd(&["sync"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn sync")
+            })
+            .collect();
+        for mut c in syncs {
+            c.wait().expect("sync exits");
+        }
+    }
+    // Everything due has been sent by someone.
+    world.sync();
+    let st = terminate(&mut child, || world.log());
+    assert_eq!(st.code(), Some(0));
+    let mids: Vec<String> = sink_messages(&stack).into_iter().map(|(m, ..)| m).collect();
+    let distinct: BTreeSet<&String> = mids.iter().collect();
+    assert_eq!(mids.len(), distinct.len(), "sent twice: {mids:?}");
+    assert_eq!(distinct.len(), 6, "5 warnings and the digest: {mids:?}");
+}
