@@ -357,9 +357,7 @@ fn run_end_to_end() {
 
     // The daemon itself sends the digest (due since 00:00) as soon as an
     // active order exists. Wait until it is recorded as sent before any
-    // `sync` runs: two processes sending the same due notification at the
-    // same moment can both send it (see the report), which is not what
-    // this test is about.
+    // `sync` runs, so that it is the daemon (not a `sync`) that sent it.
     wait_for(
         Duration::from_secs(15),
         "the digest recorded as sent",
