@@ -160,6 +160,19 @@ async fn notification_pass(
     let Some(sender) = sender else {
         return Ok(());
     };
+    // Two processes on one database (`run` and a `sync` from cron or the
+    // user) would otherwise both send a pending notification before
+    // either marks it sent. An advisory lock next to the database makes
+    // the pass exclusive; the kernel drops it when a process dies, so a
+    // crash never leaves it held.
+    let _lock = match notify_lock(&cfg.database) {
+        NotifyLock::Held(f) => Some(f),
+        NotifyLock::Busy => {
+            info!("another aliwatch process is sending notifications; leaving them to it");
+            return Ok(());
+        }
+        NotifyLock::Unavailable => None,
+    };
     let now = Utc::now();
     let report = store.status_report(now, cfg)?;
     let s = notify::send_due(store, &report, cfg, now, sender).await?;
@@ -179,6 +192,42 @@ async fn notification_pass(
         );
     }
     Ok(())
+}
+
+enum NotifyLock {
+    Held(std::fs::File),
+    /// Another process holds it.
+    Busy,
+    /// No lock file could be opened (e.g. a read-only directory): go on
+    /// without one rather than never notify.
+    Unavailable,
+}
+
+/// Takes the exclusive notification lock (`<database>.notify-lock`)
+/// without waiting.
+fn notify_lock(database: &std::path::Path) -> NotifyLock {
+    let mut path = database.as_os_str().to_owned();
+    path.push(".notify-lock");
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            warn!(path = %std::path::Path::new(&path).display(), error = %e, "cannot open the notification lock file; sending without it");
+            return NotifyLock::Unavailable;
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => NotifyLock::Held(file),
+        Err(std::fs::TryLockError::WouldBlock) => NotifyLock::Busy,
+        Err(std::fs::TryLockError::Error(e)) => {
+            warn!(error = %e, "cannot lock the notification lock file; sending without it");
+            NotifyLock::Unavailable
+        }
+    }
 }
 
 /// The SMTP sender, when `[smtp]` is configured.

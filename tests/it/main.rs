@@ -24,3 +24,5 @@ mod tracking;
 mod notify;
 // IMAP sync and watching against the real Dovecot
 mod imap;
+// the real `aliwatch run` binary end to end: mail, tracking, digest, signals, SIGKILL
+mod e2e;
