@@ -241,24 +241,41 @@ fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
 /// `run`: the daemon, until SIGTERM/SIGINT.
 pub fn run_command(cfg: &Config) -> Result<ExitCode> {
     require_secrets(cfg)?;
-    // Migrate once up front: a broken database stops the start, before
-    // READY=1, with a clear message.
-    drop(Store::open(&cfg.database)?);
-    let tracker = if cfg.tracking.provider == Provider::None {
-        None
-    } else {
-        Some(Arc::new(Tracker::new(&cfg.tracking)?))
-    };
-    runtime()?.block_on(run(cfg.clone(), tracker))
+    runtime()?.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Signal streams first (a SIGTERM during start-up must stop us
+        // cleanly, not by the default action), and created once
+        // (re-creating them per loop pass can lose a signal in between).
+        let signals = Signals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        };
+        // Migrate once up front: a broken database stops the start, before
+        // READY=1, with a clear message.
+        drop(Store::open(&cfg.database)?);
+        let tracker = if cfg.tracking.provider == Provider::None {
+            None
+        } else {
+            Some(Arc::new(Tracker::new(&cfg.tracking)?))
+        };
+        run(cfg.clone(), tracker, signals).await
+    })
 }
 
-async fn run(cfg: Config, tracker: Option<Arc<Tracker>>) -> Result<ExitCode> {
-    use tokio::signal::unix::{signal, SignalKind};
-    // Signal streams are created once (re-creating them per loop pass can
-    // lose a signal between two passes).
-    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+/// The signals `run` reacts to.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Result<ExitCode> {
+    let Signals {
+        term: mut sigterm,
+        int: mut sigint,
+        hup: mut sighup,
+    } = signals;
 
     let cfg = Arc::new(cfg);
     let cancel = CancellationToken::new();

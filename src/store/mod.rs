@@ -157,6 +157,16 @@ impl Store {
         }
     }
 
+    /// Starts a write transaction. IMMEDIATE takes the write lock up front,
+    /// so a second process (a `sync` beside the daemon, or the daemon's
+    /// own tasks, each with its own connection) waits for it within
+    /// [`BUSY_TIMEOUT`]; a DEFERRED transaction that reads and then writes
+    /// would instead fail at once with SQLITE_BUSY_SNAPSHOT (517).
+    pub(crate) fn write_tx(&mut self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    }
+
     /// Reads a value from the `meta` table.
     pub fn meta_get(&self, key: &str) -> Result<Option<String>> {
         Ok(self

@@ -92,8 +92,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let tx = self
-            .conn
-            .transaction()
+            .write_tx()
             .context("cannot start notification transaction")?;
         let at = fmt_time(now);
         let (kind, order_id, threshold, date) = match &n.kind {
@@ -219,7 +218,7 @@ impl Store {
 
     /// The server accepted it.
     pub fn mark_notification_sent(&mut self, key: &str, now: DateTime<Utc>) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE notifications SET state = 'sent', sent_at = ?2, attempts = attempts + 1,
                  last_error = NULL
@@ -240,7 +239,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE notifications SET attempts = attempts + 1, last_error = ?2 WHERE key = ?1",
             (key, error),
@@ -259,7 +258,7 @@ impl Store {
     /// A pending notification no longer applies (e.g. the order was
     /// completed meanwhile): it will not be sent.
     pub fn mark_notification_superseded(&mut self, key: &str, reason: &str) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         tx.execute(
             "UPDATE notifications SET state = 'superseded', last_error = ?2
              WHERE key = ?1 AND state = 'pending'",

@@ -110,7 +110,7 @@ impl Store {
             None => format!("sha256:{sha}"),
         };
 
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let existing: Option<i64> = tx
             .query_row(
                 "SELECT id FROM emails WHERE dedup_key = ?1 OR content_sha256 = ?2 LIMIT 1",
@@ -191,7 +191,7 @@ impl Store {
         {
             bail!("{number:?} does not look like a tracking number (6 to 40 letters and digits)");
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let new = upsert_parcel(&tx, &number, now)?;
         if let Some(order) = order {
             let order = normalise_number(order);
@@ -212,7 +212,7 @@ impl Store {
     ) -> Result<()> {
         let order = normalise_number(order);
         check_order_id(&order)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         let known: bool = tx
             .query_row("SELECT 1 FROM orders WHERE order_id = ?1", [&order], |_| {
                 Ok(())

@@ -130,7 +130,7 @@ impl Store {
         items: &[(String, Option<i64>)],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         for (n, code) in items {
             tx.execute(
                 "UPDATE parcels SET registered_at = COALESCE(registered_at, ?2),
@@ -147,7 +147,7 @@ impl Store {
     /// Forgets registrations the provider does not know (so the next pass
     /// registers them again).
     pub fn tracking_mark_unregistered(&mut self, numbers: &[String]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         for n in numbers {
             tx.execute(
                 "UPDATE parcels SET registered_at = NULL WHERE tracking_number = ?1",
@@ -168,7 +168,7 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         for (n, msg) in items {
             match failure {
                 Failure::RetryAt(at) => tx.execute(
@@ -195,7 +195,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ApplyOutcome> {
         let mut out = ApplyOutcome::default();
-        let tx = self.conn.transaction()?;
+        let tx = self.write_tx()?;
         for r in results {
             apply_one(&tx, provider, refresh_interval, r, now, &mut out)
                 .with_context(|| format!("storing tracking for {}", r.number))?;

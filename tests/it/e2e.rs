@@ -914,13 +914,20 @@ fn concurrent_sync_and_run_send_each_notification_once() {
                 world
                     .cmd(&["sync"])
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(Stdio::piped())
                     .spawn()
                     .expect("spawn sync")
             })
             .collect();
-        for mut c in syncs {
-            c.wait().expect("sync exits");
+        // Writers wait for each other (IMMEDIATE transactions + busy
+        // timeout): every concurrent sync succeeds.
+        for c in syncs {
+            let out = c.wait_with_output().expect("sync exits");
+            assert!(
+                out.status.success(),
+                "a sync beside the daemon failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     // Everything due has been sent by someone.
