@@ -312,6 +312,27 @@ struct Table<T> {
     items: Vec<(T, &'static str)>,
 }
 
+impl<T: Copy> Table<T> {
+    /// Table words in `hay` that start a word: (kind, phrase, where the
+    /// word starts, where the whole word ends).
+    fn word_hits<'h>(
+        &'h self,
+        hay: &'h str,
+    ) -> impl Iterator<Item = (T, &'static str, usize, usize)> + 'h {
+        self.ac.find_iter(hay).filter_map(move |m| {
+            let &(kind, phrase) = self.items.get(m.pattern().as_usize())?;
+            text::at_word_start(hay, m.start(), phrase).then(|| {
+                (
+                    kind,
+                    phrase,
+                    m.start(),
+                    text::extend_word(hay, m.end(), phrase),
+                )
+            })
+        })
+    }
+}
+
 fn build_table<T: Copy>(groups: &[(T, &[&'static str])]) -> Table<T> {
     let mut seen = HashSet::new();
     let mut items = Vec::new();
@@ -542,14 +563,7 @@ fn scan_subject(subj: &str, found: &mut Found) {
     let table = &*LABELS;
     let mut has_order_word = false;
     let mut parcel_spans: Vec<(usize, usize)> = Vec::new();
-    for m in table.ac.find_iter(subj) {
-        let Some(&(kind, phrase)) = table.items.get(m.pattern().as_usize()) else {
-            continue;
-        };
-        if !text::at_word_start(subj, m.start(), phrase) {
-            continue;
-        }
-        let end = text::extend_word(subj, m.end(), phrase);
+    for (kind, _, _, end) in table.word_hits(subj) {
         match kind {
             LabelKind::Order => has_order_word = true,
             LabelKind::Package | LabelKind::Tracking => {
@@ -591,14 +605,7 @@ fn scan_subject(subj: &str, found: &mut Found) {
 fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
     let table = &*LABELS;
     let year = ref_date.map(|d| d.year());
-    for m in table.ac.find_iter(body) {
-        let Some(&(kind, phrase)) = table.items.get(m.pattern().as_usize()) else {
-            continue;
-        };
-        if !text::at_word_start(body, m.start(), phrase) {
-            continue;
-        }
-        let end = text::extend_word(body, m.end(), phrase);
+    for (kind, _, start, end) in table.word_hits(body) {
         match kind {
             LabelKind::Order => match text::value_after(body, end) {
                 Some(v) => {
@@ -609,9 +616,9 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
                         } else {
                             Vec::new()
                         };
-                        found.label_orders.push((id, m.start()));
+                        found.label_orders.push((id, start));
                         for o in more.into_iter().filter(|o| is_order_id(o)) {
-                            found.label_orders.push((o.to_string(), m.start()));
+                            found.label_orders.push((o.to_string(), start));
                         }
                     }
                 }
