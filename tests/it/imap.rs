@@ -210,6 +210,24 @@ async fn first_sync_fetches_only_candidates_then_nothing_and_leaves_mail_unread(
         .unwrap();
     assert_eq!(st.uid_next, 14);
 
+    // The store holds exactly the AliExpress orders of the candidates (the
+    // PayPal receipt that mentions AliExpress gives none).
+    let want: std::collections::BTreeSet<String> = CANDIDATES
+        .iter()
+        .filter_map(|(_, raw)| aliwatch::extract::extract(raw).ok())
+        .filter(|e| e.is_aliexpress)
+        .flat_map(|e| e.orders.into_iter().filter_map(|o| o.order_id))
+        .collect();
+    let report = store
+        .lock()
+        .unwrap()
+        .status_report(Utc::now(), &aliwatch::config::Config::defaults(db.clone()))
+        .unwrap();
+    let got: std::collections::BTreeSet<String> =
+        report.orders.iter().map(|o| o.order_id.clone()).collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+
     let s2 = imap::sync_account_once_with(&acct, &ingest, Utc::now())
         .await
         .expect("second sync");
@@ -654,4 +672,36 @@ fn filler(i: usize) -> Vec<u8> {
         senders[i % senders.len()]
     )
     .into_bytes()
+}
+
+/// `aliwatch sync` through the binary: a rejected password is a clear
+/// error and exit 1, and the password appears nowhere in the output.
+#[test]
+fn sync_with_a_wrong_password_exits_1_without_showing_it() {
+    let stack = MailStack::start(StackOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("imap-password");
+    std::fs::write(&pw, "not-the-password-42\n").unwrap();
+    let cfg = dir.path().join("aliwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database = \"{db}\"\n[imap]\nhost = \"localhost\"\nport = {port}\nsecurity = \"tls\"\nusername = \"alice\"\npassword_file = \"{pw}\"\nca_file = \"{ca}\"\n",
+            db = dir.path().join("a.db").display(),
+            port = stack.imaps_port,
+            pw = pw.display(),
+            ca = stack.ca_pem().display(),
+        ),
+    )
+    .unwrap();
+    let out = crate::util::run(
+        crate::util::aliwatch(dir.path())
+            .arg("-c")
+            .arg(&cfg)
+            .arg("sync"),
+    );
+    let all = format!("{}{}", crate::util::stdout(&out), crate::util::stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("rejected the login"), "{all}");
+    assert!(!all.contains("not-the-password-42"), "{all}");
 }
