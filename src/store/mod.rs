@@ -93,10 +93,7 @@ impl Store {
         // only an OS crash can lose the last transactions (SQLite docs,
         // "WAL mode"), and those are re-fetched because uid_next is advanced
         // in the same transaction.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .context("not an aliwatch database, or the file is corrupt")?;
+        let mode = self.enable_wal()?;
         if mode != "wal" && mode != "memory" {
             tracing::warn!(mode, "database is not in WAL mode");
         }
@@ -111,6 +108,41 @@ impl Store {
             bail!("database is corrupt ({check}); restore it from a backup or move it away (aliwatch never resets it silently)");
         }
         Ok(())
+    }
+
+    /// Switches the database to WAL and returns the journal mode. Changing
+    /// the mode needs an exclusive lock and SQLite does not always wait for
+    /// it through the busy handler (two processes opening a fresh database
+    /// at once), so this retries for up to [`BUSY_TIMEOUT`].
+    fn enable_wal(&self) -> Result<String> {
+        let started = std::time::Instant::now();
+        loop {
+            let current: rusqlite::Result<String> =
+                self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+            let result = match current {
+                Ok(m) if m.eq_ignore_ascii_case("wal") => Ok(m.to_ascii_lowercase()),
+                Ok(_) => self
+                    .conn
+                    .query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(m) => return Ok(m),
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(rusqlite::Error::SqliteFailure(e, m))
+                    if e.code == rusqlite::ErrorCode::NotADatabase =>
+                {
+                    return Err(rusqlite::Error::SqliteFailure(e, m))
+                        .context("not an aliwatch database, or the file is corrupt");
+                }
+                Err(e) => return Err(e).context("cannot switch the database to WAL mode"),
+            }
+        }
     }
 
     /// The schema version of this database.
