@@ -380,8 +380,10 @@ async fn run_secret_command(command: &str) -> Result<String> {
         Ok(r) => r.context("cannot run it")?,
     };
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        bail!("failed ({}): {}", out.status, err.trim());
+        // Its stderr is logged at debug level only: a token helper may
+        // print more than it should, and errors reach the journal.
+        tracing::debug!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "secret command failed");
+        bail!("failed ({})", out.status);
     }
     let s = String::from_utf8(out.stdout).context("printed something that is not UTF-8")?;
     let s = s.trim().to_string();
