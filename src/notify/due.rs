@@ -268,7 +268,6 @@ fn due_warning(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DigestConfig, ProtectionConfig};
     use crate::model::{OrderState, ParcelStatus};
     use crate::report::ParcelView;
     use std::path::PathBuf;
@@ -276,16 +275,7 @@ mod tests {
     fn cfg(tz: Tz) -> Config {
         let mut c = Config::defaults(PathBuf::from(":memory:"));
         c.timezone = tz;
-        c.digest = DigestConfig {
-            enabled: true,
-            at: NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
-            skip_when_empty: true,
-        };
-        c.protection = ProtectionConfig {
-            days: 60,
-            warn_before_days: vec![7, 2],
-            ..ProtectionConfig::default()
-        };
+        // The digest at 08:00 and warnings at 7 and 2 days are the defaults.
         c
     }
 

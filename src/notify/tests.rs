@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::*;
-use crate::config::{DigestConfig, ProtectionConfig, Security, SmtpConfig};
+use crate::config::{Security, SmtpConfig};
 use crate::model::{OrderState, ParcelStatus, ProtectionSource};
 use crate::report::{EtaView, EventView, OrderView, ParcelView};
 
@@ -25,16 +25,7 @@ fn date(s: &str) -> NaiveDate {
 fn config() -> Config {
     let mut c = Config::defaults(PathBuf::from(":memory:"));
     c.timezone = chrono_tz::Europe::Berlin;
-    c.digest = DigestConfig {
-        enabled: true,
-        at: NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
-        skip_when_empty: true,
-    };
-    c.protection = ProtectionConfig {
-        days: 60,
-        warn_before_days: vec![7, 2],
-        ..ProtectionConfig::default()
-    };
+    // The digest at 08:00 and warnings at 7 and 2 days are the defaults.
     c.smtp = Some(SmtpConfig {
         host: "127.0.0.1".into(),
         port: 1,

@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
-use aliwatch::config::{Config, DigestConfig, ProtectionConfig, Secret, Security, SmtpConfig};
+use aliwatch::config::{Config, Secret, Security, SmtpConfig};
 use aliwatch::model::{OrderState, ParcelStatus, ProtectionSource};
 use aliwatch::notify::{self, OutgoingEmail, Sender, SmtpSender};
 use aliwatch::report::{EtaView, EventView, OrderView, ParcelView, StatusReport};
 use aliwatch::store::Store;
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::mailstack::{free_port, MailStack, StackOptions};
@@ -47,16 +47,7 @@ fn smtp_config(stack: &MailStack, port: u16, password_file: PathBuf) -> SmtpConf
 fn config(smtp: SmtpConfig) -> Config {
     let mut c = Config::defaults(PathBuf::from(":memory:"));
     c.timezone = chrono_tz::Europe::Berlin;
-    c.digest = DigestConfig {
-        enabled: true,
-        at: NaiveTime::from_hms_opt(8, 0, 0).expect("time"),
-        skip_when_empty: true,
-    };
-    c.protection = ProtectionConfig {
-        days: 60,
-        warn_before_days: vec![7, 2],
-        ..ProtectionConfig::default()
-    };
+    // The digest at 08:00 and warnings at 7 and 2 days are the defaults.
     c.smtp = Some(smtp);
     c
 }
