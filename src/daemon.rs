@@ -312,22 +312,10 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     }
     tasks.close();
 
-    let status_line = |cfg: &Config| -> String {
-        let parcels = Store::open(&cfg.database)
-            .and_then(|s| s.active_parcel_count())
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "?".into());
-        let digest = if cfg.digest.enabled && cfg.smtp.is_some() {
-            format!(", next digest {}", cfg.digest.at.format("%H:%M"))
-        } else {
-            String::new()
-        };
-        format!(
-            "watching {mailboxes} mailbox{}, {parcels} parcels active{digest}",
-            if mailboxes == 1 { "" } else { "es" }
-        )
-    };
-    systemd::ready(&status_line(&cfg));
+    // One connection for the status line, kept open: reopening the
+    // database every minute would re-run its integrity check each time.
+    let mut status_store: Option<Store> = None;
+    systemd::ready(&status_line(&mut status_store, &cfg, mailboxes));
     info!(mailboxes, database = %cfg.database.display(), "aliwatch running");
 
     let watchdog = systemd::watchdog_interval();
@@ -342,7 +330,7 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
                 warn!("SIGHUP: the config is read at start only; run `systemctl restart aliwatch` to apply changes");
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::watchdog_ping(),
-            _ = status_tick.tick() => systemd::status(&status_line(&cfg)),
+            _ = status_tick.tick() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes)),
         }
     }
     systemd::stopping();
@@ -355,6 +343,26 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     }
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `STATUS=` line `systemctl status` shows.
+fn status_line(slot: &mut Option<Store>, cfg: &Config, mailboxes: usize) -> String {
+    let parcels = match task_store(slot, cfg).and_then(|s| s.active_parcel_count()) {
+        Ok(n) => n.to_string(),
+        Err(_) => {
+            *slot = None;
+            "?".into()
+        }
+    };
+    let digest = if cfg.digest.enabled && cfg.smtp.is_some() {
+        format!(", next digest {}", cfg.digest.at.format("%H:%M"))
+    } else {
+        String::new()
+    };
+    format!(
+        "watching {mailboxes} mailbox{}, {parcels} parcels active{digest}",
+        if mailboxes == 1 { "" } else { "es" }
+    )
 }
 
 /// Waits `delay`, or less when kicked. False when cancelled.

@@ -19,6 +19,9 @@ use tokio::net::TcpStream;
 
 use crate::config::{ImapAccount, ImapAuth, Secret, Security};
 
+/// How long a `password_command` or `oauth2_token_command` may run.
+pub const SECRET_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// TCP connect, TLS handshake, greeting, login: each gets this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one command (or one FETCH response) may take.
@@ -356,12 +359,19 @@ async fn tls_handshake(
 // ------------------------------------------------------------ secrets --
 
 /// Reads a secret (file, command or inline) off the async runtime: a
-/// `password_command` may take a while (a password manager prompting).
+/// `password_command` may take a while (a password manager prompting), but
+/// not forever: after [`SECRET_TIMEOUT`] the login fails and is retried.
 pub async fn resolve_secret(secret: &Secret) -> Result<String> {
+    let key = secret.key();
     let secret = secret.clone();
-    Ok(tokio::task::spawn_blocking(move || secret.resolve())
-        .await
-        .context("secret resolver task")??)
+    let task = tokio::task::spawn_blocking(move || secret.resolve());
+    match tokio::time::timeout(SECRET_TIMEOUT, task).await {
+        Err(_) => bail!(
+            "{key}: did not finish within {} s",
+            SECRET_TIMEOUT.as_secs()
+        ),
+        Ok(joined) => Ok(joined.context("secret resolver task")??),
+    }
 }
 
 /// Runs `command` with `sh -c` and returns its trimmed stdout. The output is
@@ -375,7 +385,7 @@ async fn run_secret_command(command: &str) -> Result<String> {
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .output();
-    let out = match tokio::time::timeout(Duration::from_secs(60), child).await {
+    let out = match tokio::time::timeout(SECRET_TIMEOUT, child).await {
         Err(_) => bail!("did not finish within 60 s"),
         Ok(r) => r.context("cannot run it")?,
     };
