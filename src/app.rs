@@ -6,16 +6,22 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::Parser;
+use tracing::{error, info};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
+use crate::daemon::{require_secrets, runtime, smtp_sender};
 use crate::mailfile;
-use crate::report::StatusReport;
-use crate::store::orders::{EmailOrigin, IngestOutcome, OrderAction};
+use crate::model::{EmailOrigin, IngestOutcome, OrderAction, TrackingNumber};
+use crate::notify::SmtpSender;
+use crate::pipeline;
 use crate::store::Store;
+use crate::tracking::Tracker;
 
 /// Exit code for an invalid config (sysexits.h `EX_CONFIG`).
 pub const EXIT_CONFIG: u8 = 78;
@@ -103,7 +109,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             order,
         } => {
             let mut store = open_store(&cfg)?;
-            let new = store.add_parcel(&tracking_number, order.as_deref(), Utc::now())?;
+            let number = TrackingNumber::new(&tracking_number);
+            let new = store.add_parcel(&number, order.as_deref(), Utc::now())?;
             println!(
                 "{} {}{}",
                 if new { "tracking" } else { "already tracking" },
@@ -125,7 +132,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let now = Utc::now();
             store.add_order_action(&order_id, action, now)?;
-            let report = store.status_report(now, &cfg)?;
+            let report = pipeline::status_report(&store, now, &cfg.rules())?;
             if let Some(o) = report.orders.iter().find(|o| o.order_id == order_id.trim()) {
                 match (o.protection_ends, o.protection_days_left) {
                     (Some(end), Some(left)) => println!(
@@ -188,7 +195,7 @@ fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
     if !secret_problems.is_empty() {
         return Err(ConfigError(secret_problems.join("; ")).into());
     }
-    crate::daemon::check_connections(cfg)
+    check_connections(cfg)
 }
 
 fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
@@ -310,8 +317,7 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
             imap: None,
             received_at: m.received_at,
         };
-        let outcome = store
-            .ingest_email(&m.raw, &origin, Utc::now())
+        let outcome = pipeline::ingest_email(&mut store, &m.raw, &origin, Utc::now())
             .with_context(|| format!("importing {}", m.label))?;
         s.read += 1;
         match outcome {
@@ -362,7 +368,8 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
 fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
     let store = open_store(cfg)?;
     let now = Utc::now();
-    let mut report = store.status_report(now, cfg)?;
+    let rules = cfg.rules();
+    let mut report = pipeline::status_report(&store, now, &rules)?;
     if !all {
         report.orders.retain(|o| o.is_active());
     }
@@ -372,117 +379,138 @@ fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
         serde_json::to_writer(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", render_status_table(&report, now, cfg))?;
+        write!(
+            out,
+            "{}",
+            crate::render::render_status_table(&report, now, &rules)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Cuts `s` to `max` characters, marking the cut with an ellipsis.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
-/// The readable `status` table: one line per parcel, marks for stalled
-/// parcels (`!stalled`) and protection ending soon (`!ends`).
-pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, cfg: &Config) -> String {
-    use std::fmt::Write as _;
-    let tz = cfg.timezone;
-    let today = now.with_timezone(&tz).date_naive();
-    let soon = cfg
-        .protection
-        .warn_before_days
-        .first()
-        .copied()
-        .unwrap_or(7) as i64;
-    let mut o = String::new();
-    if report.orders.is_empty() && report.unassigned_parcels.is_empty() {
-        o.push_str("no active orders (aliwatch status --all shows completed ones)\n");
-        return o;
-    }
-    let _ = writeln!(
-        o,
-        "{:<20} {:<17} {:<22} {:<46} {:>8}  PROTECTION",
-        "ORDER", "STATE", "PARCEL", "STATUS / LAST EVENT", "SHIPPED"
-    );
-    let parcel_line = |o: &mut String,
-                       order: &str,
-                       state: &str,
-                       p: &crate::report::ParcelView,
-                       shipped: String,
-                       prot: &str| {
-        let mut status = p.status.words().to_string();
-        if let Some(e) = &p.last_event {
-            let when = e.time.with_timezone(&tz).format("%m-%d");
-            status = format!("{status}: {when} {}", e.description);
-        }
-        // The mark must survive the cut.
-        let mark = if p.stalled { " !stalled" } else { "" };
-        let status = format!("{}{mark}", truncate(&status, 46 - mark.len()));
-        let _ = writeln!(
-            o,
-            "{order:<20} {state:<17} {:<22} {status:<46} {shipped:>8}  {prot}",
-            p.tracking_number
-        );
-    };
-    for ord in &report.orders {
-        let shipped = ord
-            .shipped_at
-            .map(|d| format!("{}d ago", (today - d).num_days()))
-            .unwrap_or_else(|| "-".into());
-        let prot = match (ord.protection_ends, ord.protection_days_left) {
-            (Some(end), Some(left)) => {
-                let mark = if ord.is_active() && (0..=soon).contains(&left) {
-                    " !ends"
-                } else {
-                    ""
-                };
-                format!("{end} ({left}d left){mark}")
-            }
-            _ => "-".into(),
-        };
-        if ord.parcels.is_empty() {
-            let _ = writeln!(
-                o,
-                "{:<20} {:<17} {:<22} {:<46} {shipped:>8}  {prot}",
-                ord.order_id,
-                ord.state.as_str(),
-                "-",
-                if ord.state.as_str() == "awaiting_shipment" {
-                    "not shipped yet"
-                } else {
-                    "no tracking number yet"
-                }
-            );
-        }
-        for p in &ord.parcels {
-            parcel_line(
-                &mut o,
-                &ord.order_id,
-                ord.state.as_str(),
-                p,
-                shipped.clone(),
-                &prot,
-            );
-        }
-    }
-    for p in &report.unassigned_parcels {
-        parcel_line(&mut o, "(no order)", "-", p, "-".into(), "-");
-    }
-    o
-}
-
-fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
-    crate::daemon::digest_command(cfg, print, send)
-}
-
+/// `sync`: one pass of everything that is due now, then exit. Exit 1 when
+/// a part failed (e.g. a rejected password); the other parts still run.
 fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
-    crate::daemon::sync_command(cfg)
+    require_secrets(cfg)?;
+    let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
+    runtime()?.block_on(async {
+        let mut failures = Vec::new();
+        if cfg.imap.is_empty() {
+            info!("no [imap] configured: not reading mail");
+        }
+        for account in &cfg.imap {
+            match pipeline::sync_account_once(account, &shared, Utc::now()).await {
+                Ok(s) => info!(
+                    account = %account.name,
+                    fetched = s.fetched(),
+                    new = s.new_emails(),
+                    bytes = s.bytes_fetched(),
+                    "mail synced"
+                ),
+                Err(e) => {
+                    error!(account = %account.name, "mail sync failed: {e:#}");
+                    failures.push(format!("imap {}: {e:#}", account.name));
+                }
+            }
+        }
+        // Every other task is done with the store: take it back.
+        let mut store = match Arc::try_unwrap(shared) {
+            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Err(_) => anyhow::bail!("the store is still shared after the mail sync"),
+        };
+        let tracked = match Tracker::new(&cfg.tracking) {
+            Ok(t) => crate::daemon::tracking_pass(cfg, &mut store, t.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = tracked {
+            error!("tracking failed: {e:#}");
+            failures.push(format!("tracking: {e:#}"));
+        }
+        if cfg.smtp.is_none() {
+            info!("no [smtp] configured: warnings and digests stay due and are not sent");
+        }
+        let sender = smtp_sender(cfg)?;
+        let notified =
+            pipeline::notify::notification_pass(cfg, &mut store, sender.as_ref(), Utc::now()).await;
+        if let Err(e) = notified {
+            error!("notifications failed: {e:#}");
+            failures.push(format!("notifications: {e:#}"));
+        }
+        if failures.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(Failed {
+                message: format!("sync finished with errors: {}", failures.join("; ")),
+            }
+            .into())
+        }
+    })
+}
+
+/// `digest --print | --send`.
+fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
+    let mut store = Store::open(&cfg.database)?;
+    let now = Utc::now();
+    let rules = cfg.rules();
+    let report = pipeline::status_report(&store, now, &rules)?;
+    if print {
+        let email = crate::render::render_digest(&report, &rules, now);
+        print!("{}", email.text);
+    }
+    if send {
+        if cfg.smtp.is_none() {
+            return Err(
+                ConfigError("digest --send needs an [smtp] section in the config".into()).into(),
+            );
+        }
+        require_secrets(cfg)?;
+        let sender = smtp_sender(cfg)?.context("smtp is configured")?;
+        let sent = runtime()?.block_on(pipeline::send_digest_now(
+            &mut store, &report, cfg, now, &sender,
+        ))?;
+        eprintln!("digest sent ({})", sent.message_id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config --connect`: log in to IMAP, SMTP and the tracking API and
+/// report each. Exit 1 when one of them fails.
+fn check_connections(cfg: &Config) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let mut failed = 0;
+    let mut report = |what: String, r: Result<String>| match r {
+        Ok(msg) => println!("ok      {what}: {msg}"),
+        Err(e) => {
+            failed += 1;
+            println!("FAILED  {what}: {e:#}");
+        }
+    };
+    for account in &cfg.imap {
+        let r = rt.block_on(crate::imap::check_account(account));
+        report(format!("imap {}", account.name), r);
+    }
+    if let Some(smtp) = &cfg.smtp {
+        let r = rt.block_on(async {
+            let sender = SmtpSender::new(smtp)?;
+            sender.test_connection().await?;
+            Ok(format!("logged in to {}:{}", smtp.host, smtp.port))
+        });
+        report("smtp".into(), r);
+    }
+    if cfg.tracking.provider != crate::model::Provider::None {
+        let r = rt.block_on(async {
+            let tracker = Tracker::new(&cfg.tracking)?.context("a tracking provider is set")?;
+            tracker.provider().check().await
+        });
+        report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
+    }
+    if failed > 0 {
+        return Err(Failed {
+            message: format!("{failed} connection check(s) failed"),
+        }
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_run(cfg: &Config) -> Result<ExitCode> {

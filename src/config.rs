@@ -116,24 +116,7 @@ pub struct SmtpConfig {
     pub to: Vec<String>,
 }
 
-/// `tracking.provider`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    SeventeenTrack,
-    Cainiao,
-    None,
-}
-
-impl Provider {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::SeventeenTrack => "17track",
-            Provider::Cainiao => "cainiao",
-            Provider::None => "none",
-        }
-    }
-}
+pub use crate::model::Provider;
 
 /// `[tracking]`.
 #[derive(Debug, Clone)]
@@ -145,22 +128,12 @@ pub struct TrackingConfig {
     pub refresh_interval: Duration,
 }
 
-/// `[digest]`.
-#[derive(Debug, Clone)]
-pub struct DigestConfig {
-    pub enabled: bool,
-    pub at: NaiveTime,
-    pub skip_when_empty: bool,
-}
+/// `[digest]` (validated: the decision core's own type).
+pub type DigestConfig = crate::decide::DigestRules;
 
-/// `[protection]`.
-#[derive(Debug, Clone)]
-pub struct ProtectionConfig {
-    pub days: u32,
-    /// Sorted largest first, deduplicated, whole days.
-    pub warn_before_days: Vec<u32>,
-    pub stalled_after: Duration,
-}
+/// `[protection]` (validated; thresholds sorted largest first,
+/// deduplicated, whole days).
+pub type ProtectionConfig = crate::decide::ProtectionRules;
 
 impl Default for TrackingConfig {
     fn default() -> Self {
@@ -173,32 +146,25 @@ impl Default for TrackingConfig {
     }
 }
 
-impl Default for DigestConfig {
-    fn default() -> Self {
-        DigestConfig {
-            enabled: true,
-            at: NaiveTime::from_hms_opt(8, 0, 0).expect("08:00 is a time"),
-            skip_when_empty: true,
-        }
-    }
-}
-
-impl Default for ProtectionConfig {
-    fn default() -> Self {
-        ProtectionConfig {
-            days: 60,
-            warn_before_days: vec![7, 2],
-            stalled_after: Duration::from_secs(10 * 86400),
-        }
-    }
-}
-
 /// A config error: exits 78.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// The settings the decision core needs, and nothing else.
+    pub fn rules(&self) -> crate::decide::Rules {
+        crate::decide::Rules {
+            timezone: self.timezone,
+            digest: self.digest.clone(),
+            protection: self.protection.clone(),
+            tracking: crate::decide::TrackingRules {
+                provider: self.tracking.provider,
+                refresh_interval: self.tracking.refresh_interval,
+            },
+        }
+    }
+
     /// Built-in defaults, used when there is no config file at all.
     pub fn defaults(database: PathBuf) -> Config {
         Config {

@@ -1,5 +1,6 @@
-//! The long-running parts: `sync` (one pass of everything due), `run` (the
-//! daemon), `digest`, and `check-config --connect`.
+//! The daemon (`run`): tasks, signals, the watchdog and the status line.
+//! What each task does in one pass is the pipeline's; this module only
+//! decides when passes run and how they stop.
 //!
 //! `run` is a set of independent tasks under one cancellation token (Delta
 //! Chat's scheduler): one IMAP watcher per mailbox, the tracking scheduler
@@ -21,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, ConfigError, Provider};
-use crate::notify::{self, smtp::SmtpSender};
+use crate::config::{Config, ConfigError};
+use crate::notify::SmtpSender;
+use crate::pipeline::{self, Ingest};
 use crate::store::Store;
 use crate::systemd;
 use crate::tracking::Tracker;
@@ -35,7 +37,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const TASK_BACKOFF_MIN: Duration = Duration::from_secs(2);
 pub const TASK_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The async runtime of `run`, `sync` and the network commands: two
+/// worker threads are plenty for a handful of connections.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,7 +49,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Secrets are read when a command needs them; an unreadable one is a
 /// config error (exit 78) naming the key and path.
-fn require_secrets(cfg: &Config) -> Result<()> {
+pub fn require_secrets(cfg: &Config) -> Result<()> {
     let problems = cfg.check_secrets();
     if problems.is_empty() {
         Ok(())
@@ -54,184 +58,24 @@ fn require_secrets(cfg: &Config) -> Result<()> {
     }
 }
 
-/// Jittered exponential backoff: `attempt` 0 gives about `min`.
-pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
-    let base = min.saturating_mul(1u32 << attempt.min(16)).min(max);
-    // ±25 % jitter so that several tasks do not retry in lockstep.
-    let jitter = 0.75 + fastrand::f64() * 0.5;
-    base.mul_f64(jitter).min(max)
-}
-
-// ---------------------------------------------------------------------------
-// sync
-
-/// `sync`: one pass of everything that is due now, then exit. Exit 1 when
-/// a part failed (e.g. a rejected password); the other parts still run.
-pub fn sync_command(cfg: &Config) -> Result<ExitCode> {
-    require_secrets(cfg)?;
-    let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
-    runtime()?.block_on(async {
-        let mut failures = Vec::new();
-        if cfg.imap.is_empty() {
-            info!("no [imap] configured: not reading mail");
-        }
-        for account in &cfg.imap {
-            match crate::imap::sync_account_once(account, &shared, Utc::now()).await {
-                Ok(s) => info!(
-                    account = %account.name,
-                    fetched = s.fetched(),
-                    new = s.new_emails(),
-                    bytes = s.bytes_fetched(),
-                    "mail synced"
-                ),
-                Err(e) => {
-                    error!(account = %account.name, "mail sync failed: {e:#}");
-                    failures.push(format!("imap {}: {e:#}", account.name));
-                }
-            }
-        }
-        // Every other task is done with the store: take it back.
-        let mut store = match Arc::try_unwrap(shared) {
-            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
-            Err(_) => anyhow::bail!("the store is still shared after the mail sync"),
-        };
-        if let Err(e) = tracking_pass(cfg, &mut store, None).await {
-            error!("tracking failed: {e:#}");
-            failures.push(format!("tracking: {e:#}"));
-        }
-        if cfg.smtp.is_none() {
-            info!("no [smtp] configured: warnings and digests stay due and are not sent");
-        }
-        let sender = smtp_sender(cfg)?;
-        if let Err(e) = notification_pass(cfg, &mut store, sender.as_ref()).await {
-            error!("notifications failed: {e:#}");
-            failures.push(format!("notifications: {e:#}"));
-        }
-        if failures.is_empty() {
-            Ok(ExitCode::SUCCESS)
-        } else {
-            Err(crate::app::Failed {
-                message: format!("sync finished with errors: {}", failures.join("; ")),
-            }
-            .into())
-        }
-    })
-}
-
-/// One tracking pass (no-op with `provider = "none"`).
-async fn tracking_pass(cfg: &Config, store: &mut Store, tracker: Option<&Tracker>) -> Result<()> {
-    if cfg.tracking.provider == Provider::None {
+/// One tracking pass (no-op without a tracker); a refused key fails it.
+pub async fn tracking_pass(
+    cfg: &Config,
+    store: &mut Store,
+    tracker: Option<&Tracker>,
+) -> Result<()> {
+    let Some(tracker) = tracker else {
         return Ok(());
-    }
-    let owned;
-    let tracker = match tracker {
-        Some(t) => t,
-        None => {
-            owned = Tracker::new(&cfg.tracking)?;
-            &owned
-        }
     };
-    let s = tracker.refresh_due(store, Utc::now()).await?;
-    if s.due > 0 {
-        info!(
-            due = s.due,
-            registered = s.registered,
-            refreshed = s.refreshed,
-            changed = s.changed,
-            failed = s.failed,
-            queued = s.queued,
-            "tracking pass"
-        );
-    }
+    let s = pipeline::tracking_pass(store, tracker, &cfg.rules(), Utc::now()).await?;
     if s.auth_failed {
         anyhow::bail!("the tracking provider rejected the API key; check tracking.api_key_file");
     }
     Ok(())
 }
 
-/// One notification pass: warnings and the digest that are due now.
-/// Without `[smtp]` (`sender` is `None`) nothing is sent and what is due
-/// stays due.
-async fn notification_pass(
-    cfg: &Config,
-    store: &mut Store,
-    sender: Option<&SmtpSender>,
-) -> Result<()> {
-    let Some(sender) = sender else {
-        return Ok(());
-    };
-    // Two processes on one database (`run` and a `sync` from cron or the
-    // user) would otherwise both send a pending notification before
-    // either marks it sent. An advisory lock next to the database makes
-    // the pass exclusive; the kernel drops it when a process dies, so a
-    // crash never leaves it held.
-    let _lock = match notify_lock(&cfg.database) {
-        NotifyLock::Held(f) => Some(f),
-        NotifyLock::Busy => {
-            info!("another aliwatch process is sending notifications; leaving them to it");
-            return Ok(());
-        }
-        NotifyLock::Unavailable => None,
-    };
-    let now = Utc::now();
-    let report = store.status_report(now, cfg)?;
-    let s = notify::send_due(store, &report, cfg, now, sender).await?;
-    if s.sent > 0 || s.failed > 0 {
-        info!(
-            sent = s.sent,
-            failed = s.failed,
-            waiting = s.waiting,
-            "notifications"
-        );
-    }
-    if s.failed > 0 {
-        anyhow::bail!(
-            "could not send {} notification(s), will retry: {}",
-            s.failed,
-            s.last_error.unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
-enum NotifyLock {
-    Held(std::fs::File),
-    /// Another process holds it.
-    Busy,
-    /// No lock file could be opened (e.g. a read-only directory): go on
-    /// without one rather than never notify.
-    Unavailable,
-}
-
-/// Takes the exclusive notification lock (`<database>.notify-lock`)
-/// without waiting.
-fn notify_lock(database: &std::path::Path) -> NotifyLock {
-    let mut path = database.as_os_str().to_owned();
-    path.push(".notify-lock");
-    let file = match std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            warn!(path = %std::path::Path::new(&path).display(), error = %e, "cannot open the notification lock file; sending without it");
-            return NotifyLock::Unavailable;
-        }
-    };
-    match file.try_lock() {
-        Ok(()) => NotifyLock::Held(file),
-        Err(std::fs::TryLockError::WouldBlock) => NotifyLock::Busy,
-        Err(std::fs::TryLockError::Error(e)) => {
-            warn!(error = %e, "cannot lock the notification lock file; sending without it");
-            NotifyLock::Unavailable
-        }
-    }
-}
-
 /// The SMTP sender, when `[smtp]` is configured.
-fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
+pub fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
     cfg.smtp.as_ref().map(SmtpSender::new).transpose()
 }
 
@@ -254,11 +98,7 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
         // Migrate once up front: a broken database stops the start, before
         // READY=1, with a clear message.
         drop(Store::open(&cfg.database)?);
-        let tracker = if cfg.tracking.provider == Provider::None {
-            None
-        } else {
-            Some(Arc::new(Tracker::new(&cfg.tracking)?))
-        };
+        let tracker = Tracker::new(&cfg.tracking)?.map(Arc::new);
         run(cfg.clone(), tracker, signals).await
     })
 }
@@ -292,9 +132,13 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
             // Each watcher has its own connection to the database.
             let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
-                crate::imap::watch_mailbox(account, mailbox, store, cancel, move || {
-                    kick.notify_waiters()
-                })
+                crate::imap::watch_mailbox_with(
+                    account,
+                    mailbox,
+                    Ingest::new(store),
+                    cancel,
+                    move || kick.notify_waiters(),
+                )
                 .await;
             });
         }
@@ -316,7 +160,12 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     // database every minute would re-run its integrity check each time.
     let mut status_store: Option<Store> = None;
     systemd::ready(&status_line(&mut status_store, &cfg, mailboxes));
-    info!(mailboxes, database = %cfg.database.display(), "aliwatch running");
+    match task_store(&mut status_store, &cfg).and_then(|s| s.counts()) {
+        Ok((emails, orders, parcels)) => {
+            info!(mailboxes, emails, orders, parcels, database = %cfg.database.display(), "aliwatch running")
+        }
+        Err(_) => info!(mailboxes, database = %cfg.database.display(), "aliwatch running"),
+    }
 
     let watchdog = systemd::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -347,7 +196,9 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
 
 /// The `STATUS=` line `systemctl status` shows.
 fn status_line(slot: &mut Option<Store>, cfg: &Config, mailboxes: usize) -> String {
-    let parcels = match task_store(slot, cfg).and_then(|s| s.active_parcel_count()) {
+    let rules = cfg.rules();
+    let count = |s: &mut Store| pipeline::tracking::active_parcel_count(s, Utc::now(), &rules);
+    let parcels = match task_store(slot, cfg).and_then(count) {
         Ok(n) => n.to_string(),
         Err(_) => {
             *slot = None;
@@ -390,7 +241,15 @@ fn next_delay(name: &str, result: Result<()>, failures: &mut u32) -> Duration {
         }
         Err(e) => {
             *failures += 1;
-            let d = backoff(*failures - 1, TASK_BACKOFF_MIN, TASK_BACKOFF_MAX);
+            // ±25 % jitter so that several tasks do not retry in lockstep.
+            let d = crate::backoff::jittered(
+                *failures - 1,
+                TASK_BACKOFF_MIN,
+                TASK_BACKOFF_MAX,
+                0.75,
+                1.25,
+            )
+            .min(TASK_BACKOFF_MAX);
             error!(task = name, retry_in = ?d, "{e:#}");
             d
         }
@@ -444,7 +303,7 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Noti
     loop {
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
-                r = notification_pass(cfg, store, sender.as_ref()) => r,
+                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), Utc::now()) => r,
                 _ = cancel.cancelled() => return,
             },
             Err(e) => Err(e),
@@ -457,69 +316,4 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Noti
             return;
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// digest, check-config --connect
-
-/// `digest --print | --send`.
-pub fn digest_command(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
-    let mut store = Store::open(&cfg.database)?;
-    let now = Utc::now();
-    let report = store.status_report(now, cfg)?;
-    if print {
-        let email = notify::render_digest(&report, cfg, now);
-        print!("{}", email.text);
-    }
-    if send {
-        if cfg.smtp.is_none() {
-            return Err(
-                ConfigError("digest --send needs an [smtp] section in the config".into()).into(),
-            );
-        }
-        require_secrets(cfg)?;
-        let sender = smtp_sender(cfg)?.context("smtp is configured")?;
-        let sent = runtime()?.block_on(notify::send_digest_now(
-            &mut store, &report, cfg, now, &sender,
-        ))?;
-        eprintln!("digest sent ({})", sent.message_id);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `check-config --connect`: log in to IMAP, SMTP and the tracking API and
-/// report each. Exit 1 when one of them fails.
-pub fn check_connections(cfg: &Config) -> Result<ExitCode> {
-    let rt = runtime()?;
-    let mut failed = 0;
-    let mut report = |what: String, r: Result<String>| match r {
-        Ok(msg) => println!("ok      {what}: {msg}"),
-        Err(e) => {
-            failed += 1;
-            println!("FAILED  {what}: {e:#}");
-        }
-    };
-    for account in &cfg.imap {
-        let r = rt.block_on(crate::imap::check_account(account));
-        report(format!("imap {}", account.name), r);
-    }
-    if let Some(smtp) = &cfg.smtp {
-        let r = rt.block_on(async {
-            let sender = SmtpSender::new(smtp)?;
-            sender.test_connection().await?;
-            Ok(format!("logged in to {}:{}", smtp.host, smtp.port))
-        });
-        report("smtp".into(), r);
-    }
-    if cfg.tracking.provider != Provider::None {
-        let r = rt.block_on(async { Tracker::new(&cfg.tracking)?.check().await });
-        report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
-    }
-    if failed > 0 {
-        return Err(crate::app::Failed {
-            message: format!("{failed} connection check(s) failed"),
-        }
-        .into());
-    }
-    Ok(ExitCode::SUCCESS)
 }

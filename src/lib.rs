@@ -6,30 +6,37 @@
 //!
 //! | module | kind | owns |
 //! |---|---|---|
-//! | [`model`] | pure | the shared vocabulary (kinds, statuses, states) |
-//! | [`config`] | pure + file read | TOML → validated [`config::Config`]; secrets |
+//! | [`model`], [`facts`], [`report`] | pure data | the shared vocabulary; the store's typed rows; the `status --json` model |
 //! | [`extract`] | pure | one email's bytes → orders and parcels |
-//! | [`protection`] | pure | when Buyer Protection ends, stalled parcels |
-//! | [`report`] | pure | the `status --json` read model |
-//! | [`notify`] | pure core + SMTP shell | digest and warnings: what is due, rendering, sending |
-//! | [`tracking`] | pure core + HTTP shell | 17TRACK / Cainiao clients, unified status, schedule |
-//! | [`store`] | SQLite | durable state, ingestion transactions |
-//! | [`imap`] | network | mailbox watching: IDLE, polling, backfill |
+//! | [`decide`] | pure | state in time, protection, tracking policy and schedule, what is due |
+//! | [`render`] | pure | digest and warning emails, the `status` table |
+//! | [`backoff`] | pure | the one retry-delay rule |
+//! | [`config`] | file read | TOML → validated [`config::Config`]; secrets |
+//! | [`store`] | SQLite | durable facts, one transaction per change; decides nothing |
+//! | [`tracking`] | HTTP | the provider trait, 17TRACK / Cainiao clients |
+//! | [`notify`] | SMTP | the channel trait, email over SMTP |
+//! | [`imap`] | network | mailbox watching: IDLE, polling, backfill, into a sink |
 //! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
-//! | [`cli`], [`app`], [`daemon`] | wiring | the commands, `sync` and `run` |
+//! | [`pipeline`] | wiring | the order of steps: one email, one tracking pass, one notification pass |
+//! | [`daemon`] | tasks | `run`: tasks, signals, watchdog, status line |
+//! | [`cli`], [`app`] | face | the commands and exit codes |
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod decide;
 pub mod extract;
+pub mod facts;
 pub mod imap;
 pub mod mailfile;
 pub mod model;
 pub mod notify;
-pub mod protection;
+pub mod pipeline;
+pub mod render;
 pub mod report;
 pub mod store;
 pub mod systemd;

@@ -1,9 +1,18 @@
-//! The shared vocabulary of aliwatch: email kinds, parcel statuses, order
-//! states and protection sources, exactly as SPEC.md spells them.
+//! The shared vocabulary of aliwatch, typed: email kinds, parcel statuses,
+//! order states, protection sources, tracking numbers, what one email says
+//! ([`Extraction`]), what a provider says about a parcel ([`TrackResult`]),
+//! manual actions, notification keys and where an email came from.
 //!
 //! Every other module speaks in these types, so the strings users and scripts
-//! see in `extract --json` and `status --json` are defined in one place.
+//! see in `extract --json` and `status --json`, and the strings the database
+//! keeps, are defined in one place and parsed, never compared as strings.
+//! Pure: no I/O, no clock.
 
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What an email is about (SPEC §3 `kind`).
@@ -35,6 +44,40 @@ impl EmailKind {
             EmailKind::Delivered => "delivered",
             EmailKind::Protection => "protection",
             EmailKind::Other => "other",
+        }
+    }
+
+    /// Every kind, for parsing and tests.
+    pub const ALL: [EmailKind; 6] = [
+        EmailKind::OrderConfirmed,
+        EmailKind::Shipped,
+        EmailKind::InTransit,
+        EmailKind::Delivered,
+        EmailKind::Protection,
+        EmailKind::Other,
+    ];
+
+    /// Parses the snake_case name (as stored in the database).
+    pub fn parse(s: &str) -> Option<EmailKind> {
+        EmailKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Kinds that show an order shipped or moving (SPEC §4 `shipped_at`).
+    pub fn shows_shipped(self) -> bool {
+        matches!(
+            self,
+            EmailKind::Shipped | EmailKind::InTransit | EmailKind::Delivered
+        )
+    }
+
+    /// The parcel status an email of this kind implies when it names no
+    /// finer one.
+    pub fn implied_parcel_status(self) -> Option<ParcelStatus> {
+        match self {
+            EmailKind::Shipped => Some(ParcelStatus::InfoReceived),
+            EmailKind::InTransit => Some(ParcelStatus::InTransit),
+            EmailKind::Delivered => Some(ParcelStatus::Delivered),
+            EmailKind::OrderConfirmed | EmailKind::Protection | EmailKind::Other => None,
         }
     }
 }
@@ -189,19 +232,6 @@ impl OrderState {
         }
     }
 
-    /// Parses the snake_case name.
-    pub fn parse(s: &str) -> Option<OrderState> {
-        [
-            OrderState::AwaitingShipment,
-            OrderState::Shipped,
-            OrderState::Delivered,
-            OrderState::Completed,
-            OrderState::Disputed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
-
     /// Every state but `completed` is active (SPEC §4).
     pub fn is_active(self) -> bool {
         self != OrderState::Completed
@@ -237,6 +267,451 @@ impl ProtectionSource {
     }
 }
 
+/// `tracking.provider`: who is asked about parcels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    SeventeenTrack,
+    Cainiao,
+    None,
+}
+
+impl Provider {
+    /// The config spelling (also the `provider` column of stored events).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::SeventeenTrack => "17track",
+            Provider::Cainiao => "cainiao",
+            Provider::None => "none",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Numbers
+
+/// The one normaliser of order and tracking numbers (SPEC §3: "no spaces,
+/// upper case"). ASCII upper case only: every real format is ASCII, and a
+/// Unicode case mapping could change the length (`ß` → `SS`).
+pub fn normalise_number(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// A tracking number, normalised by [`normalise_number`] on construction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TrackingNumber(String);
+
+impl TrackingNumber {
+    pub fn new(s: &str) -> TrackingNumber {
+        TrackingNumber(normalise_number(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it looks like a tracking number at all (6 to 40 letters and
+    /// digits), for numbers typed by hand.
+    pub fn is_plausible(&self) -> bool {
+        (6..=40).contains(&self.0.len()) && self.0.chars().all(|c| c.is_ascii_alphanumeric())
+    }
+}
+
+impl std::ops::Deref for TrackingNumber {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TrackingNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for TrackingNumber {
+    fn from(s: &str) -> TrackingNumber {
+        TrackingNumber::new(s)
+    }
+}
+
+impl From<String> for TrackingNumber {
+    fn from(s: String) -> TrackingNumber {
+        TrackingNumber::new(&s)
+    }
+}
+
+impl From<&String> for TrackingNumber {
+    fn from(s: &String) -> TrackingNumber {
+        TrackingNumber::new(s)
+    }
+}
+
+impl PartialEq<str> for TrackingNumber {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TrackingNumber {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for TrackingNumber {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+/// Checks an AliExpress order number (12 to 20 digits, SPEC §3).
+pub fn check_order_id(order: &str) -> Result<(), String> {
+    if !(12..=20).contains(&order.len()) || !order.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{order:?} is not an AliExpress order number (12 to 20 digits)"
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// What one email says
+
+/// One order an email refers to, with the parcels the email gives for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderRef {
+    /// 12 to 20 digits; `None` for parcels named without any order.
+    pub order_id: Option<String>,
+    /// Current tracking numbers, normalised (no spaces, upper case).
+    pub tracking_numbers: Vec<String>,
+}
+
+/// Everything aliwatch takes from one email (the extractor's output).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Extraction {
+    /// Sent by AliExpress, a carrier about an AliExpress order, or a forward.
+    pub is_aliexpress: bool,
+    /// SPEC §3 kind.
+    pub kind: EmailKind,
+    /// SPEC §3 orders.
+    pub orders: Vec<OrderRef>,
+    /// The finer parcel status the email states (customs, out for delivery…),
+    /// when it states one.
+    pub parcel_status: Option<ParcelStatus>,
+    /// Tracking numbers the email says were replaced (old numbers), so the
+    /// store can link old and new.
+    pub replaced_tracking_numbers: Vec<String>,
+    /// A protection end date the email states.
+    pub protection_until: Option<NaiveDate>,
+    /// A protection extension (days) the email states.
+    pub protection_extended_days: Option<u32>,
+    /// The order was closed or receipt confirmed.
+    pub order_completed: bool,
+    /// A dispute was opened.
+    pub dispute_opened: bool,
+    /// An expected delivery window the email states.
+    pub eta: Option<(NaiveDate, NaiveDate)>,
+    /// The Message-ID header, without angle brackets.
+    pub message_id: Option<String>,
+    /// The Date header.
+    pub date: Option<DateTime<Utc>>,
+    /// The decoded Subject header.
+    pub subject: String,
+}
+
+impl Extraction {
+    /// The SPEC §3 `extract --json` object for this email.
+    pub fn to_spec_json(&self, file: &str) -> serde_json::Value {
+        let orders: Vec<serde_json::Value> = self
+            .orders
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "order_id": o.order_id,
+                    "tracking_numbers": o.tracking_numbers,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "file": file,
+            "is_aliexpress": self.is_aliexpress,
+            "kind": self.kind.as_str(),
+            "orders": orders,
+        })
+    }
+}
+
+/// Where an IMAP email sits on its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapLocation {
+    pub account: String,
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// Where an email came from.
+#[derive(Debug, Clone)]
+pub struct EmailOrigin {
+    /// "imap:<account>/<mailbox>" or "import:<path>".
+    pub source: String,
+    /// Set for emails read from IMAP.
+    pub imap: Option<ImapLocation>,
+    /// INTERNALDATE (IMAP) or the file's time (import): the email's date when
+    /// it has no Date header.
+    pub received_at: DateTime<Utc>,
+}
+
+/// What recording one email did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Processed for the first time.
+    New {
+        is_aliexpress: bool,
+        orders_new: usize,
+        orders_updated: usize,
+        parcels_new: usize,
+    },
+    /// Seen before (same Message-ID or same bytes): nothing changed.
+    Duplicate,
+    /// Could not be parsed; recorded as seen with its error and skipped.
+    Unparseable(String),
+}
+
+/// What aliwatch remembers about one IMAP mailbox: the server's UIDVALIDITY
+/// and the next UID it has not looked at yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxState {
+    pub uidvalidity: u32,
+    pub uid_next: u32,
+}
+
+// ---------------------------------------------------------------------------
+// Manual commands
+
+/// A manual order command (`protection --extend/--until`, `done`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderAction {
+    Extend(u32),
+    Until(NaiveDate),
+    Done,
+}
+
+impl OrderAction {
+    /// The `order_actions.action` and `value` columns.
+    pub fn to_columns(self) -> (&'static str, String) {
+        match self {
+            OrderAction::Extend(days) => ("extend", days.to_string()),
+            OrderAction::Until(date) => ("until", date.format("%Y-%m-%d").to_string()),
+            OrderAction::Done => ("done", String::new()),
+        }
+    }
+
+    /// Reads the columns back; `None` for a row this version does not know.
+    pub fn from_columns(action: &str, value: &str) -> Option<OrderAction> {
+        match action {
+            "extend" => value.parse().ok().map(OrderAction::Extend),
+            "until" => NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .map(OrderAction::Until),
+            "done" => Some(OrderAction::Done),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What a tracking provider says
+
+/// One carrier event, provider-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackEvent {
+    pub time_utc: DateTime<Utc>,
+    /// The time as the provider gave it, with its UTC offset (RFC 3339).
+    pub time_local: Option<String>,
+    pub description: String,
+    pub location: Option<String>,
+    /// The event's own unified status, where its code says one.
+    pub status: Option<ParcelStatus>,
+    /// 17TRACK `sub_status`/`stage`, Cainiao `actionCode`.
+    pub raw_code: Option<String>,
+}
+
+/// What a provider said about one number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackResult {
+    pub number: TrackingNumber,
+    /// The provider has something for the number.
+    pub found: bool,
+    pub status: ParcelStatus,
+    /// The provider's own status (17TRACK `status/sub_status`, Cainiao
+    /// newest `actionCode`).
+    pub raw_status: Option<String>,
+    pub status_detail: Option<String>,
+    pub carrier: Option<String>,
+    pub carrier_code: Option<i64>,
+    /// Newest first, deduplicated.
+    pub events: Vec<TrackEvent>,
+    pub eta_from: Option<NaiveDate>,
+    pub eta_to: Option<NaiveDate>,
+    /// The time of the delivery (or return) event.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The last-mile number the parcel continues under.
+    pub last_mile: Option<TrackingNumber>,
+}
+
+impl TrackResult {
+    /// The provider knows nothing about `number` (yet).
+    pub fn not_found(number: &str) -> TrackResult {
+        TrackResult {
+            number: TrackingNumber::new(number),
+            found: false,
+            status: ParcelStatus::Pending,
+            raw_status: None,
+            status_detail: None,
+            carrier: None,
+            carrier_code: None,
+            events: Vec::new(),
+            eta_from: None,
+            eta_to: None,
+            delivered_at: None,
+            last_mile: None,
+        }
+    }
+}
+
+/// The deduplication key of an event description: lower case, letters and
+/// digits only, single spaces (Cainiao repeats its newest event with
+/// cosmetic differences).
+pub fn description_key(s: &str) -> String {
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sorts events newest first and drops duplicates by (UTC time, normalised
+/// description).
+pub fn sort_dedup_events(events: &mut Vec<TrackEvent>) {
+    events.sort_by_key(|e| std::cmp::Reverse(e.time_utc));
+    let mut seen = HashSet::new();
+    events.retain(|e| seen.insert((e.time_utc, description_key(&e.description))));
+}
+
+// ---------------------------------------------------------------------------
+// Notifications
+
+/// What a notification is about: its key in the sent-once ledger (together
+/// with the channel). Written as `digest:<YYYY-MM-DD>` or
+/// `warning:<order>:<N>d` in the database and in Message-IDs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NotificationKey {
+    /// The daily digest of a local date in `timezone`.
+    Digest(NaiveDate),
+    /// A Buyer Protection warning for an order at a threshold (days).
+    Warning {
+        order_id: String,
+        threshold_days: u32,
+    },
+}
+
+impl NotificationKey {
+    /// The ledger's `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotificationKey::Digest(_) => "digest",
+            NotificationKey::Warning { .. } => "warning",
+        }
+    }
+}
+
+impl fmt::Display for NotificationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotificationKey::Digest(d) => write!(f, "digest:{}", d.format("%Y-%m-%d")),
+            NotificationKey::Warning {
+                order_id,
+                threshold_days,
+            } => write!(f, "warning:{order_id}:{threshold_days}d"),
+        }
+    }
+}
+
+impl FromStr for NotificationKey {
+    type Err = String;
+
+    fn from_str(key: &str) -> Result<NotificationKey, String> {
+        let bad = || format!("unknown notification key {key:?}");
+        if let Some(d) = key.strip_prefix("digest:") {
+            return NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map(NotificationKey::Digest)
+                .map_err(|_| bad());
+        }
+        let rest = key.strip_prefix("warning:").ok_or_else(bad)?;
+        let (order, days) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let threshold_days = days
+            .strip_suffix('d')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(bad)?;
+        if order.is_empty() {
+            return Err(bad());
+        }
+        Ok(NotificationKey::Warning {
+            order_id: order.to_owned(),
+            threshold_days,
+        })
+    }
+}
+
+impl PartialEq<&str> for NotificationKey {
+    fn eq(&self, other: &&str) -> bool {
+        other.parse::<NotificationKey>().is_ok_and(|k| k == *self)
+    }
+}
+
+/// A ledger row's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationState {
+    /// Recorded, not yet accepted by the channel.
+    Pending,
+    Sent,
+    /// Never to be sent (a smaller threshold or a newer digest replaced it,
+    /// or it no longer applied).
+    Superseded,
+}
+
+impl NotificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Sent => "sent",
+            NotificationState::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NotificationState> {
+        [
+            NotificationState::Pending,
+            NotificationState::Sent,
+            NotificationState::Superseded,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+impl PartialEq<&str> for NotificationState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +735,71 @@ mod tests {
             finals,
             vec![ParcelStatus::Delivered, ParcelStatus::Returned]
         );
+    }
+
+    #[test]
+    fn email_kinds_round_trip() {
+        for k in EmailKind::ALL {
+            assert_eq!(EmailKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(EmailKind::parse("shipped "), None);
+    }
+
+    #[test]
+    fn notification_keys_round_trip_and_reject_garbage() {
+        let cases = [
+            "digest:2026-11-28",
+            "warning:8123456789012345:7d",
+            "warning:1:2d",
+        ];
+        for k in cases {
+            let parsed: NotificationKey = k.parse().expect(k);
+            assert_eq!(parsed.to_string(), k);
+        }
+        for bad in [
+            "digest:2026-13-01",
+            "warning::7d",
+            "warning:1:7",
+            "other:x",
+            "",
+        ] {
+            assert!(bad.parse::<NotificationKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_normaliser_for_numbers() {
+        assert_eq!(normalise_number(" lp00 1234\t5 "), "LP0012345");
+        assert_eq!(
+            TrackingNumber::new("jy26 caa0d000551012"),
+            "JY26CAA0D000551012"
+        );
+        assert!(!TrackingNumber::new("hello").is_plausible());
+        assert!(TrackingNumber::new("RB123456785GB").is_plausible());
+    }
+
+    #[test]
+    fn descriptions_normalise_for_dedup() {
+        assert_eq!(
+            description_key("  Departed  from Customs!"),
+            "departed from customs"
+        );
+        assert_eq!(
+            description_key("Departed from customs"),
+            description_key("departed, from customs.")
+        );
+    }
+
+    #[test]
+    fn order_actions_round_trip_through_columns() {
+        let until = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+        for a in [
+            OrderAction::Extend(10),
+            OrderAction::Until(until),
+            OrderAction::Done,
+        ] {
+            let (name, value) = a.to_columns();
+            assert_eq!(OrderAction::from_columns(name, &value), Some(a));
+        }
     }
 }

@@ -225,13 +225,9 @@ pub fn plausible_unknown(token: &str) -> bool {
         && t.iter().filter(|b| b.is_ascii_digit()).count() >= 6
 }
 
-/// Normalises a tracking or order number: drop spaces, upper case.
-pub fn normalise(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
+/// Normalises a tracking or order number: drop spaces, upper case (the
+/// crate's one normaliser).
+pub use crate::model::normalise_number as normalise;
 
 #[cfg(test)]
 mod tests {

@@ -13,51 +13,44 @@
 //! (EXAMINE), bodies are fetched with `BODY.PEEK[]` (no `\Seen`), and no
 //! STORE/COPY/MOVE/EXPUNGE/DELETE is ever sent.
 //!
-//! The store is shared as `Arc<std::sync::Mutex<Store>>`, locked only for
-//! the synchronous store calls and never across an await.
+//! Fetched emails go to a [`MailSink`] the caller gives (the pipeline's,
+//! which extracts and records them): this module knows IMAP, not the
+//! database. Sink calls are synchronous and never span an await.
 
 pub mod connect;
 pub mod sync;
 pub mod watch;
 
-use std::sync::{Arc, Mutex};
-
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::config::ImapAccount;
-use crate::store::orders::ImapLocation;
-use crate::store::Store;
+use crate::model::{EmailOrigin, IngestOutcome, MailboxState};
 
 pub use connect::AuthRejected;
 pub use sync::MailboxSync;
-pub use watch::{watch_mailbox, watch_mailbox_with};
+pub use watch::watch_mailbox_with;
 
-/// Called after each email was handed to ingestion (tests and benchmarks
-/// count with it).
-pub type Observer = Arc<dyn Fn(&ImapLocation, &[u8]) + Send + Sync>;
-
-/// Where fetched emails go: the store, plus an optional observer.
-#[derive(Clone)]
-pub struct Ingest {
-    pub store: Arc<Mutex<Store>>,
-    pub observer: Option<Observer>,
-}
-
-impl Ingest {
-    /// Ingestion into `store` only.
-    pub fn new(store: Arc<Mutex<Store>>) -> Ingest {
-        Ingest {
-            store,
-            observer: None,
-        }
-    }
-
-    /// Also calls `observer` for each email handed to ingestion.
-    pub fn with_observer(mut self, observer: Observer) -> Ingest {
-        self.observer = Some(observer);
-        self
-    }
+/// Where fetched emails go, and where each mailbox's position is kept.
+/// The position moves only after the emails below it were handed over.
+pub trait MailSink: Send + Sync {
+    /// The stored position of `mailbox` in `account`, if it was ever synced.
+    fn mailbox_state(&self, account: &str, mailbox: &str) -> Result<Option<MailboxState>>;
+    /// Records the position of `mailbox` and when it was synced.
+    fn set_mailbox_state(
+        &self,
+        account: &str,
+        mailbox: &str,
+        state: MailboxState,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Processes one fetched email (idempotent).
+    fn deliver(
+        &self,
+        raw: &[u8],
+        origin: &EmailOrigin,
+        now: DateTime<Utc>,
+    ) -> Result<IngestOutcome>;
 }
 
 /// What `sync_account_once` did.
@@ -85,18 +78,9 @@ impl SyncSummary {
 /// One pass over every mailbox of `account` (for `aliwatch sync`), then
 /// LOGOUT. A rejected login fails with an [`AuthRejected`] error whose
 /// message says so.
-pub async fn sync_account_once(
-    account: &ImapAccount,
-    store: &Arc<Mutex<Store>>,
-    now: DateTime<Utc>,
-) -> Result<SyncSummary> {
-    sync_account_once_with(account, &Ingest::new(store.clone()), now).await
-}
-
-/// [`sync_account_once`] with an observer.
 pub async fn sync_account_once_with(
     account: &ImapAccount,
-    ingest: &Ingest,
+    sink: &dyn MailSink,
     now: DateTime<Utc>,
 ) -> Result<SyncSummary> {
     let mut conn = connect::connect(account)
@@ -107,7 +91,7 @@ pub async fn sync_account_once_with(
         mailboxes: Vec::new(),
     };
     for mailbox in &account.mailboxes {
-        let m = sync::sync_mailbox(&mut conn.session, account, mailbox, ingest, now)
+        let m = sync::sync_mailbox(&mut conn.session, account, mailbox, sink, now)
             .await
             .with_context(|| format!("imap account {:?}", account.name))?;
         summary.mailboxes.push(m);

@@ -14,17 +14,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::connect::{timed, ImapSession, COMMAND_TIMEOUT, SEARCH_TIMEOUT};
-use super::Ingest;
-use crate::store::imap_state::MailboxState;
-use crate::store::orders::{EmailOrigin, ImapLocation, IngestOutcome};
-use crate::store::Store;
+use super::MailSink;
+use crate::config::ImapAccount;
+use crate::model::{EmailOrigin, ImapLocation, IngestOutcome, MailboxState};
 
 /// The search terms. Lower-case ASCII; IMAP SEARCH is case-insensitive.
 pub const SEARCH_TERMS: &[&str] = &["aliexpress", "cainiao"];
@@ -142,22 +140,18 @@ pub fn plan(stored: Option<MailboxState>, uidvalidity: u32, server_uid_next: u32
     }
 }
 
-fn lock(store: &Arc<Mutex<Store>>) -> Result<std::sync::MutexGuard<'_, Store>> {
-    store
-        .lock()
-        .map_err(|_| anyhow!("the store lock is poisoned"))
+/// The mailbox being synced: names for messages and the server's numbers.
+struct Target<'a> {
+    account: &'a ImapAccount,
+    mailbox: &'a str,
+    /// `account/mailbox`, for messages.
+    what: String,
+    uidvalidity: u32,
+    uid_next: u32,
 }
 
-/// Syncs `mailbox` on `session`: EXAMINE, search, fetch, ingest. Returns
-/// what it did; the state is committed after each fetched batch.
-pub async fn sync_mailbox(
-    session: &mut ImapSession,
-    account: &crate::config::ImapAccount,
-    mailbox: &str,
-    ingest: &Ingest,
-    now: DateTime<Utc>,
-) -> Result<MailboxSync> {
-    let what = format!("{}/{}", account.name, mailbox);
+/// EXAMINE (read-only) and the server's (UIDVALIDITY, UIDNEXT).
+async fn open_mailbox(session: &mut ImapSession, mailbox: &str, what: &str) -> Result<(u32, u32)> {
     let mb = timed(
         &format!("EXAMINE {mailbox}"),
         COMMAND_TIMEOUT,
@@ -165,26 +159,150 @@ pub async fn sync_mailbox(
     )
     .await
     .with_context(|| format!("cannot open mailbox {what}"))?;
-    let (uidvalidity, uid_next) = match (mb.uid_validity, mb.uid_next) {
-        (Some(v), Some(n)) => (v, n),
-        _ => {
-            // Some servers omit UIDNEXT from SELECT/EXAMINE; STATUS has it.
-            let st = timed(
-                &format!("STATUS {mailbox}"),
-                COMMAND_TIMEOUT,
-                session.status(mailbox, "(UIDNEXT UIDVALIDITY)"),
-            )
-            .await?;
-            match (
-                mb.uid_validity.or(st.uid_validity),
-                st.uid_next.or(mb.uid_next),
-            ) {
-                (Some(v), Some(n)) => (v, n),
-                _ => bail!("mailbox {what}: the server reports no UIDVALIDITY/UIDNEXT"),
-            }
-        }
+    if let (Some(v), Some(n)) = (mb.uid_validity, mb.uid_next) {
+        return Ok((v, n));
+    }
+    // Some servers omit UIDNEXT from SELECT/EXAMINE; STATUS has it.
+    let st = timed(
+        &format!("STATUS {mailbox}"),
+        COMMAND_TIMEOUT,
+        session.status(mailbox, "(UIDNEXT UIDVALIDITY)"),
+    )
+    .await?;
+    match (
+        mb.uid_validity.or(st.uid_validity),
+        st.uid_next.or(mb.uid_next),
+    ) {
+        (Some(v), Some(n)) => Ok((v, n)),
+        _ => bail!("mailbox {what}: the server reports no UIDVALIDITY/UIDNEXT"),
+    }
+}
+
+/// The candidate UIDs to fetch under `plan`, sorted; `None` when the
+/// mailbox is up to date.
+async fn search_candidates(
+    session: &mut ImapSession,
+    t: &Target<'_>,
+    plan: Plan,
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>> {
+    let criteria = candidate_criteria(SEARCH_TERMS);
+    let (query, lowest) = match plan {
+        Plan::UpToDate => return Ok(Vec::new()),
+        Plan::Backfill => (
+            format!(
+                "SINCE {} {criteria}",
+                since_date(now, t.account.backfill_days)
+            ),
+            1,
+        ),
+        Plan::From(from) => (format!("UID {from}:* {criteria}"), from),
     };
-    let stored = lock(&ingest.store)?.mailbox_state(&account.name, mailbox)?;
+    let found = timed("UID SEARCH", SEARCH_TIMEOUT, session.uid_search(&query))
+        .await
+        .with_context(|| format!("searching {}", t.what))?;
+    // `n:*` also matches the highest UID when it is below n; and mail that
+    // arrived after EXAMINE is left for the next pass (its UID >= uid_next).
+    let mut uids: Vec<u32> = found
+        .into_iter()
+        .filter(|u| *u >= lowest && *u < t.uid_next)
+        .collect();
+    uids.sort_unstable();
+    tracing::debug!(mailbox = %t.what, candidates = uids.len(), ?plan, "searched");
+    Ok(uids)
+}
+
+/// `UID FETCH` of one batch: body and INTERNALDATE per UID.
+async fn fetch_batch(
+    session: &mut ImapSession,
+    what: &str,
+    set: &str,
+) -> Result<BTreeMap<u32, (Vec<u8>, Option<DateTime<Utc>>)>> {
+    let mut got = BTreeMap::new();
+    let mut stream = timed(
+        "UID FETCH",
+        COMMAND_TIMEOUT,
+        session.uid_fetch(set, "(UID INTERNALDATE BODY.PEEK[])"),
+    )
+    .await
+    .with_context(|| format!("fetching from {what}"))?;
+    loop {
+        let item = match tokio::time::timeout(COMMAND_TIMEOUT, stream.next()).await {
+            Err(_) => bail!(
+                "fetching from {what}: no data from the server within {}s",
+                COMMAND_TIMEOUT.as_secs()
+            ),
+            Ok(None) => break,
+            Ok(Some(r)) => r.with_context(|| format!("fetching from {what}"))?,
+        };
+        let (Some(uid), Some(body)) = (item.uid, item.body()) else {
+            continue; // an unsolicited FETCH (flags) for another message
+        };
+        let date = item.internal_date().map(|d| d.with_timezone(&Utc));
+        got.insert(uid, (body.to_vec(), date));
+    }
+    Ok(got)
+}
+
+/// Hands one fetched batch to the sink, in UID order, and counts.
+fn deliver_batch(
+    sink: &dyn MailSink,
+    t: &Target<'_>,
+    batch: &[u32],
+    mut got: BTreeMap<u32, (Vec<u8>, Option<DateTime<Utc>>)>,
+    now: DateTime<Utc>,
+    summary: &mut MailboxSync,
+) -> Result<()> {
+    for uid in batch {
+        let Some((raw, date)) = got.remove(uid) else {
+            tracing::debug!(mailbox = %t.what, uid, "candidate vanished before it was fetched");
+            continue;
+        };
+        summary.fetched += 1;
+        summary.bytes_fetched += raw.len() as u64;
+        let origin = EmailOrigin {
+            source: format!("imap:{}/{}", t.account.name, t.mailbox),
+            imap: Some(ImapLocation {
+                account: t.account.name.clone(),
+                mailbox: t.mailbox.to_string(),
+                uidvalidity: t.uidvalidity,
+                uid: *uid,
+            }),
+            received_at: date.unwrap_or(now),
+        };
+        // The hand-off is synchronous: a cancellation can only happen at an
+        // await, i.e. between two emails, never inside one.
+        let outcome = sink
+            .deliver(&raw, &origin, now)
+            .with_context(|| format!("processing {} UID {uid}", t.what))?;
+        match outcome {
+            IngestOutcome::New { .. } => summary.new_emails += 1,
+            IngestOutcome::Duplicate => summary.duplicates += 1,
+            IngestOutcome::Unparseable(_) => summary.unparseable += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Syncs `mailbox` on `session`: EXAMINE, search, fetch, hand over. Returns
+/// what it did; the position is committed after each fetched batch.
+pub async fn sync_mailbox(
+    session: &mut ImapSession,
+    account: &ImapAccount,
+    mailbox: &str,
+    sink: &dyn MailSink,
+    now: DateTime<Utc>,
+) -> Result<MailboxSync> {
+    let what = format!("{}/{}", account.name, mailbox);
+    let (uidvalidity, uid_next) = open_mailbox(session, mailbox, &what).await?;
+    let t = Target {
+        account,
+        mailbox,
+        what,
+        uidvalidity,
+        uid_next,
+    };
+    let stored = sink.mailbox_state(&account.name, mailbox)?;
     let mut summary = MailboxSync {
         mailbox: mailbox.to_string(),
         uidvalidity,
@@ -193,124 +311,37 @@ pub async fn sync_mailbox(
     };
     if let Some(s) = stored {
         if s.uidvalidity == uidvalidity && uid_next < s.uid_next {
-            tracing::warn!(mailbox = %what, stored = s.uid_next, server = uid_next, "UIDNEXT went backwards; following the server");
+            tracing::warn!(mailbox = %t.what, stored = s.uid_next, server = uid_next, "UIDNEXT went backwards; following the server");
         }
     }
-    let criteria = candidate_criteria(SEARCH_TERMS);
     let plan = plan(stored, uidvalidity, uid_next);
-    let query = match plan {
-        Plan::UpToDate => {
-            let state = MailboxState {
-                uidvalidity,
-                uid_next,
-            };
-            lock(&ingest.store)?.set_mailbox_state(&account.name, mailbox, state, now)?;
-            summary.uid_next = uid_next;
-            return Ok(summary);
-        }
-        Plan::Backfill => {
-            if let Some(s) = stored {
-                tracing::info!(mailbox = %what, old = s.uidvalidity, new = uidvalidity, "UIDVALIDITY changed; rescanning the backfill window");
-            }
-            summary.rescanned = true;
-            format!(
-                "SINCE {} {criteria}",
-                since_date(now, account.backfill_days)
-            )
-        }
-        Plan::From(from) => format!("UID {from}:* {criteria}"),
-    };
-    let lowest = match plan {
-        Plan::From(from) => from,
-        _ => 1,
-    };
-    let found = timed("UID SEARCH", SEARCH_TIMEOUT, session.uid_search(&query))
-        .await
-        .with_context(|| format!("searching {what}"))?;
-    // `n:*` also matches the highest UID when it is below n; and mail that
-    // arrived after EXAMINE is left for the next pass (its UID >= uid_next).
-    let mut uids: Vec<u32> = found
-        .into_iter()
-        .filter(|u| *u >= lowest && *u < uid_next)
-        .collect();
-    uids.sort_unstable();
+    if let (Plan::Backfill, Some(s)) = (plan, stored) {
+        tracing::info!(mailbox = %t.what, old = s.uidvalidity, new = uidvalidity, "UIDVALIDITY changed; rescanning the backfill window");
+    }
+    summary.rescanned = plan == Plan::Backfill;
+    let uids = search_candidates(session, &t, plan, now).await?;
     summary.candidates = uids.len();
-    tracing::debug!(mailbox = %what, candidates = uids.len(), ?plan, "searched");
 
     for (set, batch) in uid_batches(&uids, FETCH_BATCH) {
-        let mut got: BTreeMap<u32, (Vec<u8>, Option<DateTime<Utc>>)> = BTreeMap::new();
-        {
-            let mut stream = timed(
-                "UID FETCH",
-                COMMAND_TIMEOUT,
-                session.uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])"),
-            )
-            .await
-            .with_context(|| format!("fetching from {what}"))?;
-            loop {
-                let item = match tokio::time::timeout(COMMAND_TIMEOUT, stream.next()).await {
-                    Err(_) => bail!(
-                        "fetching from {what}: no data from the server within {}s",
-                        COMMAND_TIMEOUT.as_secs()
-                    ),
-                    Ok(None) => break,
-                    Ok(Some(r)) => r.with_context(|| format!("fetching from {what}"))?,
-                };
-                let (Some(uid), Some(body)) = (item.uid, item.body()) else {
-                    continue; // an unsolicited FETCH (flags) for another message
-                };
-                let date = item.internal_date().map(|d| d.with_timezone(&Utc));
-                got.insert(uid, (body.to_vec(), date));
-            }
-        }
-        for uid in &batch {
-            let Some((raw, date)) = got.remove(uid) else {
-                tracing::debug!(mailbox = %what, uid, "candidate vanished before it was fetched");
-                continue;
-            };
-            summary.fetched += 1;
-            summary.bytes_fetched += raw.len() as u64;
-            let origin = EmailOrigin {
-                source: format!("imap:{}/{}", account.name, mailbox),
-                imap: Some(ImapLocation {
-                    account: account.name.clone(),
-                    mailbox: mailbox.to_string(),
-                    uidvalidity,
-                    uid: *uid,
-                }),
-                received_at: date.unwrap_or(now),
-            };
-            // The ingestion is synchronous: a cancellation can only happen
-            // at an await, i.e. between two emails, never inside one.
-            let outcome = lock(&ingest.store)?
-                .ingest_email(&raw, &origin, now)
-                .with_context(|| format!("processing {what} UID {uid}"))?;
-            match outcome {
-                IngestOutcome::New { .. } => summary.new_emails += 1,
-                IngestOutcome::Duplicate => summary.duplicates += 1,
-                IngestOutcome::Unparseable(_) => summary.unparseable += 1,
-            }
-            if let Some(obs) = &ingest.observer {
-                obs(origin.imap.as_ref().expect("set above"), &raw);
-            }
-        }
+        let got = fetch_batch(session, &t.what, &set).await?;
+        deliver_batch(sink, &t, &batch, got, now, &mut summary)?;
         // Every candidate up to the batch's last UID is committed.
         if let Some(last) = batch.last() {
             let state = MailboxState {
                 uidvalidity,
                 uid_next: last.saturating_add(1),
             };
-            lock(&ingest.store)?.set_mailbox_state(&account.name, mailbox, state, now)?;
+            sink.set_mailbox_state(&account.name, mailbox, state, now)?;
         }
     }
     let state = MailboxState {
         uidvalidity,
         uid_next,
     };
-    lock(&ingest.store)?.set_mailbox_state(&account.name, mailbox, state, now)?;
+    sink.set_mailbox_state(&account.name, mailbox, state, now)?;
     summary.uid_next = uid_next;
     if summary.fetched > 0 {
-        tracing::info!(mailbox = %what, fetched = summary.fetched, new = summary.new_emails, bytes = summary.bytes_fetched, "fetched candidate emails");
+        tracing::info!(mailbox = %t.what, fetched = summary.fetched, new = summary.new_emails, bytes = summary.bytes_fetched, "fetched candidate emails");
     }
     Ok(summary)
 }

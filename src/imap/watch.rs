@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, timed, AuthRejected, ImapSession};
 use super::sync::sync_mailbox;
-use super::Ingest;
+use super::MailSink;
 use crate::config::ImapAccount;
 
 /// How long one IDLE lasts before it is re-issued.
@@ -49,8 +49,8 @@ impl Backoff {
     /// The next delay; `jitter` in [0, 1) picks a point in [d/2, d).
     pub fn next_delay(&mut self, jitter: f64) -> Duration {
         let d = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        d.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+        self.next = crate::backoff::exponential(1, self.next, BACKOFF_MAX);
+        crate::backoff::spread(d, 0.5, 1.0, jitter)
     }
     /// Back to the shortest delay.
     pub fn reset(&mut self) {
@@ -58,25 +58,14 @@ impl Backoff {
     }
 }
 
-/// Watches `mailbox` of `account` until `cancel` fires: ingests new
-/// candidate emails into `store` and calls `on_change` after a pass that
-/// handed emails to ingestion. Never returns an error: connection problems
-/// are logged and retried.
-pub async fn watch_mailbox(
+/// Watches `mailbox` of `account` until `cancel` fires: hands new
+/// candidate emails to `sink` and calls `on_change` after a pass that
+/// handed emails over. Never returns an error: connection problems are
+/// logged and retried.
+pub async fn watch_mailbox_with<S: MailSink>(
     account: ImapAccount,
     mailbox: String,
-    store: std::sync::Arc<std::sync::Mutex<crate::store::Store>>,
-    cancel: CancellationToken,
-    on_change: impl Fn() + Send + Sync,
-) {
-    watch_mailbox_with(account, mailbox, Ingest::new(store), cancel, on_change).await;
-}
-
-/// [`watch_mailbox`] with an observer in `ingest`.
-pub async fn watch_mailbox_with(
-    account: ImapAccount,
-    mailbox: String,
-    ingest: Ingest,
+    ingest: S,
     cancel: CancellationToken,
     on_change: impl Fn() + Send + Sync,
 ) {
@@ -131,7 +120,7 @@ struct LoopState<'a> {
 async fn session(
     account: &ImapAccount,
     mailbox: &str,
-    ingest: &Ingest,
+    ingest: &dyn MailSink,
     on_change: &(impl Fn() + Send + Sync),
     state: &mut LoopState<'_>,
 ) -> anyhow::Error {

@@ -39,19 +39,18 @@ pub struct OutgoingEmail {
     pub html: String,
 }
 
-/// Why a send failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    /// A 5xx answer: retrying the same message will not help soon.
-    pub permanent: bool,
-    pub message: String,
-}
+pub use super::SendError;
 
 /// Something that delivers an [`OutgoingEmail`].
 pub trait Sender {
     /// Delivers one email; `Ok` means the server accepted it.
     fn send(&self, email: &OutgoingEmail) -> impl Future<Output = Result<(), SendError>> + Send;
+}
+
+impl<T: Sender + Sync> Sender for &T {
+    fn send(&self, email: &OutgoingEmail) -> impl Future<Output = Result<(), SendError>> + Send {
+        (**self).send(email)
+    }
 }
 
 /// `Auto-Submitted: auto-generated` (RFC 3834 §5): tells vacation

@@ -11,12 +11,7 @@ use rusqlite::OptionalExtension;
 
 use super::{fmt_time, Store};
 
-/// What aliwatch remembers about one mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailboxState {
-    pub uidvalidity: u32,
-    pub uid_next: u32,
-}
+pub use crate::model::MailboxState;
 
 impl Store {
     /// The stored state of `mailbox` in `account`, if it was ever synced.

@@ -160,4 +160,50 @@ CREATE TABLE meta (
     value  TEXT NOT NULL
 ) STRICT;
 "#,
+    // v2: what the `meta` key/value table carried moves into columns; the
+    // notification ledger gains a channel (existing rows are email).
+    r#"
+-- The ledger, keyed by (channel, key): each push channel gets every event
+-- once, independently of the others.
+CREATE TABLE notifications_v2 (
+    channel         TEXT NOT NULL,       -- 'email' or a [[notify]] name
+    key             TEXT NOT NULL,       -- "warning:<order>:<days>d" or "digest:<YYYY-MM-DD>"
+    kind            TEXT NOT NULL,       -- 'warning' | 'digest'
+    order_id        TEXT,
+    threshold_days  INTEGER,
+    digest_date     TEXT,
+    message_id      TEXT NOT NULL,
+    state           TEXT NOT NULL,       -- 'pending' | 'sent' | 'superseded'
+    created_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    last_attempt_at TEXT,                -- when the last failed attempt was made
+    PRIMARY KEY (channel, key)
+) STRICT;
+INSERT INTO notifications_v2 (channel, key, kind, order_id, threshold_days, digest_date,
+                              message_id, state, created_at, sent_at, attempts, last_error,
+                              last_attempt_at)
+SELECT 'email', n.key, n.kind, n.order_id, n.threshold_days, n.digest_date, n.message_id,
+       n.state, n.created_at, n.sent_at, n.attempts, n.last_error,
+       (SELECT m.value FROM meta m WHERE m.key = 'notify.last_attempt:' || n.key)
+FROM notifications n;
+DROP TABLE notifications;
+ALTER TABLE notifications_v2 RENAME TO notifications;
+CREATE INDEX notifications_pending ON notifications(state) WHERE state = 'pending';
+
+-- The tracking provider's account state: one row.
+CREATE TABLE tracking_state (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    quota_exhausted   TEXT,      -- set while 17TRACK refuses registrations: why
+    quota_checked_at  TEXT,      -- last getquota probe
+    last_error        TEXT       -- the last error that needs the user
+) STRICT;
+INSERT INTO tracking_state (id, quota_exhausted, quota_checked_at, last_error)
+SELECT 1,
+       (SELECT value FROM meta WHERE key = 'tracking.quota_exhausted'),
+       (SELECT value FROM meta WHERE key = 'tracking.quota_checked_at'),
+       (SELECT value FROM meta WHERE key = 'tracking.last_error');
+DELETE FROM meta WHERE key LIKE 'notify.last_attempt:%' OR key LIKE 'tracking.%';
+"#,
 ];

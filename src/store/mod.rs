@@ -7,9 +7,13 @@
 //! so a crash at any point leaves the database consistent: an email is
 //! either processed with all its effects or not at all.
 //!
-//! Typed functions live in per-area files: `orders.rs` (ingestion and the
-//! status snapshot), `imap_state.rs`, `tracking.rs`, `notifications.rs`.
+//! A leaf: it speaks the typed rows of [`crate::facts`] and the vocabulary
+//! of [`crate::model`], and decides nothing. Typed functions live in
+//! per-area files: `orders.rs` (recording emails, manual commands),
+//! `facts.rs` (loading what the status derivation reads), `imap_state.rs`,
+//! `tracking.rs`, `notifications.rs`.
 
+pub mod facts;
 pub mod imap_state;
 pub mod migrations;
 pub mod notifications;
@@ -20,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 /// How long a writer waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,29 +202,6 @@ impl Store {
         self.conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
     }
-
-    /// Reads a value from the `meta` table.
-    pub fn meta_get(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Writes (or with `None` deletes) a value in the `meta` table.
-    pub fn meta_set(&self, key: &str, value: Option<&str>) -> Result<()> {
-        match value {
-            Some(v) => self.conn.execute(
-                "INSERT INTO meta(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, v),
-            )?,
-            None => self
-                .conn
-                .execute("DELETE FROM meta WHERE key = ?1", [key])?,
-        };
-        Ok(())
-    }
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -278,9 +259,16 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let store = Store::open(&path).expect("reopens");
-        store.meta_set("k", Some("v")).expect("writes");
-        assert_eq!(store.meta_get("k").expect("reads").as_deref(), Some("v"));
+        let mut store = Store::open(&path).expect("reopens");
+        let state = crate::facts::TrackingState {
+            last_error: Some("v".into()),
+            ..Default::default()
+        };
+        store.set_tracking_state(&state).expect("writes");
+        assert_eq!(
+            store.tracking_state().expect("reads").last_error.as_deref(),
+            Some("v")
+        );
     }
 
     #[test]
@@ -297,6 +285,69 @@ mod tests {
             let v = h.join().expect("thread").expect("opens");
             assert_eq!(v, Some(migrations::MIGRATIONS.len()));
         }
+    }
+
+    #[test]
+    fn migration_v2_moves_meta_into_columns_and_keeps_the_ledger() {
+        let mut store = Store {
+            conn: Connection::open_in_memory().expect("opens"),
+            path: PathBuf::from(":memory:"),
+        };
+        store.migrate_to(1).expect("v1");
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO meta VALUES ('tracking.quota_exhausted', 'quota gone'),
+                    ('tracking.quota_checked_at', '2026-11-01T00:00:00Z'),
+                    ('notify.last_attempt:digest:2026-11-28', '2026-11-28T08:01:00Z'),
+                    ('other', 'kept');
+                 INSERT INTO notifications(key, kind, digest_date, message_id, state, created_at, attempts)
+                    VALUES ('digest:2026-11-28', 'digest', '2026-11-28', '<d@x>', 'pending',
+                            '2026-11-28T08:00:00Z', 1);",
+            )
+            .expect("v1 rows");
+        store.migrate().expect("latest");
+        let t = store.tracking_state().expect("state");
+        assert_eq!(t.quota_exhausted.as_deref(), Some("quota gone"));
+        assert_eq!(t.quota_checked_at, parse_time("2026-11-01T00:00:00Z"));
+        let key = "digest:2026-11-28".parse().expect("key");
+        let rec = store
+            .notification("email", &key)
+            .expect("reads")
+            .expect("row kept, on the email channel");
+        assert_eq!(rec.attempts, 1);
+        assert_eq!(rec.last_attempt_at, parse_time("2026-11-28T08:01:00Z"));
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 1, "only unrelated meta rows stay");
+    }
+
+    #[test]
+    fn an_unreadable_stored_timestamp_is_an_error_naming_the_row() {
+        let store = Store::open_in_memory().expect("opens");
+        store
+            .conn
+            .execute(
+                "INSERT INTO orders(order_id, first_seen_at) VALUES ('8123456789012345', 'x')",
+                [],
+            )
+            .expect("order");
+        store
+            .conn
+            .execute(
+                "INSERT INTO order_actions(order_id, action, value, at)
+                 VALUES ('8123456789012345', 'done', '', 'yesterday')",
+                [],
+            )
+            .expect("action");
+        let err = store.load_facts().expect_err("refuses");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("order_actions row 1") && msg.contains("\"yesterday\""),
+            "{msg}"
+        );
     }
 
     #[test]

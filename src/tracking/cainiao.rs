@@ -22,8 +22,11 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde_json::Value;
 
 use super::status;
-use super::{normalise_number, Http, HttpError, TrackEvent, TrackResult};
+use super::{Http, HttpError, Outcome, TrackingProvider};
+use crate::facts::{DueParcel, ProviderBatch, TrackingState};
 use crate::model::ParcelStatus;
+use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, TrackingNumber};
+use futures::future::BoxFuture;
 
 /// Numbers per request.
 pub const BATCH: usize = 10;
@@ -155,7 +158,7 @@ pub fn parse_module(n: &str, m: &Value) -> TrackResult {
         .flatten()
         .filter_map(event)
         .collect();
-    super::sort_dedup_events(&mut events);
+    crate::model::sort_dedup_events(&mut events);
     if events.is_empty() {
         let mut r = TrackResult::not_found(n);
         r.raw_status = text(m, "status").map(str::to_owned);
@@ -192,9 +195,10 @@ pub fn parse_module(n: &str, m: &Value) -> TrackResult {
                 .map(normalise_number)
                 .collect::<Vec<_>>()
         })
-        .find(|t| *t != own);
+        .find(|t| *t != own)
+        .map(TrackingNumber::from);
     TrackResult {
-        number: n.to_owned(),
+        number: TrackingNumber::new(n),
         found: true,
         status: st,
         raw_status,
@@ -206,6 +210,70 @@ pub fn parse_module(n: &str, m: &Value) -> TrackResult {
         events,
         delivered_at,
         last_mile,
+    }
+}
+
+/// The Cainiao provider (unofficial endpoint, no key): every due parcel
+/// is asked for, at most [`BATCH`] per request.
+pub struct Cainiao {
+    pub http: std::sync::Arc<Http>,
+    pub base_url: String,
+}
+
+impl Cainiao {
+    fn client(&self) -> Client<'_> {
+        Client {
+            http: &self.http,
+            base_url: &self.base_url,
+        }
+    }
+}
+
+impl TrackingProvider for Cainiao {
+    fn name(&self) -> &'static str {
+        Provider::Cainiao.as_str()
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        due: &'a [DueParcel],
+        _state: &'a TrackingState,
+        _now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for batch in due.chunks(BATCH) {
+                let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
+                match self.client().detail(&numbers).await {
+                    Ok(results) => out.push(Outcome::Batch(ProviderBatch {
+                        results,
+                        ..ProviderBatch::default()
+                    })),
+                    Err(HttpError::Unauthorized(m)) => {
+                        out.push(Outcome::AuthFailed(format!(
+                            "cainiao refused the request ({m})"
+                        )));
+                        return out;
+                    }
+                    Err(e) => out.push(Outcome::BatchFailed {
+                        what: "detail.json",
+                        numbers: batch.len(),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            out
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            self.client()
+                .detail(&["LP00000000000".to_owned()])
+                .await
+                .map_err(|e| anyhow::anyhow!("cainiao: {e}"))?;
+            Ok("cainiao ok (unofficial endpoint)".into())
+        })
     }
 }
 

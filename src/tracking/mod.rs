@@ -1,131 +1,97 @@
-//! Parcel tracking: the provider interface, the 17TRACK and Cainiao
-//! clients, the unified status model and the refresh schedule.
+//! Parcel tracking over HTTP: the [`TrackingProvider`] trait, the 17TRACK
+//! and Cainiao clients behind it, and the HTTP shell they share.
 //!
-//! Layout (pure core, I/O shell):
+//! Layout:
 //! - [`status`]: data tables mapping each provider's vocabulary to
-//!   [`ParcelStatus`];
-//! - [`schedule`]: when a parcel is asked for again (pure, injected `now`);
-//! - [`seventeen`], [`cainiao`]: request bodies and response parsing into
-//!   the provider-neutral [`TrackResult`];
-//! - this file: the HTTP shell ([`Http`]: one reqwest client, at most 2
-//!   requests per second, retries with backoff) and [`Tracker::refresh_due`],
-//!   one pass over every due parcel. Store writes live in
-//!   `store/tracking.rs`, one transaction per batch.
+//!   [`ParcelStatus`](crate::model::ParcelStatus);
+//! - [`seventeen`], [`cainiao`]: request bodies, response parsing into the
+//!   provider-neutral [`TrackResult`], and each provider's pass;
+//! - this file: the trait, the [`Outcome`]s a pass reports, the HTTP shell
+//!   ([`Http`]: one reqwest client, at most 2 requests per second, retries
+//!   with backoff) and [`Tracker`], the configured provider.
 //!
-//! Production and tests differ only in `tracking.base_url` (and, in tests,
-//! a faster [`Pacing`]).
+//! Nothing here touches the database or decides what an answer means: a
+//! provider gets the due parcels and the account state, and reports what it
+//! learned; `pipeline::tracking` writes it (one transaction per request)
+//! and `decide::parcel` decides each parcel's update. Production and tests
+//! differ only in `tracking.base_url` (and, in tests, a faster [`Pacing`]).
+//!
+//! Adding a provider: a module implementing [`TrackingProvider`], a
+//! [`Provider`] variant with its config spelling, and one arm in
+//! [`Tracker::with_pacing`].
 
 pub mod cainiao;
-pub mod schedule;
 pub mod seventeen;
 pub mod status;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 
-use crate::config::{Provider, TrackingConfig};
-use crate::model::ParcelStatus;
-use crate::store::tracking::{DueParcel, Failure};
-use crate::store::{fmt_time, parse_time, Store};
-
-/// `meta` key: set while 17TRACK refuses registrations (quota ran out or the
-/// daily limit was hit); the value is a message for the log and the digest.
-pub const META_QUOTA_EXHAUSTED: &str = "tracking.quota_exhausted";
-/// `meta` key: when the quota was last probed with `getquota`.
-pub const META_QUOTA_CHECKED_AT: &str = "tracking.quota_checked_at";
-/// `meta` key: the last tracking error that needs the user (bad key, …);
-/// cleared by a pass without errors. The digest reports it.
-pub const META_LAST_ERROR: &str = "tracking.last_error";
+use crate::config::TrackingConfig;
+use crate::facts::{DueParcel, ProviderBatch, TrackingState};
+pub use crate::model::{Provider, TrackEvent, TrackResult};
 
 /// How often an exhausted quota is probed with `getquota`.
 pub const QUOTA_PROBE_EVERY: Duration = Duration::from_secs(3600);
 
-/// One carrier event, provider-neutral.
+/// What a provider's pass learned, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrackEvent {
-    pub time_utc: DateTime<Utc>,
-    /// The time as the provider gave it, with its UTC offset (RFC 3339).
-    pub time_local: Option<String>,
-    pub description: String,
-    pub location: Option<String>,
-    /// The event's own unified status, where its code says one.
-    pub status: Option<ParcelStatus>,
-    /// 17TRACK `sub_status`/`stage`, Cainiao `actionCode`.
-    pub raw_code: Option<String>,
+pub enum Outcome {
+    /// One request's answers: written in one transaction.
+    Batch(ProviderBatch),
+    /// A request failed after its retries: these parcels stay due.
+    BatchFailed {
+        what: &'static str,
+        numbers: usize,
+        error: String,
+    },
+    /// Parcels waiting for registration quota.
+    Queued(usize),
+    /// The quota was probed now.
+    QuotaProbed(DateTime<Utc>),
+    /// Registrations are refused: `Some(message)` when this pass found out,
+    /// `None` when it was known already and is still so.
+    QuotaExhausted(Option<String>),
+    /// Registration quota is back.
+    QuotaBack,
+    /// The provider refused the credentials: the pass stopped. The message
+    /// says what to check.
+    AuthFailed(String),
 }
 
-/// What a provider said about one number.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrackResult {
-    pub number: String,
-    /// The provider has something for the number.
-    pub found: bool,
-    pub status: ParcelStatus,
-    /// The provider's own status (17TRACK `status/sub_status`, Cainiao
-    /// newest `actionCode`).
-    pub raw_status: Option<String>,
-    pub status_detail: Option<String>,
-    pub carrier: Option<String>,
-    pub carrier_code: Option<i64>,
-    /// Newest first, deduplicated.
-    pub events: Vec<TrackEvent>,
-    pub eta_from: Option<NaiveDate>,
-    pub eta_to: Option<NaiveDate>,
-    /// The time of the delivery (or return) event.
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// The last-mile number the parcel continues under.
-    pub last_mile: Option<String>,
-}
+/// A tracking provider: asked for the due parcels, it reports what it
+/// learned. Implementations own their HTTP requests, batching and quota
+/// rules, and nothing else.
+pub trait TrackingProvider: Send + Sync {
+    /// The config spelling, also written beside every stored event.
+    fn name(&self) -> &'static str;
 
-impl TrackResult {
-    /// The provider knows nothing about `number` (yet).
-    pub fn not_found(number: &str) -> TrackResult {
-        TrackResult {
-            number: number.to_owned(),
-            found: false,
-            status: ParcelStatus::Pending,
-            raw_status: None,
-            status_detail: None,
-            carrier: None,
-            carrier_code: None,
-            events: Vec::new(),
-            eta_from: None,
-            eta_to: None,
-            delivered_at: None,
-            last_mile: None,
-        }
+    /// One pass over `due` (registering new numbers where the provider
+    /// needs it). Provider failures are outcomes, never errors.
+    fn refresh<'a>(
+        &'a self,
+        due: &'a [DueParcel],
+        state: &'a TrackingState,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Outcome>>;
+
+    /// Parcels whose delivery a refresh just confirmed (with their carrier
+    /// codes): a provider that tracks numbers on its side can stop now.
+    fn finish<'a>(
+        &'a self,
+        _confirmed: &'a [(String, Option<i64>)],
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async { Vec::new() })
     }
-}
 
-/// Tracking numbers are compared without spaces, in upper case.
-pub fn normalise_number(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_uppercase)
-        .collect()
-}
-
-/// The deduplication key of an event description: lower case, letters and
-/// digits only, single spaces (Cainiao repeats its newest event with
-/// cosmetic differences).
-pub fn description_key(s: &str) -> String {
-    s.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Sorts events newest first and drops duplicates by (UTC time, normalised
-/// description).
-pub(crate) fn sort_dedup_events(events: &mut Vec<TrackEvent>) {
-    events.sort_by_key(|e| std::cmp::Reverse(e.time_utc));
-    let mut seen = HashSet::new();
-    events.retain(|e| seen.insert((e.time_utc, description_key(&e.description))));
+    /// For `check-config --connect`: one cheap request that proves the
+    /// provider answers.
+    fn check(&self) -> BoxFuture<'_, Result<String>>;
 }
 
 /// Request pacing and retry policy. [`Pacing::default`] is production;
@@ -223,14 +189,16 @@ impl Http {
         *last = Some(tokio::time::Instant::now());
     }
 
+    /// Retry `attempt`: doubling from `backoff_base` to `backoff_cap`, plus
+    /// up to 50 % jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .pacing
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.pacing.backoff_cap);
-        let jitter_ms = fastrand::u64(0..=(exp.as_millis() as u64 / 2));
-        exp + Duration::from_millis(jitter_ms)
+        crate::backoff::jittered(
+            attempt,
+            self.pacing.backoff_base,
+            self.pacing.backoff_cap,
+            1.0,
+            1.5,
+        )
     }
 
     /// Sends the request `build` makes (again on each retry) and returns the
@@ -320,72 +288,60 @@ impl Http {
     }
 }
 
-/// What one pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RefreshSummary {
-    /// Parcels that were due.
-    pub due: usize,
-    /// Numbers registered with 17TRACK in this pass.
-    pub registered: usize,
-    /// Parcels with a fresh answer from the provider.
-    pub refreshed: usize,
-    /// Parcels whose status changed.
-    pub changed: usize,
-    pub new_events: usize,
-    /// Parcels whose tracking ended (delivered and confirmed, expired, …).
-    pub finished: usize,
-    /// Last-mile numbers learned.
-    pub last_mile: usize,
-    /// Parcels left due because a request failed.
-    pub failed: usize,
-    /// Parcels waiting for registration quota.
-    pub queued: usize,
-    pub quota_exhausted: bool,
-    /// The provider refused the key: the pass stopped.
-    pub auth_failed: bool,
-    /// HTTP requests sent (retries included).
-    pub requests: u64,
-    pub errors: Vec<String>,
-}
+/// `provider = "none"`: status comes from emails only; nothing is asked.
+struct NoTracking;
 
-impl RefreshSummary {
-    /// Adds what applying `refreshed` answers did.
-    fn absorb(&mut self, refreshed: usize, out: &crate::store::tracking::ApplyOutcome) {
-        self.refreshed += refreshed;
-        self.changed += out.changed;
-        self.new_events += out.new_events;
-        self.finished += out.done.len();
-        self.last_mile += out.last_mile.len();
+impl TrackingProvider for NoTracking {
+    fn name(&self) -> &'static str {
+        Provider::None.as_str()
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        _due: &'a [DueParcel],
+        _state: &'a TrackingState,
+        _now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async { Ok("tracking disabled (email-only status)".into()) })
     }
 }
 
-/// The tracker: the configured provider's client and the refresh pass.
+/// The configured provider, and the HTTP shell it sends through (whose
+/// request count tests and benchmarks read).
 pub struct Tracker {
-    provider: Provider,
-    base_url: String,
-    key: Option<String>,
-    refresh_interval: Duration,
-    http: Http,
+    provider: Box<dyn TrackingProvider>,
+    http: Arc<Http>,
 }
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracker")
-            .field("provider", &self.provider)
-            .field("base_url", &self.base_url)
+            .field("provider", &self.provider.name())
             .finish_non_exhaustive()
     }
 }
 
 impl Tracker {
-    /// A tracker with production pacing.
-    pub fn new(cfg: &TrackingConfig) -> Result<Tracker> {
-        Tracker::with_pacing(cfg, Pacing::default())
+    /// A tracker with production pacing; `None` for `provider = "none"`.
+    pub fn new(cfg: &TrackingConfig) -> Result<Option<Tracker>> {
+        match cfg.provider {
+            Provider::None => Ok(None),
+            _ => Tracker::with_pacing(cfg, Pacing::default()).map(Some),
+        }
     }
 
     /// A tracker with the given pacing (tests use short waits).
     pub fn with_pacing(cfg: &TrackingConfig, pacing: Pacing) -> Result<Tracker> {
-        let key = match cfg.provider {
+        let http = Arc::new(Http::new(pacing)?);
+        let base = |default: &str| match cfg.base_url.trim() {
+            "" => default.to_owned(),
+            url => url.trim_end_matches('/').to_owned(),
+        };
+        let provider: Box<dyn TrackingProvider> = match cfg.provider {
             Provider::SeventeenTrack => {
                 let secret = cfg
                     .api_key
@@ -393,428 +349,29 @@ impl Tracker {
                     .context("tracking.provider = \"17track\" needs tracking.api_key_file (or api_key_command)")?;
                 let key = secret.resolve().context("17track api key")?;
                 anyhow::ensure!(!key.is_empty(), "the 17track api key is empty");
-                Some(key)
+                Box::new(seventeen::SeventeenTrack {
+                    http: http.clone(),
+                    base_url: base("https://api.17track.net"),
+                    key,
+                    refresh_interval: cfg.refresh_interval,
+                })
             }
-            _ => None,
+            Provider::Cainiao => Box::new(cainiao::Cainiao {
+                http: http.clone(),
+                base_url: base("https://global.cainiao.com"),
+            }),
+            Provider::None => Box::new(NoTracking),
         };
-        let base_url = match (cfg.provider, cfg.base_url.trim()) {
-            (Provider::SeventeenTrack, "") => "https://api.17track.net".to_owned(),
-            (Provider::Cainiao, "") => "https://global.cainiao.com".to_owned(),
-            (_, url) => url.trim_end_matches('/').to_owned(),
-        };
-        Ok(Tracker {
-            provider: cfg.provider,
-            base_url,
-            key,
-            refresh_interval: cfg.refresh_interval,
-            http: Http::new(pacing)?,
-        })
+        Ok(Tracker { provider, http })
     }
 
-    pub fn provider(&self) -> Provider {
-        self.provider
+    /// The provider behind this tracker.
+    pub fn provider(&self) -> &dyn TrackingProvider {
+        self.provider.as_ref()
     }
 
-    /// Requests sent by this tracker so far.
+    /// Requests sent by this tracker so far (retries included).
     pub fn requests(&self) -> u64 {
         self.http.requests()
-    }
-
-    /// For `check-config --connect`: one cheap request that proves the
-    /// provider answers (17TRACK: `getquota`, which also shows the quota).
-    pub async fn check(&self) -> Result<String> {
-        match self.provider {
-            Provider::None => Ok("tracking disabled (email-only status)".into()),
-            Provider::SeventeenTrack => {
-                let q = self
-                    .seventeen()
-                    .getquota()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("17track: {e:?}"))?;
-                Ok(format!(
-                    "17track ok: registration quota {} of {} left, {} used today",
-                    q.remain, q.total, q.today_used
-                ))
-            }
-            Provider::Cainiao => {
-                cainiao::Client {
-                    http: &self.http,
-                    base_url: &self.base_url,
-                }
-                .detail(&["LP00000000000".to_owned()])
-                .await
-                .map_err(|e| anyhow::anyhow!("cainiao: {e}"))?;
-                Ok("cainiao ok (unofficial endpoint)".into())
-            }
-        }
-    }
-
-    fn seventeen(&self) -> seventeen::Client<'_> {
-        seventeen::Client {
-            http: &self.http,
-            base_url: &self.base_url,
-            key: self.key.as_deref().unwrap_or(""),
-        }
-    }
-
-    /// One pass: every due parcel is registered (17TRACK, once) and asked
-    /// for, in batches, and the answers are written one transaction per
-    /// batch. Provider failures never fail the pass: the parcels stay due
-    /// and the summary says what happened. Only store errors are `Err`.
-    pub async fn refresh_due(
-        &self,
-        store: &mut Store,
-        now: DateTime<Utc>,
-    ) -> Result<RefreshSummary> {
-        let mut sum = RefreshSummary::default();
-        if self.provider == Provider::None {
-            return Ok(sum);
-        }
-        let start_requests = self.http.requests();
-        let mut attempted: HashSet<String> = HashSet::new();
-        // A second round asks for last-mile numbers learned in the first.
-        for _round in 0..2 {
-            let due: Vec<DueParcel> = store
-                .tracking_due(now)?
-                .into_iter()
-                .filter(|p| !attempted.contains(&p.number))
-                .collect();
-            if due.is_empty() {
-                break;
-            }
-            attempted.extend(due.iter().map(|p| p.number.clone()));
-            sum.due += due.len();
-            let last_mile_before = sum.last_mile;
-            match self.provider {
-                Provider::SeventeenTrack => self.pass_17track(store, &due, now, &mut sum).await?,
-                Provider::Cainiao => self.pass_cainiao(store, &due, now, &mut sum).await?,
-                Provider::None => {}
-            }
-            if sum.auth_failed || sum.last_mile == last_mile_before {
-                break;
-            }
-        }
-        sum.requests = self.http.requests() - start_requests;
-        if !sum.auth_failed {
-            if sum.errors.is_empty() {
-                if sum.requests > 0 {
-                    store.meta_set(META_LAST_ERROR, None)?;
-                }
-            } else {
-                store.meta_set(META_LAST_ERROR, Some(&sum.errors.join("; ")))?;
-            }
-        }
-        if sum.due > 0 {
-            tracing::info!(
-                provider = self.provider.as_str(),
-                due = sum.due,
-                registered = sum.registered,
-                refreshed = sum.refreshed,
-                changed = sum.changed,
-                finished = sum.finished,
-                failed = sum.failed,
-                queued = sum.queued,
-                requests = sum.requests,
-                "tracking pass"
-            );
-        }
-        Ok(sum)
-    }
-
-    fn auth_failed(&self, store: &Store, why: &str, sum: &mut RefreshSummary) -> Result<()> {
-        let msg = match self.provider {
-            Provider::SeventeenTrack => format!(
-                "17track refused the api key ({why}); check tracking.api_key_file and the key on the 17TRACK dashboard"
-            ),
-            _ => format!("{} refused the request ({why})", self.provider.as_str()),
-        };
-        tracing::error!(provider = self.provider.as_str(), error = %msg, "tracking stopped for this pass");
-        store.meta_set(META_LAST_ERROR, Some(&msg))?;
-        sum.auth_failed = true;
-        sum.errors.push(msg);
-        Ok(())
-    }
-
-    fn batch_failed(&self, what: &str, n: usize, why: &str, sum: &mut RefreshSummary) {
-        tracing::warn!(provider = self.provider.as_str(), numbers = n, error = %why, "{what} failed; parcels stay due");
-        sum.failed += n;
-        sum.errors
-            .push(format!("{} {what}: {why}", self.provider.as_str()));
-    }
-
-    /// Whether 17TRACK registrations may be tried: not while the quota is
-    /// known to be exhausted, except for a `getquota` probe once an hour.
-    async fn may_register(
-        &self,
-        store: &mut Store,
-        now: DateTime<Utc>,
-        sum: &mut RefreshSummary,
-    ) -> Result<bool> {
-        if store.meta_get(META_QUOTA_EXHAUSTED)?.is_none() {
-            return Ok(true);
-        }
-        let probe_due = store
-            .meta_get(META_QUOTA_CHECKED_AT)?
-            .and_then(|t| parse_time(&t))
-            .is_none_or(|t| (now - t).to_std().is_ok_and(|d| d >= QUOTA_PROBE_EVERY));
-        if !probe_due {
-            return Ok(false);
-        }
-        store.meta_set(META_QUOTA_CHECKED_AT, Some(&fmt_time(now)))?;
-        match self.seventeen().getquota().await {
-            Ok(q) if q.can_register() => {
-                tracing::info!(remain = q.remain, "17track registration quota is back");
-                store.meta_set(META_QUOTA_EXHAUSTED, None)?;
-                Ok(true)
-            }
-            Ok(q) => {
-                tracing::info!(
-                    remain = q.remain,
-                    today_used = q.today_used,
-                    "17track registration quota still exhausted"
-                );
-                Ok(false)
-            }
-            Err(seventeen::CallError::Auth(m)) => {
-                self.auth_failed(store, &m, sum)?;
-                Ok(false)
-            }
-            Err(seventeen::CallError::Transient(m)) => {
-                tracing::warn!(error = %m, "17track getquota failed");
-                Ok(false)
-            }
-        }
-    }
-
-    async fn pass_17track(
-        &self,
-        store: &mut Store,
-        due: &[DueParcel],
-        now: DateTime<Utc>,
-        sum: &mut RefreshSummary,
-    ) -> Result<()> {
-        let client = self.seventeen();
-        let unregistered: Vec<&DueParcel> = due.iter().filter(|p| !p.registered).collect();
-        let mut fetch: Vec<(String, Option<i64>)> = due
-            .iter()
-            .filter(|p| p.registered)
-            .map(|p| (p.number.clone(), p.carrier_code))
-            .collect();
-
-        if !unregistered.is_empty() {
-            let mut may = self.may_register(store, now, sum).await?;
-            if sum.auth_failed {
-                return Ok(());
-            }
-            for batch in unregistered.chunks(seventeen::BATCH) {
-                if !may {
-                    sum.queued += batch.len();
-                    continue;
-                }
-                let numbers: Vec<String> = batch.iter().map(|p| p.number.clone()).collect();
-                match client.register(&numbers).await {
-                    Ok(env) => {
-                        let mut ok: Vec<(String, Option<i64>)> = env
-                            .accepted
-                            .iter()
-                            .map(|a| (a.number.clone(), a.carrier))
-                            .collect();
-                        let mut retry_later = Vec::new();
-                        let mut give_up = Vec::new();
-                        let mut quota_msg = None;
-                        for r in &env.rejected {
-                            match r.code {
-                                seventeen::ALREADY_REGISTERED => {
-                                    let code = batch
-                                        .iter()
-                                        .find(|p| p.number == r.number)
-                                        .and_then(|p| p.carrier_code);
-                                    ok.push((r.number.clone(), code));
-                                }
-                                seventeen::DAILY_LIMIT | seventeen::QUOTA_RAN_OUT => {
-                                    sum.queued += 1;
-                                    quota_msg = Some(r.message.clone());
-                                }
-                                seventeen::BAD_FORMAT => give_up
-                                    .push((r.number.clone(), format!("17track: {}", r.message))),
-                                _ => retry_later.push((
-                                    r.number.clone(),
-                                    format!("17track register: {}", r.message),
-                                )),
-                            }
-                        }
-                        store.tracking_mark_registered(&ok, now)?;
-                        store.tracking_record_failure(&give_up, Failure::GiveUp, now)?;
-                        store.tracking_record_failure(
-                            &retry_later,
-                            Failure::RetryAt(now + chrono::Duration::hours(24)),
-                            now,
-                        )?;
-                        sum.registered += ok.len();
-                        fetch.extend(ok);
-                        if let Some(m) = quota_msg {
-                            let msg = format!(
-                                "17track registration quota exhausted ({m}); new numbers wait until it is back"
-                            );
-                            tracing::warn!(message = %msg, "17track quota");
-                            store.meta_set(META_QUOTA_EXHAUSTED, Some(&msg))?;
-                            store.meta_set(META_QUOTA_CHECKED_AT, Some(&fmt_time(now)))?;
-                            sum.quota_exhausted = true;
-                            may = false;
-                        }
-                    }
-                    Err(seventeen::CallError::Auth(m)) => return self.auth_failed(store, &m, sum),
-                    Err(seventeen::CallError::Transient(m)) => {
-                        self.batch_failed("register", batch.len(), &m, sum)
-                    }
-                }
-            }
-            if !may {
-                sum.quota_exhausted = true;
-            }
-        }
-
-        let mut stop: Vec<(String, Option<i64>)> = Vec::new();
-        for batch in fetch.chunks(seventeen::BATCH) {
-            match client.gettrackinfo(batch).await {
-                Ok(env) => {
-                    let mut results = Vec::new();
-                    let mut bad = Vec::new();
-                    let mut unregister = Vec::new();
-                    for a in &env.accepted {
-                        match seventeen::parse_track_info(a) {
-                            Ok(r) => results.push(r),
-                            Err(e) => bad.push((a.number.clone(), format!("{e:#}"))),
-                        }
-                    }
-                    for r in &env.rejected {
-                        match r.code {
-                            seventeen::NOT_REGISTERED => unregister.push(r.number.clone()),
-                            seventeen::NO_INFO_YET => {
-                                results.push(TrackResult::not_found(&r.number))
-                            }
-                            _ => bad.push((r.number.clone(), format!("17track: {}", r.message))),
-                        }
-                    }
-                    let out = store.tracking_apply(
-                        Provider::SeventeenTrack,
-                        self.refresh_interval,
-                        &results,
-                        now,
-                    )?;
-                    sum.absorb(results.len(), &out);
-                    for (n, reason) in &out.done {
-                        if *reason == schedule::DoneReason::Confirmed {
-                            let code = batch.iter().find(|(b, _)| b == n).and_then(|(_, c)| *c);
-                            stop.push((n.clone(), code));
-                        }
-                    }
-                    store.tracking_mark_unregistered(&unregister)?;
-                    let next = now
-                        + chrono::Duration::from_std(self.refresh_interval)
-                            .unwrap_or(chrono::Duration::hours(6));
-                    store.tracking_record_failure(&bad, Failure::RetryAt(next), now)?;
-                }
-                Err(seventeen::CallError::Auth(m)) => return self.auth_failed(store, &m, sum),
-                Err(seventeen::CallError::Transient(m)) => {
-                    self.batch_failed("gettrackinfo", batch.len(), &m, sum)
-                }
-            }
-        }
-
-        // Delivery confirmed: tell 17TRACK to stop (retrack stays possible
-        // once). A failure here costs nothing but 17TRACK's own effort.
-        for batch in stop.chunks(seventeen::BATCH) {
-            match client.stoptrack(batch).await {
-                Ok(_) => {}
-                Err(seventeen::CallError::Auth(m)) => return self.auth_failed(store, &m, sum),
-                Err(seventeen::CallError::Transient(m)) => {
-                    tracing::warn!(error = %m, "17track stoptrack failed")
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn pass_cainiao(
-        &self,
-        store: &mut Store,
-        due: &[DueParcel],
-        now: DateTime<Utc>,
-        sum: &mut RefreshSummary,
-    ) -> Result<()> {
-        let client = cainiao::Client {
-            http: &self.http,
-            base_url: &self.base_url,
-        };
-        for batch in due.chunks(cainiao::BATCH) {
-            let numbers: Vec<String> = batch.iter().map(|p| p.number.clone()).collect();
-            match client.detail(&numbers).await {
-                Ok(results) => {
-                    let out = store.tracking_apply(
-                        Provider::Cainiao,
-                        self.refresh_interval,
-                        &results,
-                        now,
-                    )?;
-                    sum.absorb(results.len(), &out);
-                }
-                Err(HttpError::Unauthorized(m)) => return self.auth_failed(store, &m, sum),
-                Err(e) => self.batch_failed("detail.json", batch.len(), &e.to_string(), sum),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// One pass with a tracker built from the config (production pacing).
-pub async fn refresh_due(
-    store: &mut Store,
-    cfg: &TrackingConfig,
-    now: DateTime<Utc>,
-) -> Result<RefreshSummary> {
-    if cfg.provider == Provider::None {
-        return Ok(RefreshSummary::default());
-    }
-    Tracker::new(cfg)?.refresh_due(store, now).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_and_descriptions_normalise() {
-        assert_eq!(normalise_number(" lp00 1234\t5 "), "LP0012345");
-        assert_eq!(
-            description_key("  Departed  from Customs!"),
-            "departed from customs"
-        );
-        assert_eq!(
-            description_key("Departed from customs"),
-            description_key("departed, from customs.")
-        );
-    }
-
-    #[test]
-    fn events_sort_newest_first_without_duplicates() {
-        let t = |s: &str| parse_time(s).expect("valid time");
-        let e = |time: &str, d: &str| TrackEvent {
-            time_utc: t(time),
-            time_local: None,
-            description: d.into(),
-            location: None,
-            status: None,
-            raw_code: None,
-        };
-        let mut v = vec![
-            e("2026-01-01T00:00:00Z", "a"),
-            e("2026-01-02T00:00:00Z", "B!"),
-            e("2026-01-02T00:00:00Z", "b"),
-            e("2026-01-02T00:00:00Z", "c"),
-        ];
-        sort_dedup_events(&mut v);
-        let d: Vec<_> = v.iter().map(|e| e.description.as_str()).collect();
-        assert_eq!(d, ["B!", "c", "a"]);
     }
 }

@@ -14,8 +14,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use super::status;
-use super::{normalise_number, Http, HttpError, TrackEvent, TrackResult};
+use super::{Http, HttpError, Outcome, TrackingProvider, QUOTA_PROBE_EVERY};
+use crate::facts::{DueParcel, Failure, ProviderBatch, TrackingState};
 use crate::model::ParcelStatus;
+use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, TrackingNumber};
+use futures::future::BoxFuture;
 
 /// Numbers per request (more gives -18010014).
 pub const BATCH: usize = 40;
@@ -300,7 +303,7 @@ pub fn parse_track_info(acc: &Accepted) -> Result<TrackResult> {
             });
         }
     }
-    super::sort_dedup_events(&mut events);
+    crate::model::sort_dedup_events(&mut events);
     let found = main != Some("NotFound") || !events.is_empty();
     let st = status::seventeen(main, sub)
         .or_else(|| events.first().and_then(|e| e.status))
@@ -356,9 +359,10 @@ pub fn parse_track_info(acc: &Accepted) -> Result<TrackResult> {
         .map(str::to_owned);
     let last_mile = s(ti, "/misc_info/local_number")
         .map(normalise_number)
-        .filter(|n| *n != acc.number && n.len() >= 4);
+        .filter(|n| *n != acc.number && n.len() >= 4)
+        .map(TrackingNumber::from);
     Ok(TrackResult {
-        number: acc.number.clone(),
+        number: TrackingNumber::new(&acc.number),
         found,
         status: st,
         raw_status,
@@ -371,6 +375,296 @@ pub fn parse_track_info(acc: &Accepted) -> Result<TrackResult> {
         delivered_at,
         last_mile,
     })
+}
+
+/// The 17TRACK provider: registers each number once (quota), then asks
+/// for its track info; stops tracking once delivery is confirmed.
+pub struct SeventeenTrack {
+    pub http: std::sync::Arc<Http>,
+    pub base_url: String,
+    pub key: String,
+    /// Numbers whose info could not be read are asked for again after this.
+    pub refresh_interval: std::time::Duration,
+}
+
+impl SeventeenTrack {
+    fn client(&self) -> Client<'_> {
+        Client {
+            http: &self.http,
+            base_url: &self.base_url,
+            key: &self.key,
+        }
+    }
+
+    fn auth_failed(why: &str) -> Outcome {
+        Outcome::AuthFailed(format!(
+            "17track refused the api key ({why}); check tracking.api_key_file and the key on the 17TRACK dashboard"
+        ))
+    }
+
+    /// Whether registrations may be tried: not while the quota is known to
+    /// be exhausted, except for a `getquota` probe once an hour.
+    async fn may_register(
+        &self,
+        state: &TrackingState,
+        now: DateTime<Utc>,
+        out: &mut Vec<Outcome>,
+    ) -> bool {
+        if state.quota_exhausted.is_none() {
+            return true;
+        }
+        let probe_due = state
+            .quota_checked_at
+            .is_none_or(|t| (now - t).to_std().is_ok_and(|d| d >= QUOTA_PROBE_EVERY));
+        if !probe_due {
+            return false;
+        }
+        out.push(Outcome::QuotaProbed(now));
+        match self.client().getquota().await {
+            Ok(q) if q.can_register() => {
+                tracing::info!(remain = q.remain, "17track registration quota is back");
+                out.push(Outcome::QuotaBack);
+                true
+            }
+            Ok(q) => {
+                tracing::info!(
+                    remain = q.remain,
+                    today_used = q.today_used,
+                    "17track registration quota still exhausted"
+                );
+                false
+            }
+            Err(CallError::Auth(m)) => {
+                out.push(Self::auth_failed(&m));
+                false
+            }
+            Err(CallError::Transient(m)) => {
+                tracing::warn!(error = %m, "17track getquota failed");
+                false
+            }
+        }
+    }
+
+    /// Registers the unregistered due parcels, batch by batch. Returns the
+    /// numbers now registered (to fetch in the same pass), or `None` when
+    /// the key was refused.
+    async fn register_all(
+        &self,
+        unregistered: &[&DueParcel],
+        state: &TrackingState,
+        now: DateTime<Utc>,
+        out: &mut Vec<Outcome>,
+    ) -> Option<Vec<(String, Option<i64>)>> {
+        let mut fetch = Vec::new();
+        let mut may = self.may_register(state, now, out).await;
+        if out.iter().any(|o| matches!(o, Outcome::AuthFailed(_))) {
+            return None;
+        }
+        for batch in unregistered.chunks(BATCH) {
+            if !may {
+                out.push(Outcome::Queued(batch.len()));
+                continue;
+            }
+            let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
+            match self.client().register(&numbers).await {
+                Ok(env) => {
+                    let (result, ok, quota) = registration(batch, &env, now);
+                    fetch.extend(ok);
+                    out.push(Outcome::Batch(result));
+                    if quota.queued > 0 {
+                        out.push(Outcome::Queued(quota.queued));
+                    }
+                    if let Some(m) = quota.message {
+                        let msg = format!(
+                            "17track registration quota exhausted ({m}); new numbers wait until it is back"
+                        );
+                        tracing::warn!(message = %msg, "17track quota");
+                        out.push(Outcome::QuotaExhausted(Some(msg)));
+                        may = false;
+                    }
+                }
+                Err(CallError::Auth(m)) => {
+                    out.push(Self::auth_failed(&m));
+                    return None;
+                }
+                Err(CallError::Transient(m)) => out.push(Outcome::BatchFailed {
+                    what: "register",
+                    numbers: batch.len(),
+                    error: m,
+                }),
+            }
+        }
+        if !may {
+            out.push(Outcome::QuotaExhausted(None));
+        }
+        Some(fetch)
+    }
+
+    /// Asks for the track info of registered numbers, batch by batch.
+    async fn fetch_all(
+        &self,
+        fetch: &[(String, Option<i64>)],
+        now: DateTime<Utc>,
+        out: &mut Vec<Outcome>,
+    ) {
+        let retry = now
+            + chrono::Duration::from_std(self.refresh_interval)
+                .unwrap_or(chrono::Duration::hours(6));
+        for batch in fetch.chunks(BATCH) {
+            match self.client().gettrackinfo(batch).await {
+                Ok(env) => {
+                    let mut b = ProviderBatch::default();
+                    for a in &env.accepted {
+                        match parse_track_info(a) {
+                            Ok(r) => b.results.push(r),
+                            Err(e) => b.failed.push((
+                                a.number.as_str().into(),
+                                format!("{e:#}"),
+                                Failure::RetryAt(retry),
+                            )),
+                        }
+                    }
+                    for r in &env.rejected {
+                        match r.code {
+                            NOT_REGISTERED => b.unregistered.push(r.number.as_str().into()),
+                            NO_INFO_YET => b.results.push(TrackResult::not_found(&r.number)),
+                            _ => b.failed.push((
+                                r.number.as_str().into(),
+                                format!("17track: {}", r.message),
+                                Failure::RetryAt(retry),
+                            )),
+                        }
+                    }
+                    out.push(Outcome::Batch(b));
+                }
+                Err(CallError::Auth(m)) => {
+                    out.push(Self::auth_failed(&m));
+                    return;
+                }
+                Err(CallError::Transient(m)) => out.push(Outcome::BatchFailed {
+                    what: "gettrackinfo",
+                    numbers: batch.len(),
+                    error: m,
+                }),
+            }
+        }
+    }
+}
+
+/// What a `register` answer means for the store, the numbers to fetch now,
+/// and whether the quota ran out.
+fn registration(
+    batch: &[&DueParcel],
+    env: &Envelope,
+    now: DateTime<Utc>,
+) -> (ProviderBatch, Vec<(String, Option<i64>)>, QuotaNews) {
+    let mut ok: Vec<(String, Option<i64>)> = env
+        .accepted
+        .iter()
+        .map(|a| (a.number.clone(), a.carrier))
+        .collect();
+    let mut b = ProviderBatch::default();
+    let mut quota = QuotaNews::default();
+    for r in &env.rejected {
+        match r.code {
+            ALREADY_REGISTERED => {
+                let code = batch
+                    .iter()
+                    .find(|p| p.number == r.number)
+                    .and_then(|p| p.carrier_code);
+                ok.push((r.number.clone(), code));
+            }
+            DAILY_LIMIT | QUOTA_RAN_OUT => {
+                quota.queued += 1;
+                quota.message = Some(r.message.clone());
+            }
+            BAD_FORMAT => b.failed.push((
+                r.number.as_str().into(),
+                format!("17track: {}", r.message),
+                Failure::GiveUp,
+            )),
+            _ => b.failed.push((
+                r.number.as_str().into(),
+                format!("17track register: {}", r.message),
+                Failure::RetryAt(now + chrono::Duration::hours(24)),
+            )),
+        }
+    }
+    b.registered = ok
+        .iter()
+        .map(|(n, c)| (TrackingNumber::new(n), *c))
+        .collect();
+    (b, ok, quota)
+}
+
+/// Registrations refused for quota in one answer.
+#[derive(Debug, Default)]
+struct QuotaNews {
+    queued: usize,
+    message: Option<String>,
+}
+
+impl TrackingProvider for SeventeenTrack {
+    fn name(&self) -> &'static str {
+        Provider::SeventeenTrack.as_str()
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        due: &'a [DueParcel],
+        state: &'a TrackingState,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let unregistered: Vec<&DueParcel> = due.iter().filter(|p| !p.registered).collect();
+            let mut fetch: Vec<(String, Option<i64>)> = due
+                .iter()
+                .filter(|p| p.registered)
+                .map(|p| (p.number.to_string(), p.carrier_code))
+                .collect();
+            if !unregistered.is_empty() {
+                match self.register_all(&unregistered, state, now, &mut out).await {
+                    Some(more) => fetch.extend(more),
+                    None => return out,
+                }
+            }
+            self.fetch_all(&fetch, now, &mut out).await;
+            out
+        })
+    }
+
+    /// Delivery confirmed: tell 17TRACK to stop (retrack stays possible
+    /// once). A failure here costs nothing but 17TRACK's own effort.
+    fn finish<'a>(&'a self, confirmed: &'a [(String, Option<i64>)]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            for batch in confirmed.chunks(BATCH) {
+                match self.client().stoptrack(batch).await {
+                    Ok(_) => {}
+                    Err(CallError::Auth(m)) => return vec![Self::auth_failed(&m)],
+                    Err(CallError::Transient(m)) => {
+                        tracing::warn!(error = %m, "17track stoptrack failed")
+                    }
+                }
+            }
+            Vec::new()
+        })
+    }
+
+    /// `getquota`, which also shows the quota.
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let q = self
+                .client()
+                .getquota()
+                .await
+                .map_err(|e| anyhow!("17track: {e:?}"))?;
+            Ok(format!(
+                "17track ok: registration quota {} of {} left, {} used today",
+                q.remain, q.total, q.today_used
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aliwatch::config::{ImapAccount, ImapAuth, Secret, Security};
-use aliwatch::imap::{self, AuthRejected, Ingest, Observer};
+use aliwatch::imap::{self, AuthRejected};
+use aliwatch::pipeline::{self, Ingest, Observer};
 use aliwatch::store::Store;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -218,11 +219,12 @@ async fn first_sync_fetches_only_candidates_then_nothing_and_leaves_mail_unread(
         .filter(|e| e.is_aliexpress)
         .flat_map(|e| e.orders.into_iter().filter_map(|o| o.order_id))
         .collect();
-    let report = store
-        .lock()
-        .unwrap()
-        .status_report(Utc::now(), &aliwatch::config::Config::defaults(db.clone()))
-        .unwrap();
+    let report = pipeline::status_report(
+        &store.lock().unwrap(),
+        Utc::now(),
+        &aliwatch::config::Config::defaults(db.clone()).rules(),
+    )
+    .unwrap();
     let got: std::collections::BTreeSet<String> =
         report.orders.iter().map(|o| o.order_id.clone()).collect();
     assert!(!want.is_empty());
@@ -461,7 +463,7 @@ async fn tls_refuses_an_unknown_ca_and_trusts_ca_file() {
     let stack = MailStack::start(StackOptions::default());
     let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
     let mut acct = account(&stack, Security::Tls, "secret1");
-    let err = imap::sync_account_once(&acct, &store, Utc::now())
+    let err = pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect_err("unknown CA");
     let msg = format!("{err:#}");
@@ -476,13 +478,13 @@ async fn tls_refuses_an_unknown_ca_and_trusts_ca_file() {
     );
 
     acct.ca_file = Some(stack.ca_pem());
-    imap::sync_account_once(&acct, &store, Utc::now())
+    pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect("trusted with ca_file");
 
     // the host name is verified too: the certificate is not for this name
     acct.host = "127.0.0.2".into();
-    assert!(imap::sync_account_once(&acct, &store, Utc::now())
+    assert!(pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .is_err());
 }
@@ -493,12 +495,12 @@ async fn starttls_is_verified_and_works() {
     stack.append("alice", "INBOX", CANDIDATES[0].1, None);
     let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
     let mut acct = account(&stack, Security::StartTls, "secret1");
-    let err = imap::sync_account_once(&acct, &store, Utc::now())
+    let err = pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect_err("unknown CA");
     assert!(format!("{err:#}").contains("TLS handshake"), "{err:#}");
     acct.ca_file = Some(stack.ca_pem());
-    let s = imap::sync_account_once(&acct, &store, Utc::now())
+    let s = pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect("starttls");
     assert_eq!(s.fetched(), 1);
@@ -509,7 +511,7 @@ async fn wrong_password_is_a_clear_error_and_never_shows_the_password() {
     let stack = MailStack::start(StackOptions::default());
     let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
     let acct = account(&stack, Security::Plain, "not-the-password");
-    let err = imap::sync_account_once(&acct, &store, Utc::now())
+    let err = pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect_err("rejected");
     assert!(err.downcast_ref::<AuthRejected>().is_some(), "{err:#}");
@@ -530,14 +532,14 @@ async fn wrong_password_is_a_clear_error_and_never_shows_the_password() {
         key: "password_file",
         path: f,
     });
-    imap::sync_account_once(&acct, &store, Utc::now())
+    pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect("password_file");
     acct.auth = ImapAuth::Password(Secret::Command {
         key: "password_command",
         command: "echo secret1".into(),
     });
-    imap::sync_account_once(&acct, &store, Utc::now())
+    pipeline::sync_account_once(&acct, &store, Utc::now())
         .await
         .expect("password_command");
 }

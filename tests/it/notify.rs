@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use aliwatch::config::{Config, Secret, Security, SmtpConfig};
 use aliwatch::model::{OrderState, ParcelStatus, ProtectionSource};
-use aliwatch::notify::{self, OutgoingEmail, Sender, SmtpSender};
+use aliwatch::notify::email::EMAIL;
+use aliwatch::notify::{OutgoingEmail, Sender, SmtpSender};
+use aliwatch::pipeline::{self as notify, notify::message_id_for};
 use aliwatch::report::{EtaView, EventView, OrderView, ParcelView, StatusReport};
 use aliwatch::store::Store;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -272,7 +274,7 @@ async fn server_down_at_digest_time_then_exactly_one_digest() {
         .expect("pass");
     assert_eq!((sum.sent, sum.failed), (0, 1), "{sum:?}");
     let rec = store
-        .notification("digest:2026-11-28")
+        .notification(EMAIL, &"digest:2026-11-28".parse().expect("key"))
         .expect("read")
         .expect("recorded as pending");
     assert_eq!(rec.state, "pending");
@@ -306,7 +308,7 @@ async fn server_down_at_digest_time_then_exactly_one_digest() {
     let m = MessageParser::default().parse(&msgs[0].1).expect("parses");
     assert_eq!(m.message_id(), Some("digest.2026-11-28@example.test"));
     let rec = store
-        .notification("digest:2026-11-28")
+        .notification(EMAIL, &"digest:2026-11-28".parse().expect("key"))
         .expect("read")
         .expect("row");
     assert_eq!((rec.state.as_str(), rec.attempts), ("sent", 2));
@@ -329,20 +331,22 @@ async fn crash_between_send_and_record_repeats_at_most_the_same_message() {
     // the pass that "crashes": intent recorded, email sent, never marked
     {
         let mut store = Store::open(&db).expect("store");
-        let due = notify::due_notifications(
+        let due = aliwatch::decide::notifications::due_notifications(
             &report,
-            &store.notification_keys().expect("keys"),
+            &store.notification_keys(EMAIL).expect("keys"),
             now,
-            &cfg,
+            &cfg.rules(),
         );
         assert_eq!(due.len(), 1);
         let n = &due[0];
-        let mid = notify::message_id_for(&n.key, &cfg);
-        store.record_intent(n, &mid, &[], now).expect("record");
-        let r = notify::render_warning(&report.orders[0], 7, &cfg, now);
+        let mid = message_id_for(&n.key, &cfg);
+        store
+            .record_intent(EMAIL, &n.key, &mid, &[], now)
+            .expect("record");
+        let r = aliwatch::render::render_warning(&report.orders[0], 7, &cfg.rules(), now);
         sender
             .send(&OutgoingEmail {
-                key: n.key.clone(),
+                key: n.key.to_string(),
                 message_id: mid,
                 date: now,
                 subject: r.subject,
@@ -416,7 +420,10 @@ async fn wrong_password_and_plain_towards_a_remote_host_fail_cleanly() {
     let err = sum.last_error.expect("an error");
     assert!(!err.contains("not-the-password"), "{err}");
     assert!(delivered(&stack).is_empty());
-    assert_eq!(store.pending_notifications().expect("pending").len(), 2);
+    assert_eq!(
+        store.pending_notifications(EMAIL).expect("pending").len(),
+        2
+    );
 
     let mut remote = smtp_config(&stack, 25, tmp.path().join("bad"));
     remote.host = "smtp.example.com".into();

@@ -7,9 +7,35 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aliwatch::config::{Provider, Secret, TrackingConfig};
+use aliwatch::decide::{Rules, TrackingRules};
 use aliwatch::model::ParcelStatus;
+use aliwatch::pipeline::RefreshSummary;
 use aliwatch::store::{fmt_time, Store};
-use aliwatch::tracking::{Pacing, RefreshSummary, Tracker, META_LAST_ERROR, META_QUOTA_EXHAUSTED};
+use aliwatch::tracking::{Pacing, Tracker};
+
+/// The provider account state the tracking tests look at.
+#[derive(Clone, Copy)]
+enum Meta {
+    LastError,
+    QuotaExhausted,
+}
+const META_LAST_ERROR: Meta = Meta::LastError;
+const META_QUOTA_EXHAUSTED: Meta = Meta::QuotaExhausted;
+
+/// Reads one field of the stored tracking state.
+trait TrackingMeta {
+    fn tracking_meta(&self, key: Meta) -> anyhow::Result<Option<String>>;
+}
+
+impl TrackingMeta for Store {
+    fn tracking_meta(&self, key: Meta) -> anyhow::Result<Option<String>> {
+        let s = self.tracking_state()?;
+        Ok(match key {
+            Meta::LastError => s.last_error,
+            Meta::QuotaExhausted => s.quota_exhausted,
+        })
+    }
+}
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::standin::{journey, Fault, Request, Standin, Step};
@@ -45,6 +71,7 @@ struct Env {
     store: Store,
     standin: Standin,
     tracker: Tracker,
+    rules: Rules,
 }
 
 impl Env {
@@ -68,12 +95,20 @@ impl Env {
             refresh_interval: Duration::from_secs(refresh_h * 3600),
         };
         let tracker = Tracker::with_pacing(&cfg, pacing).expect("tracker");
+        let rules = Rules {
+            tracking: TrackingRules {
+                provider,
+                refresh_interval: cfg.refresh_interval,
+            },
+            ..Rules::default()
+        };
         Env {
             _dir: dir,
             path,
             store,
             standin,
             tracker,
+            rules,
         }
     }
 
@@ -83,8 +118,7 @@ impl Env {
     }
 
     async fn refresh(&mut self, now: DateTime<Utc>) -> RefreshSummary {
-        self.tracker
-            .refresh_due(&mut self.store, now)
+        aliwatch::pipeline::tracking_pass(&mut self.store, &self.tracker, &self.rules, now)
             .await
             .expect("a pass never fails on provider trouble")
     }
@@ -97,8 +131,7 @@ impl Env {
     }
 
     fn is_due(&self, n: &str, now: DateTime<Utc>) -> bool {
-        self.store
-            .tracking_due(now)
+        aliwatch::pipeline::tracking::due_parcels(&self.store, now, &self.rules)
             .expect("reads")
             .iter()
             .any(|p| p.number == n)
@@ -239,7 +272,10 @@ async fn seventeen_registers_once_follows_the_schedule_and_ends_delivered() {
         Some("2026-11-01T08:00:00+08:00")
     );
     assert!(ev.windows(2).all(|w| w[0].time_utc > w[1].time_utc));
-    assert_eq!(env.store.meta_get(META_LAST_ERROR).expect("meta"), None);
+    assert_eq!(
+        env.store.tracking_meta(META_LAST_ERROR).expect("meta"),
+        None
+    );
     assert!(reqs.iter().all(|r| r
         .user_agent
         .as_deref()
@@ -364,7 +400,7 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     assert!(s.quota_exhausted);
     let msg = env
         .store
-        .meta_get(META_QUOTA_EXHAUSTED)
+        .tracking_meta(META_QUOTA_EXHAUSTED)
         .expect("meta")
         .expect("recorded");
     assert!(msg.contains("quota"), "{msg}");
@@ -396,7 +432,7 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     let reqs = env.standin.requests();
     assert_eq!(reqs.iter().filter(|r| r.endpoint == "getquota").count(), 1);
     assert_eq!(
-        env.store.meta_get(META_QUOTA_EXHAUSTED).expect("meta"),
+        env.store.tracking_meta(META_QUOTA_EXHAUSTED).expect("meta"),
         None
     );
     for n in nums {
@@ -490,7 +526,11 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
             checked,
             "case {i}: nothing recorded"
         );
-        assert!(env.store.meta_get(META_LAST_ERROR).expect("meta").is_some());
+        assert!(env
+            .store
+            .tracking_meta(META_LAST_ERROR)
+            .expect("meta")
+            .is_some());
         now += chrono::Duration::minutes(15);
     }
     // And then it goes on.
@@ -498,7 +538,7 @@ async fn http_faults_never_crash_and_never_lose_a_parcel() {
     assert_eq!((s.refreshed, s.failed), (1, 0), "{s:?}");
     assert_eq!(env.parcel(n).status, Some(ParcelStatus::Customs));
     assert_eq!(
-        env.store.meta_get(META_LAST_ERROR).expect("meta"),
+        env.store.tracking_meta(META_LAST_ERROR).expect("meta"),
         None,
         "cleared"
     );
@@ -544,7 +584,7 @@ async fn an_invalid_key_is_not_retried_and_is_reported() {
     assert_eq!(s.requests, 1, "401 is never retried");
     let err = env
         .store
-        .meta_get(META_LAST_ERROR)
+        .tracking_meta(META_LAST_ERROR)
         .expect("meta")
         .expect("recorded");
     assert!(err.contains("api key"), "{err}");

@@ -16,12 +16,14 @@
 //! - Cainiao: never more often than every 6 h (unofficial endpoint, Alibaba
 //!   throttles unusual traffic; ha-cainiao polls every 6 h).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Provider;
-use crate::model::ParcelStatus;
+pub use crate::facts::{DoneReason, Next};
+use crate::facts::{DueParcel, TrackingCandidate};
+use crate::model::{ParcelStatus, Provider};
 
 /// Interval while a parcel is out for delivery or waiting at a pickup point.
 pub const FAST: Duration = Duration::from_secs(2 * 3600);
@@ -35,36 +37,6 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const CAINIAO_MIN: Duration = Duration::from_secs(6 * 3600);
 /// Jitter: up to this fraction is added to an interval.
 pub const JITTER: f64 = 0.10;
-
-/// Why tracking of a parcel ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DoneReason {
-    /// Delivered or returned, and a later refresh confirmed it.
-    Confirmed,
-    /// The provider expired the number.
-    Expired,
-    /// Nothing found for [`GIVE_UP_AFTER`].
-    GaveUp,
-}
-
-impl DoneReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DoneReason::Confirmed => "confirmed",
-            DoneReason::Expired => "expired",
-            DoneReason::GaveUp => "gave up: nothing found for 30 days",
-        }
-    }
-}
-
-/// What to do with a parcel after a successful refresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Ask again at this time.
-    At(DateTime<Utc>),
-    /// Never ask again.
-    Done(DoneReason),
-}
 
 /// The state the decision needs.
 #[derive(Debug, Clone)]
@@ -146,6 +118,23 @@ pub fn is_due(
     now: DateTime<Utc>,
 ) -> bool {
     tracking_done_at.is_none() && next_check_at.is_none_or(|at| at <= now)
+}
+
+/// The parcels to ask for now, in the candidates' order: due by their
+/// schedule, and either without an order or in at least one order that is
+/// not completed (`completed` holds the ids of completed orders; the one
+/// "completed" rule is `decide::orders`').
+pub fn due(
+    candidates: Vec<TrackingCandidate>,
+    completed: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> Vec<DueParcel> {
+    candidates
+        .into_iter()
+        .filter(|c| is_due(c.next_check_at, None, now))
+        .filter(|c| c.orders.is_empty() || c.orders.iter().any(|o| !completed.contains(o)))
+        .map(|c| c.parcel)
+        .collect()
 }
 
 #[cfg(test)]

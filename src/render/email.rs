@@ -13,11 +13,11 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Config;
+use crate::decide::Rules;
 use crate::model::{OrderState, ParcelStatus};
 use crate::report::{OrderView, ParcelView, StatusReport};
 
-use super::due::{days_left, local_today};
+use crate::decide::notifications::{days_left, local_today};
 
 /// A rendered email, before headers are added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,19 +211,19 @@ fn stalled_phrase(p: &ParcelView, now: DateTime<Utc>) -> String {
 }
 
 /// Why an active order needs the user's attention (empty: it does not).
-fn action_reasons(o: &OrderView, now: DateTime<Utc>, cfg: &Config) -> Vec<String> {
+fn action_reasons(o: &OrderView, now: DateTime<Utc>, rules: &Rules) -> Vec<String> {
     let mut r = Vec::new();
     if !o.is_active() {
         return r;
     }
-    let horizon = cfg
+    let horizon = rules
         .protection
         .warn_before_days
         .iter()
         .copied()
         .max()
         .unwrap_or(0);
-    if let (Some(ends), Some(left)) = (o.protection_ends, days_left(o, now, cfg.timezone)) {
+    if let (Some(ends), Some(left)) = (o.protection_ends, days_left(o, now, rules.timezone)) {
         if (0..=i64::from(horizon)).contains(&left) {
             r.push(format!(
                 "Buyer Protection ends {} ({}): ask the seller to extend it or open a dispute if the parcel has not arrived",
@@ -265,9 +265,9 @@ fn order_block(
     o: &OrderView,
     reasons: Vec<String>,
     now: DateTime<Utc>,
-    cfg: &Config,
+    rules: &Rules,
 ) -> OrderBlock {
-    let tz = cfg.timezone;
+    let tz = rules.timezone;
     let today = local_today(now, tz);
     let mut facts = Vec::new();
     match (o.shipped_at, o.confirmed_at) {
@@ -307,7 +307,7 @@ fn recently_delivered(o: &OrderView, now: DateTime<Utc>) -> bool {
 }
 
 /// The digest's sections, in order; empty sections are left out.
-fn digest_sections(report: &StatusReport, now: DateTime<Utc>, cfg: &Config) -> Vec<Section> {
+fn digest_sections(report: &StatusReport, now: DateTime<Utc>, rules: &Rules) -> Vec<Section> {
     let mut action = Vec::new();
     let mut transit = Vec::new();
     let mut awaiting = Vec::new();
@@ -315,17 +315,17 @@ fn digest_sections(report: &StatusReport, now: DateTime<Utc>, cfg: &Config) -> V
     for o in &report.orders {
         if !o.is_active() {
             if recently_delivered(o, now) {
-                delivered.push(order_block(o, Vec::new(), now, cfg));
+                delivered.push(order_block(o, Vec::new(), now, rules));
             }
             continue;
         }
-        let reasons = action_reasons(o, now, cfg);
+        let reasons = action_reasons(o, now, rules);
         if !reasons.is_empty() {
-            action.push(order_block(o, reasons, now, cfg));
+            action.push(order_block(o, reasons, now, rules));
         } else if o.state == OrderState::AwaitingShipment {
-            awaiting.push(order_block(o, reasons, now, cfg));
+            awaiting.push(order_block(o, reasons, now, rules));
         } else {
-            transit.push(order_block(o, reasons, now, cfg));
+            transit.push(order_block(o, reasons, now, rules));
         }
     }
     let loose: Vec<ParcelBlock> = report
@@ -336,7 +336,7 @@ fn digest_sections(report: &StatusReport, now: DateTime<Utc>, cfg: &Config) -> V
                 || p.delivered_at
                     .is_some_and(|d| (now - d).num_days() < RECENT_DELIVERY_DAYS)
         })
-        .map(|p| parcel_block(p, now, cfg.timezone))
+        .map(|p| parcel_block(p, now, rules.timezone))
         .collect();
     let mut out = Vec::new();
     let mut push = |heading: &str, tone, note: Option<&str>, orders: Vec<OrderBlock>| {
@@ -419,11 +419,11 @@ fn summary(sections: &[Section]) -> String {
 }
 
 /// The daily digest.
-pub fn render_digest(report: &StatusReport, cfg: &Config, now: DateTime<Utc>) -> RenderedEmail {
-    let sections = digest_sections(report, now, cfg);
+pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -> RenderedEmail {
+    let sections = digest_sections(report, now, rules);
     let summary = summary(&sections);
     let subject = format!("aliwatch: {summary}");
-    let today = local_today(now, cfg.timezone);
+    let today = local_today(now, rules.timezone);
     let dateline = format!("{}", today.format("%A, %-d %B %Y"));
 
     // text/plain
@@ -447,7 +447,7 @@ pub fn render_digest(report: &StatusReport, cfg: &Config, now: DateTime<Utc>) ->
     }
     t.push_str(&format!(
         "\n-- \nSent by aliwatch. Times are in {}. `aliwatch status` shows the same any time.\n",
-        cfg.timezone.name()
+        rules.timezone.name()
     ));
 
     // text/html
@@ -486,7 +486,7 @@ pub fn render_digest(report: &StatusReport, cfg: &Config, now: DateTime<Utc>) ->
     }
     h.push_str(&html_foot(&format!(
         "Sent by aliwatch. Times are in {}. <code>aliwatch status</code> shows the same any time.",
-        esc(cfg.timezone.name())
+        esc(rules.timezone.name())
     )));
     RenderedEmail {
         subject,
@@ -618,10 +618,10 @@ fn order_url(order_id: &str) -> Option<String> {
 pub fn render_warning(
     order: &OrderView,
     threshold_days: u32,
-    cfg: &Config,
+    rules: &Rules,
     now: DateTime<Utc>,
 ) -> RenderedEmail {
-    let tz = cfg.timezone;
+    let tz = rules.timezone;
     let id = one_line(&order.order_id);
     let left = days_left(order, now, tz).unwrap_or(0);
     let ends = order
@@ -639,7 +639,7 @@ pub fn render_warning(
         format!("If it has not arrived or is not right, ask the seller to extend Buyer Protection. When they do, tell aliwatch: aliwatch protection {id} --extend DAYS"),
         format!("If the seller does not extend it, open a dispute before {ends}. After that date you can no longer get a refund through AliExpress."),
     ];
-    let block = order_block(order, Vec::new(), now, cfg);
+    let block = order_block(order, Vec::new(), now, rules);
     let url = order_url(&id);
     let why = format!(
         "You get this once because protection ends within {} (protection.warn_before). Times are in {}.",

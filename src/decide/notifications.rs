@@ -24,106 +24,30 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Config;
+use super::Rules;
+pub use crate::model::NotificationKey;
 use crate::report::{OrderView, StatusReport};
-
-/// What a due notification is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotificationKind {
-    /// The daily digest of `date` (a local date in `timezone`).
-    Digest { date: NaiveDate },
-    /// A Buyer Protection warning for `order_id` at `threshold_days`.
-    Warning {
-        order_id: String,
-        threshold_days: u32,
-        protection_ends: NaiveDate,
-        days_left: i64,
-    },
-}
 
 /// One notification that is due and not yet recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
-    /// `digest:<YYYY-MM-DD>` or `warning:<order>:<N>d`.
-    pub key: String,
-    pub kind: NotificationKind,
+    pub key: NotificationKey,
     /// Keys to record as superseded together with this one (larger
     /// thresholds crossed at the same time); they are never sent.
-    pub supersedes: Vec<String>,
+    pub supersedes: Vec<NotificationKey>,
 }
 
 /// The key of a digest.
-pub fn digest_key(date: NaiveDate) -> String {
-    format!("digest:{}", date.format("%Y-%m-%d"))
+pub fn digest_key(date: NaiveDate) -> NotificationKey {
+    NotificationKey::Digest(date)
 }
 
 /// The key of a warning.
-pub fn warning_key(order_id: &str, threshold_days: u32) -> String {
-    format!("warning:{order_id}:{threshold_days}d")
-}
-
-/// A parsed key, for rows read back from the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParsedKey {
-    Digest(NaiveDate),
-    Warning {
-        order_id: String,
-        threshold_days: u32,
-    },
-}
-
-/// Parses a key written by [`digest_key`] or [`warning_key`].
-pub fn parse_key(key: &str) -> Option<ParsedKey> {
-    if let Some(d) = key.strip_prefix("digest:") {
-        return NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .ok()
-            .map(ParsedKey::Digest);
+pub fn warning_key(order_id: &str, threshold_days: u32) -> NotificationKey {
+    NotificationKey::Warning {
+        order_id: order_id.to_owned(),
+        threshold_days,
     }
-    let rest = key.strip_prefix("warning:")?;
-    let (order, days) = rest.rsplit_once(':')?;
-    let n = days.strip_suffix('d')?.parse().ok()?;
-    if order.is_empty() {
-        return None;
-    }
-    Some(ParsedKey::Warning {
-        order_id: order.to_owned(),
-        threshold_days: n,
-    })
-}
-
-/// The deterministic Message-ID of a notification: the key with `:` turned
-/// into `.`, at the domain of the From address (else `aliwatch`). A repeat
-/// after a crash between send and record is therefore the same message,
-/// which mail clients merge (RFC 5322 §3.6.4: a Message-ID names one
-/// message).
-pub fn message_id(key: &str, from: Option<&str>) -> String {
-    let host = from
-        .and_then(from_domain)
-        .unwrap_or_else(|| "aliwatch".into());
-    let local: String = key
-        .chars()
-        .map(|c| match c {
-            ':' => '.',
-            c if c.is_ascii_alphanumeric() || "-._".contains(c) => c,
-            _ => '_',
-        })
-        .collect();
-    format!("<{local}@{host}>")
-}
-
-/// The domain of `"Name <user@example.com>"` or `user@example.com`, if it
-/// is a plain DNS name (usable as a Message-ID right-hand side).
-fn from_domain(from: &str) -> Option<String> {
-    let addr = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from,
-    };
-    let domain = addr.trim().rsplit_once('@')?.1.trim();
-    let ok = !domain.is_empty()
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    ok.then(|| domain.to_ascii_lowercase())
 }
 
 /// Today's date in `tz`.
@@ -172,14 +96,14 @@ pub fn days_left(order: &OrderView, now: DateTime<Utc>, tz: Tz) -> Option<i64> {
 
 /// When the next digest falls due (for the daemon's timer): today's
 /// `digest.at` if it is still ahead, else tomorrow's.
-pub fn next_digest_at(now: DateTime<Utc>, cfg: &Config) -> DateTime<Utc> {
-    let today = local_today(now, cfg.timezone);
-    let t = local_instant(today, cfg.digest.at, cfg.timezone);
+pub fn next_digest_at(now: DateTime<Utc>, rules: &Rules) -> DateTime<Utc> {
+    let today = local_today(now, rules.timezone);
+    let t = local_instant(today, rules.digest.at, rules.timezone);
     if t > now {
         return t;
     }
     let tomorrow = today.succ_opt().unwrap_or(today);
-    local_instant(tomorrow, cfg.digest.at, cfg.timezone)
+    local_instant(tomorrow, rules.digest.at, rules.timezone)
 }
 
 /// Everything due now that is not recorded yet. `recorded` holds every key
@@ -187,28 +111,27 @@ pub fn next_digest_at(now: DateTime<Utc>, cfg: &Config) -> DateTime<Utc> {
 /// by the sender, not re-created here).
 pub fn due_notifications(
     report: &StatusReport,
-    recorded: &HashSet<String>,
+    recorded: &HashSet<NotificationKey>,
     now: DateTime<Utc>,
-    cfg: &Config,
+    rules: &Rules,
 ) -> Vec<Notification> {
-    let tz = cfg.timezone;
+    let tz = rules.timezone;
     let mut out = Vec::new();
 
     for order in &report.orders {
-        if let Some(n) = due_warning(order, recorded, now, cfg) {
+        if let Some(n) = due_warning(order, recorded, now, rules) {
             out.push(n);
         }
     }
 
-    if cfg.digest.enabled {
+    if rules.digest.enabled {
         let today = local_today(now, tz);
         let key = digest_key(today);
-        let passed = now >= local_instant(today, cfg.digest.at, tz);
-        let wanted = digest_has_content(report) || !cfg.digest.skip_when_empty;
+        let passed = now >= local_instant(today, rules.digest.at, tz);
+        let wanted = digest_has_content(report) || !rules.digest.skip_when_empty;
         if passed && wanted && !recorded.contains(&key) {
             out.push(Notification {
                 key,
-                kind: NotificationKind::Digest { date: today },
                 supersedes: Vec::new(),
             });
         }
@@ -219,21 +142,20 @@ pub fn due_notifications(
 /// The warning due for one order, if any.
 fn due_warning(
     order: &OrderView,
-    recorded: &HashSet<String>,
+    recorded: &HashSet<NotificationKey>,
     now: DateTime<Utc>,
-    cfg: &Config,
+    rules: &Rules,
 ) -> Option<Notification> {
     if !order.is_active() {
         return None;
     }
-    let ends = order.protection_ends?;
-    let left = days_left(order, now, cfg.timezone)?;
+    let left = days_left(order, now, rules.timezone)?;
     // Ended already: nothing to warn about any more (this also covers
     // protection that ended before aliwatch learned of the order).
     if left < 0 {
         return None;
     }
-    let mut crossed: Vec<u32> = cfg
+    let mut crossed: Vec<u32> = rules
         .protection
         .warn_before_days
         .iter()
@@ -253,16 +175,51 @@ fn due_warning(
         .map(|&n| warning_key(&order.order_id, n))
         .filter(|k| !recorded.contains(k))
         .collect();
-    Some(Notification {
-        key,
-        kind: NotificationKind::Warning {
-            order_id: order.order_id.clone(),
-            threshold_days: smallest,
-            protection_ends: ends,
-            days_left: left,
-        },
-        supersedes,
-    })
+    Some(Notification { key, supersedes })
+}
+
+/// What a pending notification is about now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Content<'r> {
+    /// The digest, rendered from the whole report.
+    Digest,
+    /// A protection warning for one order at a threshold.
+    Warning {
+        order: &'r OrderView,
+        threshold_days: u32,
+    },
+}
+
+/// Whether a pending notification still applies, and to what.
+/// `Err(reason)`: it no longer applies and is recorded as superseded.
+pub fn pending_content<'r>(
+    key: &NotificationKey,
+    report: &'r StatusReport,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Result<Content<'r>, String> {
+    let (order_id, threshold_days) = match key {
+        NotificationKey::Digest(_) => return Ok(Content::Digest),
+        NotificationKey::Warning {
+            order_id,
+            threshold_days,
+        } => (order_id, *threshold_days),
+    };
+    let Some(order) = report.orders.iter().find(|o| &o.order_id == order_id) else {
+        return Err("the order is no longer known".into());
+    };
+    if !order.is_active() {
+        return Err("the order was completed".into());
+    }
+    match days_left(order, now, rules.timezone) {
+        None => Err("the order has no protection date any more".into()),
+        Some(left) if left < 0 => Err("protection ended before it could be sent".into()),
+        Some(left) if left > i64::from(threshold_days) => Err("protection was extended".into()),
+        Some(_) => Ok(Content::Warning {
+            order,
+            threshold_days,
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -270,13 +227,13 @@ mod tests {
     use super::*;
     use crate::model::{OrderState, ParcelStatus};
     use crate::report::ParcelView;
-    use std::path::PathBuf;
 
-    fn cfg(tz: Tz) -> Config {
-        let mut c = Config::defaults(PathBuf::from(":memory:"));
-        c.timezone = tz;
+    fn cfg(tz: Tz) -> Rules {
         // The digest at 08:00 and warnings at 7 and 2 days are the defaults.
-        c
+        Rules {
+            timezone: tz,
+            ..Rules::default()
+        }
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -324,17 +281,17 @@ mod tests {
         }
     }
 
-    fn keys(v: &[Notification]) -> Vec<&str> {
-        v.iter().map(|n| n.key.as_str()).collect()
+    fn keys(v: &[Notification]) -> Vec<String> {
+        v.iter().map(|n| n.key.to_string()).collect()
     }
 
     /// Runs `due_notifications` and records its output (sent and
     /// superseded), as the sender would.
     fn pass(
         r: &StatusReport,
-        rec: &mut HashSet<String>,
+        rec: &mut HashSet<NotificationKey>,
         now: DateTime<Utc>,
-        c: &Config,
+        c: &Rules,
     ) -> Vec<Notification> {
         let due = due_notifications(r, rec, now, c);
         for n in &due {
@@ -358,17 +315,19 @@ mod tests {
         );
         let mut rec = HashSet::new();
         let now = utc("2026-11-28T09:00:00Z");
-        let r = report(vec![o], now);
+        let r = report(vec![o.clone()], now);
         let due = pass(&r, &mut rec, now, &c);
         assert_eq!(keys(&due), ["warning:8123456789012345:7d"]);
         assert!(due[0].supersedes.is_empty());
         assert!(matches!(
-            due[0].kind,
-            NotificationKind::Warning {
-                days_left: 5,
-                threshold_days: 7,
-                ..
-            }
+            (&due[0].key, days_left(&o, now, c.timezone)),
+            (
+                NotificationKey::Warning {
+                    threshold_days: 7,
+                    ..
+                },
+                Some(5)
+            )
         ));
         // later the same day and the next two days: nothing new
         for t in [
@@ -425,7 +384,7 @@ mod tests {
             "2026-10-01",
             "2026-11-29",
         );
-        let mut rec: HashSet<String> = ["warning:42424242424242:7d".to_string()].into();
+        let mut rec: HashSet<NotificationKey> = [warning_key("42424242424242", 7)].into();
         let now = utc("2026-11-28T12:00:00Z");
         let due = pass(&report(vec![o], now), &mut rec, now, &c);
         assert_eq!(keys(&due), ["warning:42424242424242:2d"]);
@@ -525,7 +484,7 @@ mod tests {
         let mut t = utc("2026-03-27T00:00:00Z");
         while t < utc("2026-03-31T00:00:00Z") {
             for n in pass(&r, &mut rec, t, &c) {
-                sent.push((n.key, t));
+                sent.push((n.key.to_string(), t));
             }
             t += Duration::minutes(10);
         }
@@ -540,7 +499,7 @@ mod tests {
         let mut t = utc("2026-10-24T00:00:00Z");
         while t < utc("2026-10-27T00:00:00Z") {
             for n in pass(&r, &mut rec, t, &c) {
-                sent.push(n.key);
+                sent.push(n.key.to_string());
             }
             t += Duration::minutes(10);
         }
@@ -584,13 +543,14 @@ mod tests {
     fn keys_and_message_ids() {
         assert_eq!(digest_key(date("2026-11-28")), "digest:2026-11-28");
         assert_eq!(warning_key("8123", 7), "warning:8123:7d");
+        let parse_key = |k: &str| k.parse::<NotificationKey>().ok();
         assert_eq!(
             parse_key("digest:2026-11-28"),
-            Some(ParsedKey::Digest(date("2026-11-28")))
+            Some(NotificationKey::Digest(date("2026-11-28")))
         );
         assert_eq!(
             parse_key("warning:8123:7d"),
-            Some(ParsedKey::Warning {
+            Some(NotificationKey::Warning {
                 order_id: "8123".into(),
                 threshold_days: 7
             })
@@ -605,17 +565,5 @@ mod tests {
         ] {
             assert_eq!(parse_key(bad), None, "{bad}");
         }
-        assert_eq!(
-            message_id("warning:8123:7d", Some("aliwatch <Me@Example.COM>")),
-            "<warning.8123.7d@example.com>"
-        );
-        assert_eq!(
-            message_id("digest:2026-11-28", None),
-            "<digest.2026-11-28@aliwatch>"
-        );
-        assert_eq!(
-            message_id("digest:2026-11-28", Some("weird <x@[127.0.0.1]>")),
-            "<digest.2026-11-28@aliwatch>"
-        );
     }
 }

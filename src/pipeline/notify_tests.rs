@@ -7,10 +7,18 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::*;
-use crate::config::{Security, SmtpConfig};
+use chrono::Duration;
+
+use super::notify::{message_id_for, retry_delay, send_digest_now, send_due};
+use crate::config::{Config, Security, SmtpConfig};
+use crate::decide::notifications::{due_notifications, pending_content, Content};
 use crate::model::{OrderState, ParcelStatus, ProtectionSource};
-use crate::report::{EtaView, EventView, OrderView, ParcelView};
+use crate::notify::email::EMAIL;
+use crate::notify::{OutgoingEmail, SendError, Sender};
+use crate::pipeline::SendSummary;
+use crate::render::{render_digest, render_warning};
+use crate::report::{EtaView, EventView, OrderView, ParcelView, StatusReport};
+use crate::store::Store;
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -206,7 +214,7 @@ fn golden(name: &str, got: &str) {
 #[test]
 fn digest_golden() {
     let now = utc(NOW);
-    let r = render_digest(&example_report(now), &config(), now);
+    let r = render_digest(&example_report(now), &config().rules(), now);
     golden("digest.subject", &format!("{}\n", r.subject));
     golden("digest.txt", &r.text);
     golden("digest.html", &r.html);
@@ -222,7 +230,7 @@ fn digest_golden() {
 fn warning_golden() {
     let now = utc(NOW);
     let report = example_report(now);
-    let r = render_warning(&report.orders[0], 7, &config(), now);
+    let r = render_warning(&report.orders[0], 7, &config().rules(), now);
     golden("warning.subject", &format!("{}\n", r.subject));
     golden("warning.txt", &r.text);
     golden("warning.html", &r.html);
@@ -232,7 +240,7 @@ fn warning_golden() {
 fn digest_content_rules() {
     let now = utc(NOW);
     let report = example_report(now);
-    let r = render_digest(&report, &config(), now);
+    let r = render_digest(&report, &config().rules(), now);
     assert_eq!(
         r.subject,
         "aliwatch: 3 need action, 1 in transit, 1 awaiting shipment, 1 recently delivered, 1 parcel without an order"
@@ -290,8 +298,8 @@ fn hostile_order_ids_and_subjects_are_escaped() {
         notices: Vec::new(),
     };
     for r in [
-        render_digest(&report, &config(), now),
-        render_warning(&o, 7, &config(), now),
+        render_digest(&report, &config().rules(), now),
+        render_warning(&o, 7, &config().rules(), now),
     ] {
         assert!(!r.html.contains("<script>"), "{}", r.html);
         assert!(!r.html.contains("<img"), "{}", r.html);
@@ -311,7 +319,7 @@ fn empty_digest_says_so() {
         unassigned_parcels: vec![],
         notices: Vec::new(),
     };
-    let r = render_digest(&report, &config(), now);
+    let r = render_digest(&report, &config().rules(), now);
     assert_eq!(r.subject, "aliwatch: no active orders");
     assert!(r.text.contains("Nothing is on its way right now."));
 }
@@ -320,7 +328,7 @@ fn empty_digest_says_so() {
 fn warning_subject_and_advice() {
     let now = utc(NOW);
     let report = example_report(now);
-    let r = render_warning(&report.orders[0], 7, &config(), now);
+    let r = render_warning(&report.orders[0], 7, &config().rules(), now);
     assert_eq!(
         r.subject,
         "Buyer Protection for order 8123456789012345 ends in 5 days (2026-12-03)"
@@ -334,7 +342,7 @@ fn warning_subject_and_advice() {
     }
     let mut o = report.orders[0].clone();
     o.protection_ends = Some(date("2026-11-28"));
-    let r = render_warning(&o, 2, &config(), now);
+    let r = render_warning(&o, 2, &config().rules(), now);
     assert_eq!(
         r.subject,
         "Buyer Protection for order 8123456789012345 ends today (2026-11-28)"
@@ -450,7 +458,7 @@ async fn failed_sends_stay_pending_and_are_retried_with_backoff() {
     assert_eq!((sum.newly_due, sum.sent, sum.failed), (1, 0, 1));
     assert_eq!(sum.last_error.as_deref(), Some("connection refused"));
     let rec = store
-        .notification("digest:2026-11-28")
+        .notification(EMAIL, &"digest:2026-11-28".parse().expect("key"))
         .expect("read")
         .expect("row");
     assert_eq!((rec.state.as_str(), rec.attempts), ("pending", 1));
@@ -498,7 +506,7 @@ async fn a_day_old_pending_digest_is_replaced_by_todays() {
     assert_eq!(sum.sent, 1);
     assert_eq!(s.keys(), ["digest:2026-12-01"]);
     let old = store
-        .notification("digest:2026-11-28")
+        .notification(EMAIL, &"digest:2026-11-28".parse().expect("key"))
         .expect("read")
         .expect("row");
     assert_eq!(old.state, "superseded");
@@ -511,22 +519,26 @@ async fn crash_between_send_and_mark_repeats_the_same_message_id_once() {
     let now = utc(NOW);
     let report = one_order_report(now, OrderState::Shipped, "2026-12-03");
     // simulate the crashed pass: intent recorded, email sent, never marked
-    let recorded = store.notification_keys().expect("keys");
-    let due = due_notifications(&report, &recorded, now, &cfg);
+    let recorded = store.notification_keys(EMAIL).expect("keys");
+    let due = due_notifications(&report, &recorded, now, &cfg.rules());
     let s = FakeSender::default();
     for n in &due {
         store
-            .record_intent(n, &message_id_for(&n.key, &cfg), &[], now)
+            .record_intent(EMAIL, &n.key, &message_id_for(&n.key, &cfg), &[], now)
             .expect("record");
-        let r = render_pending(
-            &store.notification(&n.key).expect("read").expect("row"),
-            &report,
-            &cfg,
-            now,
-        )
-        .expect("renders");
+        let rec = store
+            .notification(EMAIL, &n.key)
+            .expect("read")
+            .expect("row");
+        let r = match pending_content(&rec.key, &report, now, &cfg.rules()).expect("applies") {
+            Content::Digest => render_digest(&report, &cfg.rules(), now),
+            Content::Warning {
+                order,
+                threshold_days,
+            } => render_warning(order, threshold_days, &cfg.rules(), now),
+        };
         s.send(&OutgoingEmail {
-            key: n.key.clone(),
+            key: n.key.to_string(),
             message_id: message_id_for(&n.key, &cfg),
             date: now,
             subject: r.subject,
@@ -571,7 +583,7 @@ async fn a_pending_larger_threshold_is_superseded_by_a_smaller_one() {
     assert_eq!(sum.sent, 1);
     assert_eq!(s.keys(), ["warning:8123456789012345:2d"]);
     let old = store
-        .notification("warning:8123456789012345:7d")
+        .notification(EMAIL, &"warning:8123456789012345:7d".parse().expect("key"))
         .expect("read")
         .expect("row");
     assert_eq!(old.state, "superseded");
@@ -588,7 +600,7 @@ fn rendering_is_fast() {
         big.orders.push(o);
     }
     let started = std::time::Instant::now();
-    let r = render_digest(&big, &config(), now);
+    let r = render_digest(&big, &config().rules(), now);
     let took = started.elapsed();
     eprintln!(
         "digest of {} orders: {took:?}, text {} B, html {} B",
@@ -633,7 +645,7 @@ async fn without_smtp_nothing_is_recorded_and_it_stays_due() {
         .expect("pass");
     assert!(sum.not_configured);
     assert_eq!(sum.newly_due, 2);
-    assert!(store.notification_keys().expect("keys").is_empty());
+    assert!(store.notification_keys(EMAIL).expect("keys").is_empty());
     assert!(send_digest_now(&mut store, &report, &cfg, now, &s)
         .await
         .is_err());
@@ -682,7 +694,7 @@ fn service_notices_reach_both_parts_escaped() {
     report
         .notices
         .push("17TRACK registration quota used up <b>(3 numbers queued)</b>".into());
-    let email = render_digest(&report, &config(), now);
+    let email = render_digest(&report, &config().rules(), now);
     assert!(
         email
             .text

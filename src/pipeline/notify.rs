@@ -1,0 +1,322 @@
+//! One notification pass, per channel: (1) work out what is newly due from
+//! the status model and the channel's ledger keys (`decide`), (2) record
+//! each as `pending` in a committed transaction, (3) deliver every pending
+//! one whose retry time has come, (4) mark it `sent`. A failed delivery
+//! stays pending (attempts, last error) and is retried with backoff in
+//! later passes: never lost. A crash between (3) and (4) repeats that one
+//! notification on the next pass, under the same deterministic id, so mail
+//! clients merge it: one possible duplicate is preferred over a possibly
+//! skipped warning.
+//!
+//! Without `[smtp]` nothing is recorded or sent, so what is due stays due
+//! until SMTP is configured.
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::Config;
+use crate::decide::notifications::{self, Content};
+use crate::decide::Rules;
+use crate::model::{NotificationKey, NotificationState};
+use crate::notify::{Delivery, EmailChannel, Notifier, Sender, SmtpSender};
+use crate::report::StatusReport;
+use crate::store::Store;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendSummary {
+    /// Newly due notifications recorded in this pass.
+    pub newly_due: usize,
+    /// Accepted by the channel.
+    pub sent: usize,
+    /// Attempted and failed (still pending).
+    pub failed: usize,
+    /// Pending and waiting for their retry time (or for the channel after
+    /// an earlier failure in this pass).
+    pub waiting: usize,
+    /// Pending ones that no longer apply (order completed, protection
+    /// extended or ended); recorded as superseded.
+    pub dropped: usize,
+    /// No `[smtp]`: nothing recorded, nothing sent; `newly_due` says how
+    /// many are waiting for it.
+    pub not_configured: bool,
+    /// The last send error, for the log.
+    pub last_error: Option<String>,
+}
+
+/// The wait before retry number `attempts + 1`: 1, 2, 4 … minutes, at most
+/// one hour, so a server that is back is used within the hour.
+pub fn retry_delay(attempts: u32) -> Duration {
+    let d = crate::backoff::exponential(
+        attempts.saturating_sub(1),
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(3600),
+    );
+    Duration::from_std(d).unwrap_or(Duration::hours(1))
+}
+
+/// The email channel of `cfg` over `sender`.
+fn email_channel<S: Sender + Send + Sync>(sender: S, cfg: &Config) -> EmailChannel<S> {
+    EmailChannel {
+        sender,
+        from: cfg.smtp.as_ref().map(|s| s.from.clone()),
+    }
+}
+
+/// The Message-ID of a ledger key under this config.
+pub fn message_id_for(key: &NotificationKey, cfg: &Config) -> String {
+    crate::notify::email::message_id(&key.to_string(), cfg.smtp.as_ref().map(|s| s.from.as_str()))
+}
+
+/// One email pass (see the module docs). Errors are store errors; send
+/// failures are counted in the summary and retried later.
+pub async fn send_due<S: Sender + Send + Sync>(
+    store: &mut Store,
+    report: &StatusReport,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    sender: &S,
+) -> Result<SendSummary> {
+    let rules = cfg.rules();
+    if cfg.smtp.is_none() {
+        let recorded = store.notification_keys(crate::notify::email::EMAIL)?;
+        let due = notifications::due_notifications(report, &recorded, now, &rules);
+        return Ok(SendSummary {
+            newly_due: due.len(),
+            not_configured: true,
+            ..SendSummary::default()
+        });
+    }
+    channel_pass(store, report, &rules, now, &email_channel(sender, cfg)).await
+}
+
+/// One pass for one channel.
+pub async fn channel_pass(
+    store: &mut Store,
+    report: &StatusReport,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    channel: &dyn Notifier,
+) -> Result<SendSummary> {
+    let name = channel.channel();
+    let mut summary = SendSummary::default();
+    let recorded = store.notification_keys(name)?;
+    let due = notifications::due_notifications(report, &recorded, now, rules);
+    summary.newly_due = due.len();
+    for n in &due {
+        let siblings: Vec<(NotificationKey, String)> = n
+            .supersedes
+            .iter()
+            .map(|k| (k.clone(), channel.id_for(k)))
+            .collect();
+        store.record_intent(name, &n.key, &channel.id_for(&n.key), &siblings, now)?;
+        tracing::debug!(channel = name, key = %n.key, "notification due");
+    }
+
+    let mut channel_down = false;
+    for rec in store.pending_notifications(name)? {
+        if channel_down {
+            summary.waiting += 1;
+            continue;
+        }
+        if rec.attempts > 0 {
+            if let Some(last) = rec.last_attempt_at {
+                if now < last + retry_delay(rec.attempts) {
+                    summary.waiting += 1;
+                    continue;
+                }
+            }
+        }
+        let content = match notifications::pending_content(&rec.key, report, now, rules) {
+            Ok(c) => c,
+            Err(reason) => {
+                tracing::info!(channel = name, key = %rec.key, reason, "notification dropped");
+                store.mark_notification_superseded(name, &rec.key, &reason)?;
+                summary.dropped += 1;
+                continue;
+            }
+        };
+        let delivery = Delivery {
+            key: &rec.key,
+            id: &rec.message_id,
+            content,
+            report,
+            rules,
+            now,
+        };
+        match channel.deliver(delivery).await {
+            Ok(()) => {
+                store.mark_notification_sent(name, &rec.key, now)?;
+                tracing::info!(channel = name, key = %rec.key, message_id = %rec.message_id, "notification sent");
+                summary.sent += 1;
+            }
+            Err(e) => {
+                store.mark_notification_failed(name, &rec.key, &e.message, now)?;
+                tracing::warn!(channel = name, key = %rec.key, attempts = rec.attempts + 1, error = %e.message,
+                    "notification not sent; will retry");
+                summary.failed += 1;
+                summary.last_error = Some(e.message.clone());
+                // A temporary failure (connection refused, 4xx, timeout)
+                // most likely hits the next message too: wait for the
+                // next pass instead of running into N timeouts.
+                if !e.permanent {
+                    channel_down = true;
+                }
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// What `digest --send` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestSent {
+    pub key: String,
+    pub message_id: String,
+    /// Today's digest had already been sent: this one went out as an extra
+    /// copy with its own Message-ID (so clients do not merge it away) and
+    /// the ledger is unchanged.
+    pub extra_copy: bool,
+}
+
+/// `digest --send`: renders and sends the digest now, and records it as
+/// today's digest (so the scheduled one does not follow). Fails when there
+/// is no `[smtp]` or the server refuses it (then it stays pending and the
+/// daemon retries it).
+pub async fn send_digest_now<S: Sender + Send + Sync>(
+    store: &mut Store,
+    report: &StatusReport,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    sender: &S,
+) -> Result<DigestSent> {
+    if cfg.smtp.is_none() {
+        bail!("no [smtp] section in the config: cannot send the digest (try digest --print)");
+    }
+    let rules = cfg.rules();
+    let channel = email_channel(sender, cfg);
+    let name = channel.channel();
+    let key = notifications::digest_key(notifications::local_today(now, rules.timezone));
+    let existing = store.notification(name, &key)?;
+    let already_sent = existing
+        .as_ref()
+        .is_some_and(|r| r.state == NotificationState::Sent);
+    let message_id = if already_sent {
+        let stamp = now.format("%H%M%S");
+        crate::notify::email::message_id(&format!("{key}.manual-{stamp}"), channel.from.as_deref())
+    } else {
+        store.record_intent(name, &key, &channel.id_for(&key), &[], now)?;
+        // a row that existed keeps its Message-ID
+        match store.notification(name, &key)? {
+            Some(r) => r.message_id,
+            None => channel.id_for(&key),
+        }
+    };
+    let delivery = Delivery {
+        key: &key,
+        id: &message_id,
+        content: Content::Digest,
+        report,
+        rules: &rules,
+        now,
+    };
+    match channel.deliver(delivery).await {
+        Ok(()) => {
+            if !already_sent {
+                store.mark_notification_sent(name, &key, now)?;
+            }
+            Ok(DigestSent {
+                key: key.to_string(),
+                message_id,
+                extra_copy: already_sent,
+            })
+        }
+        Err(e) => {
+            if !already_sent {
+                store.mark_notification_failed(name, &key, &e.message, now)?;
+            }
+            bail!("digest not sent: {}", e.message)
+        }
+    }
+}
+
+/// One notification pass as `run` and `sync` do it: warnings and the
+/// digest that are due now, over SMTP. Without `[smtp]` (`sender` is
+/// `None`) nothing is sent and what is due stays due.
+pub async fn notification_pass(
+    cfg: &Config,
+    store: &mut Store,
+    sender: Option<&SmtpSender>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(sender) = sender else {
+        return Ok(());
+    };
+    // Two processes on one database (`run` and a `sync` from cron or the
+    // user) would otherwise both send a pending notification before
+    // either marks it sent. An advisory lock next to the database makes
+    // the pass exclusive; the kernel drops it when a process dies, so a
+    // crash never leaves it held.
+    let _lock = match notify_lock(&cfg.database) {
+        NotifyLock::Held(f) => Some(f),
+        NotifyLock::Busy => {
+            tracing::info!("another aliwatch process is sending notifications; leaving them to it");
+            return Ok(());
+        }
+        NotifyLock::Unavailable => None,
+    };
+    let report = super::status_report(store, now, &cfg.rules())?;
+    let s = send_due(store, &report, cfg, now, sender).await?;
+    if s.sent > 0 || s.failed > 0 {
+        tracing::info!(
+            sent = s.sent,
+            failed = s.failed,
+            waiting = s.waiting,
+            "notifications"
+        );
+    }
+    if s.failed > 0 {
+        bail!(
+            "could not send {} notification(s), will retry: {}",
+            s.failed,
+            s.last_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+enum NotifyLock {
+    Held(std::fs::File),
+    /// Another process holds it.
+    Busy,
+    /// No lock file could be opened (e.g. a read-only directory): go on
+    /// without one rather than never notify.
+    Unavailable,
+}
+
+/// Takes the exclusive notification lock (`<database>.notify-lock`)
+/// without waiting.
+fn notify_lock(database: &std::path::Path) -> NotifyLock {
+    let mut path = database.as_os_str().to_owned();
+    path.push(".notify-lock");
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(path = %std::path::Path::new(&path).display(), error = %e, "cannot open the notification lock file; sending without it");
+            return NotifyLock::Unavailable;
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => NotifyLock::Held(file),
+        Err(std::fs::TryLockError::WouldBlock) => NotifyLock::Busy,
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(error = %e, "cannot lock the notification lock file; sending without it");
+            NotifyLock::Unavailable
+        }
+    }
+}
