@@ -251,14 +251,52 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         dir,
     };
 
-    let database = match &raw.database {
+    let database = validate_database(&cx, raw.database.as_ref())?;
+    let timezone = validate_timezone(&cx, raw.timezone.as_ref())?;
+    let imap = validate_imap(&cx, &raw.imap.0)?;
+    let smtp = match &raw.smtp {
+        None => None,
+        Some(spanned) => Some(validate_smtp(&cx, spanned)?),
+    };
+    let tracking = match &raw.tracking {
+        None => TrackingConfig::default(),
+        Some(spanned) => validate_tracking(&cx, spanned)?,
+    };
+    let digest = match &raw.digest {
+        None => DigestConfig::default(),
+        Some(d) => validate_digest(&cx, d)?,
+    };
+    let protection = match &raw.protection {
+        None => ProtectionConfig::default(),
+        Some(p) => validate_protection(&cx, p)?,
+    };
+
+    Ok(Config {
+        source: Some(path.to_owned()),
+        database,
+        timezone,
+        imap,
+        smtp,
+        tracking,
+        digest,
+        protection,
+    })
+}
+
+/// Checks `database` (a non-empty path, relative to the config file's folder).
+fn validate_database(cx: &Ctx, database: Option<&S<String>>) -> Result<PathBuf, ConfigError> {
+    Ok(match database {
         Some(d) if d.get_ref().trim().is_empty() => {
             return cx.err(d.span(), "database: must be a file path")
         }
         Some(d) => cx.path(d),
         None => default_database(),
-    };
-    let timezone = match &raw.timezone {
+    })
+}
+
+/// Checks `timezone` (an IANA zone name; the system's zone when absent).
+fn validate_timezone(cx: &Ctx, timezone: Option<&S<String>>) -> Result<Tz, ConfigError> {
+    Ok(match timezone {
         Some(z) => match z.get_ref().parse::<Tz>() {
             Ok(tz) => tz,
             Err(_) => {
@@ -272,335 +310,342 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             }
         },
         None => system_timezone(),
-    };
+    })
+}
 
+/// Checks every `[imap]` account, in file order, and that their names are unique.
+fn validate_imap(cx: &Ctx, accounts: &[RawImap]) -> Result<Vec<ImapAccount>, ConfigError> {
     let mut imap = Vec::new();
-    for a in &raw.imap.0 {
-        // Account-level problems are reported at the account's `host` line
-        // (serde cannot give the span of a table read through a visitor).
-        let acct = &a.host;
-        let security = cx.security(a.security.as_ref(), Security::Tls)?;
-        let default_port = if security == Security::Tls { 993 } else { 143 };
-        let port = cx.port(a.port.as_ref(), default_port)?;
-        let host = cx.host(&a.host, security, a.security.as_ref())?;
-        let username = a.username.get_ref().clone();
-        if username.is_empty() {
-            return cx.err(a.username.span(), "username: must not be empty");
+    for a in accounts {
+        let account = validate_imap_account(cx, a, accounts.len() > 1, &imap)?;
+        imap.push(account);
+    }
+    Ok(imap)
+}
+
+/// Checks one `[imap]` account; `several` says the file has more than one,
+/// `earlier` holds the accounts already checked (for unique names).
+fn validate_imap_account(
+    cx: &Ctx,
+    a: &RawImap,
+    several: bool,
+    earlier: &[ImapAccount],
+) -> Result<ImapAccount, ConfigError> {
+    // Account-level problems are reported at the account's `host` line
+    // (serde cannot give the span of a table read through a visitor).
+    let acct = &a.host;
+    let security = cx.security(a.security.as_ref(), Security::Tls)?;
+    let default_port = if security == Security::Tls { 993 } else { 143 };
+    let port = cx.port(a.port.as_ref(), default_port)?;
+    let host = cx.host(&a.host, security, a.security.as_ref())?;
+    let username = a.username.get_ref().clone();
+    if username.is_empty() {
+        return cx.err(a.username.span(), "username: must not be empty");
+    }
+    let auth = validate_imap_auth(cx, a)?;
+    let mailboxes = match &a.mailboxes {
+        Some(m) if m.get_ref().is_empty() || m.get_ref().iter().any(|b| b.trim().is_empty()) => {
+            return cx.err(
+                m.span(),
+                "mailboxes: list at least one mailbox, e.g. [\"INBOX\"]",
+            )
         }
-        let auth = match a.auth.as_ref().map(|s| (s, s.get_ref().as_str())) {
-            None | Some((_, "password")) | Some((_, "plain")) | Some((_, "login")) => {
-                if a.oauth2_token_command.is_some() {
-                    return cx.err(acct.span(), "oauth2_token_command needs auth = \"xoauth2\"");
-                }
-                let secret = cx.secret(
-                    "password",
-                    a.password.as_ref(),
-                    a.password_file.as_ref(),
-                    a.password_command.as_ref(),
-                    acct.span(),
-                )?;
-                match secret {
-                    Some(s) => ImapAuth::Password(s),
-                    None => {
-                        return cx.err(
-                            acct.span(),
-                            "[imap] needs password_file, password_command or password (or auth = \"xoauth2\" with oauth2_token_command)",
-                        )
-                    }
-                }
+        Some(m) => m.get_ref().clone(),
+        None => vec!["INBOX".to_string()],
+    };
+    let backfill_days = match &a.backfill_days {
+        Some(b) => match u32::try_from(*b.get_ref()) {
+            Ok(n) if n <= 3650 => n,
+            _ => return cx.err(b.span(), "backfill_days: must be between 0 and 3650"),
+        },
+        None => 90,
+    };
+    let poll_interval = match &a.poll_interval {
+        Some(p) => {
+            let d = cx.duration(p, "poll_interval")?;
+            if d < Duration::from_secs(10) {
+                return cx.err(p.span(), "poll_interval: must be at least \"10s\"");
             }
-            Some((_, "xoauth2")) => {
-                if a.password.is_some() || a.password_file.is_some() || a.password_command.is_some()
-                {
+            d
+        }
+        None => Duration::from_secs(300),
+    };
+    let name = match &a.name {
+        Some(n) if n.get_ref().trim().is_empty() => {
+            return cx.err(n.span(), "name: must not be empty")
+        }
+        Some(n) => n.get_ref().clone(),
+        None if several => {
+            return cx.err(
+                acct.span(),
+                "with several [[imap]] accounts each needs a unique `name`",
+            )
+        }
+        None => format!("{username}@{host}"),
+    };
+    if earlier.iter().any(|x: &ImapAccount| x.name == name) {
+        let span = a.name.as_ref().map_or(acct.span(), |n| n.span());
+        return cx.err(
+            span,
+            format!("name: {name:?} is used by two [[imap]] accounts; names must be unique"),
+        );
+    }
+    Ok(ImapAccount {
+        name,
+        host,
+        port,
+        security,
+        username,
+        auth,
+        ca_file: a.ca_file.as_ref().map(|c| cx.path(c)),
+        mailboxes,
+        backfill_days,
+        idle: a.idle.unwrap_or(true),
+        poll_interval,
+    })
+}
+
+/// Checks one `[imap]` account's `auth` and its password or token command.
+fn validate_imap_auth(cx: &Ctx, a: &RawImap) -> Result<ImapAuth, ConfigError> {
+    // Reported at the account's `host` line, as in `validate_imap_account`.
+    let acct = &a.host;
+    Ok(match a.auth.as_ref().map(|s| (s, s.get_ref().as_str())) {
+        None | Some((_, "password")) | Some((_, "plain")) | Some((_, "login")) => {
+            if a.oauth2_token_command.is_some() {
+                return cx.err(acct.span(), "oauth2_token_command needs auth = \"xoauth2\"");
+            }
+            let secret = cx.secret(
+                "password",
+                a.password.as_ref(),
+                a.password_file.as_ref(),
+                a.password_command.as_ref(),
+                acct.span(),
+            )?;
+            match secret {
+                Some(s) => ImapAuth::Password(s),
+                None => {
                     return cx.err(
                         acct.span(),
-                        "auth = \"xoauth2\" takes oauth2_token_command, not a password",
-                    );
-                }
-                match &a.oauth2_token_command {
-                    Some(c) => ImapAuth::XOAuth2 {
-                        token_command: c.get_ref().clone(),
-                    },
-                    None => {
-                        return cx.err(acct.span(), "auth = \"xoauth2\" needs oauth2_token_command (a command that prints a fresh access token)")
-                    }
+                        "[imap] needs password_file, password_command or password (or auth = \"xoauth2\" with oauth2_token_command)",
+                    )
                 }
             }
-            Some((s, other)) => {
-                return cx.err(
-                    s.span(),
-                    format!("auth: {other:?} is not one of \"password\", \"xoauth2\""),
-                )
-            }
-        };
-        let mailboxes = match &a.mailboxes {
-            Some(m)
-                if m.get_ref().is_empty() || m.get_ref().iter().any(|b| b.trim().is_empty()) =>
-            {
-                return cx.err(
-                    m.span(),
-                    "mailboxes: list at least one mailbox, e.g. [\"INBOX\"]",
-                )
-            }
-            Some(m) => m.get_ref().clone(),
-            None => vec!["INBOX".to_string()],
-        };
-        let backfill_days = match &a.backfill_days {
-            Some(b) => match u32::try_from(*b.get_ref()) {
-                Ok(n) if n <= 3650 => n,
-                _ => return cx.err(b.span(), "backfill_days: must be between 0 and 3650"),
-            },
-            None => 90,
-        };
-        let poll_interval = match &a.poll_interval {
-            Some(p) => {
-                let d = cx.duration(p, "poll_interval")?;
-                if d < Duration::from_secs(10) {
-                    return cx.err(p.span(), "poll_interval: must be at least \"10s\"");
-                }
-                d
-            }
-            None => Duration::from_secs(300),
-        };
-        let name = match &a.name {
-            Some(n) if n.get_ref().trim().is_empty() => {
-                return cx.err(n.span(), "name: must not be empty")
-            }
-            Some(n) => n.get_ref().clone(),
-            None if raw.imap.0.len() > 1 => {
+        }
+        Some((_, "xoauth2")) => {
+            if a.password.is_some() || a.password_file.is_some() || a.password_command.is_some() {
                 return cx.err(
                     acct.span(),
-                    "with several [[imap]] accounts each needs a unique `name`",
+                    "auth = \"xoauth2\" takes oauth2_token_command, not a password",
+                );
+            }
+            match &a.oauth2_token_command {
+                Some(c) => ImapAuth::XOAuth2 {
+                    token_command: c.get_ref().clone(),
+                },
+                None => {
+                    return cx.err(acct.span(), "auth = \"xoauth2\" needs oauth2_token_command (a command that prints a fresh access token)")
+                }
+            }
+        }
+        Some((s, other)) => {
+            return cx.err(
+                s.span(),
+                format!("auth: {other:?} is not one of \"password\", \"xoauth2\""),
+            )
+        }
+    })
+}
+
+/// Checks `[smtp]`: server, password, `from` and every `to` address.
+fn validate_smtp(cx: &Ctx, spanned: &S<RawSmtp>) -> Result<SmtpConfig, ConfigError> {
+    let s = spanned.get_ref();
+    let security = cx.security(s.security.as_ref(), Security::StartTls)?;
+    let default_port = match security {
+        Security::Tls => 465,
+        Security::StartTls => 587,
+        Security::Plain => 25,
+    };
+    let port = cx.port(s.port.as_ref(), default_port)?;
+    let host = cx.host(&s.host, security, s.security.as_ref())?;
+    let password = cx.secret(
+        "password",
+        s.password.as_ref(),
+        s.password_file.as_ref(),
+        s.password_command.as_ref(),
+        spanned.span(),
+    )?;
+    if password.is_some() && s.username.is_none() {
+        return cx.err(spanned.span(), "[smtp] has a password but no username");
+    }
+    if s.from
+        .get_ref()
+        .parse::<lettre::message::Mailbox>()
+        .is_err()
+    {
+        return cx.err(
+            s.from.span(),
+            format!(
+                "from: {:?} is not an email address; write e.g. \"aliwatch <me@example.com>\"",
+                s.from.get_ref()
+            ),
+        );
+    }
+    if s.to.get_ref().is_empty() {
+        return cx.err(s.to.span(), "to: list at least one recipient");
+    }
+    for t in s.to.get_ref() {
+        if t.parse::<lettre::message::Mailbox>().is_err() {
+            return cx.err(s.to.span(), format!("to: {t:?} is not an email address"));
+        }
+    }
+    Ok(SmtpConfig {
+        host,
+        port,
+        security,
+        username: s.username.clone(),
+        password,
+        ca_file: s.ca_file.as_ref().map(|c| cx.path(c)),
+        from: s.from.get_ref().clone(),
+        to: s.to.get_ref().clone(),
+    })
+}
+
+/// Checks `[tracking]`: the provider, its API key, `base_url` and `refresh_interval`.
+fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfig, ConfigError> {
+    let t = spanned.get_ref();
+    let provider = match &t.provider {
+        None => Provider::None,
+        Some(p) => match p.get_ref().as_str() {
+            "17track" => Provider::SeventeenTrack,
+            "cainiao" => Provider::Cainiao,
+            "none" => Provider::None,
+            other => {
+                return cx.err(
+                    p.span(),
+                    format!("provider: {other:?} is not one of \"17track\", \"cainiao\", \"none\""),
                 )
             }
-            None => format!("{username}@{host}"),
-        };
-        if imap.iter().any(|x: &ImapAccount| x.name == name) {
-            let span = a.name.as_ref().map_or(acct.span(), |n| n.span());
-            return cx.err(
-                span,
-                format!("name: {name:?} is used by two [[imap]] accounts; names must be unique"),
-            );
-        }
-        imap.push(ImapAccount {
-            name,
-            host,
-            port,
-            security,
-            username,
-            auth,
-            ca_file: a.ca_file.as_ref().map(|c| cx.path(c)),
-            mailboxes,
-            backfill_days,
-            idle: a.idle.unwrap_or(true),
-            poll_interval,
-        });
-    }
-
-    let smtp = match &raw.smtp {
-        None => None,
-        Some(spanned) => {
-            let s = spanned.get_ref();
-            let security = cx.security(s.security.as_ref(), Security::StartTls)?;
-            let default_port = match security {
-                Security::Tls => 465,
-                Security::StartTls => 587,
-                Security::Plain => 25,
-            };
-            let port = cx.port(s.port.as_ref(), default_port)?;
-            let host = cx.host(&s.host, security, s.security.as_ref())?;
-            let password = cx.secret(
-                "password",
-                s.password.as_ref(),
-                s.password_file.as_ref(),
-                s.password_command.as_ref(),
-                spanned.span(),
-            )?;
-            if password.is_some() && s.username.is_none() {
-                return cx.err(spanned.span(), "[smtp] has a password but no username");
-            }
-            if s.from
-                .get_ref()
-                .parse::<lettre::message::Mailbox>()
-                .is_err()
-            {
-                return cx.err(
-                    s.from.span(),
-                    format!("from: {:?} is not an email address; write e.g. \"aliwatch <me@example.com>\"", s.from.get_ref()),
-                );
-            }
-            if s.to.get_ref().is_empty() {
-                return cx.err(s.to.span(), "to: list at least one recipient");
-            }
-            for t in s.to.get_ref() {
-                if t.parse::<lettre::message::Mailbox>().is_err() {
-                    return cx.err(s.to.span(), format!("to: {t:?} is not an email address"));
-                }
-            }
-            Some(SmtpConfig {
-                host,
-                port,
-                security,
-                username: s.username.clone(),
-                password,
-                ca_file: s.ca_file.as_ref().map(|c| cx.path(c)),
-                from: s.from.get_ref().clone(),
-                to: s.to.get_ref().clone(),
-            })
-        }
-    };
-
-    let tracking = match &raw.tracking {
-        None => TrackingConfig::default(),
-        Some(spanned) => {
-            let t = spanned.get_ref();
-            let provider = match &t.provider {
-                None => Provider::None,
-                Some(p) => match p.get_ref().as_str() {
-                    "17track" => Provider::SeventeenTrack,
-                    "cainiao" => Provider::Cainiao,
-                    "none" => Provider::None,
-                    other => {
-                        return cx.err(
-                            p.span(),
-                            format!(
-                            "provider: {other:?} is not one of \"17track\", \"cainiao\", \"none\""
-                        ),
-                        )
-                    }
-                },
-            };
-            let api_key = cx.secret(
-                "api_key",
-                t.api_key.as_ref(),
-                t.api_key_file.as_ref(),
-                t.api_key_command.as_ref(),
-                spanned.span(),
-            )?;
-            if provider == Provider::SeventeenTrack && api_key.is_none() {
-                return cx.err(
-                    spanned.span(),
-                    "provider = \"17track\" needs api_key_file (or api_key_command); get a key at https://api.17track.net",
-                );
-            }
-            if provider != Provider::SeventeenTrack && api_key.is_some() {
-                return cx.err(
-                    spanned.span(),
-                    "an API key is only used with provider = \"17track\"",
-                );
-            }
-            let base_url = match &t.base_url {
-                Some(u) => {
-                    let v = u.get_ref().trim_end_matches('/');
-                    if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
-                        return cx.err(
-                            u.span(),
-                            "base_url: must be an http(s) URL such as \"https://api.17track.net\"",
-                        );
-                    }
-                    v.to_string()
-                }
-                None => match provider {
-                    Provider::SeventeenTrack => "https://api.17track.net".into(),
-                    Provider::Cainiao => "https://global.cainiao.com".into(),
-                    Provider::None => String::new(),
-                },
-            };
-            let refresh_interval = match &t.refresh_interval {
-                Some(r) => {
-                    let d = cx.duration(r, "refresh_interval")?;
-                    if d < Duration::from_secs(600) {
-                        return cx.err(r.span(), "refresh_interval: must be at least \"10m\" (providers ban clients that poll faster)");
-                    }
-                    d
-                }
-                None => Duration::from_secs(6 * 3600),
-            };
-            TrackingConfig {
-                provider,
-                api_key,
-                base_url,
-                refresh_interval,
-            }
-        }
-    };
-
-    let digest = match &raw.digest {
-        None => DigestConfig::default(),
-        Some(d) => DigestConfig {
-            enabled: d.enabled.unwrap_or(true),
-            at: match &d.at {
-                Some(at) => match NaiveTime::parse_from_str(at.get_ref(), "%H:%M") {
-                    Ok(t) => t,
-                    Err(_) => {
-                        return cx.err(
-                            at.span(),
-                            format!(
-                                "at: {:?} is not a time of day; write \"HH:MM\", e.g. \"08:00\"",
-                                at.get_ref()
-                            ),
-                        )
-                    }
-                },
-                None => DigestConfig::default().at,
-            },
-            skip_when_empty: d.skip_when_empty.unwrap_or(true),
         },
     };
-
-    let protection = match &raw.protection {
-        None => ProtectionConfig::default(),
-        Some(p) => {
-            let days = match &p.days {
-                Some(d) => match u32::try_from(*d.get_ref()) {
-                    Ok(n) if (1..=365).contains(&n) => n,
-                    _ => return cx.err(d.span(), "days: must be between 1 and 365"),
-                },
-                None => 60,
-            };
-            let warn_before_days = match &p.warn_before {
-                None => vec![7, 2],
-                Some(w) => {
-                    let mut out = Vec::new();
-                    for item in w.get_ref() {
-                        let d = parse_duration(item).map_err(|e| {
-                            ConfigError(cx.loc.message(
-                                w.span().start,
-                                &format!(
-                                    "warn_before: {e} in {item:?}; write whole days like \"7d\""
-                                ),
-                            ))
-                        })?;
-                        if d.as_secs() == 0 || !d.as_secs().is_multiple_of(86400) {
-                            return cx.err(w.span(), format!("warn_before: {item:?} must be a whole number of days, e.g. \"7d\""));
-                        }
-                        out.push((d.as_secs() / 86400) as u32);
-                    }
-                    out.sort_unstable_by(|a, b| b.cmp(a));
-                    out.dedup();
-                    out
-                }
-            };
-            let stalled_after = match &p.stalled_after {
-                Some(s) => cx.duration(s, "stalled_after")?,
-                None => Duration::from_secs(10 * 86400),
-            };
-            ProtectionConfig {
-                days,
-                warn_before_days,
-                stalled_after,
+    let api_key = cx.secret(
+        "api_key",
+        t.api_key.as_ref(),
+        t.api_key_file.as_ref(),
+        t.api_key_command.as_ref(),
+        spanned.span(),
+    )?;
+    if provider == Provider::SeventeenTrack && api_key.is_none() {
+        return cx.err(
+            spanned.span(),
+            "provider = \"17track\" needs api_key_file (or api_key_command); get a key at https://api.17track.net",
+        );
+    }
+    if provider != Provider::SeventeenTrack && api_key.is_some() {
+        return cx.err(
+            spanned.span(),
+            "an API key is only used with provider = \"17track\"",
+        );
+    }
+    let base_url = match &t.base_url {
+        Some(u) => {
+            let v = u.get_ref().trim_end_matches('/');
+            if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
+                return cx.err(
+                    u.span(),
+                    "base_url: must be an http(s) URL such as \"https://api.17track.net\"",
+                );
             }
+            v.to_string()
+        }
+        None => match provider {
+            Provider::SeventeenTrack => "https://api.17track.net".into(),
+            Provider::Cainiao => "https://global.cainiao.com".into(),
+            Provider::None => String::new(),
+        },
+    };
+    let refresh_interval = match &t.refresh_interval {
+        Some(r) => {
+            let d = cx.duration(r, "refresh_interval")?;
+            if d < Duration::from_secs(600) {
+                return cx.err(r.span(), "refresh_interval: must be at least \"10m\" (providers ban clients that poll faster)");
+            }
+            d
+        }
+        None => Duration::from_secs(6 * 3600),
+    };
+    Ok(TrackingConfig {
+        provider,
+        api_key,
+        base_url,
+        refresh_interval,
+    })
+}
+
+/// Checks `[digest]`: `at` is a time of day.
+fn validate_digest(cx: &Ctx, d: &RawDigest) -> Result<DigestConfig, ConfigError> {
+    Ok(DigestConfig {
+        enabled: d.enabled.unwrap_or(true),
+        at: match &d.at {
+            Some(at) => match NaiveTime::parse_from_str(at.get_ref(), "%H:%M") {
+                Ok(t) => t,
+                Err(_) => {
+                    return cx.err(
+                        at.span(),
+                        format!(
+                            "at: {:?} is not a time of day; write \"HH:MM\", e.g. \"08:00\"",
+                            at.get_ref()
+                        ),
+                    )
+                }
+            },
+            None => DigestConfig::default().at,
+        },
+        skip_when_empty: d.skip_when_empty.unwrap_or(true),
+    })
+}
+
+/// Checks `[protection]`: `days`, `warn_before` (whole days) and `stalled_after`.
+fn validate_protection(cx: &Ctx, p: &RawProtection) -> Result<ProtectionConfig, ConfigError> {
+    let days = match &p.days {
+        Some(d) => match u32::try_from(*d.get_ref()) {
+            Ok(n) if (1..=365).contains(&n) => n,
+            _ => return cx.err(d.span(), "days: must be between 1 and 365"),
+        },
+        None => 60,
+    };
+    let warn_before_days = match &p.warn_before {
+        None => vec![7, 2],
+        Some(w) => {
+            let mut out = Vec::new();
+            for item in w.get_ref() {
+                let d = parse_duration(item).map_err(|e| {
+                    ConfigError(cx.loc.message(
+                        w.span().start,
+                        &format!("warn_before: {e} in {item:?}; write whole days like \"7d\""),
+                    ))
+                })?;
+                if d.as_secs() == 0 || !d.as_secs().is_multiple_of(86400) {
+                    return cx.err(
+                        w.span(),
+                        format!(
+                            "warn_before: {item:?} must be a whole number of days, e.g. \"7d\""
+                        ),
+                    );
+                }
+                out.push((d.as_secs() / 86400) as u32);
+            }
+            out.sort_unstable_by(|a, b| b.cmp(a));
+            out.dedup();
+            out
         }
     };
-
-    Ok(Config {
-        source: Some(path.to_owned()),
-        database,
-        timezone,
-        imap,
-        smtp,
-        tracking,
-        digest,
-        protection,
+    let stalled_after = match &p.stalled_after {
+        Some(s) => cx.duration(s, "stalled_after")?,
+        None => Duration::from_secs(10 * 86400),
+    };
+    Ok(ProtectionConfig {
+        days,
+        warn_before_days,
+        stalled_after,
     })
 }

@@ -919,6 +919,40 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
 
 /// Classifies and extracts one raw email.
 pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
+    let msg = parse_message(raw)?;
+    let mut views = Vec::new();
+    collect(&msg, 0, &mut views);
+
+    let mut ex = header_fields(&msg);
+    let Some(top) = views.first() else {
+        return Ok(ex);
+    };
+    let body = flatten_bodies(&views);
+    let Some(origin) = classify_origin(&msg, &views, top, &body) else {
+        return Ok(ex);
+    };
+    ex.is_aliexpress = true;
+    let subj = origin.subject.to_lowercase();
+
+    let ref_date = ex.date.map(|d| d.date_naive());
+    let mut found = scan_all(&views, &subj, &body, ref_date);
+    let status = apply_status(&mut ex, &subj, &body, &mut found);
+    let (orders, tracks, replaced) = select_numbers(&mut found);
+    ex.orders = assign(&found, &orders, &tracks);
+    ex.replaced_tracking_numbers = replaced;
+    settle_kind(
+        &mut ex,
+        status.is_some(),
+        found.subject_parcel,
+        origin.from_carrier,
+        !tracks.is_empty(),
+    );
+    Ok(ex)
+}
+
+/// Parses the raw email; input that is blank, not a message or without any
+/// header field is an error.
+fn parse_message(raw: &[u8]) -> Result<Message<'_>, ExtractError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ExtractError::Malformed("empty input".into()));
     }
@@ -928,10 +962,13 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     if msg.headers().is_empty() {
         return Err(ExtractError::Malformed("no header fields".into()));
     }
-    let mut views = Vec::new();
-    collect(&msg, 0, &mut views);
+    Ok(msg)
+}
 
-    let mut ex = Extraction {
+/// The extraction of an email that is not (yet) known to be AliExpress's:
+/// only its Message-ID, Date and Subject.
+fn header_fields(msg: &Message<'_>) -> Extraction {
+    Extraction {
         message_id: msg
             .message_id()
             .map(|s| s.trim_matches(['<', '>']).to_string()),
@@ -940,14 +977,13 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             .and_then(|d| DateTime::<Utc>::from_timestamp(d.to_timestamp(), 0)),
         subject: msg.subject().unwrap_or("").to_string(),
         ..Extraction::default()
-    };
-    let Some(top) = views.first() else {
-        return Ok(ex);
-    };
+    }
+}
 
-    // Body text of every view, flattened and lower-cased once.
+/// Body text of every view, flattened and lower-cased once.
+fn flatten_bodies(views: &[View<'_>]) -> String {
     let mut flat = String::new();
-    for v in &views {
+    for v in views {
         if v.html.is_empty() {
             for p in &v.plain {
                 flat.push_str(p);
@@ -960,13 +996,30 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
-    let body = text::fold_lower(&flat);
-    drop(flat);
+    text::fold_lower(&flat)
+}
 
+/// Where an AliExpress email comes from, as far as reading it goes.
+struct Origin {
+    /// The subject to read (the forwarded email's, for a forward), folded
+    /// and without forward prefixes.
+    subject: String,
+    /// The email comes from a carrier, directly or forwarded.
+    from_carrier: bool,
+}
+
+/// Checks the sender (of the email, of a list post's original, of an
+/// attached or inline forward): `None` when the email is not AliExpress's.
+fn classify_origin(
+    msg: &Message<'_>,
+    views: &[View<'_>],
+    top: &View<'_>,
+    body: &str,
+) -> Option<Origin> {
     let mut subject = strip_forward_prefixes(&text::fold(&top.subject)).to_string();
     let mut sender = strongest(&top.from);
     if sender == Sender::Other {
-        let original = strongest(&list_original_senders(&msg));
+        let original = strongest(&list_original_senders(msg));
         if original != Sender::Other {
             sender = original;
         }
@@ -978,12 +1031,12 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
         Sender::LookAlike => false,
         Sender::AliExpress => true,
         Sender::Carrier => {
-            mentions_aliexpress(&body) || mentions_aliexpress(&top.subject.to_lowercase())
+            mentions_aliexpress(body) || mentions_aliexpress(&top.subject.to_lowercase())
         }
         Sender::Other => {
             let nested = views.iter().skip(1).find(|v| match strongest(&v.from) {
                 Sender::AliExpress => true,
-                Sender::Carrier => mentions_aliexpress(&body),
+                Sender::Carrier => mentions_aliexpress(body),
                 _ => false,
             });
             if let Some(v) = nested {
@@ -991,7 +1044,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
                 from_carrier = strongest(&v.from) == Sender::Carrier;
                 true
             } else {
-                match inline_forward(&body) {
+                match inline_forward(body) {
                     Some((Sender::AliExpress, subj)) => {
                         if let Some(s) = subj.filter(|s| !s.is_empty()) {
                             subject = strip_forward_prefixes(s).to_string();
@@ -1000,24 +1053,26 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
                     }
                     Some((Sender::Carrier, _)) => {
                         from_carrier = true;
-                        mentions_aliexpress(&body)
+                        mentions_aliexpress(body)
                     }
                     _ => false,
                 }
             }
         }
     };
-    if !is_ali {
-        return Ok(ex);
-    }
-    ex.is_aliexpress = true;
-    let subj = subject.to_lowercase();
+    is_ali.then_some(Origin {
+        subject,
+        from_carrier,
+    })
+}
 
-    let ref_date = ex.date.map(|d| d.date_naive());
+/// Scans the subject, the body text, the links of every view and, when the
+/// body has a header row of labels, the HTML tables.
+fn scan_all(views: &[View<'_>], subj: &str, body: &str, ref_date: Option<NaiveDate>) -> Found {
     let mut found = Found::default();
-    scan_subject(&subj, &mut found);
-    scan_body(&body, ref_date, &mut found);
-    for v in &views {
+    scan_subject(subj, &mut found);
+    scan_body(body, ref_date, &mut found);
+    for v in views {
         for raw in v.html.iter().chain(&v.plain) {
             scan_links(raw, &mut found);
         }
@@ -1027,9 +1082,20 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
             }
         }
     }
+    found
+}
 
+/// Sets the kind, parcel status and flags from the status phrase, and what
+/// comes with them: replaced tracking numbers, a protection extension, the
+/// protection date and the ETA. Returns the status phrase, if any.
+fn apply_status(
+    ex: &mut Extraction,
+    subj: &str,
+    body: &str,
+    found: &mut Found,
+) -> Option<&'static lang::Status> {
     // Kind and flags: the subject first, else the body's opening lines.
-    let status = best_status(&subj, false).or_else(|| best_status(window(&body, 0, 1500), true));
+    let status = best_status(subj, false).or_else(|| best_status(window(body, 0, 1500), true));
     let mut changed = false;
     if let Some(st) = status {
         ex.kind = st.kind;
@@ -1043,7 +1109,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     }
 
     if changed {
-        for c in CHANGED_FROM_TO.captures_iter(&body) {
+        for c in CHANGED_FROM_TO.captures_iter(body) {
             let old = c.get(1).map(|m| numbers::normalise(m.as_str()));
             let new = c.get(2).map(|m| numbers::normalise(m.as_str()));
             if let (Some(old), Some(new)) = (old, new) {
@@ -1057,11 +1123,16 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     // Only protection emails state extensions; elsewhere "extended by N
     // days" is about delivery times.
     if ex.kind == EmailKind::Protection {
-        ex.protection_extended_days = extension_days(&body);
+        ex.protection_extended_days = extension_days(body);
     }
     ex.protection_until = found.protection_until;
     ex.eta = found.eta;
+    status
+}
 
+/// Bounds, fixes and deduplicates the numbers found: returns the orders, the
+/// current tracking numbers and the replaced ones, no number in two lists.
+fn select_numbers(found: &mut Found) -> (Vec<String>, Vec<String>, Vec<String>) {
     // Bound the work on hostile input: no real email names more than a few
     // dozen orders or parcels.
     found.label_orders.truncate(MAX_ITEMS);
@@ -1069,7 +1140,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     found.subject_orders.truncate(MAX_ITEMS);
     found.pairs.truncate(MAX_ITEMS * 4);
     found.replaced.truncate(MAX_ITEMS);
-    fix_running_numbers(&mut found);
+    fix_running_numbers(found);
     let replaced = dedup(found.replaced.iter().cloned());
     let tracks: Vec<String> = dedup(
         found
@@ -1096,20 +1167,29 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
         .filter(|t| !orders.contains(t))
         .take(MAX_ITEMS)
         .collect();
-    ex.orders = assign(&found, &orders, &tracks);
-    ex.replaced_tracking_numbers = replaced;
+    (orders, tracks, replaced)
+}
 
-    if status.is_none() {
+/// Settles the kind once the orders are assigned: without a status phrase,
+/// from the parcels given; a carrier's `shipped` is `in_transit`; an email
+/// without any order or parcel is `other`.
+fn settle_kind(
+    ex: &mut Extraction,
+    has_status: bool,
+    subject_parcel: bool,
+    from_carrier: bool,
+    has_tracks: bool,
+) {
+    if !has_status {
         // No known status phrase: a parcel subject (`Package T: …`) is a
         // carrier step; a tracking number given elsewhere means shipped.
-        (ex.kind, ex.parcel_status) =
-            if found.subject_parcel || (from_carrier && !tracks.is_empty()) {
-                (EmailKind::InTransit, Some(ParcelStatus::InTransit))
-            } else if !tracks.is_empty() {
-                (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
-            } else {
-                (EmailKind::Other, None)
-            };
+        (ex.kind, ex.parcel_status) = if subject_parcel || (from_carrier && has_tracks) {
+            (EmailKind::InTransit, Some(ParcelStatus::InTransit))
+        } else if has_tracks {
+            (EmailKind::Shipped, Some(ParcelStatus::InfoReceived))
+        } else {
+            (EmailKind::Other, None)
+        };
     }
     if from_carrier && ex.kind == EmailKind::Shipped {
         // A carrier holding the parcel ("your parcel is on its way") is a
@@ -1127,7 +1207,6 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
         ex.order_completed = false;
         ex.dispute_opened = false;
     }
-    Ok(ex)
 }
 
 #[cfg(test)]
