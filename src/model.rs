@@ -382,13 +382,37 @@ pub fn check_order_id(order: &str) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // What one email says
 
+/// A price as an email shows it: the amount as a decimal string with a
+/// dot (`"1.99"`, never a float) and an ISO 4217 currency code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Price {
+    pub amount: String,
+    pub currency: String,
+}
+
+/// One item of an order (SPEC §4 `items`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Item {
+    /// The email's text, trimmed, whitespace collapsed, without a trailing
+    /// ellipsis.
+    pub title: String,
+    pub variant: Option<String>,
+    pub quantity: Option<u32>,
+    pub price: Option<Price>,
+}
+
 /// One order an email refers to, with the parcels the email gives for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct OrderRef {
     /// 12 to 20 digits; `None` for parcels named without any order.
     pub order_id: Option<String>,
     /// Current tracking numbers, normalised (no spaces, upper case).
     pub tracking_numbers: Vec<String>,
+    /// The items the email shows for this order (none for a parcel-only
+    /// entry).
+    pub items: Vec<Item>,
+    /// The seller's store name, where the email shows it.
+    pub store: Option<String>,
 }
 
 /// Everything aliwatch takes from one email (the extractor's output).
@@ -431,10 +455,16 @@ impl Extraction {
             .orders
             .iter()
             .map(|o| {
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "order_id": o.order_id,
                     "tracking_numbers": o.tracking_numbers,
-                })
+                });
+                // Additive (SPEC §3): only where the email shows them.
+                if o.order_id.is_some() && (!o.items.is_empty() || o.store.is_some()) {
+                    v["items"] = serde_json::json!(o.items);
+                    v["store"] = serde_json::json!(o.store);
+                }
+                v
             })
             .collect();
         serde_json::json!({

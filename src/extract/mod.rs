@@ -835,13 +835,14 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
         return vec![OrderRef {
             order_id: None,
             tracking_numbers: tracks.to_vec(),
+            ..OrderRef::default()
         }];
     }
     let mut out: Vec<OrderRef> = orders
         .iter()
         .map(|o| OrderRef {
             order_id: Some(o.clone()),
-            tracking_numbers: Vec::new(),
+            ..OrderRef::default()
         })
         .collect();
     let paired: HashSet<&str> = found

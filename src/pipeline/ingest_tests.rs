@@ -34,6 +34,7 @@ fn email(id: &str, day: u32, kind: EmailKind, orders: &[(Option<&str>, &[&str])]
             .map(|(o, t)| OrderRef {
                 order_id: o.map(str::to_string),
                 tracking_numbers: t.iter().map(|s| s.to_string()).collect(),
+                ..OrderRef::default()
             })
             .collect(),
         message_id: Some(format!("{id}@test")),
