@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::{
-    EmailKind, NotificationKey, NotificationState, OrderAction, ParcelStatus, TrackingNumber,
+    EmailKind, Item, NotificationKey, NotificationState, OrderAction, ParcelStatus, TrackingNumber,
 };
 use crate::report::EventView;
 
@@ -29,6 +29,10 @@ pub struct OrderEmail {
     pub completed: bool,
     pub disputed: bool,
     pub eta: Option<(NaiveDate, NaiveDate)>,
+    /// The items the email shows for the order, in its order.
+    pub items: Vec<Item>,
+    /// The store the email names for the order.
+    pub store: Option<String>,
 }
 
 /// What one email said about one parcel (`parcel_emails` with the email's
@@ -66,6 +70,8 @@ pub struct ManualAction {
 pub struct Facts {
     /// Every known order id, sorted.
     pub orders: Vec<String>,
+    /// When aliwatch first learned of each order.
+    pub order_first_seen: HashMap<String, DateTime<Utc>>,
     pub order_emails: HashMap<String, Vec<OrderEmail>>,
     /// Manual commands per order, oldest first.
     pub actions: HashMap<String, Vec<ManualAction>>,

@@ -216,6 +216,9 @@ pub enum OrderState {
     AwaitingShipment,
     Shipped,
     Delivered,
+    /// Protection ended without delivery: AliExpress completed the order,
+    /// and a dispute can still be opened until `dispute_until` (SPEC §7).
+    ProtectionEnded,
     Completed,
     Disputed,
 }
@@ -227,6 +230,7 @@ impl OrderState {
             OrderState::AwaitingShipment => "awaiting_shipment",
             OrderState::Shipped => "shipped",
             OrderState::Delivered => "delivered",
+            OrderState::ProtectionEnded => "protection_ended",
             OrderState::Completed => "completed",
             OrderState::Disputed => "disputed",
         }
@@ -241,6 +245,70 @@ impl OrderState {
 impl std::fmt::Display for OrderState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Why an order is completed (SPEC §4 `completed_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompletedReason {
+    /// An email says receipt was confirmed.
+    Confirmed,
+    /// An email says the order was closed, cancelled or refunded.
+    Closed,
+    /// The `done` command.
+    Done,
+    /// AliExpress completed it by itself (SPEC §7).
+    Auto,
+    /// No news for 120 days and no running protection window.
+    Stale,
+}
+
+impl CompletedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompletedReason::Confirmed => "confirmed",
+            CompletedReason::Closed => "closed",
+            CompletedReason::Done => "done",
+            CompletedReason::Auto => "auto",
+            CompletedReason::Stale => "stale",
+        }
+    }
+}
+
+/// Why an active order needs the user (SPEC §7 "needs action"; push
+/// channels call it `action_needed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionReason {
+    /// Protection ends within the largest `warn_before`.
+    ProtectionEnding,
+    /// Protection ended without delivery: the last days to dispute.
+    ProtectionEnded,
+    DeliveryFailed,
+    ReadyForPickup,
+    CustomsHold,
+    Exception,
+    Returning,
+    /// No tracking news for `stalled_after`.
+    Stalled,
+    /// Delivered, not confirmed, and AliExpress has not completed it yet.
+    DeliveredNotConfirmed,
+}
+
+impl ActionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionReason::ProtectionEnding => "protection_ending",
+            ActionReason::ProtectionEnded => "protection_ended",
+            ActionReason::DeliveryFailed => "delivery_failed",
+            ActionReason::ReadyForPickup => "ready_for_pickup",
+            ActionReason::CustomsHold => "customs_hold",
+            ActionReason::Exception => "exception",
+            ActionReason::Returning => "returning",
+            ActionReason::Stalled => "stalled",
+            ActionReason::DeliveredNotConfirmed => "delivered_not_confirmed",
+        }
     }
 }
 

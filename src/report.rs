@@ -1,11 +1,14 @@
 //! The read model: orders and parcels as users see them, exactly the shape
-//! of `status --json` (SPEC §4). Built by the store from its facts and the
-//! pure rules in `protection.rs`; rendered by `status` and by the digest.
+//! of `status --json` (SPEC §4). Derived from the store's facts and today's
+//! date by `decide::orders`; rendered by `status`, the digest and every
+//! channel, so all of them say the same thing on the same day.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::model::{OrderState, ParcelStatus, ProtectionSource};
+use crate::model::{
+    ActionReason, CompletedReason, Item, OrderState, ParcelStatus, ProtectionSource,
+};
 
 /// The whole `status --json` document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,6 +29,8 @@ pub struct StatusReport {
 pub struct OrderView {
     pub order_id: String,
     pub state: OrderState,
+    /// Why a `completed` order is completed; `null` otherwise.
+    pub completed_reason: Option<CompletedReason>,
     pub confirmed_at: Option<NaiveDate>,
     pub shipped_at: Option<NaiveDate>,
     pub protection_ends: Option<NaiveDate>,
@@ -37,13 +42,35 @@ pub struct OrderView {
     /// After delivery or completion: the last day a dispute can be opened
     /// (completion + 15 days; extension to SPEC §4).
     pub dispute_until: Option<NaiveDate>,
+    /// What the order contains, as far as any email of it shows.
+    pub items: Vec<Item>,
+    /// The seller's store name.
+    pub store: Option<String>,
+    /// The order's page on AliExpress.
+    pub url: String,
+    /// Why the order needs the user now (SPEC §7), most urgent first; empty
+    /// for orders that need nothing (additive to SPEC §4).
+    pub needs_action: Vec<ActionNeeded>,
     pub parcels: Vec<ParcelView>,
+}
+
+/// One reason an order needs the user, with the date that matters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionNeeded {
+    pub reason: ActionReason,
+    /// The last day to act (protection end, dispute deadline, automatic
+    /// completion), where there is one.
+    pub by: Option<NaiveDate>,
+    /// The parcel it is about, where it is about one.
+    pub tracking_number: Option<String>,
 }
 
 /// One parcel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParcelView {
     pub tracking_number: String,
+    /// A public tracking page for the number.
+    pub tracking_url: String,
     pub carrier: Option<String>,
     pub status: ParcelStatus,
     pub status_detail: Option<String>,
@@ -93,8 +120,23 @@ fn ser_opt_time<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result
 }
 
 impl OrderView {
-    /// True when every parcel is in a final state or the order is completed.
+    /// Every state but `completed` is active (SPEC §4).
     pub fn is_active(&self) -> bool {
         self.state.is_active()
+    }
+
+    /// Whether the order needs the user now (SPEC §7).
+    pub fn needs_action(&self) -> bool {
+        !self.needs_action.is_empty()
+    }
+
+    /// What the order is, for people: its item titles, else its store,
+    /// else nothing (callers fall back to the order id).
+    pub fn what(&self) -> Option<String> {
+        if !self.items.is_empty() {
+            let titles: Vec<&str> = self.items.iter().map(|i| i.title.as_str()).collect();
+            return Some(titles.join(" + "));
+        }
+        self.store.clone()
     }
 }

@@ -5,11 +5,13 @@
 //!
 //! - [`orders`]: the status derivation (facts → `status --json` model);
 //! - [`protection`]: when Buyer Protection ends, order state, stalled parcels;
+//! - [`lifecycle`]: what an order is today (SPEC §7) and what needs action;
 //! - [`parcel`]: what a provider's answer changes for a parcel;
 //! - [`schedule`]: when a parcel is asked for again;
 //! - [`notifications`]: which digest and warnings are due, and whether a
 //!   pending one still applies.
 
+pub mod lifecycle;
 pub mod notifications;
 pub mod orders;
 pub mod parcel;

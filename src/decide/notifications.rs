@@ -250,6 +250,7 @@ mod tests {
         OrderView {
             order_id: id.into(),
             state,
+            completed_reason: None,
             confirmed_at: None,
             shipped_at: Some(date(shipped)),
             protection_ends: Some(date(ends)),
@@ -257,8 +258,13 @@ mod tests {
             protection_source: None,
             auto_completes_on: None,
             dispute_until: None,
+            items: vec![],
+            store: None,
+            url: String::new(),
+            needs_action: vec![],
             parcels: vec![ParcelView {
                 tracking_number: "LP00000000000001".into(),
+                tracking_url: String::new(),
                 carrier: None,
                 status: ParcelStatus::InTransit,
                 status_detail: None,

@@ -14,10 +14,11 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::lifecycle::{self, TimeFacts};
 use super::protection::{self, ManualProtection, ProtectionFacts, StateFacts};
 use super::Rules;
 use crate::facts::{Facts, ManualAction, OrderEmail, ParcelEmail};
-use crate::model::{EmailKind, OrderAction, ParcelStatus};
+use crate::model::{CompletedReason, EmailKind, Item, OrderAction, ParcelStatus, Provider};
 use crate::report::{EtaView, EventView, OrderView, ParcelView, StatusReport};
 
 /// The status model of `facts` at `now`.
@@ -163,6 +164,7 @@ impl<'f> Derivation<'f> {
             .or(row.map(|r| r.first_seen_at));
         ParcelView {
             tracking_number: number.to_string(),
+            tracking_url: tracking_url(number, rules.tracking.provider),
             carrier: row.and_then(|r| r.carrier.clone()),
             status,
             status_detail: row.and_then(|r| r.status_detail.clone()),
@@ -224,12 +226,26 @@ impl<'f> Derivation<'f> {
         let done_action = actions
             .iter()
             .find(|a| a.action == OrderAction::Done)
-            .map(|a| a.at);
-        let completed_email = emails.iter().filter(|e| e.completed).map(|e| e.date).min();
-        let completed_at = match (done_action, completed_email) {
-            (Some(a), Some(b)) => Some(a.min(b)),
+            .map(|a| (a.at, CompletedReason::Done));
+        // "How did it go?" after a delivery means receipt was confirmed;
+        // any other completing email says the order was closed.
+        let completed_email = emails
+            .iter()
+            .filter(|e| e.completed)
+            .map(|e| {
+                let how = if e.kind == EmailKind::Delivered {
+                    CompletedReason::Confirmed
+                } else {
+                    CompletedReason::Closed
+                };
+                (e.date, how)
+            })
+            .min_by_key(|c| c.0);
+        let completion = match (done_action, completed_email) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
+        let completed_at = completion.map(|c| c.0);
         let disputed = emails.iter().any(|e| e.disputed);
         let delivered_email = emails
             .iter()
@@ -299,18 +315,87 @@ impl<'f> Derivation<'f> {
             manual,
         };
         let prot = protection::protection(&facts, rules.protection.days);
+        let now_state = lifecycle::in_time(
+            &TimeFacts {
+                state,
+                completion: completion.map(|c| c.1),
+                protection: prot,
+                last_activity: self
+                    .last_activity(order_id, emails, actions, &numbers)
+                    .map(local),
+            },
+            today,
+        );
+        let parcels: Vec<ParcelView> = if now_state.state.is_active() {
+            parcels
+        } else {
+            parcels
+                .into_iter()
+                .map(|p| ParcelView {
+                    stalled: false,
+                    ..p
+                })
+                .collect()
+        };
+        let horizon = rules
+            .protection
+            .warn_before_days
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let protection_ends = prot.map(|p| p.ends);
+        let needs_action =
+            lifecycle::needs_action(&now_state, protection_ends, &parcels, horizon, today);
         OrderView {
             order_id: order_id.to_owned(),
-            state,
+            state: now_state.state,
+            completed_reason: now_state.completed_reason,
             confirmed_at: confirmed.map(local),
             shipped_at: shipped.map(local),
-            protection_ends: prot.map(|p| p.ends),
+            protection_ends,
             protection_days_left: prot.map(|p| protection::days_left(p.ends, today)),
             protection_source: prot.map(|p| p.source),
-            auto_completes_on: prot.and_then(|p| p.auto_completes_on),
-            dispute_until: prot.and_then(|p| p.dispute_until),
+            auto_completes_on: now_state.auto_completes_on,
+            dispute_until: now_state.dispute_until,
+            items: merge_items(emails),
+            store: best_store(emails),
+            url: order_url(order_id),
+            needs_action,
             parcels,
         }
+    }
+
+    /// The newest email, carrier event or command of an order.
+    fn last_activity(
+        &self,
+        order_id: &str,
+        emails: &[OrderEmail],
+        actions: &[ManualAction],
+        numbers: &BTreeSet<&str>,
+    ) -> Option<DateTime<Utc>> {
+        let events = numbers
+            .iter()
+            .filter_map(|n| self.facts.last_events.get(*n).map(|e| e.time));
+        let parcel_emails = numbers
+            .iter()
+            .flat_map(|n| self.facts.parcel_emails.get(*n).into_iter().flatten())
+            .map(|e| e.date);
+        // When aliwatch first saw the order is no news from AliExpress (a
+        // year of mail imported today is a year old), but an order known
+        // from nothing else is not given up on.
+        let seen = emails
+            .is_empty()
+            .then(|| self.facts.order_first_seen.get(order_id).copied())
+            .flatten();
+        emails
+            .iter()
+            .map(|e| e.date)
+            .chain(actions.iter().map(|a| a.at))
+            .chain(events)
+            .chain(parcel_emails)
+            .chain(seen)
+            .max()
     }
 
     /// The whole status model: every order (active and completed; callers
@@ -354,4 +439,69 @@ impl<'f> Derivation<'f> {
             notices: Vec::new(),
         }
     }
+}
+
+/// The order's page on AliExpress (SPEC §4 `url`).
+pub fn order_url(order_id: &str) -> String {
+    format!("https://www.aliexpress.com/p/order/detail.html?orderId={order_id}")
+}
+
+/// A public tracking page for `number`: the configured provider's, with
+/// `none` 17TRACK's (SPEC §4 `tracking_url`).
+pub fn tracking_url(number: &str, provider: Provider) -> String {
+    match provider {
+        Provider::Cainiao => {
+            format!("https://global.cainiao.com/newDetail.htm?mailNoList={number}")
+        }
+        Provider::SeventeenTrack | Provider::None => {
+            format!("https://t.17track.net/en#nums={number}")
+        }
+    }
+}
+
+/// Whether two titles name the same item: equal, or one is the other cut
+/// short (emails shorten long titles; the ellipsis is already gone).
+fn same_item(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
+    !a.is_empty() && !b.is_empty() && (a.starts_with(&b) || b.starts_with(&a))
+}
+
+/// The best item list across an order's emails: the list of the email that
+/// shows the most items (the newest on a tie), each item completed from
+/// the other emails — the longest title wins, a missing variant, quantity
+/// or price is filled in.
+pub fn merge_items(emails: &[OrderEmail]) -> Vec<Item> {
+    let Some(base) = emails
+        .iter()
+        .filter(|e| !e.items.is_empty())
+        .max_by_key(|e| (e.items.len(), e.date))
+    else {
+        return Vec::new();
+    };
+    let mut items = base.items.clone();
+    for item in &mut items {
+        let title = item.title.clone();
+        let others = emails
+            .iter()
+            .flat_map(|e| e.items.iter())
+            .filter(|o| same_item(&o.title, &title));
+        for o in others {
+            if o.title.chars().count() > item.title.chars().count() {
+                item.title = o.title.clone();
+            }
+            item.variant = item.variant.take().or_else(|| o.variant.clone());
+            item.quantity = item.quantity.or(o.quantity);
+            item.price = item.price.take().or_else(|| o.price.clone());
+        }
+    }
+    items
+}
+
+/// The store the newest email that names one names.
+fn best_store(emails: &[OrderEmail]) -> Option<String> {
+    emails
+        .iter()
+        .filter(|e| e.store.is_some())
+        .max_by_key(|e| e.date)
+        .and_then(|e| e.store.clone())
 }

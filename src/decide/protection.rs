@@ -110,6 +110,13 @@ pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Option<Protecti
     }
 
     let (ends, source) = end?;
+    // A date an email or the user stated after delivery is the day
+    // AliExpress confirms the order by itself ("awaiting confirmation …
+    // until D"); the 5-day rule is the estimate when nothing says so.
+    let auto_completes_on = match source {
+        ProtectionSource::Default => auto_completes_on,
+        ProtectionSource::Email | ProtectionSource::Manual => auto_completes_on.map(|_| ends),
+    };
     let completion = facts
         .completed_on
         .or(auto_completes_on.map(|a| a.min(ends)));

@@ -50,6 +50,7 @@ fn config() -> Config {
 fn parcel(number: &str, status: ParcelStatus) -> ParcelView {
     ParcelView {
         tracking_number: number.into(),
+        tracking_url: String::new(),
         carrier: None,
         status,
         status_detail: None,
@@ -74,6 +75,7 @@ fn order(id: &str, state: OrderState, shipped: Option<&str>, ends: Option<&str>)
     OrderView {
         order_id: id.into(),
         state,
+        completed_reason: None,
         confirmed_at: Some(date("2026-10-01")),
         shipped_at: shipped.map(date),
         protection_ends: ends.map(date),
@@ -81,6 +83,10 @@ fn order(id: &str, state: OrderState, shipped: Option<&str>, ends: Option<&str>)
         protection_source: ends.map(|_| ProtectionSource::Default),
         auto_completes_on: None,
         dispute_until: None,
+        items: vec![],
+        store: None,
+        url: String::new(),
+        needs_action: vec![],
         parcels: vec![],
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{parse_time, Store};
 use crate::facts::{Facts, ManualAction, OrderEmail, ParcelEmail, ParcelRow};
-use crate::model::{EmailKind, OrderAction, ParcelStatus};
+use crate::model::{EmailKind, Item, OrderAction, ParcelStatus, Price};
 use crate::report::EventView;
 
 /// A stored timestamp, or an error naming where it was found.
@@ -53,8 +53,10 @@ impl Store {
     pub fn load_facts(&self) -> Result<Facts> {
         let (order_parcels, parcel_orders) = self.load_order_parcels()?;
         let (first_events, last_events) = self.load_events()?;
+        let order_first_seen = self.load_orders()?;
         let facts: Result<Facts> = Ok(Facts {
-            orders: self.load_orders()?,
+            orders: order_first_seen.iter().map(|(o, _)| o.clone()).collect(),
+            order_first_seen: order_first_seen.into_iter().collect(),
             order_emails: self.load_order_emails()?,
             actions: self.load_actions()?,
             parcels: self.load_parcels()?,
@@ -67,20 +69,26 @@ impl Store {
         facts.context("reading the database")
     }
 
-    fn load_orders(&self) -> Result<Vec<String>> {
+    /// Every order id, sorted, with when it was first seen.
+    fn load_orders(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT order_id FROM orders ORDER BY order_id")?;
+            .prepare("SELECT order_id, first_seen_at FROM orders ORDER BY order_id")?;
         let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        rows.into_iter()
+            .map(|(o, t)| {
+                let seen = stored_time(&t, || format!("orders row {o}"))?;
+                Ok((o, seen))
+            })
+            .collect()
     }
 
     fn load_order_emails(&self) -> Result<HashMap<String, Vec<OrderEmail>>> {
         let mut stmt = self.conn.prepare(
             "SELECT order_id, email_id, kind, email_date, parcel_status, parcel_count,
-                    protection_until, extended_days, completed, disputed, eta_from, eta_to
+                    protection_until, extended_days, completed, disputed, eta_from, eta_to, store
              FROM order_emails",
         )?;
         type Row = (
@@ -94,6 +102,7 @@ impl Store {
             Option<i64>,
             bool,
             bool,
+            Option<String>,
             Option<String>,
             Option<String>,
         );
@@ -112,12 +121,27 @@ impl Store {
                     r.get(9)?,
                     r.get(10)?,
                     r.get(11)?,
+                    r.get(12)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<Row>>>()?;
+        let mut items = self.load_order_items()?;
         let mut out: HashMap<String, Vec<OrderEmail>> = HashMap::new();
-        for (order, email, kind, date, status, count, until, ext, completed, disputed, ef, et) in
-            rows
+        for (
+            order,
+            email,
+            kind,
+            date,
+            status,
+            count,
+            until,
+            ext,
+            completed,
+            disputed,
+            ef,
+            et,
+            store,
+        ) in rows
         {
             let what = || format!("order_emails row (order {order}, email {email})");
             let e = OrderEmail {
@@ -131,8 +155,45 @@ impl Store {
                 completed,
                 disputed,
                 eta: eta_cols(ef, et),
+                items: items.remove(&(order.clone(), email)).unwrap_or_default(),
+                store,
             };
             out.entry(order).or_default().push(e);
+        }
+        Ok(out)
+    }
+
+    /// Items per (order, email), in the email's order.
+    fn load_order_items(&self) -> Result<HashMap<(String, i64), Vec<Item>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT order_id, email_id, title, variant, quantity, price_amount, price_currency
+             FROM order_items ORDER BY order_id, email_id, position",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out: HashMap<(String, i64), Vec<Item>> = HashMap::new();
+        for (order, email, title, variant, quantity, amount, currency) in rows {
+            let price = match (amount, currency) {
+                (Some(amount), Some(currency)) => Some(Price { amount, currency }),
+                _ => None,
+            };
+            out.entry((order, email)).or_default().push(Item {
+                title,
+                variant,
+                quantity: quantity.and_then(|q| u32::try_from(q).ok()),
+                price,
+            });
         }
         Ok(out)
     }

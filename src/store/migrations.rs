@@ -206,4 +206,20 @@ SELECT 1,
        (SELECT value FROM meta WHERE key = 'tracking.last_error');
 DELETE FROM meta WHERE key LIKE 'notify.last_attempt:%' OR key LIKE 'tracking.%';
 "#,
+    // v3: what each email shows an order contains, and its store.
+    r#"
+-- Items per (order, email), in the email's order.
+CREATE TABLE order_items (
+    order_id        TEXT NOT NULL REFERENCES orders(order_id) ON DELETE CASCADE,
+    email_id        INTEGER NOT NULL REFERENCES emails(id) ON DELETE CASCADE,
+    position        INTEGER NOT NULL,
+    title           TEXT NOT NULL,
+    variant         TEXT,
+    quantity        INTEGER,
+    price_amount    TEXT,             -- decimal with a dot, e.g. '1.99'
+    price_currency  TEXT,             -- ISO 4217
+    PRIMARY KEY (order_id, email_id, position)
+) STRICT;
+ALTER TABLE order_emails ADD COLUMN store TEXT;
+"#,
 ];

@@ -330,7 +330,7 @@ mod tests {
         store
             .conn
             .execute(
-                "INSERT INTO orders(order_id, first_seen_at) VALUES ('8123456789012345', 'x')",
+                "INSERT INTO orders(order_id, first_seen_at) VALUES ('8123456789012345', '2026-11-01T00:00:00Z')",
                 [],
             )
             .expect("order");

@@ -314,8 +314,9 @@ fn apply_extraction(
         }
         tx.execute(
             "INSERT OR IGNORE INTO order_emails(order_id, email_id, kind, email_date, parcel_status,
-                 parcel_count, protection_until, extended_days, completed, disputed, eta_from, eta_to)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 parcel_count, protection_until, extended_days, completed, disputed, eta_from, eta_to,
+                 store)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 order_id,
                 email_id,
@@ -329,8 +330,26 @@ fn apply_extraction(
                 ex.dispute_opened,
                 ex.eta.map(|e| e.0.format("%Y-%m-%d").to_string()),
                 ex.eta.map(|e| e.1.format("%Y-%m-%d").to_string()),
+                order.store,
             ],
         )?;
+        for (i, item) in order.items.iter().enumerate() {
+            tx.execute(
+                "INSERT OR IGNORE INTO order_items(order_id, email_id, position, title, variant,
+                     quantity, price_amount, price_currency)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    order_id,
+                    email_id,
+                    i as i64,
+                    item.title,
+                    item.variant,
+                    item.quantity,
+                    item.price.as_ref().map(|p| p.amount.as_str()),
+                    item.price.as_ref().map(|p| p.currency.as_str()),
+                ],
+            )?;
+        }
     }
     Ok((orders_new, orders_updated, parcels_new))
 }

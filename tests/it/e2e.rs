@@ -312,6 +312,9 @@ fn run_end_to_end() {
         ..Default::default()
     });
     let standin = Standin::start();
+    // The journey starts two days ago: the delivered order is still within
+    // its five days before AliExpress completes it (SPEC §7).
+    standin.set_epoch(chrono::Utc::now() - chrono::Duration::days(2));
     let world = World::new(&stack, &standin);
     let (order, number) = ("8123456700000017", "LP00999000000017");
     standin.set_timeline(number, journey());

@@ -57,6 +57,7 @@ fn config(smtp: SmtpConfig) -> Config {
 fn parcel(number: &str, status: ParcelStatus, desc: &str) -> ParcelView {
     ParcelView {
         tracking_number: number.into(),
+        tracking_url: String::new(),
         carrier: Some("Cainiao".into()),
         status,
         status_detail: Some(desc.into()),
@@ -80,6 +81,7 @@ fn order(id: &str, state: OrderState, ends: &str, parcels: Vec<ParcelView>) -> O
     OrderView {
         order_id: id.into(),
         state,
+        completed_reason: None,
         confirmed_at: Some(date("2026-10-01")),
         shipped_at: Some(date("2026-10-04")),
         protection_ends: Some(date(ends)),
@@ -87,6 +89,10 @@ fn order(id: &str, state: OrderState, ends: &str, parcels: Vec<ParcelView>) -> O
         protection_source: Some(ProtectionSource::Default),
         auto_completes_on: None,
         dispute_until: None,
+        items: vec![],
+        store: None,
+        url: String::new(),
+        needs_action: vec![],
         parcels,
     }
 }

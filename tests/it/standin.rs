@@ -156,6 +156,8 @@ struct Timeline {
     steps: Vec<Step>,
     /// Steps revealed so far (0: nothing found).
     pos: usize,
+    /// The time of the first step (ms since the epoch).
+    t0_ms: i64,
 }
 
 #[derive(Default)]
@@ -170,6 +172,9 @@ struct State {
     faults: VecDeque<Fault>,
     requests: Vec<Request>,
     api_key: Option<String>,
+    /// The first step's time for timelines set from now on (default
+    /// [`T0_MS`]).
+    epoch_ms: Option<i64>,
 }
 
 /// The running stand-in; stops when dropped.
@@ -220,9 +225,23 @@ impl Standin {
 
     /// Scripts a number's journey; it starts "not found".
     pub fn set_timeline(&self, number: &str, steps: Vec<Step>) {
-        lock(&self.state)
-            .timelines
-            .insert(number.to_owned(), Timeline { steps, pos: 0 });
+        let mut s = lock(&self.state);
+        let t0_ms = s.epoch_ms.unwrap_or(T0_MS);
+        s.timelines.insert(
+            number.to_owned(),
+            Timeline {
+                steps,
+                pos: 0,
+                t0_ms,
+            },
+        );
+    }
+
+    /// Timelines set from now on start at `t0` (tests that run against
+    /// today's date: a journey that ended a month ago is over for
+    /// AliExpress too).
+    pub fn set_epoch(&self, t0: chrono::DateTime<chrono::Utc>) {
+        lock(&self.state).epoch_ms = Some(t0.timestamp_millis());
     }
 
     /// Reveals the next step; false when the journey is over.
@@ -560,7 +579,7 @@ fn revealed(t: Option<&Timeline>) -> Vec<(Step, i64, i32)> {
         .iter()
         .enumerate()
         .map(|(i, st)| {
-            let ms = T0_MS + (i as i64) * 6 * 3_600_000;
+            let ms = t.t0_ms + (i as i64) * 6 * 3_600_000;
             let off = if i < 2 { 8 } else { 1 };
             (st.clone(), ms, off)
         })

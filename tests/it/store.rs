@@ -47,12 +47,12 @@ fn a_database_from_a_newer_aliwatch_is_refused_not_reset() {
 }
 
 /// The status model of every fixture email, imported in file order at a
-/// fixed "now", with manual commands on top. The golden file was written
-/// before the "one house" restructuring; it guards that moving the
-/// derivation out of the store changed no field of `status --json --all`
-/// (`generated_at` aside). `UPDATE_GOLDEN=1` rewrites it.
+/// fixed "now", with manual commands on top, against its golden file
+/// (`generated_at` aside). First written before the "one house"
+/// restructuring, which changed no field of it; rewritten (`UPDATE_GOLDEN=1`)
+/// only when the status model changes on purpose.
 #[test]
-fn status_of_every_fixture_is_unchanged_by_the_restructure() {
+fn status_of_every_fixture_matches_its_golden_file() {
     use chrono::TimeZone;
     let now = chrono::Utc
         .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
