@@ -37,7 +37,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    crate::logging::init(cli.verbose, cli.quiet);
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -54,36 +54,6 @@ pub fn main() -> ExitCode {
             eprintln!("aliwatch: {e:#}");
             ExitCode::from(1)
         }
-    }
-}
-
-/// Logs go to stderr. Level from -v/-q, or `ALIWATCH_LOG`/`RUST_LOG`
-/// (tracing `EnvFilter` syntax). No timestamps under journald, which adds
-/// its own; colours only on a terminal.
-fn init_logging(verbose: u8, quiet: u8) {
-    use tracing_subscriber::EnvFilter;
-    let level = match (verbose, quiet) {
-        (0, 0) => "info",
-        (1, _) => "debug",
-        (v, _) if v >= 2 => "trace",
-        (_, 1) => "warn",
-        _ => "error",
-    };
-    let filter = std::env::var("ALIWATCH_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .filter(|_| verbose == 0 && quiet == 0)
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("warn,aliwatch={level}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        let _ = builder.without_time().try_init();
-    } else {
-        let _ = builder.try_init();
     }
 }
 

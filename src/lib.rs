@@ -16,6 +16,7 @@
 //! | [`store`] | SQLite | durable state, ingestion transactions |
 //! | [`imap`] | network | mailbox watching: IDLE, polling, backfill |
 //! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
+//! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
 //! | [`cli`], [`app`], [`daemon`] | wiring | the commands, `sync` and `run` |
 
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod extract;
 pub mod imap;
+pub mod logging;
 pub mod mailfile;
 pub mod model;
 pub mod notify;

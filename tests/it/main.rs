@@ -14,6 +14,8 @@ mod util;
 mod config;
 // golden extraction tests over tests/fixtures/emails, property test
 mod extract;
+// journald priority prefixes on log lines
+mod logging;
 // import + status through the binary
 mod import;
 // old databases keep working
