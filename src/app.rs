@@ -62,9 +62,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     if let Command::Extract { json, files } = &cli.command {
         return cmd_extract(files, *json);
     }
+    if let Command::Generate { what } = &cli.command {
+        return crate::docgen::run(what);
+    }
     let cfg = load_config(cli.config.as_deref(), cli.database.clone())?;
     match cli.command {
-        Command::Extract { .. } => unreachable!("handled above"),
+        Command::Extract { .. } | Command::Generate { .. } => unreachable!("handled above"),
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
         Command::Import { paths } => cmd_import(&cfg, &paths),
         Command::Status { json, all } => cmd_status(&cfg, json, all),

@@ -105,6 +105,36 @@ pub enum Command {
         #[arg(value_name = "ORDER_ID")]
         order_id: String,
     },
+    /// Write the man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+/// What `aliwatch generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// aliwatch.1 and one page per command into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL into DIR.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Man pages into DIR/man, bash, zsh and fish completions into
+    /// DIR/completions (`aliwatch generate all docs` refreshes the
+    /// committed ones).
+    All {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {

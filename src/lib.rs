@@ -18,6 +18,7 @@
 //! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
 //! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
 //! | [`cli`], [`app`], [`daemon`] | wiring | the commands, `sync` and `run` |
+//! | [`docgen`] | file write | man pages and completions from the clap definitions |
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod docgen;
 pub mod extract;
 pub mod imap;
 pub mod logging;

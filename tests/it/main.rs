@@ -16,6 +16,8 @@ mod config;
 mod extract;
 // journald priority prefixes on log lines
 mod logging;
+// the committed man pages and completions are current
+mod generated;
 // import + status through the binary
 mod import;
 // old databases keep working
