@@ -48,7 +48,8 @@ pub enum Command {
     },
     /// Offline: classify and extract .eml files (no config, no database).
     Extract {
-        /// One JSON object per file, one per line.
+        /// One JSON object per file, one per line; the fields are described
+        /// in docs/formats.md (installed in /usr/share/doc/aliwatch/).
         #[arg(long)]
         json: bool,
         /// The .eml files.
@@ -63,7 +64,8 @@ pub enum Command {
     },
     /// Orders and parcels (active ones unless --all).
     Status {
-        /// Machine-readable output (SPEC §4).
+        /// One JSON document instead of the table; the fields are described
+        /// in docs/formats.md (installed in /usr/share/doc/aliwatch/).
         #[arg(long)]
         json: bool,
         /// Include completed orders.

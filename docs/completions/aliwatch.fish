@@ -58,7 +58,7 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand check-config" -s q -l 
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
-complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -l json -d 'One JSON object per file, one per line'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -l json -d 'One JSON object per file, one per line; the fields are described in docs/formats.md (installed in /usr/share/doc/aliwatch/)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand extract" -s h -l help -d 'Print help'
@@ -69,7 +69,7 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand import" -s q -l quiet 
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand import" -s h -l help -d 'Print help'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
-complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l json -d 'Machine-readable output (SPEC §4)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l json -d 'One JSON document instead of the table; the fields are described in docs/formats.md (installed in /usr/share/doc/aliwatch/)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l all -d 'Include completed orders'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'

@@ -18,6 +18,8 @@ mod extract;
 mod logging;
 // the committed man pages and completions are current
 mod generated;
+// docs/formats.md documents every JSON field
+mod formats;
 // import + status through the binary
 mod import;
 // old databases keep working
