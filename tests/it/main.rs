@@ -20,6 +20,8 @@ mod logging;
 mod generated;
 // docs/formats.md documents every JSON field
 mod formats;
+// scripts/test with a stand-in cargo
+mod scripts;
 // import + status through the binary
 mod import;
 // old databases keep working
