@@ -30,6 +30,7 @@ fn servers_installed() -> bool {
             .args(["-c", "command -v openssl"])
             .status()
             .is_ok_and(|s| s.success())
+        && (Path::new("/usr/bin/kill").exists() || Path::new("/bin/kill").exists())
 }
 
 /// A cargo whose `test` reports two binaries, one of them failing.
