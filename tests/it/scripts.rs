@@ -1,7 +1,8 @@
 //! The repository's scripts, run with stand-ins for the tools they call:
 //! `scripts/test` prints its closing count and fails when a test failed
 //! (it used to stop at the failing `cargo test` under `set -e`/pipefail
-//! without a count).
+//! without a count); `scripts/check-package` says it skipped, and succeeds,
+//! where cargo-deb or lintian is not installed.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -120,4 +121,24 @@ exit 1"#,
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
+}
+
+#[test]
+fn check_package_skips_and_says_so_without_cargo_deb() {
+    let bin = tempfile::tempdir().expect("tempdir");
+    // a cargo without the deb subcommand
+    stub(bin.path(), "cargo", "exit 101");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg(root().join("scripts/check-package"))
+        .env("PATH", path)
+        .output()
+        .expect("run scripts/check-package");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("skipped, not installed: cargo-deb"), "{err}");
 }
