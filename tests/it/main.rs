@@ -32,5 +32,7 @@ mod tracking;
 mod notify;
 // IMAP sync and watching against the real Dovecot
 mod imap;
+// XOAUTH2 against the real Dovecot and a token introspection endpoint
+mod xoauth2;
 // the real `aliwatch run` binary end to end: mail, tracking, digest, signals, SIGKILL
 mod e2e;
