@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    crate::logging::init(cli.verbose, cli.quiet);
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -63,44 +63,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr. Level from -v/-q, or `ALIWATCH_LOG`/`RUST_LOG`
-/// (tracing `EnvFilter` syntax). No timestamps under journald, which adds
-/// its own; colours only on a terminal.
-fn init_logging(verbose: u8, quiet: u8) {
-    use tracing_subscriber::EnvFilter;
-    let level = match (verbose, quiet) {
-        (0, 0) => "info",
-        (1, _) => "debug",
-        (v, _) if v >= 2 => "trace",
-        (_, 1) => "warn",
-        _ => "error",
-    };
-    let filter = std::env::var("ALIWATCH_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .filter(|_| verbose == 0 && quiet == 0)
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("warn,aliwatch={level}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        let _ = builder.without_time().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     // `extract` needs no config, no database, no network.
     if let Command::Extract { json, files } = &cli.command {
         return cmd_extract(files, *json);
     }
+    if let Command::Generate { what } = &cli.command {
+        return crate::docgen::run(what);
+    }
     let cfg = load_config(cli.config.as_deref(), cli.database.clone())?;
     match cli.command {
-        Command::Extract { .. } => unreachable!("handled above"),
+        Command::Extract { .. } | Command::Generate { .. } => unreachable!("handled above"),
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
         Command::Import { paths } => cmd_import(&cfg, &paths),
         Command::Status { json, all } => cmd_status(&cfg, json, all),

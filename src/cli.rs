@@ -48,7 +48,8 @@ pub enum Command {
     },
     /// Offline: classify and extract .eml files (no config, no database).
     Extract {
-        /// One JSON object per file, one per line.
+        /// One JSON object per file, one per line; the fields are described
+        /// in docs/formats.md (installed in /usr/share/doc/aliwatch/).
         #[arg(long)]
         json: bool,
         /// The .eml files.
@@ -63,7 +64,8 @@ pub enum Command {
     },
     /// Orders and parcels (active ones unless --all).
     Status {
-        /// Machine-readable output (SPEC §4).
+        /// One JSON document instead of the table; the fields are described
+        /// in docs/formats.md (installed in /usr/share/doc/aliwatch/).
         #[arg(long)]
         json: bool,
         /// Include completed orders.
@@ -104,6 +106,36 @@ pub enum Command {
     Done {
         #[arg(value_name = "ORDER_ID")]
         order_id: String,
+    },
+    /// Write the man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+/// What `aliwatch generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// aliwatch.1 and one page per command into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL into DIR.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Man pages into DIR/man, bash, zsh and fish completions into
+    /// DIR/completions (`aliwatch generate all docs` refreshes the
+    /// committed ones).
+    All {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 

@@ -19,6 +19,8 @@
 //! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
 //! | [`pipeline`] | wiring | the order of steps: one email, one tracking pass, one notification pass |
 //! | [`daemon`] | tasks | `run`: tasks, signals, watchdog, status line |
+//! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
+//! | [`docgen`] | file write | man pages and completions from the clap definitions |
 //! | [`cli`], [`app`] | face | the commands and exit codes |
 
 #![forbid(unsafe_code)]
@@ -29,9 +31,11 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decide;
+pub mod docgen;
 pub mod extract;
 pub mod facts;
 pub mod imap;
+pub mod logging;
 pub mod mailfile;
 pub mod model;
 pub mod notify;

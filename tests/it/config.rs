@@ -18,6 +18,24 @@ fn example_config_is_valid() {
     assert!(stderr(&out).contains("password_file"), "{}", stderr(&out));
 }
 
+/// A non-root user who copies the example must not get a database path
+/// under /var/lib ("Permission denied" on the first command).
+#[test]
+fn example_config_leaves_the_database_at_its_default() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = run(aliwatch(home.path())
+        .arg("-c")
+        .arg(root().join("config.example.toml"))
+        .arg("check-config"));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let want = home.path().join("state/aliwatch/aliwatch.db");
+    assert!(
+        stdout(&out).contains(&format!("database = \"{}\"", want.display())),
+        "{}",
+        stdout(&out)
+    );
+}
+
 fn bad(name: &str, line_col: &str, needle: &str) {
     let home = tempfile::tempdir().expect("tempdir");
     let path = fixture(&format!("config/{name}"));

@@ -5,6 +5,11 @@
 //! Needs (Debian 12): dovecot-imapd, python3-aiosmtpd (for the sink),
 //! postfix (optional), openssl.
 //!
+//! With `oauth2: true` Dovecot also offers XOAUTH2/OAUTHBEARER through its
+//! `oauth2` passdb, which asks [`TokenIssuer`] (a local RFC 7662 token
+//! introspection endpoint) whether a bearer token is valid; the test grants
+//! and expires tokens with `stack.oauth2().grant(..)` / `.expire(..)`.
+//!
 //! ```ignore
 //! let stack = MailStack::start(StackOptions { sink: true, postfix: true, ..Default::default() });
 //! // IMAP  127.0.0.1:stack.imap_port  (plain + STARTTLS), stack.imaps_port (TLS)
@@ -13,6 +18,7 @@
 //! drop(stack); // SIGTERM to every process group, wait, SIGKILL leftovers, rm -rf dir
 //! ```
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,8 +26,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DOVECOT_CONF: &str = include_str!("../testdata/servers/dovecot.conf.in");
@@ -220,6 +226,8 @@ pub struct StackOptions {
     pub users: Vec<(String, String)>,
     pub sink: bool,
     pub postfix: bool,
+    /// XOAUTH2/OAUTHBEARER against a [`TokenIssuer`].
+    pub oauth2: bool,
 }
 impl Default for StackOptions {
     fn default() -> Self {
@@ -230,6 +238,7 @@ impl Default for StackOptions {
             ],
             sink: false,
             postfix: false,
+            oauth2: false,
         }
     }
 }
@@ -239,6 +248,7 @@ pub struct MailStack {
     postfix: Option<Daemon>,
     sink: Option<Daemon>,
     dovecot: Option<Daemon>,
+    oauth2: Option<TokenIssuer>,
     pub imap_port: u16,
     pub imaps_port: u16,
     pub sink_port: u16,
@@ -280,6 +290,37 @@ impl MailStack {
         fs::set_permissions(d.join("users"), fs::Permissions::from_mode(0o644)).unwrap();
         chown_r(&d.join("mail"), MAIL_UID, MAIL_GID);
 
+        // OAuth2: the introspection endpoint must listen before Dovecot
+        // starts; its settings live in a file of their own (Dovecot 2.3).
+        let oauth2 = opts.oauth2.then(TokenIssuer::start);
+        let (oauth2_mechs, oauth2_passdb) = match &oauth2 {
+            Some(issuer) => {
+                fs::write(
+                    d.join("oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\n\
+                         introspection_url = http://127.0.0.1:{}/introspect\n\
+                         username_attribute = username\n\
+                         active_attribute = active\n\
+                         active_value = true\n",
+                        issuer.port
+                    ),
+                )
+                .unwrap();
+                // The auth process runs as user "dovecot".
+                fs::set_permissions(d.join("oauth2.conf.ext"), fs::Permissions::from_mode(0o644))
+                    .unwrap();
+                (
+                    " xoauth2 oauthbearer".to_string(),
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+                        d.join("oauth2.conf.ext").display()
+                    ),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+
         // Dovecot, retrying with new ports if one was taken meanwhile
         let (dovecot, imap_port, imaps_port) = (|| {
             for _ in 0..5 {
@@ -295,6 +336,8 @@ impl MailStack {
                         ("@IMAPS_PORT@", p2.to_string()),
                         ("@UID@", MAIL_UID.to_string()),
                         ("@GID@", MAIL_GID.to_string()),
+                        ("@OAUTH2_MECHS@", oauth2_mechs.clone()),
+                        ("@OAUTH2_PASSDB@", oauth2_passdb.clone()),
                     ],
                 );
                 fs::write(d.join("dovecot.conf"), conf).unwrap();
@@ -323,6 +366,7 @@ impl MailStack {
             postfix: None,
             sink: None,
             dovecot: Some(dovecot),
+            oauth2,
             imap_port,
             imaps_port,
             sink_port: 0,
@@ -341,6 +385,12 @@ impl MailStack {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+    /// The token introspection endpoint (only with `oauth2: true`).
+    pub fn oauth2(&self) -> &TokenIssuer {
+        self.oauth2
+            .as_ref()
+            .expect("MailStack started without StackOptions::oauth2")
     }
     pub fn ca_pem(&self) -> PathBuf {
         self.dir().join("certs/ca.pem")
@@ -618,6 +668,156 @@ impl MailStack {
         }
         panic!("postfix: no free port after 5 tries");
     }
+}
+
+// ------------------------------------------------------ OAuth2 tokens --
+/// A stand-in for an OAuth2 provider's token introspection endpoint
+/// (RFC 7662), the way Dovecot's `oauth2` passdb checks bearer tokens
+/// (`introspection_mode = post`): it answers `POST /introspect` with
+/// `token=...` by `{"active": true, "username": ...}` for a granted token
+/// and `{"active": false}` for an expired or unknown one. std-only, one
+/// thread, one request per connection.
+pub struct TokenIssuer {
+    pub port: u16,
+    /// token -> (user, still valid)
+    tokens: Arc<Mutex<HashMap<String, (String, bool)>>>,
+    /// every token Dovecot asked about, in order
+    asked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenIssuer {
+    pub fn start() -> TokenIssuer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tokens: Arc<Mutex<HashMap<String, (String, bool)>>> = Arc::default();
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (tokens, asked, stop) = (tokens.clone(), asked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(conn) = conn {
+                        let _ = Self::answer(conn, &tokens, &asked);
+                    }
+                }
+            })
+        };
+        TokenIssuer {
+            port,
+            tokens,
+            asked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `token` is valid for `user` from now on.
+    pub fn grant(&self, token: &str, user: &str) {
+        self.tokens
+            .lock()
+            .unwrap()
+            .insert(token.into(), (user.into(), true));
+    }
+
+    /// `token` has expired: introspection says it is no longer active.
+    pub fn expire(&self, token: &str) {
+        if let Some(t) = self.tokens.lock().unwrap().get_mut(token) {
+            t.1 = false;
+        }
+    }
+
+    /// Every token the server asked about, in order.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    fn answer(
+        conn: TcpStream,
+        tokens: &Mutex<HashMap<String, (String, bool)>>,
+        asked: &Mutex<Vec<String>>,
+    ) -> std::io::Result<()> {
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut r = BufReader::new(conn.try_clone()?);
+        let mut request_line = String::new();
+        r.read_line(&mut request_line)?;
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        r.read_exact(&mut body)?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let token = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(percent_decode)
+            .unwrap_or_default();
+        asked.lock().unwrap().push(token.clone());
+        let reply = match tokens.lock().unwrap().get(&token) {
+            Some((user, true)) if request_line.starts_with("POST /introspect ") => {
+                format!(
+                    r#"{{"active": true, "username": "{user}", "scope": "mail", "token_type": "Bearer"}}"#
+                )
+            }
+            _ => r#"{"active": false}"#.to_string(),
+        };
+        let mut w = conn;
+        write!(
+            w,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        )?;
+        w.flush()
+    }
+}
+
+impl Drop for TokenIssuer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wake the accept loop so that it sees the flag
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` value: `+` and `%XX`.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Minimal blocking IMAP client over plain TCP, enough for harness self-tests.

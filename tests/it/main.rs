@@ -14,6 +14,14 @@ mod util;
 mod config;
 // golden extraction tests over tests/fixtures/emails, property test
 mod extract;
+// journald priority prefixes on log lines
+mod logging;
+// the committed man pages and completions are current
+mod generated;
+// docs/formats.md documents every JSON field
+mod formats;
+// scripts/test with a stand-in cargo
+mod scripts;
 // import + status through the binary
 mod import;
 // old databases keep working
@@ -24,5 +32,7 @@ mod tracking;
 mod notify;
 // IMAP sync and watching against the real Dovecot
 mod imap;
+// XOAUTH2 against the real Dovecot and a token introspection endpoint
+mod xoauth2;
 // the real `aliwatch run` binary end to end: mail, tracking, digest, signals, SIGKILL
 mod e2e;
