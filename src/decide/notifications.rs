@@ -179,7 +179,7 @@ fn due_warning(
 }
 
 /// What a pending notification is about now.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Content<'r> {
     /// The digest, rendered from the whole report.
     Digest,
@@ -188,6 +188,8 @@ pub enum Content<'r> {
         order: &'r OrderView,
         threshold_days: u32,
     },
+    /// Warnings that fell due in the same pass, sent together (SPEC §5).
+    Warnings(Vec<(&'r OrderView, u32)>),
 }
 
 /// Whether a pending notification still applies, and to what.

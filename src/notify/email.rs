@@ -8,7 +8,7 @@ use super::smtp::{OutgoingEmail, Sender};
 use super::{Delivery, Notifier, SendError};
 use crate::decide::notifications::Content;
 use crate::model::NotificationKey;
-use crate::render::email::{render_digest, render_warning};
+use crate::render::email::{render_digest, render_warning, render_warnings};
 
 /// The ledger channel of email notifications.
 pub const EMAIL: &str = "email";
@@ -29,16 +29,27 @@ impl<S: Sender + Send + Sync> Notifier for EmailChannel<S> {
         message_id(&key.to_string(), self.from.as_deref())
     }
 
+    fn id_for_group(&self, keys: &[NotificationKey]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        names.sort();
+        let digest = Sha256::digest(names.join(",").as_bytes());
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        message_id(&format!("warnings:{hex}"), self.from.as_deref())
+    }
+
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>> {
-        let rendered = match d.content {
+        let rendered = match &d.content {
             Content::Digest => render_digest(d.report, d.rules, d.now),
             Content::Warning {
                 order,
                 threshold_days,
-            } => render_warning(order, threshold_days, d.rules, d.now),
+            } => render_warning(order, *threshold_days, d.rules, d.now),
+            Content::Warnings(list) => render_warnings(list, d.rules, d.now),
         };
+        let names: Vec<String> = d.keys.iter().map(ToString::to_string).collect();
         let email = OutgoingEmail {
-            key: d.key.to_string(),
+            key: names.join(","),
             message_id: d.id.to_owned(),
             date: d.now,
             subject: rendered.subject,

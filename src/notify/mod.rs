@@ -34,10 +34,11 @@ pub struct SendError {
     pub message: String,
 }
 
-/// One notification handed to a channel.
-#[derive(Debug, Clone, Copy)]
+/// One notification handed to a channel (several keys when warnings that
+/// fell due together go out as one).
+#[derive(Debug, Clone)]
 pub struct Delivery<'a> {
-    pub key: &'a NotificationKey,
+    pub keys: &'a [NotificationKey],
     /// The id recorded in the ledger (the email's Message-ID): the same on
     /// every retry, so a repeat after a crash is recognisable.
     pub id: &'a str,
@@ -55,6 +56,18 @@ pub trait Notifier: Send + Sync {
 
     /// The deterministic id a notification is sent under on this channel.
     fn id_for(&self, key: &NotificationKey) -> String;
+
+    /// The deterministic id of several notifications sent as one: the same
+    /// set of keys always gives the same id, so a resend after a crash is
+    /// the same message.
+    fn id_for_group(&self, keys: &[NotificationKey]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        names.sort();
+        let digest = Sha256::digest(names.join(",").as_bytes());
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        format!("warnings-{hex}")
+    }
 
     /// Delivers one notification; `Ok` means the other side accepted it.
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>>;

@@ -17,9 +17,10 @@ use chrono::{DateTime, Duration, Utc};
 use crate::config::Config;
 use crate::decide::notifications::{self, Content};
 use crate::decide::Rules;
+use crate::facts::NotificationRecord;
 use crate::model::{NotificationKey, NotificationState};
 use crate::notify::{Delivery, EmailChannel, Notifier, Sender, SmtpSender};
-use crate::report::StatusReport;
+use crate::report::{OrderView, StatusReport};
 use crate::store::Store;
 
 /// What one pass did.
@@ -113,32 +114,99 @@ pub async fn channel_pass(
         tracing::debug!(channel = name, key = %n.key, "notification due");
     }
 
-    let mut channel_down = false;
+    // Pending rows whose retry time has come, warnings first (they are
+    // folded into one message), then the digest.
+    let mut ready: Vec<NotificationRecord> = Vec::new();
     for rec in store.pending_notifications(name)? {
-        if channel_down {
+        let waiting = rec.attempts > 0
+            && rec
+                .last_attempt_at
+                .is_some_and(|last| now < last + retry_delay(rec.attempts));
+        if waiting {
             summary.waiting += 1;
-            continue;
+        } else {
+            ready.push(rec);
         }
-        if rec.attempts > 0 {
-            if let Some(last) = rec.last_attempt_at {
-                if now < last + retry_delay(rec.attempts) {
-                    summary.waiting += 1;
-                    continue;
-                }
-            }
-        }
-        let content = match notifications::pending_content(&rec.key, report, now, rules) {
-            Ok(c) => c,
+    }
+    let mut warnings: Vec<(NotificationRecord, &OrderView, u32)> = Vec::new();
+    let mut digests: Vec<NotificationRecord> = Vec::new();
+    for rec in ready {
+        match notifications::pending_content(&rec.key, report, now, rules) {
             Err(reason) => {
                 tracing::info!(channel = name, key = %rec.key, reason, "notification dropped");
                 store.mark_notification_superseded(name, &rec.key, &reason)?;
                 summary.dropped += 1;
-                continue;
             }
+            Ok(Content::Warning {
+                order,
+                threshold_days,
+            }) => warnings.push((rec, order, threshold_days)),
+            Ok(_) => digests.push(rec),
+        }
+    }
+
+    let mut outbox: Vec<(Vec<NotificationRecord>, String, Content<'_>)> = Vec::new();
+    // Warnings already sent together once (a crash, or a failure) go again
+    // together under their id; the others that fell due now form one new
+    // message (SPEC §5), its id recorded before it is sent.
+    let (grouped, fresh): (Vec<_>, Vec<_>) = warnings
+        .into_iter()
+        .partition(|w| is_group_id(&w.0.message_id));
+    let mut groups: Vec<Vec<(NotificationRecord, &OrderView, u32)>> = Vec::new();
+    for w in grouped {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].0.message_id == w.0.message_id)
+        {
+            Some(g) => g.push(w),
+            None => groups.push(vec![w]),
+        }
+    }
+    if fresh.len() > 1 {
+        let keys: Vec<NotificationKey> = fresh.iter().map(|w| w.0.key.clone()).collect();
+        let id = channel.id_for_group(&keys);
+        store.assign_message_id(name, &keys, &id)?;
+        groups.push(
+            fresh
+                .into_iter()
+                .map(|(mut rec, o, t)| {
+                    rec.message_id = id.clone();
+                    (rec, o, t)
+                })
+                .collect(),
+        );
+    } else {
+        groups.extend(fresh.into_iter().map(|w| vec![w]));
+    }
+    for mut g in groups {
+        let id = g[0].0.message_id.clone();
+        let content = if g.len() == 1 && !is_group_id(&id) {
+            let (_, order, threshold_days) = &g[0];
+            Content::Warning {
+                order,
+                threshold_days: *threshold_days,
+            }
+        } else {
+            Content::Warnings(g.iter().map(|w| (w.1, w.2)).collect())
         };
+        let recs = g.drain(..).map(|w| w.0).collect();
+        outbox.push((recs, id, content));
+    }
+    for rec in digests {
+        let id = rec.message_id.clone();
+        outbox.push((vec![rec], id, Content::Digest));
+    }
+
+    let mut channel_down = false;
+    for (recs, id, content) in outbox {
+        if channel_down {
+            summary.waiting += recs.len();
+            continue;
+        }
+        let keys: Vec<NotificationKey> = recs.iter().map(|r| r.key.clone()).collect();
         let delivery = Delivery {
-            key: &rec.key,
-            id: &rec.message_id,
+            keys: &keys,
+            id: &id,
             content,
             report,
             rules,
@@ -146,15 +214,20 @@ pub async fn channel_pass(
         };
         match channel.deliver(delivery).await {
             Ok(()) => {
-                store.mark_notification_sent(name, &rec.key, now)?;
-                tracing::info!(channel = name, key = %rec.key, message_id = %rec.message_id, "notification sent");
-                summary.sent += 1;
+                for rec in &recs {
+                    store.mark_notification_sent(name, &rec.key, now)?;
+                    summary.sent += 1;
+                }
+                tracing::info!(channel = name, keys = %keys_text(&keys), message_id = %id, "notification sent");
             }
             Err(e) => {
-                store.mark_notification_failed(name, &rec.key, &e.message, now)?;
-                tracing::warn!(channel = name, key = %rec.key, attempts = rec.attempts + 1, error = %e.message,
+                for rec in &recs {
+                    store.mark_notification_failed(name, &rec.key, &e.message, now)?;
+                    summary.failed += 1;
+                }
+                let attempts = recs.iter().map(|r| r.attempts).max().unwrap_or(0) + 1;
+                tracing::warn!(channel = name, keys = %keys_text(&keys), attempts, error = %e.message,
                     "notification not sent; will retry");
-                summary.failed += 1;
                 summary.last_error = Some(e.message.clone());
                 // A temporary failure (connection refused, 4xx, timeout)
                 // most likely hits the next message too: wait for the
@@ -166,6 +239,20 @@ pub async fn channel_pass(
         }
     }
     Ok(summary)
+}
+
+/// Whether a ledger id is the id of warnings sent together (both the
+/// email channel's `<warnings.HEX@host>` and the default `warnings-HEX`;
+/// a single warning's id is `warning.…`).
+fn is_group_id(id: &str) -> bool {
+    id.contains("warnings")
+}
+
+fn keys_text(keys: &[NotificationKey]) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What `digest --send` did.
@@ -212,8 +299,9 @@ pub async fn send_digest_now<S: Sender + Send + Sync>(
             None => channel.id_for(&key),
         }
     };
+    let keys = [key.clone()];
     let delivery = Delivery {
-        key: &key,
+        keys: &keys,
         id: &message_id,
         content: Content::Digest,
         report,

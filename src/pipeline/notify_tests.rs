@@ -185,12 +185,57 @@ pub(crate) fn example_report(now: DateTime<Utc>) -> StatusReport {
         None,
     );
 
-    StatusReport {
+    ending.items = vec![item("LED desk lamp, flat", Some("Warm white"), 1, "1.99")];
+    ending.store = Some("Beispiel Store".into());
+    stalled.items = vec![
+        item("USB-C cable 2 m braided", None, 2, "3.49"),
+        item("手机壳 透明 防摔", Some("iPhone 15"), 1, "0.99"),
+    ];
+    transit.store = Some("GLS Gadgets Official Store".into());
+    derived(StatusReport {
         generated_at: now,
         orders: vec![ending, stalled, delivered, transit, completed, awaiting],
         unassigned_parcels: vec![loose],
         notices: Vec::new(),
+    })
+}
+
+fn item(title: &str, variant: Option<&str>, quantity: u32, eur: &str) -> crate::model::Item {
+    crate::model::Item {
+        title: title.into(),
+        variant: variant.map(str::to_owned),
+        quantity: Some(quantity),
+        price: Some(crate::model::Price {
+            amount: eur.into(),
+            currency: "EUR".into(),
+        }),
     }
+}
+
+/// Fills what the status derivation adds to hand-made orders: links and
+/// the needs-action list (decide::lifecycle), as of the report's time.
+pub(crate) fn derived(mut r: StatusReport) -> StatusReport {
+    let rules = config().rules();
+    let today = crate::decide::notifications::local_today(r.generated_at, rules.timezone);
+    let link = |p: &mut ParcelView| {
+        p.tracking_url =
+            crate::decide::orders::tracking_url(&p.tracking_number, rules.tracking.provider)
+    };
+    for o in &mut r.orders {
+        o.url = crate::decide::orders::order_url(&o.order_id);
+        o.parcels.iter_mut().for_each(link);
+        o.protection_days_left = o.protection_ends.map(|e| (e - today).num_days());
+        let t = crate::decide::lifecycle::Today {
+            state: o.state,
+            completed_reason: None,
+            auto_completes_on: o.auto_completes_on,
+            dispute_until: o.dispute_until,
+        };
+        o.needs_action =
+            crate::decide::lifecycle::needs_action(&t, o.protection_ends, &o.parcels, 7, today);
+    }
+    r.unassigned_parcels.iter_mut().for_each(link);
+    r
 }
 
 const NOW: &str = "2026-11-28T07:00:00Z"; // 08:00 in Berlin
@@ -263,26 +308,81 @@ fn digest_content_rules() {
         }
     }
     // action first, under a heading that says so
-    let action = r.text.find("Needs your action").expect("heading");
-    let transit = r.text.find("== In transit").expect("heading");
+    let action = r.text.find("NEEDS YOUR ACTION").expect("heading");
+    let transit = r.text.find("IN TRANSIT").expect("heading");
     assert!(action < transit);
     assert!(r.text.find("8123456789012345").expect("id") < transit);
     assert!(r.text.find("3088000000000001").expect("id") > transit);
+    // each order that needs action says the one thing to do, with its date
+    let text = flat(&r.text);
+    assert!(text.contains("Protection ends in 5 days (2026-12-03): ask the seller to extend it"));
+    assert!(text.contains("Confirm receipt or dispute by 2026-12-05"));
+    assert!(text.contains("Contact customs about RB123456785CN"));
+    // orders are named by their items, the order id is always there
+    assert!(text.contains("LED desk lamp, flat"));
+    assert!(text.contains("USB-C cable 2 m braided ×2 + 手机壳 透明 防摔"));
+    // links: every order to its page, every parcel to its tracking page
+    for o in report.orders.iter().filter(|o| o.is_active()) {
+        assert!(r.html.contains(&format!("href=\"{}\"", o.url)), "{}", o.url);
+        for p in &o.parcels {
+            assert!(r.html.contains(&format!("href=\"{}\"", p.tracking_url)));
+        }
+    }
     // hostile values arrive escaped in HTML, verbatim in text
     assert!(!r.html.contains("<script>"), "{}", r.html);
     assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(r.html.contains("Frankfurt &amp; Main"));
-    assert!(r.text.contains("<script>alert(1)</script>"));
+    assert!(text.contains("<script>alert(1)</script>"));
     // times in the configured zone: 10:12Z is 11:12 in Berlin
-    assert!(r.text.contains("2026-11-20 11:12"));
+    assert!(text.contains("2026-11-20 11:12"));
     // days since shipping and protection
-    assert!(r.text.contains("Shipped 2026-10-04 (55 days ago)"));
-    assert!(r
-        .text
-        .contains("Buyer Protection until 2026-12-03 (5 days left)"));
-    assert!(r
-        .text
-        .contains("Expected delivery: 2026-12-02 – 2026-12-06"));
+    assert!(text.contains("shipped 2026-10-04 (day 56)"));
+    assert!(text.contains("protection until 2026-12-03 (5 days left)"));
+    assert!(text.contains("expected 2026-12-02 – 2026-12-06"));
+    // the text part keeps to 80 columns, wide characters counting two
+    for l in r.text.lines() {
+        assert!(crate::render::text::width(l) <= 80, "{l:?}");
+    }
+    // a dark variant where clients honour it
+    assert!(r.html.contains("prefers-color-scheme:dark"));
+}
+
+/// Text with line breaks and indents folded to single spaces (wrapping
+/// may break any phrase).
+fn flat(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// 100 active orders with long titles, events and links: the HTML part
+/// stays under Gmail's ~102 KB clipping, the text part within 80 columns.
+#[test]
+fn a_digest_of_100_orders_fits_gmail_and_80_columns() {
+    let now = utc(NOW);
+    let base = example_report(now);
+    let mut big = base.clone();
+    big.orders.clear();
+    for i in 0..100 {
+        let mut o = base.orders[i % 4].clone();
+        o.order_id = format!("81{i:014}");
+        o.url = crate::decide::orders::order_url(&o.order_id);
+        o.items = vec![item(
+            &format!("Wireless earbuds Bluetooth 5.3 noise cancelling sport headset model {i} with charging case"),
+            Some("Black"),
+            1,
+            "12.99",
+        )];
+        big.orders.push(o);
+    }
+    let r = render_digest(&big, &config().rules(), now);
+    eprintln!(
+        "digest of 100 orders: html {} B, text {} B",
+        r.html.len(),
+        r.text.len()
+    );
+    assert!(r.html.len() < 102_000, "{} bytes", r.html.len());
+    for l in r.text.lines() {
+        assert!(crate::render::text::width(l) <= 80, "{l:?}");
+    }
 }
 
 #[test]
@@ -339,7 +439,7 @@ fn warning_subject_and_advice() {
         r.subject,
         "Buyer Protection for order 8123456789012345 ends in 5 days (2026-12-03)"
     );
-    for part in [&r.text, &r.html] {
+    for part in [&flat(&r.text), &r.html] {
         assert!(part.contains("Check the parcel"));
         assert!(part.contains("ask the seller to extend Buyer Protection"));
         assert!(part.contains("open a dispute before 2026-12-03"));
@@ -542,6 +642,7 @@ async fn crash_between_send_and_mark_repeats_the_same_message_id_once() {
                 order,
                 threshold_days,
             } => render_warning(order, threshold_days, &cfg.rules(), now),
+            Content::Warnings(list) => crate::render::render_warnings(&list, &cfg.rules(), now),
         };
         s.send(&OutgoingEmail {
             key: n.key.to_string(),
@@ -715,4 +816,81 @@ fn service_notices_reach_both_parts_escaped() {
         "{}",
         email.html
     );
+}
+
+/// SPEC §5: a first sync that finds two orders past two thresholds sends
+/// ONE warning naming both, soonest first, each threshold recorded once;
+/// a second pass sends nothing; a resend after a crash is the same
+/// message.
+#[tokio::test]
+async fn warnings_due_in_one_pass_are_folded_into_one_email() {
+    let mut cfg = config();
+    cfg.digest.enabled = false;
+    let now = utc(NOW);
+    let mut soon = order(
+        "8100000000000001",
+        OrderState::Shipped,
+        Some("2026-10-01"),
+        Some("2026-11-29"),
+    );
+    soon.items = vec![item("Desk lamp", None, 1, "9.99")];
+    let later = order(
+        "8100000000000002",
+        OrderState::Shipped,
+        Some("2026-10-05"),
+        Some("2026-12-03"),
+    );
+    let report = derived(StatusReport {
+        generated_at: now,
+        orders: vec![later, soon],
+        unassigned_parcels: vec![],
+        notices: Vec::new(),
+    });
+    let mut store = Store::open_in_memory().expect("store");
+    let s = FakeSender::default();
+    let sum = send_due(&mut store, &report, &cfg, now, &s)
+        .await
+        .expect("pass");
+    assert_eq!((sum.newly_due, sum.sent), (2, 2));
+    let sent = s.sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 1, "one email for both orders");
+    let email = &sent[0];
+    assert!(email.subject.contains("Buyer Protection") && email.subject.contains("2 orders"));
+    assert!(
+        email.subject.contains("the first ends in 1 day"),
+        "{}",
+        email.subject
+    );
+    let first = email.text.find("8100000000000001").expect("soonest named");
+    let second = email.text.find("8100000000000002").expect("both named");
+    assert!(first < second, "soonest deadline first");
+    for k in ["warning:8100000000000001:2d", "warning:8100000000000002:7d"] {
+        let rec = store
+            .notification(EMAIL, &k.parse().expect("key"))
+            .expect("read")
+            .expect("recorded");
+        assert_eq!(rec.state, "sent", "{k}");
+    }
+    // nothing more in a second pass
+    let again = send_due(&mut store, &report, &cfg, now + Duration::minutes(5), &s)
+        .await
+        .expect("pass");
+    assert_eq!((again.newly_due, again.sent), (0, 0));
+    assert_eq!(s.sent.lock().expect("lock").len(), 1);
+    // the same set of keys always gets the same Message-ID (a resend
+    // after a crash is the same message)
+    let keys: Vec<crate::model::NotificationKey> =
+        ["warning:8100000000000001:2d", "warning:8100000000000002:7d"]
+            .iter()
+            .map(|k| k.parse().expect("key"))
+            .collect();
+    let ch = crate::notify::EmailChannel {
+        sender: FakeSender::default(),
+        from: cfg.smtp.as_ref().map(|s| s.from.clone()),
+    };
+    use crate::notify::Notifier;
+    let mut reversed = keys.clone();
+    reversed.reverse();
+    assert_eq!(ch.id_for_group(&keys), email.message_id);
+    assert_eq!(ch.id_for_group(&reversed), email.message_id);
 }

@@ -1,23 +1,31 @@
-//! How the digest and the protection warning look: pure functions of the
-//! read model, "now" and the config, returning a subject, a text part and
-//! an HTML part.
+//! How the digest and the protection warnings look: pure functions of the
+//! status model, "now" and the rules, returning a subject, a text part and
+//! an HTML part that say the same.
 //!
-//! Both parts are rendered from one intermediate model (sections → orders
-//! → lines), so they always say the same. The HTML is deliberately plain:
-//! one centred column (max 600 px, fluid below), inline styles only (many
-//! clients, Gmail among them, strip `<style>` blocks), no images, no
-//! tables for layout. Every value that came from a received email or a
-//! tracking provider goes through [`esc`] — order ids, tracking numbers,
-//! carriers, event descriptions and locations alike.
+//! - **The digest** says what to do first: orders that need action (the one
+//!   list `decide::lifecycle` makes) each with the one thing to do and its
+//!   date, then every other active order in one line ("USB-C cable ×2 — in
+//!   transit, day 12, Cainiao"). Orders are named by their items, else
+//!   their store; the order id is always there.
+//! - **The text part** keeps to [`TEXT_COLUMNS`] columns, wrapping with
+//!   hanging indents by display width (wide characters count two).
+//! - **The HTML part** is one centred column with a small `<style>` block
+//!   (short class names, a `prefers-color-scheme: dark` variant) and only a
+//!   few inline styles, so a digest of 100 orders stays well under Gmail's
+//!   ~102 KB clipping and stays readable where `<style>` is stripped (plain
+//!   headings, lists and links). Every order links to its AliExpress page
+//!   and every parcel to its tracking page.
+//! - Everything that came from a received email or a tracking provider goes
+//!   through [`esc`] in HTML and through [`one_line`] in text.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use crate::decide::Rules;
-use crate::model::{OrderState, ParcelStatus};
-use crate::report::{OrderView, ParcelView, StatusReport};
-
+use super::text::{shorten, wrap};
 use crate::decide::notifications::{days_left, local_today};
+use crate::decide::Rules;
+use crate::model::{ActionReason, OrderState};
+use crate::report::{ActionNeeded, OrderView, ParcelView, StatusReport};
 
 /// A rendered email, before headers are added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +35,15 @@ pub struct RenderedEmail {
     pub html: String,
 }
 
-/// How long a delivered (completed) order stays in "Recently delivered".
+/// The widest line of a text part (RFC 5322 §2.1.1 recommends 78
+/// characters; 80 columns is the terminal everyone reads mail in).
+pub const TEXT_COLUMNS: usize = 80;
+
+/// How many columns an order's name takes in a one-line entry.
+const TITLE_COLUMNS: usize = 44;
+
+/// How long a completed order whose parcel was delivered stays in
+/// "Recently delivered".
 const RECENT_DELIVERY_DAYS: i64 = 7;
 
 /// HTML-escapes text for element content and quoted attribute values.
@@ -83,219 +99,241 @@ fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
-/// The visual tone of a line or badge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tone {
-    Alert,
-    Info,
-    Good,
-    Muted,
+/// Only `https` links to the two sites aliwatch builds links for go into
+/// an `href` (the values are built by `decide::orders`, but a link is the
+/// one place where escaping alone would not be enough).
+fn safe_url(u: &str) -> Option<&str> {
+    let ok = u.starts_with("https://www.aliexpress.com/")
+        || u.starts_with("https://t.17track.net/")
+        || u.starts_with("https://global.cainiao.com/");
+    ok.then_some(u)
 }
 
-impl Tone {
-    /// (text colour, background) with enough contrast on white.
-    fn colours(self) -> (&'static str, &'static str) {
-        match self {
-            Tone::Alert => ("#b42318", "#fee4e2"),
-            Tone::Info => ("#175cd3", "#e0eaff"),
-            Tone::Good => ("#067647", "#dcfae6"),
-            Tone::Muted => ("#475467", "#eaecf0"),
-        }
-    }
-}
-
-fn status_tone(s: ParcelStatus) -> Tone {
-    if s.needs_attention() {
-        Tone::Alert
-    } else if s == ParcelStatus::Delivered {
-        Tone::Good
-    } else if matches!(s, ParcelStatus::Pending | ParcelStatus::Expired) {
-        Tone::Muted
-    } else {
-        Tone::Info
-    }
-}
-
-/// One parcel as shown.
-struct ParcelBlock {
-    number: String,
-    carrier: Option<String>,
-    status: ParcelStatus,
-    lines: Vec<String>,
-}
-
-/// One order as shown.
-struct OrderBlock {
-    order_id: String,
-    reasons: Vec<String>,
-    facts: Vec<String>,
-    parcels: Vec<ParcelBlock>,
-}
-
-/// One section of the digest.
-struct Section {
-    heading: String,
-    tone: Tone,
-    note: Option<String>,
-    orders: Vec<OrderBlock>,
-}
-
-fn parcel_block(p: &ParcelView, now: DateTime<Utc>, tz: Tz) -> ParcelBlock {
-    let mut lines = Vec::new();
-    match &p.last_event {
-        Some(ev) => {
-            let mut l = format!(
-                "Latest: {} — {}",
-                fmt_local(ev.time, tz),
-                one_line(&ev.description)
-            );
-            if let Some(loc) = ev
-                .location
-                .as_deref()
-                .map(one_line)
-                .filter(|s| !s.is_empty())
-            {
-                l.push_str(&format!(" ({loc})"));
-            }
-            lines.push(l);
-        }
-        None => match p
-            .status_detail
-            .as_deref()
-            .map(one_line)
-            .filter(|s| !s.is_empty())
-        {
-            Some(d) => lines.push(format!("Latest: {d}")),
-            None => lines.push("No carrier events yet".into()),
-        },
-    }
-    if let Some(d) = p.delivered_at {
-        // the delivery event usually is the latest event: say it once
-        if p.last_event.as_ref().map(|e| e.time) != Some(d) {
-            lines.push(format!("Delivered {}", fmt_local(d, tz)));
-        }
-    } else if let Some(eta) = p.eta {
-        if eta.from == eta.to {
-            lines.push(format!("Expected delivery: {}", fmt_date(eta.from)));
-        } else {
-            lines.push(format!(
-                "Expected delivery: {} – {}",
-                fmt_date(eta.from),
-                fmt_date(eta.to)
-            ));
-        }
-    }
-    if p.stalled {
-        lines.push(stalled_phrase(p, now));
-    }
-    if !p.previous_numbers.is_empty() {
-        let prev: Vec<String> = p.previous_numbers.iter().map(|s| one_line(s)).collect();
-        lines.push(format!("Previously tracked as {}", prev.join(", ")));
-    }
-    ParcelBlock {
-        number: one_line(&p.tracking_number),
-        carrier: p.carrier.as_deref().map(one_line).filter(|s| !s.is_empty()),
-        status: p.status,
-        lines,
-    }
-}
-
-fn stalled_phrase(p: &ParcelView, now: DateTime<Utc>) -> String {
-    match &p.last_event {
-        Some(ev) => format!(
-            "No tracking update for {}",
-            plural((now - ev.time).num_days().max(0), "day")
-        ),
-        None => "No tracking update for a long time".into(),
-    }
-}
-
-/// Why an active order needs the user's attention (empty: it does not).
-fn action_reasons(o: &OrderView, now: DateTime<Utc>, rules: &Rules) -> Vec<String> {
-    let mut r = Vec::new();
-    if !o.is_active() {
-        return r;
-    }
-    let horizon = rules
-        .protection
-        .warn_before_days
+/// What an order is, for people, at most `cols` columns: its items
+/// ("USB-C cable ×2 + Phone case"), else its store, else its order id.
+pub fn order_name(o: &OrderView, cols: usize) -> String {
+    let items: Vec<String> = o
+        .items
         .iter()
-        .copied()
-        .max()
-        .unwrap_or(0);
-    if let (Some(ends), Some(left)) = (o.protection_ends, days_left(o, now, rules.timezone)) {
-        if (0..=i64::from(horizon)).contains(&left) {
-            r.push(format!(
-                "Buyer Protection ends {} ({}): ask the seller to extend it or open a dispute if the parcel has not arrived",
-                in_days(left),
-                fmt_date(ends)
-            ));
-        }
-    }
-    match o.state {
-        OrderState::Delivered => {
-            let mut s = "Delivered but not confirmed: check the items, then confirm receipt or open a dispute".to_string();
-            if let Some(d) = o.auto_completes_on {
-                s.push_str(&format!(
-                    " (AliExpress confirms it by itself on {})",
-                    fmt_date(d)
-                ));
-            }
-            r.push(s);
-        }
-        OrderState::Disputed => r.push("Dispute open: follow it up on AliExpress".into()),
-        _ => {}
-    }
-    for p in &o.parcels {
-        let n = one_line(&p.tracking_number);
-        if p.status.needs_attention() {
-            r.push(format!("Parcel {n}: {}", p.status.words()));
-        }
-        if p.stalled {
-            r.push(format!(
-                "Parcel {n}: {}",
-                stalled_phrase(p, now).to_lowercase()
-            ));
-        }
-    }
-    r
+        .map(|i| match i.quantity {
+            Some(q) if q > 1 => format!("{} ×{q}", one_line(&i.title)),
+            _ => one_line(&i.title),
+        })
+        .collect();
+    let name = if !items.is_empty() {
+        items.join(" + ")
+    } else if let Some(s) = &o.store {
+        format!("{} order", one_line(s))
+    } else {
+        format!("Order {}", one_line(&o.order_id))
+    };
+    shorten(&name, cols)
 }
 
-fn order_block(
-    o: &OrderView,
-    reasons: Vec<String>,
-    now: DateTime<Utc>,
-    rules: &Rules,
-) -> OrderBlock {
-    let tz = rules.timezone;
-    let today = local_today(now, tz);
-    let mut facts = Vec::new();
-    match (o.shipped_at, o.confirmed_at) {
-        (Some(s), _) => {
-            let d = (today - s).num_days();
-            facts.push(format!("Shipped {} ({})", fmt_date(s), in_days(-d)));
+/// Days since the order shipped (day 1 is the shipping day).
+fn shipping_day(o: &OrderView, today: NaiveDate) -> Option<i64> {
+    o.shipped_at.map(|s| (today - s).num_days() + 1)
+}
+
+/// The one thing to do about `a`, with its date.
+pub fn todo(a: &ActionNeeded, o: &OrderView, today: NaiveDate) -> String {
+    let by = a.by.map(fmt_date).unwrap_or_default();
+    let n = a
+        .tracking_number
+        .as_deref()
+        .map(one_line)
+        .unwrap_or_default();
+    let parcel = o
+        .parcels
+        .iter()
+        .find(|p| Some(p.tracking_number.as_str()) == a.tracking_number.as_deref());
+    let dispute_by = o
+        .protection_ends
+        .filter(|e| *e >= today)
+        .map(|e| format!(" by {}", fmt_date(e)))
+        .unwrap_or_default();
+    match a.reason {
+        ActionReason::ProtectionEnded => format!(
+            "Open a dispute by {by} — the parcel never arrived (protection ended {})",
+            o.protection_ends.map(fmt_date).unwrap_or_default()
+        ),
+        ActionReason::ProtectionEnding => {
+            let left = a.by.map(|d| (d - today).num_days()).unwrap_or(0);
+            format!(
+                "Protection ends {} ({by}): ask the seller to extend it, or open a dispute by then if it has not arrived",
+                in_days(left)
+            )
         }
-        (None, Some(c)) => facts.push(format!("Ordered {}, not shipped yet", fmt_date(c))),
-        (None, None) => {}
+        ActionReason::DeliveredNotConfirmed => format!(
+            "Confirm receipt or dispute by {by} — delivered; AliExpress confirms it by itself then"
+        ),
+        ActionReason::ReadyForPickup => {
+            let place = parcel
+                .and_then(|p| p.last_event.as_ref())
+                .and_then(|e| e.location.as_deref())
+                .map(|l| format!(" at {}", one_line(l)))
+                .unwrap_or_default();
+            format!("Pick up parcel {n}{place} — it is waiting for you")
+        }
+        ActionReason::DeliveryFailed => {
+            format!("Arrange a new delivery of {n} with the carrier — the attempt failed")
+        }
+        ActionReason::CustomsHold => {
+            format!("Contact customs about {n} — it is held (look for a letter or a fee to pay)")
+        }
+        ActionReason::Exception => {
+            format!("Check {n} on its tracking page — the carrier reports a problem")
+        }
+        ActionReason::Returning => {
+            format!("Ask the seller about {n}, or open a dispute{dispute_by} — it is going back")
+        }
+        ActionReason::Stalled => {
+            let quiet = parcel
+                .and_then(|p| p.last_event.as_ref())
+                .map(|e| format!(" since {}", fmt_date(e.time.date_naive())))
+                .unwrap_or_default();
+            format!(
+                "Ask the seller about {n}, or open a dispute{dispute_by} — no tracking news{quiet}"
+            )
+        }
     }
-    let protection = o.protection_ends.zip(days_left(o, now, tz));
-    if let (true, Some((ends, left))) = (o.is_active(), protection) {
+}
+
+/// The expected delivery window in words.
+fn eta_words(p: &ParcelView) -> Option<String> {
+    let eta = p.eta?;
+    Some(if eta.from == eta.to {
+        format!("expected {}", fmt_date(eta.from))
+    } else {
+        format!("expected {} – {}", fmt_date(eta.from), fmt_date(eta.to))
+    })
+}
+
+/// The one line of an order that needs nothing: its status in words, the
+/// shipping day, the carrier and the expected delivery, each parcel's
+/// latest event, the protection end.
+fn status_line(o: &OrderView, today: NaiveDate) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let p = o.parcels.first();
+    let mut head = match (o.state, p) {
+        (OrderState::AwaitingShipment, _) => "not shipped yet".to_string(),
+        (OrderState::Disputed, _) => "dispute open".to_string(),
+        (_, Some(p)) => p.status.words().to_string(),
+        (_, None) => "shipped, no tracking number yet".to_string(),
+    };
+    if let Some(d) = shipping_day(o, today).filter(|_| o.state != OrderState::AwaitingShipment) {
+        head.push_str(&format!(", day {d}"));
+    }
+    if let Some(c) = p.and_then(|p| p.carrier.as_deref()).map(one_line) {
+        if !c.is_empty() {
+            head.push_str(&format!(", {c}"));
+        }
+    }
+    if let Some(e) = p.and_then(eta_words) {
+        head.push_str(&format!(", {e}"));
+    }
+    parts.push(head);
+    for (i, p) in o.parcels.iter().enumerate() {
+        let mut s = one_line(&p.tracking_number);
+        if i > 0 {
+            s.push_str(&format!(" {}", p.status.words()));
+        }
+        if let Some(ev) = &p.last_event {
+            s.push_str(&format!(
+                " {} {}",
+                fmt_date(ev.time.date_naive()),
+                shorten(&one_line(&ev.description), 40)
+            ));
+        }
+        parts.push(s);
+    }
+    if let (true, Some(ends), Some(left)) =
+        (o.is_active(), o.protection_ends, o.protection_days_left)
+    {
         if left >= 0 {
-            facts.push(format!(
-                "Buyer Protection until {} ({} left)",
+            parts.push(format!(
+                "protection until {} ({} left)",
                 fmt_date(ends),
                 plural(left, "day")
             ));
-        } else {
-            facts.push(format!("Buyer Protection ended {}", fmt_date(ends)));
         }
     }
-    OrderBlock {
-        order_id: one_line(&o.order_id),
-        reasons,
-        facts,
-        parcels: o.parcels.iter().map(|p| parcel_block(p, now, tz)).collect(),
+    parts.join(" · ")
+}
+
+/// " (order ID)" where the name does not already say the id.
+fn id_suffix(o: &OrderView) -> String {
+    if o.items.is_empty() && o.store.is_none() {
+        String::new()
+    } else {
+        format!(" (order {})", one_line(&o.order_id))
     }
+}
+
+/// A parcel's detail line: number, status, latest event.
+fn parcel_detail(p: &ParcelView, tz: Tz) -> String {
+    let mut s = format!("{}: {}", one_line(&p.tracking_number), p.status.words());
+    if let Some(ev) = &p.last_event {
+        s.push_str(&format!(
+            " — {} {}",
+            fmt_local(ev.time, tz),
+            one_line(&ev.description)
+        ));
+        if let Some(loc) = ev
+            .location
+            .as_deref()
+            .map(one_line)
+            .filter(|l| !l.is_empty())
+        {
+            s.push_str(&format!(" ({loc})"));
+        }
+    }
+    if let Some(e) = eta_words(p) {
+        s.push_str(&format!("; {e}"));
+    }
+    if !p.previous_numbers.is_empty() {
+        let prev: Vec<String> = p.previous_numbers.iter().map(|s| one_line(s)).collect();
+        s.push_str(&format!(" (was {})", prev.join(", ")));
+    }
+    s
+}
+
+/// The facts line under an order that needs action.
+fn order_facts(o: &OrderView, today: NaiveDate) -> String {
+    let mut parts = vec![format!("order {}", one_line(&o.order_id))];
+    if let Some(s) = &o.store {
+        if !o.items.is_empty() {
+            parts.push(one_line(s));
+        }
+    }
+    match (o.shipped_at, o.confirmed_at) {
+        (Some(s), _) => parts.push(format!(
+            "shipped {} (day {})",
+            fmt_date(s),
+            shipping_day(o, today).unwrap_or(1)
+        )),
+        (None, Some(c)) => parts.push(format!("ordered {}", fmt_date(c))),
+        (None, None) => {}
+    }
+    if let (Some(ends), Some(left)) = (o.protection_ends, o.protection_days_left) {
+        if left >= 0 {
+            parts.push(format!(
+                "protection until {} ({} left)",
+                fmt_date(ends),
+                plural(left, "day")
+            ));
+        }
+    }
+    parts.join(" · ")
+}
+
+/// The digest's sections.
+struct Sections<'r> {
+    action: Vec<&'r OrderView>,
+    transit: Vec<&'r OrderView>,
+    awaiting: Vec<&'r OrderView>,
+    delivered: Vec<&'r OrderView>,
+    loose: Vec<&'r ParcelView>,
 }
 
 fn recently_delivered(o: &OrderView, now: DateTime<Utc>) -> bool {
@@ -306,29 +344,36 @@ fn recently_delivered(o: &OrderView, now: DateTime<Utc>) -> bool {
         })
 }
 
-/// The digest's sections, in order; empty sections are left out.
-fn digest_sections(report: &StatusReport, now: DateTime<Utc>, rules: &Rules) -> Vec<Section> {
-    let mut action = Vec::new();
-    let mut transit = Vec::new();
-    let mut awaiting = Vec::new();
-    let mut delivered = Vec::new();
+fn sections(report: &StatusReport, now: DateTime<Utc>) -> Sections<'_> {
+    let mut s = Sections {
+        action: Vec::new(),
+        transit: Vec::new(),
+        awaiting: Vec::new(),
+        delivered: Vec::new(),
+        loose: Vec::new(),
+    };
     for o in &report.orders {
         if !o.is_active() {
             if recently_delivered(o, now) {
-                delivered.push(order_block(o, Vec::new(), now, rules));
+                s.delivered.push(o);
             }
-            continue;
-        }
-        let reasons = action_reasons(o, now, rules);
-        if !reasons.is_empty() {
-            action.push(order_block(o, reasons, now, rules));
+        } else if o.needs_action() {
+            s.action.push(o);
         } else if o.state == OrderState::AwaitingShipment {
-            awaiting.push(order_block(o, reasons, now, rules));
+            s.awaiting.push(o);
         } else {
-            transit.push(order_block(o, reasons, now, rules));
+            s.transit.push(o);
         }
     }
-    let loose: Vec<ParcelBlock> = report
+    // Soonest deadline first; orders without a date keep their order.
+    s.action.sort_by_key(|o| {
+        o.needs_action
+            .iter()
+            .filter_map(|a| a.by)
+            .min()
+            .unwrap_or(NaiveDate::MAX)
+    });
+    s.loose = report
         .unassigned_parcels
         .iter()
         .filter(|p| {
@@ -336,75 +381,27 @@ fn digest_sections(report: &StatusReport, now: DateTime<Utc>, rules: &Rules) -> 
                 || p.delivered_at
                     .is_some_and(|d| (now - d).num_days() < RECENT_DELIVERY_DAYS)
         })
-        .map(|p| parcel_block(p, now, rules.timezone))
         .collect();
-    let mut out = Vec::new();
-    let mut push = |heading: &str, tone, note: Option<&str>, orders: Vec<OrderBlock>| {
-        if !orders.is_empty() {
-            out.push(Section {
-                heading: format!("{heading} ({})", orders.len()),
-                tone,
-                note: note.map(str::to_owned),
-                orders,
-            });
-        }
-    };
-    push(
-        "Needs your action",
-        Tone::Alert,
-        Some("Protection ending soon, parcels stuck or in trouble, deliveries to confirm."),
-        action,
-    );
-    push("In transit", Tone::Info, None, transit);
-    push("Awaiting shipment", Tone::Muted, None, awaiting);
-    push("Recently delivered", Tone::Good, None, delivered);
-    if !loose.is_empty() {
-        out.push(Section {
-            heading: format!("Parcels without an order ({})", loose.len()),
-            tone: Tone::Muted,
-            note: Some("Tie them to an order with: aliwatch add NUMBER --order ORDER_ID".into()),
-            orders: vec![OrderBlock {
-                order_id: String::new(),
-                reasons: Vec::new(),
-                facts: Vec::new(),
-                parcels: loose,
-            }],
-        });
-    }
-    out
+    s
 }
 
 /// Counts for the subject and the summary line.
-fn summary(sections: &[Section]) -> String {
-    let count = |prefix: &str| {
-        sections
-            .iter()
-            .find(|s| s.heading.starts_with(prefix))
-            .map_or(0, |s| s.orders.len())
-    };
+fn summary(s: &Sections<'_>) -> String {
     let mut parts = Vec::new();
-    let a = count("Needs your action");
+    let a = s.action.len();
     if a > 0 {
         parts.push(format!("{a} need{} action", if a == 1 { "s" } else { "" }));
     }
-    let t = count("In transit");
-    if t > 0 {
-        parts.push(format!("{t} in transit"));
+    if !s.transit.is_empty() {
+        parts.push(format!("{} in transit", s.transit.len()));
     }
-    let w = count("Awaiting shipment");
-    if w > 0 {
-        parts.push(format!("{w} awaiting shipment"));
+    if !s.awaiting.is_empty() {
+        parts.push(format!("{} awaiting shipment", s.awaiting.len()));
     }
-    let d = count("Recently delivered");
-    if d > 0 {
-        parts.push(format!("{d} recently delivered"));
+    if !s.delivered.is_empty() {
+        parts.push(format!("{} recently delivered", s.delivered.len()));
     }
-    let loose = sections
-        .iter()
-        .find(|s| s.heading.starts_with("Parcels without"))
-        .map_or(0, |s| {
-            s.orders.iter().map(|o| o.parcels.len()).sum::<usize>()
-        });
+    let loose = s.loose.len();
     if loose > 0 {
         parts.push(format!(
             "{loose} parcel{} without an order",
@@ -418,200 +415,305 @@ fn summary(sections: &[Section]) -> String {
     }
 }
 
-/// The daily digest.
-pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -> RenderedEmail {
-    let sections = digest_sections(report, now, rules);
-    let summary = summary(&sections);
-    let subject = format!("aliwatch: {summary}");
-    let today = local_today(now, rules.timezone);
-    let dateline = format!("{}", today.format("%A, %-d %B %Y"));
-
-    // text/plain
-    let mut t = String::new();
-    t.push_str(&format!("Your AliExpress orders — {dateline}\n{summary}\n"));
-    for n in &report.notices {
-        t.push_str(&format!("\n!! aliwatch: {n}\n"));
-    }
-    for s in &sections {
-        t.push_str(&format!("\n== {} ==\n", s.heading));
-        if let Some(n) = &s.note {
-            t.push_str(&format!("{n}\n"));
-        }
-        for o in &s.orders {
-            t.push('\n');
-            text_order(&mut t, o);
-        }
-    }
-    if sections.is_empty() {
-        t.push_str("\nNothing is on its way right now.\n");
-    }
-    t.push_str(&format!(
-        "\n-- \nSent by aliwatch. Times are in {}. `aliwatch status` shows the same any time.\n",
-        rules.timezone.name()
-    ));
-
-    // text/html
-    let mut h = String::new();
-    h.push_str(&html_head(&subject));
-    h.push_str(&format!(
-        "<h1 style=\"font-size:20px;line-height:1.3;margin:0 0 4px 0;color:#101828;\">Your AliExpress orders</h1>\n\
-         <p style=\"margin:0 0 16px 0;color:#475467;font-size:14px;\">{} · <strong>{}</strong></p>\n",
-        esc(&dateline),
-        esc(&summary)
-    ));
-    for n in &report.notices {
-        h.push_str(&format!(
-            "<p style=\"margin:0 0 12px 0;padding:8px 12px;background:#fef3f2;color:#b42318;border-radius:8px;font-size:14px;\">aliwatch: {}</p>\n",
-            esc(n)
-        ));
-    }
-    for s in &sections {
-        let (fg, _) = s.tone.colours();
-        h.push_str(&format!(
-            "<h2 style=\"font-size:17px;line-height:1.3;margin:24px 0 4px 0;color:{fg};\">{}</h2>\n",
-            esc(&s.heading)
-        ));
-        if let Some(n) = &s.note {
-            h.push_str(&format!(
-                "<p style=\"margin:0 0 8px 0;color:#475467;font-size:13px;\">{}</p>\n",
-                esc(n)
-            ));
-        }
-        for o in &s.orders {
-            html_order(&mut h, o, s.tone);
-        }
-    }
-    if sections.is_empty() {
-        h.push_str("<p style=\"margin:16px 0;\">Nothing is on its way right now.</p>\n");
-    }
-    h.push_str(&html_foot(&format!(
-        "Sent by aliwatch. Times are in {}. <code>aliwatch status</code> shows the same any time.",
-        esc(rules.timezone.name())
-    )));
-    RenderedEmail {
-        subject,
-        text: t,
-        html: h,
-    }
-}
-
-fn text_order(t: &mut String, o: &OrderBlock) {
-    let indent = if o.order_id.is_empty() {
-        ""
-    } else {
-        t.push_str(&format!("Order {}\n", o.order_id));
-        "  "
-    };
-    for r in &o.reasons {
-        t.push_str(&format!("{indent}! {r}\n"));
-    }
-    for f in &o.facts {
-        t.push_str(&format!("{indent}{f}\n"));
-    }
-    for p in &o.parcels {
-        let carrier = p
-            .carrier
-            .as_deref()
-            .map(|c| format!(" ({c})"))
-            .unwrap_or_default();
-        t.push_str(&format!(
-            "{indent}- {}{carrier}: {}\n",
-            p.number,
-            p.status.words()
-        ));
-        for l in &p.lines {
-            t.push_str(&format!("{indent}    {l}\n"));
-        }
-    }
-}
+/// The digest's style sheet: short class names keep 100 orders small; the
+/// dark variant applies where the client honours `prefers-color-scheme`.
+const STYLE: &str = "body{margin:0;background:#f2f4f7;color:#101828}\
+.w{max-width:600px;margin:0 auto;padding:16px 12px;font:15px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}\
+h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px}\
+.c{background:#fff;border:1px solid #d0d5dd;border-left:4px solid #d92d20;border-radius:8px;padding:10px 12px;margin:0 0 10px}\
+.n{font-weight:700}.m{color:#475467;font-size:13px}.x{color:#b42318;font-weight:600}\
+ul{margin:0;padding:0 0 0 18px}li{margin:0 0 6px}a{color:#175cd3}\
+.f{margin:24px 0 0;padding-top:12px;border-top:1px solid #d0d5dd;color:#667085;font-size:12px}\
+@media (prefers-color-scheme:dark){body{background:#0c111d;color:#f5f5f6}\
+.c{background:#161b26;border-color:#333741;border-left-color:#f04438}.m,.f{color:#94969c}\
+.x{color:#fda29b}a{color:#84adff}}";
 
 fn html_head(title: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"color-scheme\" content=\"light\">\n<title>{}</title>\n</head>\n\
-         <body style=\"margin:0;padding:0;background:#f2f4f7;\">\n\
-         <div style=\"max-width:600px;margin:0 auto;padding:16px 12px;font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;font-size:15px;line-height:1.45;color:#101828;\">\n",
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n\
+         <meta name=\"color-scheme\" content=\"light dark\">\n\
+         <meta name=\"supported-color-schemes\" content=\"light dark\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<div class=\"w\">\n",
         esc(title)
     )
 }
 
 fn html_foot(inner_html: &str) -> String {
-    format!(
-        "<p style=\"margin:24px 0 0 0;padding-top:12px;border-top:1px solid #d0d5dd;color:#667085;font-size:12px;\">{inner_html}</p>\n</div>\n</body>\n</html>\n"
-    )
+    format!("<p class=\"f\">{inner_html}</p>\n</div>\n</body>\n</html>\n")
 }
 
-fn badge(p: &ParcelBlock) -> String {
-    let (fg, bg) = status_tone(p.status).colours();
-    format!(
-        "<span style=\"display:inline-block;background:{bg};color:{fg};border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600;white-space:nowrap;\">{}</span>",
-        esc(p.status.words())
-    )
+/// `text` as a link to `url` where it is one of aliwatch's own links.
+fn link(text: &str, url: &str) -> String {
+    match safe_url(url) {
+        Some(u) => format!("<a href=\"{}\">{}</a>", esc(u), esc(text)),
+        None => esc(text),
+    }
 }
 
-fn html_order(h: &mut String, o: &OrderBlock, tone: Tone) {
-    let (accent, _) = tone.colours();
-    h.push_str(&format!(
-        "<div style=\"background:#ffffff;border:1px solid #d0d5dd;border-left:4px solid {accent};border-radius:8px;padding:12px 14px;margin:0 0 12px 0;\">\n"
-    ));
-    if !o.order_id.is_empty() {
-        h.push_str(&format!(
-            "<div style=\"font-weight:700;font-size:16px;word-break:break-all;\">Order {}</div>\n",
-            esc(&o.order_id)
-        ));
-    }
-    for r in &o.reasons {
-        h.push_str(&format!(
-            "<div style=\"color:#b42318;font-size:14px;margin:6px 0 0 0;\">&#9888;&#xFE0E; {}</div>\n",
-            esc(r)
-        ));
-    }
-    if !o.facts.is_empty() {
-        let facts: Vec<String> = o.facts.iter().map(|f| esc(f)).collect();
-        h.push_str(&format!(
-            "<div style=\"color:#475467;font-size:13px;margin:6px 0 0 0;\">{}</div>\n",
-            facts.join("<br>")
-        ));
-    }
+fn html_parcels(h: &mut String, o: &OrderView, tz: Tz) {
     for p in &o.parcels {
-        html_parcel(h, p);
-    }
-    h.push_str("</div>\n");
-}
-
-fn html_parcel(h: &mut String, p: &ParcelBlock) {
-    let carrier = p
-        .carrier
-        .as_deref()
-        .map(|c| {
-            format!(
-                " <span style=\"color:#667085;font-size:13px;\">{}</span>",
-                esc(c)
-            )
-        })
-        .unwrap_or_default();
-    h.push_str(&format!(
-        "<div style=\"margin:10px 0 0 0;padding:8px 0 0 0;border-top:1px solid #eaecf0;\">\n\
-         <div><span style=\"font-family:ui-monospace,Menlo,Consolas,monospace;font-size:14px;word-break:break-all;\">{}</span>{carrier} {}</div>\n",
-        esc(&p.number),
-        badge(p)
-    ));
-    if !p.lines.is_empty() {
-        let lines: Vec<String> = p.lines.iter().map(|l| esc(l)).collect();
+        let detail = parcel_detail(p, tz);
+        let rest = detail
+            .strip_prefix(&one_line(&p.tracking_number))
+            .unwrap_or(&detail);
         h.push_str(&format!(
-            "<div style=\"color:#344054;font-size:13px;margin:4px 0 0 0;\">{}</div>\n",
-            lines.join("<br>")
+            "<div class=\"m\">{}{}</div>\n",
+            link(&one_line(&p.tracking_number), &p.tracking_url),
+            esc(rest)
         ));
     }
+}
+
+/// One order that needs action, as a card.
+fn html_action(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
+    h.push_str(&format!(
+        "<div class=\"c\">\n<div class=\"n\">{}</div>\n",
+        link(&order_name(o, 200), &o.url)
+    ));
+    for a in &o.needs_action {
+        h.push_str(&format!(
+            "<div class=\"x\" style=\"color:#b42318\">&#9888;&#xFE0E; {}</div>\n",
+            esc(&todo(a, o, today))
+        ));
+    }
+    h.push_str(&format!(
+        "<div class=\"m\">{}</div>\n",
+        esc(&order_facts(o, today))
+    ));
+    html_parcels(h, o, tz);
     h.push_str("</div>\n");
 }
 
-/// The AliExpress order page, for ids that look like order numbers (digits
-/// only, so nothing needs escaping in the URL).
-fn order_url(order_id: &str) -> Option<String> {
-    (!order_id.is_empty() && order_id.len() <= 24 && order_id.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| format!("https://www.aliexpress.com/p/order/detail.html?orderId={order_id}"))
+/// One order that needs nothing, as a list item.
+fn html_line(h: &mut String, o: &OrderView, today: NaiveDate) {
+    let parcels: Vec<String> = o
+        .parcels
+        .iter()
+        .map(|p| link(&one_line(&p.tracking_number), &p.tracking_url))
+        .collect();
+    let parcels = if parcels.is_empty() {
+        String::new()
+    } else {
+        format!(" · {}", parcels.join(", "))
+    };
+    h.push_str(&format!(
+        "<li>{} — {}<span class=\"m\">{}{parcels}</span></li>\n",
+        link(&order_name(o, 120), &o.url),
+        esc(&status_line(o, today)),
+        esc(&id_suffix(o))
+    ));
+}
+
+/// The daily digest.
+pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -> RenderedEmail {
+    let tz = rules.timezone;
+    let today = local_today(now, tz);
+    let s = sections(report, now);
+    let summary = summary(&s);
+    let subject = format!("aliwatch: {summary}");
+    let dateline = format!("{}", today.format("%A, %-d %B %Y"));
+    RenderedEmail {
+        text: digest_text(report, &s, &summary, &dateline, today, tz),
+        html: digest_html(report, &s, &subject, &summary, &dateline, today, tz),
+        subject,
+    }
+}
+
+fn digest_text(
+    report: &StatusReport,
+    s: &Sections<'_>,
+    summary: &str,
+    dateline: &str,
+    today: NaiveDate,
+    tz: Tz,
+) -> String {
+    let w = TEXT_COLUMNS;
+    let mut t = wrap(&format!("Your AliExpress orders — {dateline}"), w, "", "");
+    t.push_str(&wrap(summary, w, "", ""));
+    for n in &report.notices {
+        t.push('\n');
+        t.push_str(&wrap(
+            &format!("aliwatch: {}", one_line(n)),
+            w,
+            "!! ",
+            "   ",
+        ));
+    }
+    if !s.action.is_empty() {
+        t.push_str(&format!("\nNEEDS YOUR ACTION ({})\n", s.action.len()));
+        for o in &s.action {
+            t.push('\n');
+            t.push_str(&wrap(&order_name(o, w - 2), w, "* ", "  "));
+            for a in &o.needs_action {
+                t.push_str(&wrap(&todo(a, o, today), w, "  ! ", "    "));
+            }
+            t.push_str(&wrap(&order_facts(o, today), w, "  ", "  "));
+            for p in &o.parcels {
+                t.push_str(&wrap(&parcel_detail(p, tz), w, "  - ", "    "));
+            }
+            t.push_str(&wrap(&o.url, w, "  ", "  "));
+        }
+    }
+    let lines = |t: &mut String, heading: &str, orders: &[&OrderView]| {
+        if orders.is_empty() {
+            return;
+        }
+        t.push_str(&format!("\n{heading} ({})\n", orders.len()));
+        for o in orders {
+            let line = format!(
+                "{} — {}{}",
+                order_name(o, TITLE_COLUMNS),
+                status_line(o, today),
+                id_suffix(o)
+            );
+            t.push_str(&wrap(&line, w, "* ", "  "));
+        }
+    };
+    lines(&mut t, "IN TRANSIT", &s.transit);
+    lines(&mut t, "AWAITING SHIPMENT", &s.awaiting);
+    lines(&mut t, "RECENTLY DELIVERED", &s.delivered);
+    if !s.loose.is_empty() {
+        t.push_str(&format!("\nPARCELS WITHOUT AN ORDER ({})\n", s.loose.len()));
+        t.push_str(&wrap(
+            "Tie them to an order with: aliwatch add NUMBER --order ORDER_ID",
+            w,
+            "",
+            "",
+        ));
+        for p in &s.loose {
+            t.push_str(&wrap(&parcel_detail(p, tz), w, "* ", "  "));
+        }
+    }
+    if s.action.is_empty() && s.transit.is_empty() && s.awaiting.is_empty() && s.loose.is_empty() {
+        t.push_str("\nNothing is on its way right now.\n");
+    }
+    t.push_str("\n-- \n");
+    t.push_str(&wrap(
+        &format!(
+            "Sent by aliwatch. Times are in {}. `aliwatch status` shows the same any time.",
+            tz.name()
+        ),
+        w,
+        "",
+        "",
+    ));
+    t
+}
+
+fn digest_html(
+    report: &StatusReport,
+    s: &Sections<'_>,
+    subject: &str,
+    summary: &str,
+    dateline: &str,
+    today: NaiveDate,
+    tz: Tz,
+) -> String {
+    let mut h = html_head(subject);
+    h.push_str(&format!(
+        "<h1>Your AliExpress orders</h1>\n<p class=\"m\">{} · <strong>{}</strong></p>\n",
+        esc(dateline),
+        esc(summary)
+    ));
+    for n in &report.notices {
+        h.push_str(&format!(
+            "<p class=\"x\" style=\"color:#b42318\">aliwatch: {}</p>\n",
+            esc(n)
+        ));
+    }
+    if !s.action.is_empty() {
+        h.push_str(&format!(
+            "<h2 style=\"color:#b42318\">Needs your action ({})</h2>\n",
+            s.action.len()
+        ));
+        for o in &s.action {
+            html_action(&mut h, o, today, tz);
+        }
+    }
+    let list = |h: &mut String, heading: &str, orders: &[&OrderView]| {
+        if orders.is_empty() {
+            return;
+        }
+        h.push_str(&format!("<h2>{heading} ({})</h2>\n<ul>\n", orders.len()));
+        for o in orders {
+            html_line(h, o, today);
+        }
+        h.push_str("</ul>\n");
+    };
+    list(&mut h, "In transit", &s.transit);
+    list(&mut h, "Awaiting shipment", &s.awaiting);
+    list(&mut h, "Recently delivered", &s.delivered);
+    if !s.loose.is_empty() {
+        h.push_str(&format!(
+            "<h2>Parcels without an order ({})</h2>\n<p class=\"m\">Tie them to an order with: <code>aliwatch add NUMBER --order ORDER_ID</code></p>\n<ul>\n",
+            s.loose.len()
+        ));
+        for p in &s.loose {
+            let detail = parcel_detail(p, tz);
+            let rest = detail
+                .strip_prefix(&one_line(&p.tracking_number))
+                .unwrap_or(&detail);
+            h.push_str(&format!(
+                "<li>{}{}</li>\n",
+                link(&one_line(&p.tracking_number), &p.tracking_url),
+                esc(rest)
+            ));
+        }
+        h.push_str("</ul>\n");
+    }
+    if s.action.is_empty() && s.transit.is_empty() && s.awaiting.is_empty() && s.loose.is_empty() {
+        h.push_str("<p>Nothing is on its way right now.</p>\n");
+    }
+    h.push_str(&html_foot(&format!(
+        "Sent by aliwatch. Times are in {}. <code>aliwatch status</code> shows the same any time.",
+        esc(tz.name())
+    )));
+    h
+}
+
+/// What to do before a protection end, step by step.
+fn warning_steps(id: &str, ends: &str) -> [String; 3] {
+    [
+        "Check the parcel (below). If everything has arrived and is as described, confirm receipt on AliExpress; nothing else to do.".to_string(),
+        format!("If it has not arrived or is not right, ask the seller to extend Buyer Protection. When they do, tell aliwatch: aliwatch protection {id} --extend DAYS"),
+        format!("If the seller does not extend it, open a dispute before {ends}. After that date you can no longer get a refund through AliExpress."),
+    ]
+}
+
+fn warning_button(url: &str) -> String {
+    match safe_url(url) {
+        Some(u) => format!(
+            "<p><a href=\"{}\" style=\"display:inline-block;background:#d92d20;color:#ffffff;text-decoration:none;font-weight:700;border-radius:6px;padding:10px 16px\">Open the order on AliExpress</a></p>\n",
+            esc(u)
+        ),
+        None => String::new(),
+    }
+}
+
+/// One order's block in a warning: name, facts, parcels.
+fn warning_order_text(t: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
+    t.push_str(&wrap(
+        &order_name(o, TEXT_COLUMNS - 2),
+        TEXT_COLUMNS,
+        "* ",
+        "  ",
+    ));
+    t.push_str(&wrap(&order_facts(o, today), TEXT_COLUMNS, "  ", "  "));
+    for p in &o.parcels {
+        t.push_str(&wrap(&parcel_detail(p, tz), TEXT_COLUMNS, "  - ", "    "));
+    }
+    t.push_str(&wrap(&o.url, TEXT_COLUMNS, "  ", "  "));
+}
+
+fn warning_order_html(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
+    h.push_str(&format!(
+        "<div class=\"c\">\n<div class=\"n\">{}</div>\n<div class=\"m\">{}</div>\n",
+        link(&order_name(o, 200), &o.url),
+        esc(&order_facts(o, today))
+    ));
+    html_parcels(h, o, tz);
+    h.push_str("</div>\n");
 }
 
 /// The Buyer Protection warning for `order` (sent for `threshold_days`).
@@ -622,6 +724,7 @@ pub fn render_warning(
     now: DateTime<Utc>,
 ) -> RenderedEmail {
     let tz = rules.timezone;
+    let today = local_today(now, tz);
     let id = one_line(&order.order_id);
     let left = days_left(order, now, tz).unwrap_or(0);
     let ends = order
@@ -633,54 +736,115 @@ pub fn render_warning(
         n => format!("ends in {}", plural(n, "day")),
     };
     let subject = format!("Buyer Protection for order {id} {when} ({ends})");
-    let lead = format!("Buyer Protection for your AliExpress order {id} {when}, on {ends}.");
-    let steps = [
-        "Check the parcel (below). If everything has arrived and is as described, confirm receipt on AliExpress; nothing else to do.".to_string(),
-        format!("If it has not arrived or is not right, ask the seller to extend Buyer Protection. When they do, tell aliwatch: aliwatch protection {id} --extend DAYS"),
-        format!("If the seller does not extend it, open a dispute before {ends}. After that date you can no longer get a refund through AliExpress."),
-    ];
-    let block = order_block(order, Vec::new(), now, rules);
-    let url = order_url(&id);
+    let name = order_name(order, 60);
+    let lead =
+        format!("Buyer Protection for your AliExpress order {id} ({name}) {when}, on {ends}.");
+    let steps = warning_steps(&id, &ends);
     let why = format!(
         "You get this once because protection ends within {} (protection.warn_before). Times are in {}.",
         plural(i64::from(threshold_days), "day"),
         tz.name()
     );
 
-    let mut t = format!("{lead}\n\nWhat to do before {ends}:\n");
+    let mut t = wrap(&lead, TEXT_COLUMNS, "", "");
+    t.push_str(&format!("\nWhat to do before {ends}:\n"));
     for (i, s) in steps.iter().enumerate() {
-        t.push_str(&format!("  {}. {s}\n", i + 1));
-    }
-    if let Some(u) = &url {
-        t.push_str(&format!("\nOrder page: {u}\n"));
+        t.push_str(&wrap(s, TEXT_COLUMNS, &format!("  {}. ", i + 1), "     "));
     }
     t.push('\n');
-    text_order(&mut t, &block);
-    t.push_str(&format!("\n-- \nSent by aliwatch. {why}\n"));
+    warning_order_text(&mut t, order, today, tz);
+    t.push_str("\n-- \n");
+    t.push_str(&wrap(
+        &format!("Sent by aliwatch. {why}"),
+        TEXT_COLUMNS,
+        "",
+        "",
+    ));
 
     let mut h = html_head(&subject);
     h.push_str(&format!(
-        "<h1 style=\"font-size:20px;line-height:1.3;margin:0 0 8px 0;color:#b42318;\">Buyer Protection {}</h1>\n\
-         <p style=\"margin:0 0 12px 0;\">{}</p>\n\
-         <p style=\"margin:0 0 4px 0;font-weight:700;\">What to do before {}:</p>\n<ol style=\"margin:0 0 12px 0;padding-left:22px;\">\n",
+        "<h1 style=\"color:#b42318\">Buyer Protection {}</h1>\n<p>{}</p>\n<p><strong>What to do before {}:</strong></p>\n<ol>\n",
         esc(&when),
         esc(&lead),
         esc(&ends)
     ));
     for s in &steps {
-        h.push_str(&format!(
-            "<li style=\"margin:0 0 6px 0;\">{}</li>\n",
-            esc(s)
-        ));
+        h.push_str(&format!("<li>{}</li>\n", esc(s)));
     }
     h.push_str("</ol>\n");
-    if let Some(u) = &url {
-        h.push_str(&format!(
-            "<p style=\"margin:0 0 16px 0;\"><a href=\"{}\" style=\"display:inline-block;background:#d92d20;color:#ffffff;text-decoration:none;font-weight:700;border-radius:6px;padding:10px 16px;\">Open the order on AliExpress</a></p>\n",
-            esc(u)
-        ));
+    h.push_str(&warning_button(&order.url));
+    warning_order_html(&mut h, order, today, tz);
+    h.push_str(&html_foot(&format!("Sent by aliwatch. {}", esc(&why))));
+    RenderedEmail {
+        subject,
+        text: t,
+        html: h,
     }
-    html_order(&mut h, &block, Tone::Alert);
+}
+
+/// Several warnings that fell due in one pass, as one email listing every
+/// order, soonest protection end first (SPEC §5). With one order it is the
+/// single-order warning.
+pub fn render_warnings(
+    orders: &[(&OrderView, u32)],
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> RenderedEmail {
+    let mut sorted: Vec<(&OrderView, u32)> = orders.to_vec();
+    sorted.sort_by_key(|(o, _)| (o.protection_ends, o.order_id.clone()));
+    if let [(o, threshold)] = sorted.as_slice() {
+        return render_warning(o, *threshold, rules, now);
+    }
+    let tz = rules.timezone;
+    let today = local_today(now, tz);
+    let soonest = sorted
+        .iter()
+        .filter_map(|(o, _)| days_left(o, now, tz))
+        .min()
+        .unwrap_or(0);
+    let when = match soonest {
+        0 => "the first ends today".to_string(),
+        n => format!("the first ends in {}", plural(n, "day")),
+    };
+    let subject = format!(
+        "Buyer Protection for {} orders ends soon: {when}",
+        sorted.len()
+    );
+    let lead = format!(
+        "Buyer Protection is ending for {} of your AliExpress orders; {when}. For each: check the parcel; if it has not arrived or is not right, ask the seller to extend protection (then: aliwatch protection ORDER --extend DAYS) or open a dispute before the date.",
+        sorted.len()
+    );
+    let mut t = wrap(&lead, TEXT_COLUMNS, "", "");
+    let mut h = html_head(&subject);
+    h.push_str(&format!(
+        "<h1 style=\"color:#b42318\">Buyer Protection ends soon for {} orders</h1>\n<p>{}</p>\n",
+        sorted.len(),
+        esc(&lead)
+    ));
+    for (o, _) in &sorted {
+        let ends = o.protection_ends.map(fmt_date).unwrap_or_default();
+        let left = days_left(o, now, tz).unwrap_or(0);
+        let head = format!("Protection ends {} ({ends})", in_days(left));
+        t.push('\n');
+        t.push_str(&wrap(&head, TEXT_COLUMNS, "", ""));
+        warning_order_text(&mut t, o, today, tz);
+        h.push_str(&format!(
+            "<h2 style=\"color:#b42318\">{}</h2>\n",
+            esc(&head)
+        ));
+        warning_order_html(&mut h, o, today, tz);
+    }
+    let why = format!(
+        "You get one email per protection.warn_before threshold and order; warnings due at the same time come together. Times are in {}.",
+        tz.name()
+    );
+    t.push_str("\n-- \n");
+    t.push_str(&wrap(
+        &format!("Sent by aliwatch. {why}"),
+        TEXT_COLUMNS,
+        "",
+        "",
+    ));
     h.push_str(&html_foot(&format!("Sent by aliwatch. {}", esc(&why))));
     RenderedEmail {
         subject,

@@ -5,6 +5,7 @@
 
 pub mod email;
 pub mod status;
+pub mod text;
 
-pub use email::{esc, render_digest, render_warning, RenderedEmail};
+pub use email::{esc, render_digest, render_warning, render_warnings, RenderedEmail};
 pub use status::render_status_table;

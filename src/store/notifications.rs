@@ -217,6 +217,27 @@ impl Store {
         Ok(out)
     }
 
+    /// Records that `keys` go out together under one id (folded warnings),
+    /// before that message is sent: a resend after a crash finds the same
+    /// rows under the same id and sends the same message.
+    pub fn assign_message_id(
+        &mut self,
+        channel: &str,
+        keys: &[NotificationKey],
+        message_id: &str,
+    ) -> Result<()> {
+        let tx = self.write_tx()?;
+        for k in keys {
+            tx.execute(
+                "UPDATE notifications SET message_id = ?3 WHERE channel = ?1 AND key = ?2",
+                (channel, k.to_string(), message_id),
+            )
+            .with_context(|| format!("cannot update notification {k}"))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The channel accepted it.
     pub fn mark_notification_sent(
         &mut self,

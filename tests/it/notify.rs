@@ -100,7 +100,7 @@ fn order(id: &str, state: OrderState, ends: &str, parcels: Vec<ParcelView>) -> O
 /// Three active orders (one 5 days from the end of protection, one with a
 /// hostile event description) and a completed one.
 fn report() -> StatusReport {
-    StatusReport {
+    with_actions(StatusReport {
         generated_at: utc(NOW),
         orders: vec![
             order(
@@ -149,7 +149,25 @@ fn report() -> StatusReport {
         ],
         unassigned_parcels: vec![],
         notices: Vec::new(),
+    })
+}
+
+/// What the status derivation adds to hand-made orders: the needs-action
+/// list (SPEC §7) as of the report's time.
+fn with_actions(mut r: StatusReport) -> StatusReport {
+    let today = r.generated_at.date_naive();
+    for o in &mut r.orders {
+        o.protection_days_left = o.protection_ends.map(|e| (e - today).num_days());
+        let t = aliwatch::decide::lifecycle::Today {
+            state: o.state,
+            completed_reason: None,
+            auto_completes_on: o.auto_completes_on,
+            dispute_until: o.dispute_until,
+        };
+        o.needs_action =
+            aliwatch::decide::lifecycle::needs_action(&t, o.protection_ends, &o.parcels, 7, today);
     }
+    r
 }
 
 /// Every message the sink accepted, in order, with its envelope.
@@ -211,7 +229,13 @@ async fn digest_and_warning_arrive_over_starttls_with_auth() {
             Some("auto-generated")
         );
         assert!(m.date().is_some());
-        let text = m.body_text(0).expect("text part").into_owned();
+        // wrapping may break any phrase of the text part
+        let text = m
+            .body_text(0)
+            .expect("text part")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let html = m.body_html(0).expect("html part").into_owned();
         // the HTML part is not a conversion of the text part
         assert!(html.contains("<html"));
