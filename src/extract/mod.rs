@@ -24,6 +24,7 @@
 
 #![deny(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used)]
 
+mod items;
 pub mod lang;
 pub mod numbers;
 pub mod text;
@@ -1074,6 +1075,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     let status = apply_status(&mut ex, &subj, &body, &mut found);
     let (orders, tracks, replaced) = select_numbers(&mut found);
     ex.orders = assign(&found, &orders, &tracks, &body);
+    items::fill(&flat, &mut ex.orders);
     ex.replaced_tracking_numbers = replaced;
     settle_kind(
         &mut ex,
@@ -1560,6 +1562,63 @@ mod tests {
                 p("8211588542083182", &["RB084844600SG"])
             ]
         );
+    }
+
+    #[test]
+    fn items_skip_recommendations_totals_and_banners() {
+        let raw = html_mail(
+            "Order 8207731945520186: order confirmed",
+            "<p>Your order 8207731945520186 has been confirmed.</p>\
+             <p>Coupon: US $3.00 off orders over US $29.00</p>\
+             <p>Example Official Store</p><p>Desk Lamp LED Flat ...</p><p>Warm white</p><p>US $6.48 x1</p>\
+             <p>Subtotal US $6.48</p><p>Order total US $6.48</p>\
+             <p>You may also like</p><p>Phone Holder ...</p><p>Black</p><p>US $3.12 x1</p>",
+        );
+        let v = spec(&raw);
+        assert_eq!(
+            v["orders"][0]["items"],
+            serde_json::json!([{"title": "Desk Lamp LED Flat", "variant": "Warm white",
+                "quantity": 1, "price": {"amount": "6.48", "currency": "USD"}}])
+        );
+        assert_eq!(v["orders"][0]["store"], "Example Official Store");
+    }
+
+    #[test]
+    fn items_of_several_orders_go_to_the_order_named_below_their_block() {
+        let raw = html_mail(
+            "Bestellung 9999999999990007: Neuer Lieferstatus",
+            "<p>Ihre kombinierte Lieferung (Bestellung 9999999999990007) hat ein Update.</p>\
+             <p>A Store</p><p>Lampe ...</p><p>Variante A</p><p>\u{20ac} 1,99x1</p>\
+             <p>Bestell-Nr.</p><p>9999999999990007</p>\
+             <p>B Store</p><p>Kabel ...</p><p>x2</p><p>Sensor ...</p><p>x1</p>\
+             <p>Bestell-Nr.</p><p>9999999999990008</p>",
+        );
+        let v = spec(&raw);
+        let titles = |i: usize| -> Vec<String> {
+            v["orders"][i]["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|it| it["title"].as_str().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(titles(0), vec!["Lampe"]);
+        assert_eq!(titles(1), vec!["Kabel", "Sensor"]);
+        assert_eq!(v["orders"][1]["store"], "B Store");
+    }
+
+    #[test]
+    fn parcel_emails_naming_several_orders_only_in_links_give_no_items() {
+        let raw = html_mail(
+            "Package H9999207472066355373: in your country",
+            "<p>Package details</p><p>Lampe ...</p><p>x1</p><p>Kabel ...</p><p>x1</p>\
+             <a href=\"https://www.aliexpress.com/p/tracking/index.html?tradeOrderId=9999999999990013\">Track</a>\
+             <a href=\"https://www.aliexpress.com/p/tracking/index.html?tradeOrderId=9999999999990014\">Track</a>",
+        );
+        let v = spec(&raw);
+        assert_eq!(v["orders"].as_array().map(Vec::len), Some(2));
+        assert!(v["orders"][0].get("items").is_none());
+        assert!(v["orders"][1].get("items").is_none());
     }
 
     #[test]
