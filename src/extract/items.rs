@@ -55,12 +55,13 @@ static CURRENCY: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("static table builds")
 });
 
-/// One line of the flattened body.
-struct Line {
-    /// Folded, whitespace collapsed, trimmed (case kept).
-    text: String,
-    /// Lower-cased `text`.
-    lower: String,
+/// One non-blank line of the flattened body, borrowed: most lines are
+/// never looked at closely, so nothing is copied until an item needs it.
+struct Line<'a> {
+    /// Trimmed, case kept.
+    text: &'a str,
+    /// The same line of the folded, lower-cased body, trimmed.
+    lower: &'a str,
     /// The order (index into the email's orders) this line names, if it is
     /// a short marker line.
     marker: Option<usize>,
@@ -76,8 +77,9 @@ struct Found {
 }
 
 /// Fills `items` and `store` of the orders from the item blocks of `flat`
-/// (the case-preserving flattened body). Parcel-only entries stay empty.
-pub(super) fn fill(flat: &str, orders: &mut [OrderRef]) {
+/// (the case-preserving flattened body; `body` is the same text folded and
+/// lower-cased, line for line). Parcel-only entries stay empty.
+pub(super) fn fill(flat: &str, body: &str, orders: &mut [OrderRef]) {
     let ids: Vec<Option<&str>> = orders.iter().map(|o| o.order_id.as_deref()).collect();
     if ids.iter().all(Option::is_none) {
         return;
@@ -86,7 +88,7 @@ pub(super) fn fill(flat: &str, orders: &mut [OrderRef]) {
     if !flat.lines().any(|l| quantity(l.trim()).is_some()) {
         return;
     }
-    let lines = read_lines(flat, &ids);
+    let lines = read_lines(flat, body, &ids);
     let found = read_blocks(&lines);
     if found.is_empty() {
         return;
@@ -106,23 +108,28 @@ pub(super) fn fill(flat: &str, orders: &mut [OrderRef]) {
     }
 }
 
-fn read_lines(flat: &str, ids: &[Option<&str>]) -> Vec<Line> {
+fn read_lines<'a>(flat: &'a str, body: &'a str, ids: &[Option<&str>]) -> Vec<Line<'a>> {
     flat.lines()
-        .map(clean)
-        .filter(|t| !t.is_empty())
-        .map(|text| {
-            let lower = text.to_lowercase();
-            let runs = digit_runs(&text);
-            let has_number = runs.iter().any(|r| r.len() >= 10);
-            let named = ids.iter().position(|id| {
-                id.is_some_and(|id| {
-                    // A running number may be glued in front of the id
-                    // ("Bestellung 19999999999990001", see `fix_running_numbers`).
-                    runs.iter()
-                        .any(|r| r.strip_suffix(id).is_some_and(|glued| glued.len() <= 2))
-                })
-            });
-            let marker = named.filter(|_| text.chars().count() <= MARKER_CHARS);
+        .zip(body.lines())
+        .map(|(t, l)| (t.trim(), l.trim()))
+        .filter(|(t, _)| !t.is_empty())
+        .map(|(text, lower)| {
+            let mut has_number = false;
+            let mut marker = None;
+            if text.bytes().filter(u8::is_ascii_digit).count() >= 10 {
+                let runs = digit_runs(text);
+                has_number = runs.iter().any(|r| r.len() >= 10);
+                let named = ids.iter().position(|id| {
+                    id.is_some_and(|id| {
+                        // A running number may be glued in front of the id
+                        // ("Bestellung 19999999999990001", see
+                        // `fix_running_numbers`).
+                        runs.iter()
+                            .any(|r| r.strip_suffix(id).is_some_and(|glued| glued.len() <= 2))
+                    })
+                });
+                marker = named.filter(|_| text.chars().count() <= MARKER_CHARS);
+            }
             Line {
                 text,
                 lower,
@@ -191,15 +198,11 @@ fn read_blocks(lines: &[Line]) -> Vec<Found> {
             store = None;
             continue;
         }
-        if RECOMMEND.is_match(&line.lower) {
+        if RECOMMEND.is_match(line.lower) {
             in_recommendations = true;
             continue;
         }
-        if let Some(s) = store_name(line) {
-            store = Some(s);
-            continue;
-        }
-        let Some((quantity, mut price)) = quantity(&line.text) else {
+        let Some((quantity, mut price)) = quantity(line.text) else {
             continue;
         };
         if in_recommendations || out.len() >= MAX_ITEMS {
@@ -211,7 +214,7 @@ fn read_blocks(lines: &[Line]) -> Vec<Found> {
             if let Some(p) = at
                 .checked_sub(1)
                 .and_then(|k| lines.get(k))
-                .and_then(|l| parse_price(&l.text))
+                .and_then(|l| parse_price(l.text))
             {
                 price = Some(p);
                 above -= 1;
@@ -227,22 +230,36 @@ fn read_blocks(lines: &[Line]) -> Vec<Found> {
         let (title, variant) = match b {
             Some(b)
                 if !b_is_store
-                    && !ends_with_ellipsis(&a.text)
-                    && (ends_with_ellipsis(&b.text) || a.text.chars().count() <= VARIANT_CHARS) =>
+                    && !ends_with_ellipsis(a.text)
+                    && (ends_with_ellipsis(b.text) || a.text.chars().count() <= VARIANT_CHARS) =>
             {
                 (b, Some(a))
             }
             _ => (a, None),
         };
-        let title_text = strip_ellipsis(&title.text);
+        let title_text = strip_ellipsis(&clean(title.text));
         if title_text.is_empty() {
             continue;
+        }
+        // The store stands above the first item of its block; the next
+        // items of the block (below the previous item's quantity) keep it.
+        let title_at = if variant.is_some() {
+            above.checked_sub(2)
+        } else {
+            above.checked_sub(1)
+        };
+        if let Some(s) = title_at
+            .and_then(|t| t.checked_sub(1))
+            .and_then(|k| lines.get(k))
+            .and_then(store_name)
+        {
+            store = Some(s);
         }
         out.push(Found {
             line: at,
             item: Item {
                 title: title_text,
-                variant: variant.map(|v| v.text.clone()),
+                variant: variant.map(|v| clean(v.text)),
                 quantity: Some(quantity),
                 price,
             },
@@ -263,24 +280,24 @@ fn is_boundary(l: &Line) -> bool {
     if l.text.ends_with(':') || l.text.ends_with('：') {
         return true;
     }
-    if quantity(&l.text).is_some() || has_price(&l.text) {
+    if quantity(l.text).is_some() || has_price(l.text) {
         return true;
     }
-    if RECOMMEND.is_match(&l.lower) {
+    if RECOMMEND.is_match(l.lower) {
         return true;
     }
     let words = l.text.split_whitespace().count();
-    if words > 6 && l.text.ends_with(['.', '!', '?', '。']) && !ends_with_ellipsis(&l.text) {
+    if words > 6 && l.text.ends_with(['.', '!', '?', '。']) && !ends_with_ellipsis(l.text) {
         return true;
     }
     if words <= 5 {
         let label = LABELS
-            .word_hits(&l.lower)
+            .word_hits(l.lower)
             .any(|(kind, ..)| !matches!(kind, super::LabelKind::Eta));
-        let status = STATUS.find_iter(&l.lower).any(|m| {
+        let status = STATUS.find_iter(l.lower).any(|m| {
             lang::STATUSES
                 .get(m.pattern().as_usize())
-                .is_some_and(|st| text::at_word_start(&l.lower, m.start(), st.phrase))
+                .is_some_and(|st| text::at_word_start(l.lower, m.start(), st.phrase))
         });
         if label || status {
             return true;
@@ -303,13 +320,13 @@ fn store_name(l: &Line) -> Option<String> {
                 .trim()
                 .trim_start_matches([':', '：'])
                 .trim();
-            return (!name.is_empty() && name.chars().count() <= 80).then(|| name.to_string());
+            return (!name.is_empty() && name.chars().count() <= 80).then(|| clean(name));
         }
     }
     if l.marker.is_some() || l.has_number || l.text.chars().count() > 60 {
         return None;
     }
-    if l.text.split_whitespace().count() > 6 || has_price(&l.text) {
+    if l.text.split_whitespace().count() > 6 || has_price(l.text) {
         return None;
     }
     if lang::STORE_BUTTONS.iter().any(|b| l.lower.contains(b)) {
@@ -321,13 +338,15 @@ fn store_name(l: &Line) -> Option<String> {
         .any(|w| lang::STORE_WORDS.contains(&w))
         || l.lower.contains('店');
     let name = l.text.trim_end_matches(['>', '›', '»', ' ']).trim();
-    (has_word && !name.is_empty()).then(|| name.to_string())
+    (has_word && !name.is_empty()).then(|| clean(name))
 }
 
 /// The quantity (and price) of a quantity line: "x1", "€ 1,99x1",
 /// "US $6.48 x1", "x2 · 3,98 zł", "Qty: 2". `None` for any other line.
 fn quantity(line: &str) -> Option<(u32, Option<Price>)> {
-    if line.is_empty() || line.len() > 60 {
+    // Every quantity line holds a digit; most lines of an email do not
+    // (this runs on every line as the gate).
+    if line.is_empty() || line.len() > 60 || !line.bytes().any(|b| b.is_ascii_digit()) {
         return None;
     }
     if let Some(q) = labelled_quantity(line) {
@@ -375,6 +394,9 @@ fn quantity(line: &str) -> Option<(u32, Option<Price>)> {
 
 /// "Qty: 2", "Menge: 2", "Количество: 2 шт." style quantities.
 fn labelled_quantity(line: &str) -> Option<(u32, Option<Price>)> {
+    if !line.starts_with(char::is_alphabetic) || line.len() > 40 {
+        return None;
+    }
     let lower = line.to_lowercase();
     let label = lang::QUANTITY_LABELS
         .iter()

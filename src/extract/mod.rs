@@ -1075,7 +1075,7 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     let status = apply_status(&mut ex, &subj, &body, &mut found);
     let (orders, tracks, replaced) = select_numbers(&mut found);
     ex.orders = assign(&found, &orders, &tracks, &body);
-    items::fill(&flat, &mut ex.orders);
+    items::fill(&flat, &body, &mut ex.orders);
     ex.replaced_tracking_numbers = replaced;
     settle_kind(
         &mut ex,

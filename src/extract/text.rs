@@ -454,8 +454,8 @@ const MAX_TABLE_DEPTH: usize = 16;
 /// texts (entities decoded, lower case, zero-width characters dropped,
 /// trimmed; a line break inside a cell is `\n`). A table nested inside a
 /// cell is a table of its own and its text also belongs to the enclosing
-/// cell, so a data row keeps its cells when a cell wraps its value in a
-/// table of its own (layout tables around the data nest the other way and
+/// cell (one level up), so a data row keeps its cells when a cell wraps its
+/// value in a table of its own (layout tables around the data nest the other way and
 /// are simply tables of one cell). Inner tables come before the tables
 /// they sit in; at most 512 rows in all.
 pub fn tables(html: &str) -> Vec<Vec<Vec<String>>> {
@@ -464,8 +464,12 @@ pub fn tables(html: &str) -> Vec<Vec<Vec<String>>> {
     let mut rows = 0usize;
     let mut piece = String::new();
     let mut rest = html;
+    // Text goes to the innermost cell and to the cell its table sits in
+    // (a value wrapped in a table of its own); layout tables further out
+    // need none of it, and copying it to every level would cost a copy of
+    // the email per level.
     let in_cells = |stack: &mut Vec<OpenTable>, s: &str| {
-        for t in stack.iter_mut() {
+        for t in stack.iter_mut().rev().take(2) {
             if let Some(c) = t.cell.as_mut() {
                 c.push_str(s);
             }
@@ -476,7 +480,7 @@ pub fn tables(html: &str) -> Vec<Vec<Vec<String>>> {
             break;
         };
         let (text, tail) = rest.split_at(lt);
-        if !text.is_empty() && stack.iter().any(|t| t.cell.is_some()) {
+        if !text.is_empty() && stack.iter().rev().take(2).any(|t| t.cell.is_some()) {
             piece.clear();
             decode_entities(text, &mut piece);
             in_cells(&mut stack, &piece);
