@@ -1605,6 +1605,328 @@ pub const TRACKING_PARAMS: &[&str] = &[
     "tracking_number",
 ];
 
+// ---------------------------------------------------------------------------
+// Item blocks (what an order contains; SPEC §4 `items`, `store`)
+
+/// Headings of recommendation blocks ("You may also like"). Item-like lines
+/// after one are offers, never the order's items. Matched against the
+/// lower-cased line, anywhere in it.
+pub const RECOMMENDATION_HEADINGS: &[&str] = &[
+    // en
+    "you may also like",
+    "you might also like",
+    "recommended for you",
+    "more to love",
+    "customers also viewed",
+    "recommended more",
+    // de
+    "das könnte ihnen auch gefallen",
+    "das könnte dir auch gefallen",
+    "könnte ihnen auch gefallen",
+    "empfehlungen für sie",
+    "für sie empfohlen",
+    // fr
+    "vous aimerez aussi",
+    "vous aimerez peut-être aussi",
+    "vous pourriez aussi aimer",
+    "recommandé pour vous",
+    // es
+    "también te puede gustar",
+    "también te podría gustar",
+    "te puede interesar",
+    "recomendado para ti",
+    // pt
+    "você também pode gostar",
+    "talvez você também goste",
+    "também poderá gostar",
+    "recomendado para você",
+    // it
+    "potrebbe piacerti anche",
+    "ti potrebbe piacere anche",
+    "consigliati per te",
+    // nl
+    "dit vind je misschien ook leuk",
+    "misschien vind je dit ook leuk",
+    "aanbevolen voor jou",
+    // pl
+    "mogą ci się również spodobać",
+    "może ci się również spodobać",
+    "mogą ci się też spodobać",
+    "polecane dla ciebie",
+    // ru / uk
+    "вам также может понравиться",
+    "вам может понравиться",
+    "рекомендуем вам",
+    "вам також може сподобатися",
+    "рекомендуємо вам",
+    // tr
+    "bunları da beğenebilirsiniz",
+    "ilginizi çekebilir",
+    "sizin için önerilenler",
+    // ko
+    "이런 상품은 어떠세요",
+    "추천 상품",
+    // ja
+    "こちらもおすすめ",
+    "おすすめ商品",
+    // he
+    "אולי תאהב גם",
+    "מומלץ עבורך",
+    // ar
+    "قد يعجبك أيضًا",
+    "قد يعجبك أيضا",
+    "مقترحات لك",
+    // cs
+    "mohlo by se vám líbit",
+    "doporučujeme pro vás",
+    // sv / da / no / fi
+    "du kanske också gillar",
+    "rekommenderat för dig",
+    "du vil måske også kunne lide",
+    "du vil kanskje også like",
+    "saatat pitää myös näistä",
+    // ro / hu / el / vi / id / zh
+    "s-ar putea să-ți placă",
+    "ez is tetszhet",
+    "μπορεί επίσης να σας αρέσει",
+    "bạn cũng có thể thích",
+    "anda mungkin juga suka",
+    "猜你喜欢",
+    "你可能还喜欢",
+];
+
+/// Labels before an item's quantity ("Qty: 2", "Menge: 2"), for layouts
+/// that do not write "x2". Lower case, without the colon.
+pub const QUANTITY_LABELS: &[&str] = &[
+    "qty",
+    "quantity", // en
+    "menge",
+    "anzahl", // de
+    "quantité",
+    "qté",      // fr
+    "cantidad", // es
+    "quantidade",
+    "qtd", // pt
+    "quantità",
+    "qtà",    // it
+    "aantal", // nl
+    "ilość",
+    "ilosc", // pl
+    "количество",
+    "кол-во",
+    "кількість", // ru / uk
+    "adet",
+    "miktar", // tr
+    "수량",   // ko
+    "数量",   // ja / zh
+    "כמות",   // he
+    "الكمية", // ar
+    "množství",
+    "počet", // cs
+    "antal",
+    "antall",
+    "määrä", // sv / da / no / fi
+    "cantitate",
+    "mennyiség",
+    "ποσότητα",
+    "số lượng",
+    "jumlah", // ro / hu / el / vi / id
+];
+
+/// Words that make a line above an item block a store name: AliExpress
+/// store names nearly always carry one ("Beispiel Store", "UGREEN Official
+/// Store", "XYZ Flagship Store"), in English whatever the email's language,
+/// sometimes in the account's language. Whole words, lower case.
+pub const STORE_WORDS: &[&str] = &[
+    "store",
+    "shop",
+    "official",
+    "flagship",
+    "mall",
+    "outlet",
+    "boutique",
+    "tienda",
+    "loja",
+    "negozio",
+    "sklep",
+    "магазин",
+    "mağaza",
+    "mağazası",
+    "winkel",
+    "obchod",
+    "butik",
+    "butikk",
+    "kauppa",
+    "magazin",
+    "κατάστημα",
+    "toko",
+    "스토어",
+    "ストア",
+    "חנות",
+    "متجر",
+    "店",
+];
+
+/// Labels before a store name ("Store: X", "Verkäufer: X", "Vendido por X").
+/// Lower case; the name is the rest of the line.
+pub const STORE_LABELS: &[&str] = &[
+    "store:",
+    "seller:",
+    "sold by",
+    "shop:", // en
+    "shop:",
+    "verkäufer:",
+    "händler:",
+    "verkauft von", // de
+    "boutique :",
+    "boutique:",
+    "vendeur :",
+    "vendeur:",
+    "vendu par", // fr
+    "tienda:",
+    "vendedor:",
+    "vendido por", // es / pt
+    "loja:",       // pt
+    "negozio:",
+    "venditore:",
+    "venduto da", // it
+    "winkel:",
+    "verkoper:",
+    "verkocht door", // nl
+    "sklep:",
+    "sprzedawca:",
+    "sprzedawane przez", // pl
+    "магазин:",
+    "продавец:",
+    "продавець:", // ru / uk
+    "mağaza:",
+    "satıcı:", // tr
+    "판매자:",
+    "스토어:", // ko
+    "ストア:",
+    "販売者:",
+    "店铺:",
+    "卖家:", // ja / zh
+    "חנות:",
+    "מוכר:", // he
+    "المتجر:",
+    "البائع:", // ar
+    "obchod:",
+    "prodejce:", // cs
+    "butik:",
+    "säljare:",
+    "sælger:",
+    "selger:",
+    "myyjä:", // sv / da / no / fi
+];
+
+/// Lines that carry a store word but are buttons, never a store's name.
+pub const STORE_BUTTONS: &[&str] = &[
+    "visit store",
+    "go to store",
+    "shop now",
+    "view store",
+    "contact seller",
+    "zum shop",
+    "shop besuchen",
+    "jetzt einkaufen",
+    "visiter la boutique",
+    "visitar tienda",
+    "visitar loja",
+    "visita il negozio",
+    "odwiedź sklep",
+    "перейти в магазин",
+    "mağazayı ziyaret et",
+    "navštívit obchod",
+    "besök butiken",
+];
+
+/// Currency signs and codes → ISO 4217, as prices in emails write them
+/// (before or after the amount). Longest first where one contains another
+/// (`US $` before `$`); matching is case-sensitive, so a code only matches
+/// where the email writes it in capitals. `$` alone is USD (AliExpress
+/// writes other dollars with a prefix: `CA $`, `AU $`, `R$`, `MX$`). The
+/// Nordic `kr` is left out: it names three currencies.
+pub const CURRENCIES: &[(&str, &str)] = &[
+    ("US $", "USD"),
+    ("US$", "USD"),
+    ("CA $", "CAD"),
+    ("CA$", "CAD"),
+    ("C$", "CAD"),
+    ("AU $", "AUD"),
+    ("AU$", "AUD"),
+    ("A$", "AUD"),
+    ("NZ $", "NZD"),
+    ("NZ$", "NZD"),
+    ("MX $", "MXN"),
+    ("MX$", "MXN"),
+    ("R$", "BRL"),
+    ("HK$", "HKD"),
+    ("S$", "SGD"),
+    ("NT$", "TWD"),
+    ("CLP $", "CLP"),
+    ("CLP$", "CLP"),
+    ("COL$", "COP"),
+    ("$", "USD"),
+    ("€", "EUR"),
+    ("£", "GBP"),
+    ("zł", "PLN"),
+    ("₽", "RUB"),
+    ("руб.", "RUB"),
+    ("руб", "RUB"),
+    ("₴", "UAH"),
+    ("грн", "UAH"),
+    ("₺", "TRY"),
+    ("TL", "TRY"),
+    ("₩", "KRW"),
+    ("원", "KRW"),
+    ("JP¥", "JPY"),
+    ("￥", "JPY"),
+    ("¥", "JPY"),
+    ("円", "JPY"),
+    ("CN¥", "CNY"),
+    ("元", "CNY"),
+    ("₪", "ILS"),
+    ("Kč", "CZK"),
+    ("lei", "RON"),
+    ("Ft", "HUF"),
+    ("₫", "VND"),
+    ("Rp", "IDR"),
+    ("ر.س", "SAR"),
+    ("د.إ", "AED"),
+    ("₹", "INR"),
+    ("฿", "THB"),
+    ("₱", "PHP"),
+    ("RM", "MYR"),
+    ("₸", "KZT"),
+    ("USD", "USD"),
+    ("EUR", "EUR"),
+    ("GBP", "GBP"),
+    ("PLN", "PLN"),
+    ("RUB", "RUB"),
+    ("UAH", "UAH"),
+    ("TRY", "TRY"),
+    ("KRW", "KRW"),
+    ("JPY", "JPY"),
+    ("CNY", "CNY"),
+    ("ILS", "ILS"),
+    ("CZK", "CZK"),
+    ("SEK", "SEK"),
+    ("DKK", "DKK"),
+    ("NOK", "NOK"),
+    ("CHF", "CHF"),
+    ("RON", "RON"),
+    ("HUF", "HUF"),
+    ("BRL", "BRL"),
+    ("MXN", "MXN"),
+    ("CAD", "CAD"),
+    ("AUD", "AUD"),
+    ("SAR", "SAR"),
+    ("AED", "AED"),
+    ("VND", "VND"),
+    ("IDR", "IDR"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1631,6 +1953,11 @@ mod tests {
             ALIEXPRESS_NAMES,
             ORDER_PARAMS,
             TRACKING_PARAMS,
+            RECOMMENDATION_HEADINGS,
+            QUANTITY_LABELS,
+            STORE_WORDS,
+            STORE_LABELS,
+            STORE_BUTTONS,
         ];
         for table in tables {
             for w in *table {

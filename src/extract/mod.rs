@@ -24,6 +24,7 @@
 
 #![deny(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used)]
 
+mod items;
 pub mod lang;
 pub mod numbers;
 pub mod text;
@@ -460,9 +461,19 @@ fn tracking_value(v: &text::Value<'_>, accept: fn(&str) -> bool) -> Option<Strin
     if accept(&first) {
         return Some(first);
     }
-    v.joined()
+    let joined: Vec<String> = v.joined().iter().map(|j| numbers::normalise(j)).collect();
+    // Digit groups that only make a number of an unknown format as a whole
+    // are an order number in a table's next row ("Sendungsnummer" over
+    // "3098 2641 7797 2301"), never a tracking number made of its first
+    // groups.
+    if joined
+        .first()
+        .is_some_and(|j| is_order_id(j) && !matches!(numbers::classify(j), Verdict::Known(_)))
+    {
+        return None;
+    }
+    joined
         .into_iter()
-        .map(|j| numbers::normalise(&j))
         .find(|j| matches!(numbers::classify(j), Verdict::Known(_)))
 }
 
@@ -559,30 +570,28 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
                         }
                     }
                 }
-                // A label with no value but another label right after it is
-                // a table header row ("Order number | Tracking number"):
-                // the values stand in the rows below (see `scan_header_tables`).
+                // A label with no value but a tracking label close after it
+                // is a table header row ("Order number | Tracking number",
+                // also with columns between): the values stand in the rows
+                // below (see `scan_header_tables`).
                 None => {
-                    let next = body.get(end..).unwrap_or("").trim_start_matches(|c: char| {
-                        c.is_whitespace() || matches!(c, ':' | '.' | '#' | '|')
-                    });
-                    let next_end = next.len().min(40);
-                    let head = window(next, 0, next_end);
-                    if table.ac.find(head).is_some_and(|n| {
-                        n.start() == 0
-                            && matches!(
-                                table.items.get(n.pattern().as_usize()).map(|x| x.0),
-                                Some(LabelKind::Tracking | LabelKind::Package)
-                            )
+                    if header_label_follows(body, end, |k| {
+                        matches!(k, LabelKind::Tracking | LabelKind::Package)
                     }) {
                         found.header_row = true;
                     }
                 }
             },
             LabelKind::Tracking | LabelKind::Package => {
-                if let Some(v) = text::value_after(body, end) {
-                    if let Some(t) = tracking_value(&v, accept_labelled) {
-                        found.tracks.push((t, Some(v.start)));
+                match text::value_after(body, end)
+                    .and_then(|v| tracking_value(&v, accept_labelled).map(|t| (t, v.start)))
+                {
+                    Some((t, at)) => found.tracks.push((t, Some(at))),
+                    // The same header row with the parcel column first.
+                    None => {
+                        if header_label_follows(body, end, |k| k == LabelKind::Order) {
+                            found.header_row = true;
+                        }
                     }
                 }
             }
@@ -624,6 +633,41 @@ fn scan_body(body: &str, ref_date: Option<NaiveDate>, found: &mut Found) {
             }
         }
     }
+}
+
+/// Does a label of the wanted kind open one of the next few lines after
+/// `end` (the next cells of a header row, at most 3 columns on)?
+fn header_label_follows(body: &str, end: usize, want: impl Fn(LabelKind) -> bool) -> bool {
+    let table = &*LABELS;
+    let opens = |l: &str| {
+        let l =
+            l.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '.' | '#' | '|'));
+        table.ac.find(l).is_some_and(|n| {
+            n.start() == 0
+                && table
+                    .items
+                    .get(n.pattern().as_usize())
+                    .is_some_and(|x| want(x.0))
+        })
+    };
+    let after = window(body, end, 120);
+    let mut lines = after.split('\n');
+    let own = lines.next().unwrap_or("");
+    // "Order number | Tracking number" on one line.
+    if opens(own) {
+        return true;
+    }
+    // Else the rest of the label's own line holds fillers only ("no.").
+    let only_fillers = own
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .all(|w| lang::FILLERS.contains(&w));
+    only_fillers
+        && lines
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(3)
+            .any(opens)
 }
 
 fn scan_links(raw: &str, found: &mut Found) {
@@ -680,37 +724,81 @@ fn cell_label(cell: &str) -> Option<LabelKind> {
 }
 
 /// Tables whose header row holds the labels and whose rows below hold the
-/// values ("Order number | Tracking number" over "N1 | T1", "N2 | T2"):
-/// each row pairs its order with its parcel.
-fn scan_header_tables(html: &str, found: &mut Found) {
-    let rows = text::table_rows(html);
-    let mut i = 0;
-    while let Some(row) = rows.get(i) {
-        i += 1;
-        let labels: Vec<Option<LabelKind>> = row.iter().map(|c| cell_label(c)).collect();
-        let order_col = labels.iter().position(|k| *k == Some(LabelKind::Order));
-        let track_col = labels
-            .iter()
-            .position(|k| matches!(k, Some(LabelKind::Tracking | LabelKind::Package)));
-        if order_col.is_none() && track_col.is_none() {
-            continue;
-        }
-        while let Some(data) = rows.get(i).filter(|r| r.len() == row.len()) {
-            let cell =
-                |col: Option<usize>| col.and_then(|c| data.get(c)).map(|s| numbers::normalise(s));
-            let order = cell(order_col).filter(|o| is_order_id(o));
-            let track = cell(track_col).filter(|t| accept_labelled(t));
-            if order.is_none() && track.is_none() {
-                break;
-            }
-            if let (Some(o), Some(t)) = (&order, &track) {
-                found.pairs.push((o.clone(), t.clone()));
-            }
-            found.link_orders.extend(order);
-            found.tracks.extend(track.map(|t| (t, None)));
+/// values ("Order number | Carrier | Tracking number" over "N1 | … | T1",
+/// "N2 | … | T2"): each row pairs its order with its own parcels, never
+/// with another row's order. A row may give several numbers for its order
+/// (one per line or comma-separated).
+fn scan_header_tables(tables: Vec<Vec<Vec<String>>>, found: &mut Found) {
+    for rows in tables {
+        let mut i = 0;
+        while let Some(row) = rows.get(i) {
             i += 1;
+            let labels: Vec<Option<LabelKind>> = row.iter().map(|c| cell_label(c)).collect();
+            let order_col = labels.iter().position(|k| *k == Some(LabelKind::Order));
+            let track_col = labels
+                .iter()
+                .position(|k| matches!(k, Some(LabelKind::Tracking | LabelKind::Package)));
+            if order_col.is_none() && track_col.is_none() {
+                continue;
+            }
+            while let Some(data) = rows.get(i).filter(|r| r.len() == row.len()) {
+                let order = order_col
+                    .and_then(|c| data.get(c))
+                    .and_then(|c| cell_order(c));
+                let tracks = track_col
+                    .and_then(|c| data.get(c))
+                    .map(|c| cell_tracks(c))
+                    .unwrap_or_default();
+                if order.is_none() && tracks.is_empty() {
+                    break;
+                }
+                if let Some(o) = &order {
+                    for t in &tracks {
+                        found.pairs.push((o.clone(), t.clone()));
+                    }
+                }
+                found.link_orders.extend(order);
+                found.tracks.extend(tracks.into_iter().map(|t| (t, None)));
+                i += 1;
+            }
         }
     }
+}
+
+/// The order number of a table cell: the whole cell (digits grouped by
+/// spaces) or its first number that is one ("Order 8123…", "#8123…").
+fn cell_order(cell: &str) -> Option<String> {
+    let whole = numbers::normalise(cell);
+    if is_order_id(&whole) {
+        return Some(whole);
+    }
+    cell.split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|t| is_order_id(t))
+        .map(str::to_string)
+}
+
+/// The tracking numbers of a table cell: one per line or list entry, each
+/// possibly grouped by spaces ("LP00 9213 3519 7205"), or with words next
+/// to it ("LP00921335197205 (Cainiao)").
+fn cell_tracks(cell: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in cell.split(['\n', ',', ';', '/']) {
+        let whole = numbers::normalise(part);
+        if whole.is_empty() {
+            continue;
+        }
+        if accept_labelled(&whole) {
+            out.push(whole);
+            continue;
+        }
+        out.extend(
+            part.split(|c: char| !c.is_ascii_alphanumeric())
+                .map(numbers::normalise)
+                .filter(|t| matches!(numbers::classify(t), Verdict::Known(_))),
+        );
+    }
+    out.truncate(16);
+    out
 }
 
 /// Multi-order mails glue a running number in front of each order number
@@ -827,7 +915,7 @@ fn best_status(hay: &str, multiword_only: bool) -> Option<&'static lang::Status>
     best
 }
 
-fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> {
+fn assign(found: &Found, orders: &[String], tracks: &[String], body: &str) -> Vec<OrderRef> {
     if orders.is_empty() {
         if tracks.is_empty() {
             return Vec::new();
@@ -902,6 +990,8 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
             } else {
                 targets.extend(near);
             }
+        } else if let Some(own) = row_owners(found, &mentions, t, body) {
+            targets.extend(own);
         } else {
             targets.extend(orders.iter().map(String::as_str));
         }
@@ -918,6 +1008,50 @@ fn assign(found: &Found, orders: &[String], tracks: &[String]) -> Vec<OrderRef> 
     out
 }
 
+/// A label row of stacked order/parcel rows ("Order number N1 / Status …",
+/// "Order number N2 / Tracking number T"): the one parcel number stands at
+/// most a few lines below exactly one order's label, with no other order
+/// between, so it is that order's, not every order's. `None` when any of
+/// its positions is not like that (a number given once for a combined
+/// delivery below all the orders' blocks is theirs together).
+fn row_owners<'f>(
+    found: &'f Found,
+    mentions: &[(&'f str, usize)],
+    t: &str,
+    body: &str,
+) -> Option<Vec<&'f str>> {
+    /// How many lines a row's order label may stand above its parcel
+    /// number: the label, the order number (same or next line), one more
+    /// row of the same order ("Status: Shipped") or the parcel's label.
+    const ROW_LINES: usize = 3;
+    let distinct: HashSet<&str> = mentions.iter().map(|(id, _)| *id).collect();
+    if distinct.len() < 2 {
+        return None;
+    }
+    let mut owners = Vec::new();
+    for p in found.tracks.iter().filter(|(x, _)| x == t).map(|(_, p)| *p) {
+        let p = p?;
+        let mp = mentions
+            .iter()
+            .map(|(_, mp)| *mp)
+            .filter(|mp| *mp <= p)
+            .max()?;
+        let mut at: Vec<&str> = mentions
+            .iter()
+            .filter(|(_, m)| *m == mp)
+            .map(|(id, _)| *id)
+            .collect();
+        at.dedup();
+        let between = body.get(mp..p)?;
+        let lines = between.split('\n').filter(|l| !l.trim().is_empty()).count();
+        if at.len() != 1 || lines > ROW_LINES {
+            return None;
+        }
+        owners.extend(at);
+    }
+    (!owners.is_empty()).then_some(owners)
+}
+
 /// Classifies and extracts one raw email.
 pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     let msg = parse_message(raw)?;
@@ -928,7 +1062,8 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     let Some(top) = views.first() else {
         return Ok(ex);
     };
-    let body = flatten_bodies(&views);
+    let flat = flatten_bodies(&views);
+    let body = text::fold_lower(&flat);
     let Some(origin) = classify_origin(&msg, &views, top, &body) else {
         return Ok(ex);
     };
@@ -939,7 +1074,8 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     let mut found = scan_all(&views, &subj, &body, ref_date);
     let status = apply_status(&mut ex, &subj, &body, &mut found);
     let (orders, tracks, replaced) = select_numbers(&mut found);
-    ex.orders = assign(&found, &orders, &tracks);
+    ex.orders = assign(&found, &orders, &tracks, &body);
+    items::fill(&flat, &body, &mut ex.orders);
     ex.replaced_tracking_numbers = replaced;
     settle_kind(
         &mut ex,
@@ -981,7 +1117,8 @@ fn header_fields(msg: &Message<'_>) -> Extraction {
     }
 }
 
-/// Body text of every view, flattened and lower-cased once.
+/// Body text of every view, flattened (case kept: item titles need it; the
+/// scanners read it folded and lower-cased).
 fn flatten_bodies(views: &[View<'_>]) -> String {
     let mut flat = String::new();
     for v in views {
@@ -997,7 +1134,7 @@ fn flatten_bodies(views: &[View<'_>]) -> String {
             }
         }
     }
-    text::fold_lower(&flat)
+    flat
 }
 
 /// Where an AliExpress email comes from, as far as reading it goes.
@@ -1079,7 +1216,12 @@ fn scan_all(views: &[View<'_>], subj: &str, body: &str, ref_date: Option<NaiveDa
         }
         if found.header_row {
             for raw in &v.html {
-                scan_header_tables(raw, &mut found);
+                scan_header_tables(text::tables(raw), &mut found);
+            }
+            if v.html.is_empty() {
+                for raw in &v.plain {
+                    scan_header_tables(text::plain_tables(raw), &mut found);
+                }
             }
         }
     }
@@ -1310,6 +1452,173 @@ mod tests {
         let v = spec(raw);
         assert_eq!(v["orders"][0]["order_id"], "8211968327931236");
         assert_eq!(v["orders"][0]["tracking_numbers"][0], "LP00527423524449");
+    }
+
+    fn html_mail(subject: &str, body: &str) -> String {
+        format!(
+            "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: {subject}\n\
+             Content-Type: text/html; charset=utf-8\n\n<html><body>{body}</body></html>\n"
+        )
+    }
+
+    fn pairs(v: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+        v["orders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                let t = o["tracking_numbers"].as_array().into_iter().flatten();
+                (
+                    o["order_id"].as_str().unwrap_or("-").to_string(),
+                    t.filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn p(o: &str, t: &[&str]) -> (String, Vec<String>) {
+        (o.to_string(), t.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn table_rows_pair_each_order_with_its_own_parcels_across_a_carrier_column() {
+        let raw = html_mail(
+            "Your 2 orders have been shipped",
+            "<table><tr><th>Order</th><th>Carrier</th><th>Tracking number</th></tr>\
+             <tr><td>3012227505580718</td><td>Cainiao</td><td>LP00921335197205<br>RB084844600SG</td></tr>\
+             <tr><td>8211588542083182</td><td>PostNL</td><td>RS339620215NL</td></tr></table>",
+        );
+        assert_eq!(
+            pairs(&spec(&raw)),
+            vec![
+                p("3012227505580718", &["LP00921335197205", "RB084844600SG"]),
+                p("8211588542083182", &["RS339620215NL"])
+            ]
+        );
+    }
+
+    #[test]
+    fn table_rows_pair_through_nested_cells_and_grouped_digits() {
+        let raw = html_mail(
+            "Your 2 orders have been shipped",
+            "<table><tr><th>Order No.</th><th>Tracking No.</th></tr>\
+             <tr><td><table><tr><td>3012 2275 0558 0718</td></tr></table></td><td>LP00 9213 3519 7205</td></tr>\
+             <tr><td><table><tr><td>8211 5885 4208 3182</td></tr></table></td><td>RB 0848 4460 0 SG</td></tr></table>",
+        );
+        assert_eq!(
+            pairs(&spec(&raw)),
+            vec![
+                p("3012227505580718", &["LP00921335197205"]),
+                p("8211588542083182", &["RB084844600SG"])
+            ]
+        );
+    }
+
+    #[test]
+    fn table_rows_pair_with_the_parcel_column_first() {
+        let raw = html_mail(
+            "Your 2 orders have been shipped",
+            "<table><tr><th>Tracking number</th><th>Order number</th></tr>\
+             <tr><td>LP00921335197205</td><td>3012227505580718</td></tr>\
+             <tr><td>RB084844600SG</td><td>8211588542083182</td></tr></table>",
+        );
+        assert_eq!(
+            pairs(&spec(&raw)),
+            vec![
+                p("3012227505580718", &["LP00921335197205"]),
+                p("8211588542083182", &["RB084844600SG"])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_parcel_in_the_second_orders_row_is_not_the_first_orders() {
+        let raw = html_mail(
+            "Your 2 orders: shipping update",
+            "<table><tr><td>Order number</td><td>3012227505580718</td></tr>\
+             <tr><td>Status</td><td>Awaiting shipment</td></tr></table>\
+             <table><tr><td>Order number</td><td>8211588542083182</td></tr>\
+             <tr><td>Tracking number</td><td>LP00921335197205</td></tr></table>",
+        );
+        assert_eq!(
+            pairs(&spec(&raw)),
+            vec![
+                p("3012227505580718", &[]),
+                p("8211588542083182", &["LP00921335197205"])
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_text_pipe_tables_pair_rows() {
+        let raw = "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: Your 2 orders have been shipped\n\
+                   Content-Type: text/plain; charset=utf-8\n\n\
+                   | Order number | Tracking number |\n|---|---|\n\
+                   | 3012227505580718 | LP00921335197205 |\n| 8211588542083182 | RB084844600SG |\n";
+        assert_eq!(
+            pairs(&spec(raw)),
+            vec![
+                p("3012227505580718", &["LP00921335197205"]),
+                p("8211588542083182", &["RB084844600SG"])
+            ]
+        );
+    }
+
+    #[test]
+    fn items_skip_recommendations_totals_and_banners() {
+        let raw = html_mail(
+            "Order 8207731945520186: order confirmed",
+            "<p>Your order 8207731945520186 has been confirmed.</p>\
+             <p>Coupon: US $3.00 off orders over US $29.00</p>\
+             <p>Example Official Store</p><p>Desk Lamp LED Flat ...</p><p>Warm white</p><p>US $6.48 x1</p>\
+             <p>Subtotal US $6.48</p><p>Order total US $6.48</p>\
+             <p>You may also like</p><p>Phone Holder ...</p><p>Black</p><p>US $3.12 x1</p>",
+        );
+        let v = spec(&raw);
+        assert_eq!(
+            v["orders"][0]["items"],
+            serde_json::json!([{"title": "Desk Lamp LED Flat", "variant": "Warm white",
+                "quantity": 1, "price": {"amount": "6.48", "currency": "USD"}}])
+        );
+        assert_eq!(v["orders"][0]["store"], "Example Official Store");
+    }
+
+    #[test]
+    fn items_of_several_orders_go_to_the_order_named_below_their_block() {
+        let raw = html_mail(
+            "Bestellung 9999999999990007: Neuer Lieferstatus",
+            "<p>Ihre kombinierte Lieferung (Bestellung 9999999999990007) hat ein Update.</p>\
+             <p>A Store</p><p>Lampe ...</p><p>Variante A</p><p>\u{20ac} 1,99x1</p>\
+             <p>Bestell-Nr.</p><p>9999999999990007</p>\
+             <p>B Store</p><p>Kabel ...</p><p>x2</p><p>Sensor ...</p><p>x1</p>\
+             <p>Bestell-Nr.</p><p>9999999999990008</p>",
+        );
+        let v = spec(&raw);
+        let titles = |i: usize| -> Vec<String> {
+            v["orders"][i]["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|it| it["title"].as_str().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(titles(0), vec!["Lampe"]);
+        assert_eq!(titles(1), vec!["Kabel", "Sensor"]);
+        assert_eq!(v["orders"][1]["store"], "B Store");
+    }
+
+    #[test]
+    fn parcel_emails_naming_several_orders_only_in_links_give_no_items() {
+        let raw = html_mail(
+            "Package H9999207472066355373: in your country",
+            "<p>Package details</p><p>Lampe ...</p><p>x1</p><p>Kabel ...</p><p>x1</p>\
+             <a href=\"https://www.aliexpress.com/p/tracking/index.html?tradeOrderId=9999999999990013\">Track</a>\
+             <a href=\"https://www.aliexpress.com/p/tracking/index.html?tradeOrderId=9999999999990014\">Track</a>",
+        );
+        let v = spec(&raw);
+        assert_eq!(v["orders"].as_array().map(Vec::len), Some(2));
+        assert!(v["orders"][0].get("items").is_none());
+        assert!(v["orders"][1].get("items").is_none());
     }
 
     #[test]

@@ -411,14 +411,21 @@ pub fn list_continuation(hay: &str, mut pos: usize) -> Vec<&str> {
     out
 }
 
-/// The rows of every HTML table, each a list of cell texts (entities
-/// decoded, lower case, zero-width characters dropped, trimmed). Nested
-/// tables simply start new rows; at most 512 rows.
+/// The rows of every HTML table, table after table (see [`tables`]).
 pub fn table_rows(html: &str) -> Vec<Vec<String>> {
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut cell: Option<String> = None;
-    let close = |rows: &mut Vec<Vec<String>>, cell: &mut Option<String>| {
-        if let Some(c) = cell.take() {
+    tables(html).into_iter().flatten().collect()
+}
+
+/// One table being read: its rows so far and the cell being filled.
+#[derive(Default)]
+struct OpenTable {
+    rows: Vec<Vec<String>>,
+    cell: Option<String>,
+}
+
+impl OpenTable {
+    fn close_cell(&mut self) {
+        if let Some(c) = self.cell.take() {
             let c: String = c
                 .chars()
                 .filter(|ch| {
@@ -429,20 +436,54 @@ pub fn table_rows(html: &str) -> Vec<Vec<String>> {
                 })
                 .collect();
             let c = c.trim().to_lowercase();
-            match rows.last_mut() {
+            match self.rows.last_mut() {
                 Some(r) => r.push(c),
-                None => rows.push(vec![c]),
+                None => self.rows.push(vec![c]),
+            }
+        }
+    }
+}
+
+/// The most rows read from one email's tables (hostile input).
+const MAX_ROWS: usize = 512;
+
+/// How deep nested tables are followed.
+const MAX_TABLE_DEPTH: usize = 16;
+
+/// Every HTML table of `html`, each a list of rows, each a list of cell
+/// texts (entities decoded, lower case, zero-width characters dropped,
+/// trimmed; a line break inside a cell is `\n`). A table nested inside a
+/// cell is a table of its own and its text also belongs to the enclosing
+/// cell (one level up), so a data row keeps its cells when a cell wraps its
+/// value in a table of its own (layout tables around the data nest the other way and
+/// are simply tables of one cell). Inner tables come before the tables
+/// they sit in; at most 512 rows in all.
+pub fn tables(html: &str) -> Vec<Vec<Vec<String>>> {
+    let mut out: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut stack: Vec<OpenTable> = Vec::new();
+    let mut rows = 0usize;
+    let mut piece = String::new();
+    let mut rest = html;
+    // Text goes to the innermost cell and to the cell its table sits in
+    // (a value wrapped in a table of its own); layout tables further out
+    // need none of it, and copying it to every level would cost a copy of
+    // the email per level.
+    let in_cells = |stack: &mut Vec<OpenTable>, s: &str| {
+        for t in stack.iter_mut().rev().take(2) {
+            if let Some(c) = t.cell.as_mut() {
+                c.push_str(s);
             }
         }
     };
-    let mut rest = html;
-    while !rest.is_empty() && rows.len() < 512 {
+    while !rest.is_empty() && rows < MAX_ROWS {
         let Some(lt) = rest.find('<') else {
             break;
         };
         let (text, tail) = rest.split_at(lt);
-        if let Some(c) = cell.as_mut() {
-            decode_entities(text, c);
+        if !text.is_empty() && stack.iter().rev().take(2).any(|t| t.cell.is_some()) {
+            piece.clear();
+            decode_entities(text, &mut piece);
+            in_cells(&mut stack, &piece);
         }
         let Some(gt) = tail.find('>') else {
             break;
@@ -450,36 +491,109 @@ pub fn table_rows(html: &str) -> Vec<Vec<String>> {
         let tag = tail.get(1..gt).unwrap_or("");
         rest = tail.get(gt + 1..).unwrap_or("");
         let closing = tag.starts_with('/');
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .take(8)
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        match (name.as_str(), closing) {
-            ("style" | "script" | "head", false) => {
-                rest = skip_until_close(rest, &name);
+        let mut buf = [0u8; 8];
+        let mut len = 0;
+        for (d, b) in buf.iter_mut().zip(
+            tag.trim_start_matches('/')
+                .bytes()
+                .take_while(u8::is_ascii_alphanumeric),
+        ) {
+            *d = b.to_ascii_lowercase();
+            len += 1;
+        }
+        let name = buf.get(..len).unwrap_or(&[]);
+        match (name, closing) {
+            (b"style" | b"script" | b"head", false) => {
+                let n = std::str::from_utf8(name).unwrap_or("");
+                rest = skip_until_close(rest, n);
             }
-            ("tr", false) => {
-                close(&mut rows, &mut cell);
-                rows.push(Vec::new());
-            }
-            ("td" | "th", false) => {
-                close(&mut rows, &mut cell);
-                cell = Some(String::new());
-            }
-            ("td" | "th" | "tr" | "table", true) => close(&mut rows, &mut cell),
-            ("br" | "p" | "div", _) => {
-                if let Some(c) = cell.as_mut() {
-                    c.push(' ');
+            (b"table", false) => {
+                in_cells(&mut stack, "\n");
+                if stack.len() < MAX_TABLE_DEPTH {
+                    stack.push(OpenTable::default());
                 }
             }
+            (b"table", true) => {
+                if let Some(mut t) = stack.pop() {
+                    t.close_cell();
+                    if !t.rows.is_empty() {
+                        out.push(t.rows);
+                    }
+                }
+                in_cells(&mut stack, "\n");
+            }
+            (b"tr", false) => {
+                if let Some(t) = stack.last_mut() {
+                    t.close_cell();
+                    t.rows.push(Vec::new());
+                    rows += 1;
+                }
+            }
+            (b"td" | b"th", false) => {
+                in_cells(&mut stack, "\n");
+                if let Some(t) = stack.last_mut() {
+                    t.close_cell();
+                    t.cell = Some(String::new());
+                }
+            }
+            (b"td" | b"th" | b"tr", true) => {
+                if let Some(t) = stack.last_mut() {
+                    t.close_cell();
+                }
+                in_cells(&mut stack, "\n");
+            }
+            (b"br" | b"p" | b"div" | b"li", _) => in_cells(&mut stack, "\n"),
             _ => {}
         }
     }
-    close(&mut rows, &mut cell);
-    rows
+    while let Some(mut t) = stack.pop() {
+        t.close_cell();
+        if !t.rows.is_empty() {
+            out.push(t.rows);
+        }
+    }
+    out
+}
+
+/// Tables of a plain-text body: runs of lines whose cells are separated by
+/// `|` or tabs ("Order number | Tracking number" over "N1 | T1"), cells as
+/// [`tables`] gives them (a leading and trailing `|` opens and closes the
+/// row, as in Markdown).
+pub fn plain_tables(plain: &str) -> Vec<Vec<Vec<String>>> {
+    let mut out: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut n = 0usize;
+    for line in plain.lines() {
+        let line = line.trim();
+        if n >= MAX_ROWS {
+            break;
+        }
+        if !line.contains(['|', '\t']) {
+            if !rows.is_empty() {
+                out.push(std::mem::take(&mut rows));
+            }
+            continue;
+        }
+        let line = line.strip_prefix('|').unwrap_or(line);
+        let line = line.strip_suffix('|').unwrap_or(line);
+        // A rule under the header row ("|---|---|") is no row.
+        if line
+            .chars()
+            .all(|c| matches!(c, '-' | ':' | '=' | '+' | '|' | ' ' | '\t'))
+        {
+            continue;
+        }
+        rows.push(
+            line.split(['|', '\t'])
+                .map(|c| fold(c).trim().to_lowercase())
+                .collect(),
+        );
+        n += 1;
+    }
+    if !rows.is_empty() {
+        out.push(rows);
+    }
+    out
 }
 
 /// A value found after a label.
