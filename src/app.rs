@@ -198,6 +198,9 @@ fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
     check_connections(cfg)
 }
 
+/// Stack of each `extract` worker thread (the main thread's default).
+const EXTRACT_STACK: usize = 8 * 1024 * 1024;
+
 fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
     // Extraction is pure and independent per file: split the list into
     // contiguous chunks, one per core, and print the results in input order.
@@ -207,16 +210,23 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|f| extract_one(f, json))
-                        .collect::<Vec<_>>()
-                })
+                // The MIME bounds keep mail-parser's recursion shallow; the
+                // main thread's stack size is defence in depth for workers.
+                std::thread::Builder::new()
+                    .stack_size(EXTRACT_STACK)
+                    .spawn_scoped(scope, move || {
+                        part.iter()
+                            .map(|f| extract_one(f, json))
+                            .collect::<Vec<_>>()
+                    })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| match h {
+                Ok(h) => h.join().unwrap_or_default(),
+                Err(_) => Vec::new(),
+            })
             .collect()
     });
     let stdout = std::io::stdout();

@@ -26,3 +26,5 @@ mod notify;
 mod imap;
 // the real `aliwatch run` binary end to end: mail, tracking, digest, signals, SIGKILL
 mod e2e;
+// hostile emails without a server: parser bounds, extract and import
+mod hostile_input;
