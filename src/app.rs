@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::{require_secrets, runtime, smtp_sender};
+use crate::daemon::{require_secrets, runtime, smtp_sender, startup_checks};
 use crate::mailfile;
 use crate::model::{EmailOrigin, IngestOutcome, OrderAction, TrackingNumber};
 use crate::notify::SmtpSender;
@@ -185,15 +185,10 @@ fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
-    let secret_problems = cfg.check_secrets();
+    // What `run` and `sync` would refuse, refused here with the same words.
+    startup_checks(cfg)?;
     if !connect {
-        for p in &secret_problems {
-            eprintln!("warning: {p}");
-        }
         return Ok(ExitCode::SUCCESS);
-    }
-    if !secret_problems.is_empty() {
-        return Err(ConfigError(secret_problems.join("; ")).into());
     }
     check_connections(cfg)
 }
@@ -376,7 +371,7 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
 }
 
 fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
-    let store = open_store(cfg)?;
+    let store = Store::open_read_only(&cfg.database)?;
     let now = Utc::now();
     let rules = cfg.rules();
     let mut report = pipeline::status_report(&store, now, &rules)?;
@@ -401,7 +396,7 @@ fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
 /// `sync`: one pass of everything that is due now, then exit. Exit 1 when
 /// a part failed (e.g. a rejected password); the other parts still run.
 fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
-    require_secrets(cfg)?;
+    startup_checks(cfg)?;
     let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
     runtime()?.block_on(async {
         let mut failures = Vec::new();
@@ -459,7 +454,11 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
 
 /// `digest --print | --send`.
 fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
-    let mut store = Store::open(&cfg.database)?;
+    let mut store = if send {
+        Store::open(&cfg.database)?
+    } else {
+        Store::open_read_only(&cfg.database)?
+    };
     let now = Utc::now();
     let rules = cfg.rules();
     let report = pipeline::status_report(&store, now, &rules)?;
