@@ -138,6 +138,15 @@ pub async fn tracking_pass(
     if s.auth_failed {
         anyhow::bail!("the tracking provider rejected the API key; check tracking.api_key_file");
     }
+    // A request that failed after its retries leaves its parcels due for
+    // the next pass; `sync` still reports it (exit 1), as for IMAP.
+    if s.failed > 0 {
+        anyhow::bail!(
+            "{} parcel(s) not refreshed: {}",
+            s.failed,
+            s.errors.join("; ")
+        );
+    }
     Ok(())
 }
 

@@ -28,3 +28,5 @@ mod imap;
 mod e2e;
 // hostile emails without a server: parser bounds, extract and import
 mod hostile_input;
+// a hostile tracking API: redirects, endless answers, floods, refusals
+mod hostile_http;
