@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::{require_secrets, runtime, smtp_sender};
+use crate::daemon::{require_secrets, runtime, smtp_sender, startup_checks};
 use crate::mailfile;
 use crate::model::{EmailOrigin, IngestOutcome, OrderAction, TrackingNumber};
 use crate::notify::SmtpSender;
@@ -158,18 +158,16 @@ fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
-    let secret_problems = cfg.check_secrets();
+    // What `run` and `sync` would refuse, refused here with the same words.
+    startup_checks(cfg)?;
     if !connect {
-        for p in &secret_problems {
-            eprintln!("warning: {p}");
-        }
         return Ok(ExitCode::SUCCESS);
-    }
-    if !secret_problems.is_empty() {
-        return Err(ConfigError(secret_problems.join("; ")).into());
     }
     check_connections(cfg)
 }
+
+/// Stack of each `extract` worker thread (the main thread's default).
+const EXTRACT_STACK: usize = 8 * 1024 * 1024;
 
 fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
     // Extraction is pure and independent per file: split the list into
@@ -180,16 +178,23 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|f| extract_one(f, json))
-                        .collect::<Vec<_>>()
-                })
+                // The MIME bounds keep mail-parser's recursion shallow; the
+                // main thread's stack size is defence in depth for workers.
+                std::thread::Builder::new()
+                    .stack_size(EXTRACT_STACK)
+                    .spawn_scoped(scope, move || {
+                        part.iter()
+                            .map(|f| extract_one(f, json))
+                            .collect::<Vec<_>>()
+                    })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| match h {
+                Ok(h) => h.join().unwrap_or_default(),
+                Err(_) => Vec::new(),
+            })
             .collect()
     });
     let stdout = std::io::stdout();
@@ -339,7 +344,7 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
 }
 
 fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
-    let store = open_store(cfg)?;
+    let store = Store::open_read_only(&cfg.database)?;
     let now = Utc::now();
     let rules = cfg.rules();
     let mut report = pipeline::status_report(&store, now, &rules)?;
@@ -364,7 +369,7 @@ fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
 /// `sync`: one pass of everything that is due now, then exit. Exit 1 when
 /// a part failed (e.g. a rejected password); the other parts still run.
 fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
-    require_secrets(cfg)?;
+    startup_checks(cfg)?;
     let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
     runtime()?.block_on(async {
         let mut failures = Vec::new();
@@ -422,7 +427,11 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
 
 /// `digest --print | --send`.
 fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
-    let mut store = Store::open(&cfg.database)?;
+    let mut store = if send {
+        Store::open(&cfg.database)?
+    } else {
+        Store::open_read_only(&cfg.database)?
+    };
     let now = Utc::now();
     let rules = cfg.rules();
     let report = pipeline::status_report(&store, now, &rules)?;

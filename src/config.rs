@@ -20,6 +20,8 @@ pub struct Config {
     /// The file it came from (`None`: no config file, defaults only).
     pub source: Option<PathBuf>,
     pub database: PathBuf,
+    /// The time limit of every `*_command` (`command_timeout`).
+    pub command_timeout: Duration,
     pub timezone: Tz,
     pub imap: Vec<ImapAccount>,
     pub smtp: Option<SmtpConfig>,
@@ -100,6 +102,35 @@ pub struct ImapAccount {
     pub backfill_days: u32,
     pub idle: bool,
     pub poll_interval: Duration,
+    /// A candidate email larger than this (bytes, by RFC822.SIZE) is
+    /// skipped with a warning; no literal larger than this is read.
+    pub max_message_size: u64,
+}
+
+/// The default `imap.max_message_size`: AliExpress emails are below 1 MB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 25 * 1024 * 1024;
+
+/// Parses a size: a number of bytes, or a string `"512KB"`, `"25MB"`,
+/// `"1GB"` (binary multiples; `K`/`M`/`G` and `KiB`/`MiB`/`GiB` too).
+pub fn parse_size(v: &toml::Value) -> Option<u64> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok(),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let n: u64 = num.parse().ok()?;
+            let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 1,
+                "k" | "kb" | "kib" => 1 << 10,
+                "m" | "mb" | "mib" => 1 << 20,
+                "g" | "gb" | "gib" => 1 << 30,
+                _ => return None,
+            };
+            n.checked_mul(mult)
+        }
+        _ => None,
+    }
 }
 
 /// `[smtp]`.
@@ -170,6 +201,7 @@ impl Config {
         Config {
             source: None,
             database,
+            command_timeout: command::DEFAULT_TIMEOUT,
             timezone: system_timezone(),
             imap: Vec::new(),
             smtp: None,
@@ -291,6 +323,11 @@ impl Config {
         }
         let _ = writeln!(o, "database = {}", q(&self.database.display().to_string()));
         let _ = writeln!(o, "timezone = {}", q(self.timezone.name()));
+        let _ = writeln!(
+            o,
+            "command_timeout = {}",
+            q(&fmt_duration(self.command_timeout))
+        );
         for a in &self.imap {
             let _ = writeln!(o, "\n[[imap]]");
             let _ = writeln!(o, "name = {}", q(&a.name));
@@ -315,6 +352,7 @@ impl Config {
             let _ = writeln!(o, "backfill_days = {}", a.backfill_days);
             let _ = writeln!(o, "idle = {}", a.idle);
             let _ = writeln!(o, "poll_interval = {}", q(&fmt_duration(a.poll_interval)));
+            let _ = writeln!(o, "max_message_size = {}", a.max_message_size);
         }
         if let Some(s) = &self.smtp {
             let _ = writeln!(o, "\n[smtp]");
@@ -383,22 +421,7 @@ impl Secret {
                 })?;
                 text.trim().to_string()
             }
-            Secret::Command { key, command } => {
-                let out = std::process::Command::new("/bin/sh")
-                    .arg("-c")
-                    .arg(command)
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::inherit())
-                    .output()
-                    .map_err(|e| ConfigError(format!("{key}: cannot run {command:?}: {e}")))?;
-                if !out.status.success() {
-                    return Err(ConfigError(format!(
-                        "{key}: {command:?} failed ({})",
-                        out.status
-                    )));
-                }
-                String::from_utf8_lossy(&out.stdout).trim().to_string()
-            }
+            Secret::Command { key, command } => command::run(key, command, command::timeout())?,
         };
         if value.is_empty() {
             return Err(ConfigError(format!("{}: the secret is empty", self.key())));
@@ -544,6 +567,90 @@ pub fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether a config key may hold a secret: `password`, `pasword`,
+/// `passwd`, `pw`, `api_key`, `token`, `secret`, `*_command`, … Generous on
+/// purpose: redacting a harmless value costs nothing.
+pub fn secret_looking_key(key: &str) -> bool {
+    let k = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+    [
+        "pas", "pw", "secret", "token", "key", "cred", "auth", "command",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// Whether line `line` (1-based) of `text` holds a secret-looking key, or
+/// sits in a table whose name is secret-looking (`[imap.password]`), or
+/// continues a multi-line value (a line with no `=` after such a key).
+fn secret_line(text: &str, line: usize) -> bool {
+    let mut in_secret_table = false;
+    let mut last_key_secret = false;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim_start();
+        if t.starts_with('[') {
+            let name = t.trim_matches(|c| c == '[' || c == ']' || c == ' ');
+            in_secret_table = name.split('.').any(secret_looking_key);
+            last_key_secret = false;
+        } else if let Some((k, _)) = t.split_once('=') {
+            last_key_secret = k.split('.').any(secret_looking_key);
+        } else if t.is_empty() || t.starts_with('#') {
+            // keeps the state: a multi-line value may contain blank lines
+        }
+        if i + 1 == line {
+            return in_secret_table || last_key_secret;
+        }
+    }
+    false
+}
+
+/// The source line with its value replaced by `<redacted>`, and the
+/// message with every quoted or back-quoted fragment that is not a key
+/// name replaced too (toml quotes the offending value in type errors).
+fn redact_line(src: &str, msg: &str) -> (String, String) {
+    let line = match src.split_once('=') {
+        Some((k, _)) => format!("{}= <redacted>", k),
+        None => "<redacted>".to_string(),
+    };
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(start) = rest.find(['"', '\'']) {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        let quote = from.chars().next().unwrap_or('"');
+        match from.get(1..).and_then(|r| r.find(quote)) {
+            Some(end) => {
+                out.push_str("<redacted>");
+                rest = from.get(end + 2..).unwrap_or("");
+            }
+            None => {
+                out.push_str("<redacted>");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    // Back-quoted words are key names in toml's messages ("unknown field
+    // `pasword`, expected one of `host`, …"); a value in back quotes is a
+    // number or a date (`invalid type: integer `1234``): redact those.
+    let mut fixed = String::with_capacity(out.len());
+    let mut parts = out.split('`');
+    if let Some(first) = parts.next() {
+        fixed.push_str(first);
+    }
+    for (i, p) in parts.enumerate() {
+        fixed.push('`');
+        let inside = i % 2 == 0;
+        let identifier = p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if inside && !identifier {
+            fixed.push_str("<redacted>");
+        } else {
+            fixed.push_str(p);
+        }
+    }
+    (line, fixed)
+}
+
 /// Turns byte offsets into `file:line:column` messages.
 struct Located<'a> {
     text: &'a str,
@@ -561,6 +668,13 @@ impl Located<'_> {
     fn message(&self, offset: usize, msg: &str) -> String {
         let (line, col) = self.line_col(offset);
         let src = self.text.lines().nth(line - 1).unwrap_or("");
+        // A secret (or a misspelt secret key) never reaches the message:
+        // it goes to the terminal or, under systemd, to the journal.
+        let (src, msg) = if secret_line(self.text, line) {
+            redact_line(src, msg)
+        } else {
+            (src.to_string(), msg.to_string())
+        };
         format!(
             "{}:{line}:{col}: {msg}\n    {line} | {src}\n    {} | {}^",
             self.path.display(),
@@ -570,4 +684,5 @@ impl Located<'_> {
     }
 }
 
+pub mod command;
 mod raw;

@@ -58,6 +58,73 @@ pub fn require_secrets(cfg: &Config) -> Result<()> {
     }
 }
 
+/// Everything `run` and `sync` check before they start, and
+/// `check-config` checks the same way (same messages, exit 78): every
+/// secret can be read and the database can be written.
+pub fn startup_checks(cfg: &Config) -> Result<()> {
+    let mut problems = cfg.check_secrets();
+    if let Err(p) = database_writable(&cfg.database) {
+        problems.push(p);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems.join("; ")).into())
+    }
+}
+
+/// Whether the database can be opened for writing (or created), without
+/// creating it: an existing file is opened for writing; otherwise the
+/// nearest existing folder above it must be a writable directory (probed
+/// with a file created and removed at once).
+fn database_writable(path: &std::path::Path) -> std::result::Result<(), String> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(format!("database {shown}: is a directory, not a file"));
+    }
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("database {shown}: cannot be written: {e}"));
+    }
+    let mut dir = path.parent().map(std::path::Path::to_path_buf);
+    while let Some(d) = dir.clone() {
+        if d.as_os_str().is_empty() {
+            dir = Some(std::path::PathBuf::from("."));
+            break;
+        }
+        if d.exists() {
+            break;
+        }
+        dir = d.parent().map(std::path::Path::to_path_buf);
+    }
+    let dir = dir.unwrap_or_else(|| std::path::PathBuf::from("/"));
+    if !dir.is_dir() {
+        return Err(format!(
+            "database {shown}: cannot be created: {} is not a directory",
+            dir.display()
+        ));
+    }
+    let probe = dir.join(format!(".aliwatch-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "database {shown}: cannot be created: the directory {} is not writable: {e}",
+            dir.display()
+        )),
+    }
+}
+
 /// One tracking pass (no-op without a tracker); a refused key fails it.
 pub async fn tracking_pass(
     cfg: &Config,
@@ -70,6 +137,15 @@ pub async fn tracking_pass(
     let s = pipeline::tracking_pass(store, tracker, &cfg.rules(), Utc::now()).await?;
     if s.auth_failed {
         anyhow::bail!("the tracking provider rejected the API key; check tracking.api_key_file");
+    }
+    // A request that failed after its retries leaves its parcels due for
+    // the next pass; `sync` still reports it (exit 1), as for IMAP.
+    if s.failed > 0 {
+        anyhow::bail!(
+            "{} parcel(s) not refreshed: {}",
+            s.failed,
+            s.errors.join("; ")
+        );
     }
     Ok(())
 }
@@ -84,7 +160,13 @@ pub fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
 
 /// `run`: the daemon, until SIGTERM/SIGINT.
 pub fn run_command(cfg: &Config) -> Result<ExitCode> {
-    require_secrets(cfg)?;
+    if cfg.source.is_none() {
+        return Err(ConfigError(
+            "no config file: `run` needs one with at least an [imap] account (looked at -c, $ALIWATCH_CONFIG, /etc/aliwatch/config.toml and $XDG_CONFIG_HOME/aliwatch/config.toml; start from config.example.toml)".into(),
+        )
+        .into());
+    }
+    startup_checks(cfg)?;
     runtime()?.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         // Signal streams first (a SIGTERM during start-up must stop us

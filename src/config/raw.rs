@@ -18,6 +18,7 @@ type S<T> = Spanned<T>;
 pub(super) struct RawConfig {
     database: Option<S<String>>,
     timezone: Option<S<String>>,
+    command_timeout: Option<S<String>>,
     #[serde(default)]
     imap: OneOrMany,
     smtp: Option<S<RawSmtp>>,
@@ -71,6 +72,7 @@ struct RawImap {
     backfill_days: Option<S<i64>>,
     idle: Option<bool>,
     poll_interval: Option<S<String>>,
+    max_message_size: Option<S<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +254,20 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     };
 
     let database = validate_database(&cx, raw.database.as_ref())?;
+    let command_timeout = match &raw.command_timeout {
+        None => command::DEFAULT_TIMEOUT,
+        Some(t) => {
+            let d = cx.duration(t, "command_timeout")?;
+            if d < Duration::from_secs(1) || d > Duration::from_secs(600) {
+                return cx.err(
+                    t.span(),
+                    "command_timeout: must be between \"1s\" and \"10m\"",
+                );
+            }
+            d
+        }
+    };
+    command::set_timeout(command_timeout);
     let timezone = validate_timezone(&cx, raw.timezone.as_ref())?;
     let imap = validate_imap(&cx, &raw.imap.0)?;
     let smtp = match &raw.smtp {
@@ -274,6 +290,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     Ok(Config {
         source: Some(path.to_owned()),
         database,
+        command_timeout,
         timezone,
         imap,
         smtp,
@@ -370,6 +387,18 @@ fn validate_imap_account(
         }
         None => Duration::from_secs(300),
     };
+    let max_message_size = match &a.max_message_size {
+        None => DEFAULT_MAX_MESSAGE_SIZE,
+        Some(v) => match parse_size(v.get_ref()) {
+            Some(n) if (64 * 1024..=1024 * 1024 * 1024).contains(&n) => n,
+            _ => {
+                return cx.err(
+                    v.span(),
+                    "max_message_size: a size between \"64KB\" and \"1GB\", e.g. \"25MB\" or a number of bytes",
+                )
+            }
+        },
+    };
     let name = match &a.name {
         Some(n) if n.get_ref().trim().is_empty() => {
             return cx.err(n.span(), "name: must not be empty")
@@ -402,6 +431,7 @@ fn validate_imap_account(
         backfill_days,
         idle: a.idle.unwrap_or(true),
         poll_interval,
+        max_message_size,
     })
 }
 

@@ -19,8 +19,9 @@ use tokio::net::TcpStream;
 
 use crate::config::{ImapAccount, ImapAuth, Secret, Security};
 
-/// How long a `password_command` or `oauth2_token_command` may run.
-pub const SECRET_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a `password_command` or `oauth2_token_command` may run by
+/// default (`command_timeout` in the config).
+pub const SECRET_TIMEOUT: Duration = crate::config::command::DEFAULT_TIMEOUT;
 
 /// TCP connect, TLS handshake, greeting, login: each gets this long.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -360,16 +361,16 @@ async fn tls_handshake(
 
 /// Reads a secret (file, command or inline) off the async runtime: a
 /// `password_command` may take a while (a password manager prompting), but
-/// not forever: after [`SECRET_TIMEOUT`] the login fails and is retried.
+/// not forever: after `command_timeout` the login fails and is retried.
 pub async fn resolve_secret(secret: &Secret) -> Result<String> {
     let key = secret.key();
     let secret = secret.clone();
     let task = tokio::task::spawn_blocking(move || secret.resolve());
-    match tokio::time::timeout(SECRET_TIMEOUT, task).await {
-        Err(_) => bail!(
-            "{key}: did not finish within {} s",
-            SECRET_TIMEOUT.as_secs()
-        ),
+    // The runner has its own limit; this one only guards a file read that
+    // hangs (a FIFO, a dead network file system).
+    let limit = crate::config::command::timeout() + Duration::from_secs(5);
+    match tokio::time::timeout(limit, task).await {
+        Err(_) => bail!("{key}: did not finish within {} s", limit.as_secs()),
         Ok(joined) => Ok(joined.context("secret resolver task")??),
     }
 }
@@ -377,30 +378,17 @@ pub async fn resolve_secret(secret: &Secret) -> Result<String> {
 /// Runs `command` with `sh -c` and returns its trimmed stdout. The output is
 /// never logged or put into an error.
 async fn run_secret_command(command: &str) -> Result<String> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(SECRET_TIMEOUT, child).await {
-        Err(_) => bail!("did not finish within 60 s"),
-        Ok(r) => r.context("cannot run it")?,
-    };
-    if !out.status.success() {
-        // Its stderr is logged at debug level only: a token helper may
-        // print more than it should, and errors reach the journal.
-        tracing::debug!(stderr = %String::from_utf8_lossy(&out.stderr).trim(), "secret command failed");
-        bail!("failed ({})", out.status);
-    }
-    let s = String::from_utf8(out.stdout).context("printed something that is not UTF-8")?;
-    let s = s.trim().to_string();
-    if s.is_empty() {
-        bail!("printed nothing");
-    }
-    Ok(s)
+    // The config's one bounded runner (time limit, stderr dropped), off
+    // the async runtime.
+    let command = command.to_string();
+    let task = tokio::task::spawn_blocking(move || {
+        crate::config::command::run(
+            "oauth2_token_command",
+            &command,
+            crate::config::command::timeout(),
+        )
+    });
+    Ok(task.await.context("secret command task")??)
 }
 
 #[cfg(test)]
@@ -468,6 +456,7 @@ mod tests {
             backfill_days: 90,
             idle: true,
             poll_interval: Duration::from_secs(300),
+            max_message_size: crate::config::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 

@@ -73,6 +73,69 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database for reading only (`status`,
+    /// `digest --print`): a path that does not exist is an error (a
+    /// mistyped `--database` must not create files), and nothing is
+    /// written, not even the switch to WAL, so a read-only directory works.
+    /// A database on an older schema is migrated by a normal open.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            bail!(
+                "the database {} does not exist (check --database or `database` in the config)",
+                path.display()
+            );
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        let version = match store.schema_version() {
+            Ok(v) => v,
+            // A WAL database in a directory where the -shm file cannot be
+            // created: read the file as it is (SQLite "immutable").
+            Err(e) if is_cant_open(&e) => return Store::open_immutable(path),
+            Err(e) => return Err(e).with_context(|| format!("database {}", path.display())),
+        };
+        let latest = migrations::MIGRATIONS.len();
+        if version < latest {
+            drop(store);
+            return Store::open(path);
+        }
+        if version > latest {
+            bail!(
+                "database schema version {version} is newer than this aliwatch understands ({latest}); upgrade aliwatch"
+            );
+        }
+        store
+            .conn
+            .execute_batch("PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")?;
+        Ok(store)
+    }
+
+    fn open_immutable(path: &Path) -> Result<Store> {
+        let mut uri = String::from("file:");
+        for c in path.display().to_string().chars() {
+            match c {
+                '?' | '#' | '%' => uri.push_str(&format!("%{:02X}", c as u32)),
+                c => uri.push(c),
+            }
+        }
+        uri.push_str("?mode=ro&immutable=1");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&uri, flags)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
     /// An in-memory database, for tests.
     pub fn open_in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory()?;
@@ -202,6 +265,15 @@ impl Store {
         self.conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
     }
+}
+
+fn is_cant_open(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::CannotOpen
+        )
+    })
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -36,6 +36,11 @@ use crate::config::TrackingConfig;
 use crate::facts::{DueParcel, ProviderBatch, TrackingState};
 pub use crate::model::{Provider, TrackEvent, TrackResult};
 
+/// The largest response body read from a provider. A 17TRACK answer for
+/// a batch of 40 numbers with full histories is below 1 MB; one hostile
+/// 1.5 GB answer drove the process to 5.9 GB.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// How often an exhausted quota is probed with `getquota`.
 pub const QUOTA_PROBE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -166,6 +171,10 @@ impl Http {
             .connect_timeout(pacing.connect_timeout)
             .timeout(pacing.request_timeout)
             .user_agent(concat!("aliwatch/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: the 17TRACK key travels in a header,
+            // and a 302 to another host would hand it over. The APIs do
+            // not redirect; a 3xx is an error naming the status.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the http client")?;
         Ok(Http {
@@ -213,9 +222,7 @@ impl Http {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let step = match build(&self.client).send().await {
                 Err(e) => Attempt::Retry {
-                    // without_url: the URL may carry numbers, never secrets,
-                    // but keeps log lines short.
-                    why: format!("request failed: {}", e.without_url()),
+                    why: format!("request failed: {}", describe(&e)),
                     after: None,
                     rate_limited: false,
                 },
@@ -247,16 +254,34 @@ impl Http {
     async fn classify(&self, resp: reqwest::Response) -> Attempt {
         let status = resp.status();
         if status.is_success() {
-            return match resp.text().await {
+            return match read_limited(resp, MAX_RESPONSE_BYTES).await {
                 Ok(t) => Attempt::Done(Ok(t)),
-                Err(e) => Attempt::Retry {
-                    why: format!("reading the response failed: {}", e.without_url()),
+                Err(ReadError::TooLarge) => Attempt::Done(Err(HttpError::BadBody(format!(
+                    "the response is larger than {} MB; not read further",
+                    MAX_RESPONSE_BYTES / (1024 * 1024)
+                )))),
+                Err(ReadError::Http(e)) => Attempt::Retry {
+                    why: format!("reading the response failed: {}", describe(&e)),
                     after: None,
                     rate_limited: false,
                 },
             };
         }
         match status.as_u16() {
+            300..=399 => {
+                // Only the host is named: the target is the server's text.
+                let to = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| reqwest::Url::parse(l).ok())
+                    .and_then(|u| u.host_str().map(|h| excerpt(h, 80)))
+                    .map(|h| format!(" to {h}"))
+                    .unwrap_or_default();
+                Attempt::Done(Err(HttpError::Transient(format!(
+                    "http {status}: a redirect{to}, not followed (check tracking.base_url)"
+                ))))
+            }
             401 | 403 => Attempt::Done(Err(HttpError::Unauthorized(format!("http {status}")))),
             429 => {
                 // Retry-After in seconds (RFC 9110 §10.2.3); an HTTP-date is
@@ -285,6 +310,91 @@ impl Http {
             },
             _ => Attempt::Done(Err(HttpError::Transient(format!("http {status}")))),
         }
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// Reads the body chunk by chunk and stops past `limit` bytes (an
+/// announced Content-Length above it is refused before reading).
+async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<String, ReadError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Http)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// At most `max` characters of server-provided text, control characters
+/// escaped, so that an error message stays one short line.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Names the cause of a failed request: reqwest's own text ("error
+/// sending request") hides it in the source chain, where hyper, the
+/// resolver, rustls and the OS put theirs.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut chain = Vec::new();
+    let mut cause: Option<&'static str> = None;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        let mut text = s.to_string();
+        // reqwest appends "for url (…)": long, and the query names numbers.
+        if let Some(i) = text.find(" for url (") {
+            text.truncate(i);
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            cause = cause.or(match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+                std::io::ErrorKind::ConnectionReset => Some("connection reset"),
+                std::io::ErrorKind::TimedOut => Some("timed out"),
+                _ => None,
+            });
+        }
+        if s.downcast_ref::<rustls::Error>().is_some() || text.contains("certificate") {
+            cause = cause.or(Some("TLS certificate rejected"));
+        }
+        if text.starts_with("dns error") || text.contains("failed to lookup address") {
+            cause = cause.or(Some("DNS lookup failed"));
+        }
+        if !chain.iter().any(|c: &String| c.contains(&text)) {
+            chain.push(text);
+        }
+        src = s.source();
+    }
+    if e.is_timeout() {
+        cause = Some("timed out");
+    }
+    if let Some(status) = e.status() {
+        chain.insert(0, format!("http {status}"));
+    }
+    let detail = excerpt(&chain.join(": "), 300);
+    match cause {
+        Some(c) => format!("{c} ({detail})"),
+        None if e.is_connect() => format!("cannot connect ({detail})"),
+        None => detail,
     }
 }
 

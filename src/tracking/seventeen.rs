@@ -64,6 +64,32 @@ pub struct Envelope {
     pub rejected: Vec<Rejected>,
 }
 
+impl Envelope {
+    /// Keeps only answers about numbers in `asked`, each number once (the
+    /// first answer wins): a provider that lists numbers aliwatch never
+    /// asked about (one hostile answer listed 70,000) must not make it
+    /// register, fetch or store them. Logs one line when it drops any.
+    pub fn only_asked(&mut self, asked: &[String], endpoint: &str) {
+        let asked: std::collections::HashSet<String> =
+            asked.iter().map(|n| normalise_number(n)).collect();
+        let before = self.accepted.len() + self.rejected.len();
+        let mut seen = std::collections::HashSet::new();
+        self.accepted
+            .retain(|a| asked.contains(a.number.as_str()) && seen.insert(a.number.clone()));
+        self.rejected
+            .retain(|r| asked.contains(r.number.as_str()) && seen.insert(r.number.clone()));
+        let dropped = before - self.accepted.len() - self.rejected.len();
+        if dropped > 0 {
+            tracing::warn!(
+                endpoint,
+                dropped,
+                asked = asked.len(),
+                "17track answered about numbers that were not asked for; ignored them"
+            );
+        }
+    }
+}
+
 /// Why a call failed as a whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
@@ -146,7 +172,10 @@ impl Client<'_> {
     pub async fn register(&self, numbers: &[String]) -> Result<Envelope, CallError> {
         let body = Value::Array(numbers.iter().map(|n| json!({ "number": n })).collect());
         let v = self.call("register", &body).await?;
-        parse_envelope(&v).map_err(|e| CallError::Transient(format!("17track register: {e:#}")))
+        let mut env = parse_envelope(&v)
+            .map_err(|e| CallError::Transient(format!("17track register: {e:#}")))?;
+        env.only_asked(numbers, "register");
+        Ok(env)
     }
 
     /// `gettrackinfo` with the carrier codes 17TRACK assigned.
@@ -155,13 +184,19 @@ impl Client<'_> {
         items: &[(String, Option<i64>)],
     ) -> Result<Envelope, CallError> {
         let v = self.call("gettrackinfo", &number_items(items)).await?;
-        parse_envelope(&v).map_err(|e| CallError::Transient(format!("17track gettrackinfo: {e:#}")))
+        let mut env = parse_envelope(&v)
+            .map_err(|e| CallError::Transient(format!("17track gettrackinfo: {e:#}")))?;
+        env.only_asked(&asked_numbers(items), "gettrackinfo");
+        Ok(env)
     }
 
     /// `stoptrack` after delivery is confirmed.
     pub async fn stoptrack(&self, items: &[(String, Option<i64>)]) -> Result<Envelope, CallError> {
         let v = self.call("stoptrack", &number_items(items)).await?;
-        parse_envelope(&v).map_err(|e| CallError::Transient(format!("17track stoptrack: {e:#}")))
+        let mut env = parse_envelope(&v)
+            .map_err(|e| CallError::Transient(format!("17track stoptrack: {e:#}")))?;
+        env.only_asked(&asked_numbers(items), "stoptrack");
+        Ok(env)
     }
 
     /// `getquota`.
@@ -169,6 +204,10 @@ impl Client<'_> {
         let v = self.call("getquota", &json!({})).await?;
         Ok(parse_quota(&v))
     }
+}
+
+fn asked_numbers(items: &[(String, Option<i64>)]) -> Vec<String> {
+    items.iter().map(|(n, _)| n.clone()).collect()
 }
 
 fn number_items(items: &[(String, Option<i64>)]) -> Value {

@@ -10,12 +10,14 @@ fn example_config_is_valid() {
         .arg("-c")
         .arg(root().join("config.example.toml"))
         .arg("check-config"));
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    // The effective config is printed; the secret files of the example do
+    // not exist here, which `run` would refuse: so does check-config.
     let text = stdout(&out);
     assert!(text.contains("host = \"imap.example.com\""), "{text}");
     assert!(text.contains("warn_before = [\"7d\", \"2d\"]"), "{text}");
-    // the secret files of the example do not exist here: a warning, not an error
+    assert_eq!(out.status.code(), Some(78), "stderr: {}", stderr(&out));
     assert!(stderr(&out).contains("password_file"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("unknown field"), "{}", stderr(&out));
 }
 
 /// A non-root user who copies the example must not get a database path
@@ -27,7 +29,9 @@ fn example_config_leaves_the_database_at_its_default() {
         .arg("-c")
         .arg(root().join("config.example.toml"))
         .arg("check-config"));
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    // 78: the example's secret files do not exist here (as `run` would
+    // say); the effective config is printed all the same.
+    assert_eq!(out.status.code(), Some(78), "stderr: {}", stderr(&out));
     let want = home.path().join("state/aliwatch/aliwatch.db");
     assert!(
         stdout(&out).contains(&format!("database = \"{}\"", want.display())),
@@ -83,19 +87,19 @@ fn unknown_timezone_is_named() {
 }
 
 #[test]
-fn unreadable_secret_warns_in_check_config_and_fails_with_connect() {
+fn unreadable_secret_fails_check_config_as_run_does() {
     let home = tempfile::tempdir().expect("tempdir");
     let path = fixture("config/unreadable_secret.toml");
     let out = run(aliwatch(home.path())
         .arg("-c")
         .arg(&path)
         .arg("check-config"));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("warning: password_file"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    let checked = stderr(&out);
+    assert!(checked.contains("password_file"), "{checked}");
+    let out = run(aliwatch(home.path()).arg("-c").arg(&path).arg("run"));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert_eq!(stderr(&out), checked);
     let out = run(aliwatch(home.path())
         .arg("-c")
         .arg(&path)
@@ -146,4 +150,170 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(aliwatch(home.path()).arg("digest"));
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// check-config on `text` (written to a file in `home`); returns the output.
+fn check_text(home: &std::path::Path, text: &str) -> std::process::Output {
+    let cfg = home.join("c.toml");
+    std::fs::write(&cfg, text).expect("writes");
+    run(aliwatch(home).arg("-c").arg(&cfg).arg("check-config"))
+}
+
+#[test]
+fn config_errors_never_quote_a_secret() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("a.db");
+    let head = format!(
+        "database = {:?}\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nusername = \"me\"\n",
+        db.display().to_string()
+    );
+    let cases = [
+        // a misspelt key
+        "pasword = \"hunter2-secret\"\n",
+        "passwd = \"hunter2-secret\"\n",
+        // a type error on a secret line
+        "password = 4242424242\n",
+        "password = [\"hunter2-secret\"]\n",
+        "password = { value = \"hunter2-secret\" }\n",
+        // lines inside a secret table
+        "[imap.password]\nvalue = \"hunter2-secret\"\n",
+    ];
+    for case in cases {
+        let out = check_text(home.path(), &format!("{head}{case}"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(78), "{case}: {err}");
+        assert!(err.contains("c.toml:"), "{case}: names the file: {err}");
+        assert!(!err.contains("hunter2"), "{case}: leaks: {err}");
+        assert!(!err.contains("4242424242"), "{case}: leaks: {err}");
+    }
+    // a misspelt key is still named
+    let out = check_text(
+        home.path(),
+        &format!("{head}pasword = \"hunter2-secret\"\n"),
+    );
+    assert!(
+        stderr(&out).contains("unknown field `pasword`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("c.toml:6:1"), "{}", stderr(&out));
+}
+
+#[test]
+fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("a.db");
+    let cfg = |cmd: &str| {
+        format!(
+            "database = {:?}\ncommand_timeout = \"1s\"\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nusername = \"me\"\npassword_command = {cmd:?}\n",
+            db.display().to_string()
+        )
+    };
+    // a command that never ends: killed at the limit, with a message
+    let started = std::time::Instant::now();
+    let out = check_text(home.path(), &cfg("echo leaked-stderr >&2; sleep 100"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
+    // a failing command: its exit status, not its output
+    let out = check_text(
+        home.path(),
+        &cfg("echo hunter2-out; echo leaked-stderr >&2; exit 7"),
+    );
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("exit status: 7"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
+    // a working command whose stderr is chatty
+    let out = check_text(home.path(), &cfg("echo leaked-stderr >&2; echo pw"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
+}
+
+#[test]
+fn check_config_refuses_an_unwritable_database_as_run_does() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // the parent is a file: no one, not even root, can create it
+    let file = home.path().join("plainfile");
+    std::fs::write(&file, "x").expect("writes");
+    let cfg = home.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database = {:?}\n",
+            file.join("sub/a.db").display().to_string()
+        ),
+    )
+    .expect("writes");
+    let checked = run(aliwatch(home.path())
+        .arg("-c")
+        .arg(&cfg)
+        .arg("check-config"));
+    assert_eq!(checked.status.code(), Some(78), "{}", stderr(&checked));
+    assert!(
+        stderr(&checked).contains("is not a directory"),
+        "{}",
+        stderr(&checked)
+    );
+    let ran = run(aliwatch(home.path()).arg("-c").arg(&cfg).arg("run"));
+    assert_eq!(ran.status.code(), Some(78), "{}", stderr(&ran));
+    assert_eq!(stderr(&ran), stderr(&checked));
+}
+
+#[test]
+fn run_without_a_config_file_says_so() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = run(aliwatch(home.path()).arg("run"));
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no config file"), "{}", stderr(&out));
+}
+
+#[test]
+fn read_only_commands_never_create_or_switch_the_database() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let missing = home.path().join("typo/dir/a.db");
+    for args in [&["status"][..], &["digest", "--print"]] {
+        let out = run(aliwatch(home.path())
+            .arg("--database")
+            .arg(&missing)
+            .args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+        assert!(!home.path().join("typo").exists(), "{args:?} created it");
+    }
+    // a database in rollback-journal mode in a read-only folder
+    let dir = home.path().join("ro");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let db = dir.join("a.db");
+    let out = run(aliwatch(home.path())
+        .arg("--database")
+        .arg(&db)
+        .arg("import")
+        .arg(fixture("emails/real/aliexpress_order_shipped.eml")));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    {
+        let c = rusqlite::Connection::open(&db).expect("opens");
+        let m: String = c
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .expect("switches");
+        assert_eq!(m, "delete");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    for args in [&["status", "--json"][..], &["digest", "--print"]] {
+        let out = run(aliwatch(home.path()).arg("--database").arg(&db).args(args));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let c = rusqlite::Connection::open(&db).expect("opens");
+    let m: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("reads");
+    assert_eq!(m, "delete", "a read-only command switched the journal mode");
+    assert!(!dir.join("a.db-wal").exists());
 }

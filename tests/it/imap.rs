@@ -63,6 +63,7 @@ fn account(stack: &MailStack, security: Security, password: &str) -> ImapAccount
         backfill_days: 90,
         idle: true,
         poll_interval: Duration::from_secs(300),
+        max_message_size: aliwatch::config::DEFAULT_MAX_MESSAGE_SIZE,
     }
 }
 

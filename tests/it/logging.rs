@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// Runs `aliwatch run` without a config (no mailbox, no SMTP: it warns
+/// Runs `aliwatch run` with a config that has no mailbox and no SMTP (it warns
 /// that nothing is sent, then logs "aliwatch running" at info), with stderr
 /// going to a file and `JOURNAL_STREAM` set to what `stream` makes of that
 /// file's metadata; stops it with SIGTERM and returns the log.
@@ -18,7 +18,15 @@ fn run_daemon_logging_to_file(stream: impl FnOnce(&fs::Metadata) -> String) -> S
     let log_path = home.path().join("stderr.log");
     let log = fs::File::create(&log_path).expect("create log");
     let journal_stream = stream(&log.metadata().expect("stat log"));
+    let config = home.path().join("config.toml");
+    fs::write(
+        &config,
+        "timezone = \"UTC\"\n[tracking]\nprovider = \"none\"\n",
+    )
+    .expect("write config");
     let mut child = aliwatch(home.path())
+        .arg("-c")
+        .arg(&config)
         .arg("--database")
         .arg(home.path().join("aliwatch.db"))
         .arg("run")

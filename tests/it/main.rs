@@ -36,3 +36,7 @@ mod imap;
 mod xoauth2;
 // the real `aliwatch run` binary end to end: mail, tracking, digest, signals, SIGKILL
 mod e2e;
+// hostile emails without a server: parser bounds, extract and import
+mod hostile_input;
+// a hostile tracking API: redirects, endless answers, floods, refusals
+mod hostile_http;

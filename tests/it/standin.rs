@@ -308,15 +308,17 @@ impl Drop for Standin {
     }
 }
 
-struct HttpReq {
-    method: String,
-    path: String,
-    query: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+/// One HTTP request as read off the socket (also used by the hostile
+/// servers in `hostile_http.rs`).
+pub struct HttpReq {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
-fn read_request(conn: &TcpStream) -> std::io::Result<HttpReq> {
+pub fn read_request(conn: &TcpStream) -> std::io::Result<HttpReq> {
     let mut r = BufReader::new(conn);
     let mut line = String::new();
     r.read_line(&mut line)?;
