@@ -17,6 +17,7 @@ use async_imap::{Client, Session};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::guard::Guarded;
 use crate::config::{ImapAccount, ImapAuth, Secret, Security};
 
 /// How long a `password_command` or `oauth2_token_command` may run by
@@ -72,7 +73,8 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r.with_context(|| what.to_string()),
+        // Server text in errors is cut to an excerpt (see `guard`).
+        Ok(r) => r.map_err(|e| super::guard::server_error(e).context(what.to_string())),
         Err(_) => bail!(
             "{what}: no answer from the server within {}s",
             limit.as_secs()
@@ -111,11 +113,14 @@ pub async fn connect(account: &ImapAccount) -> Result<Connection> {
     };
     let _ = tcp.set_nodelay(true);
 
+    // Every byte from the server passes the size guard before async-imap
+    // buffers it (see `guard`).
+    let limit = account.max_message_size;
     let stream: Box<dyn ImapIo> = match account.security {
-        Security::Plain => Box::new(tcp),
-        Security::Tls => Box::new(tls_handshake(account, tcp).await?),
+        Security::Plain => Box::new(Guarded::new(tcp, limit)),
+        Security::Tls => Box::new(Guarded::new(tls_handshake(account, tcp).await?, limit)),
         Security::StartTls => {
-            let mut client = Client::new(tcp);
+            let mut client = Client::new(Guarded::new(tcp, limit));
             read_greeting(&mut client, &target).await?;
             timed(
                 &format!("STARTTLS on {target}"),
@@ -128,8 +133,8 @@ pub async fn connect(account: &ImapAccount) -> Result<Connection> {
             })?;
             // Anything the server sent after its OK is dropped with the old
             // client's buffer (no STARTTLS response injection, RFC 3501 §6.2.1).
-            let tcp = client.into_inner();
-            Box::new(tls_handshake(account, tcp).await?)
+            let tcp = client.into_inner().into_inner();
+            Box::new(Guarded::new(tls_handshake(account, tcp).await?, limit))
         }
     };
     let mut client = Client::new(stream);
@@ -162,7 +167,8 @@ where
             "{target} sent no IMAP greeting within {}s",
             CONNECT_TIMEOUT.as_secs()
         ),
-        Ok(Err(e)) => Err(e).with_context(|| format!("reading the IMAP greeting from {target}")),
+        Ok(Err(e)) => Err(super::guard::server_error(e)
+            .context(format!("reading the IMAP greeting from {target}"))),
         Ok(Ok(None)) => bail!("{target} closed the connection before the IMAP greeting"),
         Ok(Ok(Some(resp))) => {
             use async_imap::imap_proto::{Response, Status};
@@ -192,7 +198,7 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
                     server_says: server_text(&text),
                 })
             }
-            other => anyhow!(other).context(format!("logging in to {target}")),
+            other => super::guard::server_error(other).context(format!("logging in to {target}")),
         }
     };
     match &account.auth {
@@ -256,9 +262,11 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
 
 /// async-imap formats a NO as `code: .., info: Some("text")`; keep the text.
 fn server_text(raw: &str) -> String {
-    raw.split_once("info: Some(\"")
+    let text = raw
+        .split_once("info: Some(\"")
         .and_then(|(_, rest)| rest.rsplit_once("\")"))
-        .map_or_else(|| raw.to_string(), |(text, _)| text.to_string())
+        .map_or(raw, |(text, _)| text);
+    super::guard::excerpt(text)
 }
 
 struct SaslPlain {

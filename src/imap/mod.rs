@@ -6,6 +6,8 @@
 //! - [`sync`]: one pass over one mailbox (EXAMINE, `UID SEARCH` for
 //!   candidates on the server, `UID FETCH BODY.PEEK[]` in explicit UID
 //!   batches, ingestion, `uid_next` bookkeeping in the store).
+//! - [`guard`]: what a server may make aliwatch hold (literal, line and
+//!   response sizes, below async-imap) and the excerpts errors may quote.
 //! - [`watch`]: the per-mailbox loop of `run` (IDLE or polling, reconnects
 //!   with jittered exponential backoff, slow retries on a rejected login).
 //!
@@ -18,6 +20,7 @@
 //! database. Sink calls are synchronous and never span an await.
 
 pub mod connect;
+pub mod guard;
 pub mod sync;
 pub mod watch;
 
@@ -51,6 +54,29 @@ pub trait MailSink: Send + Sync {
         origin: &EmailOrigin,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome>;
+
+    /// For each candidate UID of `mailbox` (under `uidvalidity`) that a
+    /// fetch left out in earlier passes, how many passes it was missing.
+    fn fetch_misses(
+        &self,
+        _account: &str,
+        _mailbox: &str,
+        _uidvalidity: u32,
+    ) -> Result<std::collections::BTreeMap<u32, u32>> {
+        Ok(std::collections::BTreeMap::new())
+    }
+
+    /// Records that `uid` was missing `passes` times (`0`: forget it).
+    fn set_fetch_misses(
+        &self,
+        _account: &str,
+        _mailbox: &str,
+        _uidvalidity: u32,
+        _uid: u32,
+        _passes: u32,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What `sync_account_once` did.

@@ -179,7 +179,7 @@ async fn idle_once(session: ImapSession) -> Result<ImapSession> {
         Ok(Ok(IdleResponse::Timeout)) | Err(_) => tracing::trace!("idle: refresh"),
         // The stream ended: the server closed the connection; DONE fails.
         Ok(Ok(IdleResponse::ManualInterrupt)) => tracing::trace!("idle: interrupted"),
-        Ok(Err(e)) => return Err(anyhow::Error::from(e).context("IDLE")),
+        Ok(Err(e)) => return Err(super::guard::server_error(e).context("IDLE")),
     }
     let session = timed("DONE", DONE_TIMEOUT, handle.done()).await?;
     Ok(session)

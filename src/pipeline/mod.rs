@@ -131,6 +131,27 @@ impl MailSink for Ingest {
         }
         Ok(outcome)
     }
+
+    fn fetch_misses(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+    ) -> Result<std::collections::BTreeMap<u32, u32>> {
+        self.lock()?.fetch_misses(account, mailbox, uidvalidity)
+    }
+
+    fn set_fetch_misses(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uid: u32,
+        passes: u32,
+    ) -> Result<()> {
+        self.lock()?
+            .set_fetch_misses(account, mailbox, uidvalidity, uid, passes)
+    }
 }
 
 /// One pass over every mailbox of `account` into `store` (for `sync`).

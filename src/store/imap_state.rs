@@ -62,6 +62,64 @@ impl Store {
     }
 }
 
+/// The `meta` key prefix of one mailbox's missing-UID counters.
+fn misses_prefix(account: &str, mailbox: &str, uidvalidity: u32) -> String {
+    format!("imap.missing:{account}/{mailbox}:{uidvalidity}:")
+}
+
+impl Store {
+    /// Candidate UIDs a fetch left out, with the passes each was missing
+    /// (kept in `meta`, one key per UID; few ever exist).
+    pub fn fetch_misses(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+    ) -> Result<std::collections::BTreeMap<u32, u32>> {
+        let prefix = misses_prefix(account, mailbox, uidvalidity);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1")?;
+        let rows = stmt.query_map([&prefix], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (k, v) = row?;
+            if let (Some(uid), Ok(n)) = (
+                k.get(prefix.len()..).and_then(|u| u.parse::<u32>().ok()),
+                v.parse::<u32>(),
+            ) {
+                out.insert(uid, n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets (or with `passes == 0` removes) one missing-UID counter.
+    pub fn set_fetch_misses(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: u32,
+        uid: u32,
+        passes: u32,
+    ) -> Result<()> {
+        let key = format!("{}{uid}", misses_prefix(account, mailbox, uidvalidity));
+        if passes == 0 {
+            self.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [&key])?;
+        } else {
+            self.conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (&key, passes.to_string()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

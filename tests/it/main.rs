@@ -40,3 +40,5 @@ mod e2e;
 mod hostile_input;
 // a hostile tracking API: redirects, endless answers, floods, refusals
 mod hostile_http;
+// a hostile IMAP server: garbage, huge literals, huge searches, lies
+mod hostile_imap;
