@@ -144,7 +144,8 @@ fn read_file(
     }
     let received_at = mtime(path);
     if is_mbox {
-        return read_mbox(path, reader, received_at, problems, each);
+        let label = path.display().to_string();
+        return read_mbox(reader, &label, received_at, problems, each);
     }
     let mut raw = Vec::new();
     if let Err(e) = reader.read_to_end(&mut raw) {
@@ -160,10 +161,12 @@ fn read_file(
 
 /// Splits an mbox at `From ` separator lines (a `From ` line at the start
 /// of the file or after an empty line) and undoes mboxrd quoting
-/// (`>From ` → `From `).
-fn read_mbox(
-    path: &Path,
-    mut reader: BufReader<File>,
+/// (`>From ` → `From `). Messages are labelled `LABEL#N`; a read error
+/// ends the mbox and is collected in `problems`. Public for the fuzz
+/// harness, which feeds it from memory.
+pub fn read_mbox(
+    mut reader: impl BufRead,
+    label: &str,
     received_at: DateTime<Utc>,
     problems: &mut ReadProblems,
     each: &mut dyn FnMut(FileMessage) -> anyhow::Result<()>,
@@ -175,7 +178,7 @@ fn read_mbox(
     let mut emit = |msg: Vec<u8>, n: &mut usize| -> anyhow::Result<()> {
         *n += 1;
         each(FileMessage {
-            label: format!("{}#{}", path.display(), n),
+            label: format!("{label}#{n}"),
             received_at,
             raw: msg,
         })
@@ -186,7 +189,7 @@ fn read_mbox(
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                problems.errors.push(format!("{}: {e}", path.display()));
+                problems.errors.push(format!("{label}: {e}"));
                 break;
             }
         }

@@ -36,6 +36,10 @@ mod imap;
 mod xoauth2;
 // the real `aliwatch run` binary end to end: mail, tracking, digest, signals, SIGKILL
 mod e2e;
+// the bounded fuzz run: generated emails, mbox files and import trees
+mod fuzz;
+#[allow(dead_code)]
+mod fuzz_gen;
 // hostile emails without a server: parser bounds, extract and import
 mod hostile_input;
 // a hostile tracking API: redirects, endless answers, floods, refusals
