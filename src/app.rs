@@ -80,18 +80,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Add {
             tracking_number,
             order,
-        } => {
-            let mut store = open_store(&cfg)?;
-            let number = TrackingNumber::new(&tracking_number);
-            let new = store.add_parcel(&number, order.as_deref(), Utc::now())?;
-            println!(
-                "{} {}{}",
-                if new { "tracking" } else { "already tracking" },
-                tracking_number.trim().to_ascii_uppercase(),
-                order.map(|o| format!(" for order {o}")).unwrap_or_default()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+            create,
+            force,
+        } => cmd_add(&cfg, &tracking_number, order.as_deref(), create, force),
         Command::Protection {
             order_id,
             extend,
@@ -147,6 +138,40 @@ pub fn load_config(
         cfg.database = db;
     }
     Ok(cfg)
+}
+
+/// `add`: the number is checked before the database is touched (a typo or
+/// an order number never becomes a parcel that is asked for every day).
+/// Exit 1 with the reason when refused.
+fn cmd_add(
+    cfg: &Config,
+    tracking_number: &str,
+    order: Option<&str>,
+    create: bool,
+    force: bool,
+) -> Result<ExitCode> {
+    let number = TrackingNumber::new(tracking_number);
+    let format = crate::extract::numbers::check_typed(number.as_str(), force)
+        .map_err(|message| Failed { message })?;
+    let mut store = open_store(cfg)?;
+    if store.order_known(number.as_str())? {
+        return Err(Failed {
+            message: format!(
+                "{number} is an AliExpress order number (an email named it), not a tracking number; to tie a parcel to it use `aliwatch add TRACKING_NUMBER --order {number}`"
+            ),
+        }
+        .into());
+    }
+    let new = store.add_parcel(&number, order, create, Utc::now())?;
+    println!(
+        "{} {number} ({}){}",
+        if new { "tracking" } else { "already tracking" },
+        format.unwrap_or("format unknown to aliwatch"),
+        order
+            .map(|o| format!(" for order {}", crate::model::normalise_number(o)))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_store(cfg: &Config) -> Result<Store> {

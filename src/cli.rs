@@ -82,13 +82,22 @@ pub enum Command {
         #[arg(long)]
         send: bool,
     },
-    /// Track a parcel by hand.
+    /// Track a parcel by hand. The number must be of a format aliwatch
+    /// knows and pass its check digit; an order number is refused.
     Add {
         #[arg(value_name = "TRACKING_NUMBER")]
         tracking_number: String,
-        /// The order the parcel belongs to.
+        /// The order the parcel belongs to (one an email named, unless
+        /// --create).
         #[arg(long, value_name = "ORDER_ID")]
         order: Option<String>,
+        /// Record the --order even though no email named it.
+        #[arg(long, requires = "order")]
+        create: bool,
+        /// Accept a carrier format aliwatch does not know (a failing check
+        /// digit is still refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Record a protection extension granted by the seller.
     #[command(group(ArgGroup::new("how").required(true).args(["extend", "until"])))]

@@ -180,9 +180,32 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
         // Migrate once up front: a broken database stops the start, before
         // READY=1, with a clear message.
         drop(Store::open(&cfg.database)?);
+        let _daemon_lock = daemon_lock(&cfg.database)?;
         let tracker = Tracker::new(&cfg.tracking)?.map(Arc::new);
         run(cfg.clone(), tracker, signals).await
     })
+}
+
+/// One `run` per database: two would both poll IMAP and the tracking API.
+/// The lock (`<database>.run-lock`, taken once the store has created the
+/// database and its directory) is held until `run` returns and dropped by
+/// the kernel if it dies. A second `run` is refused (exit 1) naming the
+/// holder; `sync` and the other commands do not take it.
+fn daemon_lock(database: &std::path::Path) -> Result<std::fs::File> {
+    use crate::store::locks::{self, Lock};
+    let path = locks::lock_path(database, "run");
+    match locks::try_lock(database, "run") {
+        Lock::Held(f) => Ok(f),
+        Lock::Busy { pid } => Err(anyhow::anyhow!(
+            "another `aliwatch run`{} is already running on {}; stop it first (systemctl stop aliwatch) or give this one its own --database",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+            database.display()
+        )),
+        Lock::Unavailable(e) => Err(anyhow::anyhow!(
+            "cannot take the daemon lock {}: {e}",
+            path.display()
+        )),
+    }
 }
 
 /// The signals `run` reacts to.

@@ -79,7 +79,7 @@ _aliwatch() {
             return 0
             ;;
         aliwatch__subcmd__add)
-            opts="-c -v -q -h --order --config --database --verbose --quiet --help"
+            opts="-c -v -q -h --order --create --force --config --database --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

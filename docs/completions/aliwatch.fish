@@ -37,7 +37,7 @@ complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "extract" -d 'Offl
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "import" -d 'Feed .eml files, Maildir folders, mbox files or directories of them through the pipeline (idempotent)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "status" -d 'Orders and parcels (active ones unless --all)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "digest" -d 'Render the digest now'
-complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "add" -d 'Track a parcel by hand'
+complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "add" -d 'Track a parcel by hand. The number must be of a format aliwatch knows and pass its check digit; an order number is refused'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "protection" -d 'Record a protection extension granted by the seller'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "done" -d 'You confirmed receipt: stop tracking and warning for this order'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand run" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
@@ -81,9 +81,11 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -l send -d 'Ma
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -s h -l help -d 'Print help'
-complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -l order -d 'The order the parcel belongs to' -r
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -l order -d 'The order the parcel belongs to (one an email named, unless --create)' -r
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -l create -d 'Record the --order even though no email named it'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -l force -d 'Accept a carrier format aliwatch does not know (a failing check digit is still refused)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand add" -s h -l help -d 'Print help'

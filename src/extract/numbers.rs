@@ -225,6 +225,67 @@ pub fn plausible_unknown(token: &str) -> bool {
         && t.iter().filter(|b| b.is_ascii_digit()).count() >= 6
 }
 
+/// Why a token shaped like a format with a check digit is not a number of
+/// it (the reason [`classify`] said [`Verdict::Invalid`]).
+pub fn invalid_reason(token: &str) -> Option<String> {
+    let t = token.as_bytes();
+    if is_s10_shape(t) {
+        let (serial, check, country) = (t.get(2..10)?, t.get(10)?, t.get(11..13)?);
+        let want = s10_check_digit(serial)?;
+        if digit(*check) != want {
+            return Some(format!(
+                "its UPU S10 check digit is {}, but the first 8 digits give {want}",
+                char::from(*check)
+            ));
+        }
+        if !is_iso_country(country) {
+            return Some(format!(
+                "{} at its end is not a country code (UPU S10)",
+                String::from_utf8_lossy(country)
+            ));
+        }
+        return None;
+    }
+    if matches!(classify(token), Verdict::Invalid) {
+        return Some("its GS1 check digit (DHL Paket SSCC) does not match".into());
+    }
+    None
+}
+
+/// Checks a tracking number typed by hand (`aliwatch add`): the normalised
+/// token must be 6 to 40 letters and digits with at least one digit, pass
+/// its check digit, not look like an AliExpress order number, and be of a
+/// format aliwatch knows, unless `force` (an unknown carrier's format).
+/// Returns the format's name (`None` for a forced unknown format), or why
+/// it was refused, as a sentence for the user.
+pub fn check_typed(token: &str, force: bool) -> Result<Option<&'static str>, String> {
+    let t = token.as_bytes();
+    if !(6..=40).contains(&t.len()) || !t.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(format!(
+            "{token:?} is not a tracking number: those are 6 to 40 letters and digits"
+        ));
+    }
+    if !t.iter().any(u8::is_ascii_digit) {
+        return Err(format!(
+            "{token:?} is not a tracking number: it has no digits"
+        ));
+    }
+    match classify(token) {
+        Verdict::Known(f) => Ok(Some(f.name)),
+        Verdict::Invalid => Err(format!(
+            "{token} is not a valid tracking number: {}; check for a typo",
+            invalid_reason(token).unwrap_or_else(|| "its check digit does not match".into())
+        )),
+        Verdict::Unknown if force => Ok(None),
+        Verdict::Unknown if (15..=20).contains(&t.len()) && all_digits(t) => Err(format!(
+            "{token} looks like an AliExpress order number, not a tracking number; to tie a parcel to that order use `aliwatch add TRACKING_NUMBER --order {token}` (--force if it really is a tracking number)"
+        )),
+        Verdict::Unknown => Err(format!(
+            "{token} is not a tracking number format aliwatch knows; check it, or add --force to track it anyway"
+        )),
+    }
+}
+
 /// Normalises a tracking or order number: drop spaces, upper case (the
 /// crate's one normaliser).
 pub use crate::model::normalise_number as normalise;
@@ -340,6 +401,35 @@ mod tests {
         assert!(!plausible_unknown("AESD0325JC"));
         assert!(!plausible_unknown("ABC"));
         assert_eq!(normalise(" lp 0052 7423 5244 49 "), "LP00527423524449");
+    }
+
+    #[test]
+    fn typed_numbers_are_checked_with_their_reason() {
+        let ok = |t: &str, force: bool| check_typed(t, force);
+        let err = |t: &str, force: bool, has: &str| {
+            let e = check_typed(t, force).expect_err(t);
+            assert!(e.contains(has), "{t}: {e}");
+        };
+        assert_eq!(ok("RB123456785GB", false), Ok(Some("UPU S10")));
+        assert_eq!(ok("LP00527423524449", false), Ok(Some("Cainiao")));
+        err("HELLOWORLD", true, "no digits");
+        err("HELLO-WORLD", true, "6 to 40 letters and digits");
+        err("12345", true, "6 to 40");
+        err(
+            "RB123456789GB",
+            true,
+            "check digit is 9, but the first 8 digits give 5",
+        );
+        err("RB123456785XX", true, "XX at its end is not a country code");
+        err("00340434886289512141", true, "GS1 check digit");
+        err(
+            "8123456789012345",
+            false,
+            "looks like an AliExpress order number",
+        );
+        assert_eq!(ok("8123456789012345", true), Ok(None));
+        err("JY26CAA0D000551012", false, "--force");
+        assert_eq!(ok("JY26CAA0D000551012", true), Ok(None));
     }
 
     #[test]

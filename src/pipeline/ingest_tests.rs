@@ -289,7 +289,12 @@ fn manual_commands_add_extend_and_done() {
         &[email("s", 3, EmailKind::Shipped, &[(Some(order), &[])])],
     );
     assert!(store
-        .add_parcel(&TrackingNumber::new("jy26 caa0d000551012"), None, t(27))
+        .add_parcel(
+            &TrackingNumber::new("jy26 caa0d000551012"),
+            None,
+            false,
+            t(27)
+        )
         .expect("adds"));
     let r = report_json(&store);
     assert_eq!(
@@ -300,6 +305,7 @@ fn manual_commands_add_extend_and_done() {
         .add_parcel(
             &TrackingNumber::new("JY26CAA0D000551012"),
             Some(order),
+            false,
             t(27)
         )
         .expect("adds"));

@@ -373,6 +373,20 @@ pub async fn notification_pass(
     Ok(())
 }
 
+/// Takes the exclusive notification lock (`<database>.notify-lock`)
+/// without waiting.
+fn notify_lock(database: &std::path::Path) -> NotifyLock {
+    use crate::store::locks::{self, Lock};
+    match locks::try_lock(database, "notify") {
+        Lock::Held(f) => NotifyLock::Held(f),
+        Lock::Busy { .. } => NotifyLock::Busy,
+        Lock::Unavailable(e) => {
+            tracing::warn!(path = %locks::lock_path(database, "notify").display(), error = %e, "cannot take the notification lock; sending without it");
+            NotifyLock::Unavailable
+        }
+    }
+}
+
 enum NotifyLock {
     Held(std::fs::File),
     /// Another process holds it.
@@ -380,31 +394,4 @@ enum NotifyLock {
     /// No lock file could be opened (e.g. a read-only directory): go on
     /// without one rather than never notify.
     Unavailable,
-}
-
-/// Takes the exclusive notification lock (`<database>.notify-lock`)
-/// without waiting.
-fn notify_lock(database: &std::path::Path) -> NotifyLock {
-    let mut path = database.as_os_str().to_owned();
-    path.push(".notify-lock");
-    let file = match std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(path = %std::path::Path::new(&path).display(), error = %e, "cannot open the notification lock file; sending without it");
-            return NotifyLock::Unavailable;
-        }
-    };
-    match file.try_lock() {
-        Ok(()) => NotifyLock::Held(file),
-        Err(std::fs::TryLockError::WouldBlock) => NotifyLock::Busy,
-        Err(std::fs::TryLockError::Error(e)) => {
-            tracing::warn!(error = %e, "cannot lock the notification lock file; sending without it");
-            NotifyLock::Unavailable
-        }
-    }
 }

@@ -110,12 +110,14 @@ impl Store {
         Ok(outcome)
     }
 
-    /// `add TRACKING_NUMBER [--order ORDER_ID]`: tracks a parcel by hand.
-    /// Returns whether the parcel was new.
+    /// `add TRACKING_NUMBER [--order ORDER_ID [--create]]`: tracks a
+    /// parcel by hand. The order must be known (an email named it) unless
+    /// `create_order`. Returns whether the parcel was new.
     pub fn add_parcel(
         &mut self,
         number: &TrackingNumber,
         order: Option<&str>,
+        create_order: bool,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         if !number.is_plausible() {
@@ -125,15 +127,28 @@ impl Store {
             );
         }
         let tx = self.write_tx()?;
-        let new = upsert_parcel(&tx, number, now)?;
         if let Some(order) = order {
             let order = normalise_number(order);
             check_order_id(&order).map_err(anyhow::Error::msg)?;
+            if !create_order && !order_known(&tx, &order)? {
+                bail!(
+                    "order {order} is not known (no email named it); check the number with `aliwatch status --all`, or add --create to record it"
+                );
+            }
+        }
+        let new = upsert_parcel(&tx, number, now)?;
+        if let Some(order) = order {
+            let order = normalise_number(order);
             upsert_order(&tx, &order, now)?;
             link(&tx, &order, number)?;
         }
         tx.commit()?;
         Ok(new)
+    }
+
+    /// Whether an email (or `add --create`) recorded this order.
+    pub fn order_known(&self, order: &str) -> Result<bool> {
+        order_known(&self.conn, &normalise_number(order))
     }
 
     /// `protection ORDER_ID --extend/--until` and `done ORDER_ID`.
@@ -146,13 +161,7 @@ impl Store {
         let order = normalise_number(order);
         check_order_id(&order).map_err(anyhow::Error::msg)?;
         let tx = self.write_tx()?;
-        let known: bool = tx
-            .query_row("SELECT 1 FROM orders WHERE order_id = ?1", [&order], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some();
-        if !known {
+        if !order_known(&tx, &order)? {
             bail!("order {order} is not known; check the number with `aliwatch status --all`");
         }
         let (name, value) = action.to_columns();
@@ -352,4 +361,13 @@ fn apply_extraction(
         }
     }
     Ok((orders_new, orders_updated, parcels_new))
+}
+
+fn order_known(conn: &rusqlite::Connection, order: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM orders WHERE order_id = ?1", [order], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
 }

@@ -740,6 +740,84 @@ fn sighup_and_config_error() {
     );
 }
 
+/// Two daemons on one database would both poll IMAP and the tracking
+/// API: the second `run` is refused (exit 1) naming the first one's PID,
+/// while `sync` still works beside it; once the first stops, `run` starts.
+#[test]
+fn a_second_run_on_the_same_database_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::with_config(|d| {
+        format!(
+            "database = \"{}/aliwatch.db\"\ntimezone = \"UTC\"\n[tracking]\nprovider = \"none\"\n",
+            d.display()
+        )
+    });
+    let lock = world.dir.path().join("aliwatch.db.run-lock");
+    let holds = |child: &Child| {
+        let pid = child.id().to_string();
+        let lock = lock.clone();
+        move || {
+            fs::read_to_string(&lock)
+                .ok()
+                .filter(|s| s.trim() == pid)
+                .map(drop)
+        }
+    };
+    let mut first = world.spawn_run(&[]);
+    wait_for(Duration::from_secs(20), "the daemon lock", holds(&first));
+    let mode = fs::metadata(&lock).expect("lock file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the daemon lock file is private");
+
+    let out = util::run(&mut world.cmd(&["run"]));
+    let err = util::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another `aliwatch run`"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(err.contains("aliwatch.db"), "{err}");
+
+    let out = util::run(&mut world.cmd(&["sync"]));
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+
+    signal(&first, "TERM");
+    let st = wait_exit(&mut first, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert_eq!(st.code(), Some(0), "{}", world.log());
+    let mut second = world.spawn_run(&[]);
+    wait_for(
+        Duration::from_secs(20),
+        "the lock for the next run",
+        holds(&second),
+    );
+    signal(&second, "TERM");
+    let st = wait_exit(&mut second, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert_eq!(st.code(), Some(0), "{}", world.log());
+}
+
+/// The notification lock file beside the database is created 0600, like
+/// the database (it was 0644).
+#[test]
+fn the_notify_lock_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::with_config(|d| {
+        fs::write(d.join("smtp-password"), "secret\n").expect("secret");
+        format!(
+            "database = \"{d}/aliwatch.db\"\ntimezone = \"UTC\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"plain\"\n\
+             username = \"alice\"\npassword_file = \"{d}/smtp-password\"\n\
+             from = \"a <a@example.test>\"\nto = [\"a@example.test\"]\n\
+             [tracking]\nprovider = \"none\"\n",
+            d = d.display()
+        )
+    });
+    let out = util::run(&mut world.cmd(&["sync"]));
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+    let lock = world.dir.path().join("aliwatch.db.notify-lock");
+    let mode = fs::metadata(&lock)
+        .expect("notify lock file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
 /// Idle footprint of `aliwatch run` watching one mailbox with IDLE after
 /// its initial sync (run by `scripts/bench-idle`, release build).
 /// `BENCH_IDLE_SECS` sets the measured interval (default 60).

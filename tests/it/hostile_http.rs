@@ -111,7 +111,7 @@ fn env(provider: Provider, base_url: &str, numbers: &[&str]) -> Env {
     let mut store = Store::open(&dir.path().join("a.db")).expect("opens");
     for n in numbers {
         store
-            .add_parcel(&TrackingNumber::new(n), None, Utc::now())
+            .add_parcel(&TrackingNumber::new(n), None, false, Utc::now())
             .expect("adds");
     }
     let cfg = TrackingConfig {

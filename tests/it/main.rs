@@ -24,6 +24,8 @@ mod formats;
 mod scripts;
 // import + status through the binary
 mod import;
+// add: typed numbers and the orders they name
+mod manual;
 // old databases keep working
 mod store;
 // 17TRACK and Cainiao clients against the stand-in

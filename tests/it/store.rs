@@ -80,11 +80,12 @@ fn status_of_every_fixture_matches_its_golden_file() {
         .add_parcel(
             &TrackingNumber::new("RB123456785GB"),
             Some("8123456789012345"),
+            true,
             now,
         )
         .expect("adds");
     store
-        .add_parcel(&TrackingNumber::new("JY26CAA0D000551012"), None, now)
+        .add_parcel(&TrackingNumber::new("JY26CAA0D000551012"), None, false, now)
         .expect("adds");
     let report = aliwatch::pipeline::status_report(&store, now, &cfg.rules()).expect("report");
     let some = |i: usize| report.orders[i].order_id.clone();
