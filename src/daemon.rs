@@ -13,7 +13,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -227,13 +227,16 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     let tasks = TaskTracker::new();
     // New mail or new state: the schedulers look again at once.
     let kick = Arc::new(Notify::new());
+    // What keeps failing, for the status line.
+    let troubles = Arc::new(Troubles::default());
 
     let mut mailboxes = 0usize;
     for account in &cfg.imap {
         for mailbox in &account.mailboxes {
             mailboxes += 1;
             let (account, mailbox) = (account.clone(), mailbox.clone());
-            let (cancel, kick) = (cancel.clone(), kick.clone());
+            let (cancel, kick, troubles) = (cancel.clone(), kick.clone(), troubles.clone());
+            let task = format!("imap {}/{}", account.name, mailbox);
             // Each watcher has its own connection to the database.
             let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
@@ -243,28 +246,31 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
                     Ingest::new(store),
                     cancel,
                     move || kick.notify_waiters(),
+                    move |t| troubles.set(&task, t),
                 )
                 .await;
             });
         }
     }
     if let Some(tracker) = tracker {
-        let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
-        tasks.spawn(async move { tracking_loop(&cfg, &tracker, &cancel, &kick).await });
+        let (cfg, cancel, kick, troubles) =
+            (cfg.clone(), cancel.clone(), kick.clone(), troubles.clone());
+        tasks.spawn(async move { tracking_loop(&cfg, &tracker, &cancel, &kick, &troubles).await });
     }
     if cfg.smtp.is_none() {
         warn!("no [smtp] configured: warnings and digests stay due and are not sent");
     }
     {
-        let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
-        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick).await });
+        let (cfg, cancel, kick, troubles) =
+            (cfg.clone(), cancel.clone(), kick.clone(), troubles.clone());
+        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick, &troubles).await });
     }
     tasks.close();
 
     // One connection for the status line, kept open: reopening the
     // database every minute would re-run its integrity check each time.
     let mut status_store: Option<Store> = None;
-    systemd::ready(&status_line(&mut status_store, &cfg, mailboxes));
+    systemd::ready(&status_line(&mut status_store, &cfg, mailboxes, &troubles));
     match task_store(&mut status_store, &cfg).and_then(|s| s.counts()) {
         Ok((emails, orders, parcels)) => {
             info!(mailboxes, emails, orders, parcels, database = %cfg.database.display(), "aliwatch running")
@@ -284,7 +290,8 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
                 warn!("SIGHUP: the config is read at start only; run `systemctl restart aliwatch` to apply changes");
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::watchdog_ping(),
-            _ = status_tick.tick() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes)),
+            _ = status_tick.tick() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, &troubles)),
+            _ = troubles.changed.notified() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, &troubles)),
         }
     }
     systemd::stopping();
@@ -299,8 +306,109 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
+/// What keeps failing, per task ("imap personal/INBOX", "tracking",
+/// "notifications"): a short text and when the next attempt is. Tasks set
+/// and clear their entry; the main loop redraws the status line at once.
+#[derive(Debug, Default)]
+pub struct Troubles {
+    map: std::sync::Mutex<std::collections::BTreeMap<String, (String, Instant)>>,
+    changed: Notify,
+}
+
+impl Troubles {
+    /// Sets (`Some((what, retry_in))`) or clears `task`'s trouble.
+    pub fn set(&self, task: &str, trouble: Option<(String, Duration)>) {
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        let changed = match trouble {
+            Some((what, retry_in)) => {
+                map.insert(
+                    task.to_string(),
+                    (short_trouble(&what), Instant::now() + retry_in),
+                );
+                true
+            }
+            None => map.remove(task).is_some(),
+        };
+        drop(map);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Every trouble with the time left until its next attempt.
+    pub fn now(&self) -> Vec<(String, String, Duration)> {
+        let now = Instant::now();
+        self.map
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(task, (what, at))| {
+                        (
+                            task.clone(),
+                            what.clone(),
+                            at.saturating_duration_since(now),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The most characters of one error the status line shows.
+pub const TROUBLE_CHARS: usize = 80;
+
+/// One line, whitespace collapsed, at most [`TROUBLE_CHARS`] characters.
+fn short_trouble(what: &str) -> String {
+    let one: String = what.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() <= TROUBLE_CHARS {
+        return one;
+    }
+    let mut s: String = one.chars().take(TROUBLE_CHARS - 1).collect();
+    s.push('…');
+    s
+}
+
+/// "retrying in 5 min", "retrying in 40 s", "retrying now".
+fn retry_words(left: Duration) -> String {
+    match left.as_secs() {
+        0 => "retrying now".into(),
+        s @ 1..90 => format!("retrying in {s} s"),
+        s => format!("retrying in {} min", (s + 30) / 60),
+    }
+}
+
+/// The status line's text, pure: what keeps failing first (one
+/// `task: what, retrying in …` per task), then what is watched.
+pub fn status_text(
+    mailboxes: usize,
+    parcels: &str,
+    digest_at: Option<chrono::NaiveTime>,
+    troubles: &[(String, String, Duration)],
+) -> String {
+    let mut parts: Vec<String> = troubles
+        .iter()
+        .map(|(task, what, left)| format!("{task}: {what}, {}", retry_words(*left)))
+        .collect();
+    let digest = digest_at
+        .map(|at| format!(", next digest {}", at.format("%H:%M")))
+        .unwrap_or_default();
+    parts.push(format!(
+        "watching {mailboxes} mailbox{}, {parcels} parcels active{digest}",
+        if mailboxes == 1 { "" } else { "es" }
+    ));
+    parts.join("; ")
+}
+
 /// The `STATUS=` line `systemctl status` shows.
-fn status_line(slot: &mut Option<Store>, cfg: &Config, mailboxes: usize) -> String {
+fn status_line(
+    slot: &mut Option<Store>,
+    cfg: &Config,
+    mailboxes: usize,
+    troubles: &Troubles,
+) -> String {
     let rules = cfg.rules();
     let count = |s: &mut Store| pipeline::tracking::active_parcel_count(s, Utc::now(), &rules);
     let parcels = match task_store(slot, cfg).and_then(count) {
@@ -310,15 +418,8 @@ fn status_line(slot: &mut Option<Store>, cfg: &Config, mailboxes: usize) -> Stri
             "?".into()
         }
     };
-    let digest = if cfg.digest.enabled && cfg.smtp.is_some() {
-        format!(", next digest {}", cfg.digest.at.format("%H:%M"))
-    } else {
-        String::new()
-    };
-    format!(
-        "watching {mailboxes} mailbox{}, {parcels} parcels active{digest}",
-        if mailboxes == 1 { "" } else { "es" }
-    )
+    let digest = (cfg.digest.enabled && cfg.smtp.is_some()).then_some(cfg.digest.at);
+    status_text(mailboxes, &parcels, digest, &troubles.now())
 }
 
 /// Waits `delay`, or less when kicked. False when cancelled.
@@ -338,10 +439,11 @@ async fn wait_next(cancel: &CancellationToken, kick: &Notify, delay: Duration) -
 
 /// The delay before the next pass after one that succeeded or failed
 /// `failures` times in a row.
-fn next_delay(name: &str, result: Result<()>, failures: &mut u32) -> Duration {
+fn next_delay(name: &str, result: Result<()>, failures: &mut u32, troubles: &Troubles) -> Duration {
     match result {
         Ok(()) => {
             *failures = 0;
+            troubles.set(name, None);
             SCHEDULER_TICK
         }
         Err(e) => {
@@ -356,6 +458,7 @@ fn next_delay(name: &str, result: Result<()>, failures: &mut u32) -> Duration {
             )
             .min(TASK_BACKOFF_MAX);
             error!(task = name, retry_in = ?d, "{e:#}");
+            troubles.set(name, Some((format!("{e:#}"), d)));
             d
         }
     }
@@ -372,7 +475,13 @@ fn task_store<'a>(slot: &'a mut Option<Store>, cfg: &Config) -> Result<&'a mut S
 
 /// The tracking scheduler: a pass every [`SCHEDULER_TICK`] (the per-parcel
 /// schedule decides what is actually asked for) and after new mail.
-async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationToken, kick: &Notify) {
+async fn tracking_loop(
+    cfg: &Config,
+    tracker: &Tracker,
+    cancel: &CancellationToken,
+    kick: &Notify,
+    troubles: &Troubles,
+) {
     let mut slot = None;
     let mut failures = 0;
     loop {
@@ -386,7 +495,7 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
         if result.is_err() {
             slot = None;
         }
-        let delay = next_delay("tracking", result, &mut failures);
+        let delay = next_delay("tracking", result, &mut failures, troubles);
         if !wait_next(cancel, kick, delay).await {
             return;
         }
@@ -395,7 +504,12 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
 
 /// The notification scheduler: warnings and the digest, checked every
 /// [`SCHEDULER_TICK`] and after every state change.
-async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Notify) {
+async fn notification_loop(
+    cfg: &Config,
+    cancel: &CancellationToken,
+    kick: &Notify,
+    troubles: &Troubles,
+) {
     let sender = match smtp_sender(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -416,9 +530,63 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Noti
         if result.is_err() {
             slot = None;
         }
-        let delay = next_delay("notifications", result, &mut failures);
+        let delay = next_delay("notifications", result, &mut failures, troubles);
         if !wait_next(cancel, kick, delay).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_what_keeps_failing() {
+        let s = Duration::from_secs;
+        let at = chrono::NaiveTime::from_hms_opt(8, 0, 0);
+        let imap = |what: &str, left| ("imap personal/INBOX".to_string(), what.to_string(), left);
+        type Trouble = (String, String, Duration);
+        let cases: Vec<(Vec<Trouble>, &str)> = vec![
+            (vec![], "watching 1 mailbox, 7 parcels active, next digest 08:00"),
+            (
+                vec![imap("login rejected", s(300))],
+                "imap personal/INBOX: login rejected, retrying in 5 min; watching 1 mailbox, 7 parcels active, next digest 08:00",
+            ),
+            (
+                vec![imap("connection refused", s(40))],
+                "imap personal/INBOX: connection refused, retrying in 40 s; watching 1 mailbox, 7 parcels active, next digest 08:00",
+            ),
+            (
+                vec![
+                    imap("login rejected", s(0)),
+                    ("tracking".into(), "the tracking provider rejected the API key".into(), s(125)),
+                ],
+                "imap personal/INBOX: login rejected, retrying now; tracking: the tracking provider rejected the API key, retrying in 2 min; watching 1 mailbox, 7 parcels active, next digest 08:00",
+            ),
+        ];
+        for (troubles, want) in cases {
+            assert_eq!(status_text(1, "7", at, &troubles), want);
+        }
+        assert_eq!(
+            status_text(2, "?", None, &[]),
+            "watching 2 mailboxes, ? parcels active"
+        );
+    }
+
+    #[test]
+    fn troubles_are_short_and_cleared_by_success() {
+        let t = Troubles::default();
+        t.set(
+            "tracking",
+            Some(("a\nlong\n".repeat(40), Duration::from_secs(60))),
+        );
+        let now = t.now();
+        assert_eq!(now.len(), 1);
+        assert!(now[0].1.chars().count() <= TROUBLE_CHARS, "{}", now[0].1);
+        assert!(now[0].1.starts_with("a long a long"), "{}", now[0].1);
+        assert!(now[0].1.ends_with('…'));
+        t.set("tracking", None);
+        assert!(t.now().is_empty());
     }
 }

@@ -58,16 +58,22 @@ impl Backoff {
     }
 }
 
+/// What is wrong with a watcher's connection, for the status line: a
+/// short text ("login rejected") and the wait before the next attempt.
+pub type Trouble = Option<(String, Duration)>;
+
 /// Watches `mailbox` of `account` until `cancel` fires: hands new
 /// candidate emails to `sink` and calls `on_change` after a pass that
 /// handed emails over. Never returns an error: connection problems are
-/// logged and retried.
+/// logged and retried, and reported to `on_trouble` (`None` again after
+/// the next successful sync).
 pub async fn watch_mailbox_with<S: MailSink>(
     account: ImapAccount,
     mailbox: String,
     ingest: S,
     cancel: CancellationToken,
     on_change: impl Fn() + Send + Sync,
+    on_trouble: impl Fn(Trouble) + Send + Sync,
 ) {
     let what = format!("{}/{}", account.name, mailbox);
     let mut backoff = Backoff::default();
@@ -83,20 +89,23 @@ pub async fn watch_mailbox_with<S: MailSink>(
         // and state writes are synchronous, so no email is half-processed.
         let err = tokio::select! {
             _ = cancel.cancelled() => return,
-            e = session(&account, &mailbox, &ingest, &on_change, &mut state) => e,
+            e = session(&account, &mailbox, &ingest, &on_change, &on_trouble, &mut state) => e,
         };
         let delay = if let Some(rej) = err.downcast_ref::<AuthRejected>() {
             if !auth_reported {
                 tracing::error!(mailbox = %what, error = %rej, "login rejected; retrying every {} minutes", AUTH_RETRY.as_secs() / 60);
                 auth_reported = true;
             }
-            backoff.next_delay(fastrand::f64()).max(AUTH_RETRY)
+            let delay = backoff.next_delay(fastrand::f64()).max(AUTH_RETRY);
+            on_trouble(Some(("login rejected".into(), delay)));
+            delay
         } else {
             failures += 1;
             let delay = backoff.next_delay(fastrand::f64());
             // The first failure is often a server restart: quiet about it.
             if failures >= 2 {
                 tracing::warn!(mailbox = %what, error = format!("{err:#}"), retry_in_s = delay.as_secs(), "imap connection failed");
+                on_trouble(Some((format!("{err:#}"), delay)));
             } else {
                 tracing::info!(mailbox = %what, error = format!("{err:#}"), retry_in_s = delay.as_secs(), "imap connection lost; reconnecting");
             }
@@ -122,6 +131,7 @@ async fn session(
     mailbox: &str,
     ingest: &dyn MailSink,
     on_change: &(impl Fn() + Send + Sync),
+    on_trouble: &(impl Fn(Trouble) + Send + Sync),
     state: &mut LoopState<'_>,
 ) -> anyhow::Error {
     let conn = match connect::connect(account).await {
@@ -137,6 +147,7 @@ async fn session(
                 state.backoff.reset();
                 *state.auth_reported = false;
                 *state.failures = 0;
+                on_trouble(None);
                 if s.fetched > 0 {
                     on_change();
                 }

@@ -740,6 +740,58 @@ fn sighup_and_config_error() {
     );
 }
 
+/// While the IMAP login keeps failing, `systemctl status` says so (the
+/// `STATUS=` datagrams of a real `run` against Dovecot with a wrong
+/// password), instead of only "watching 1 mailbox".
+#[test]
+fn the_status_line_reports_a_rejected_login() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let standin = Standin::start();
+    let world = World::new(&stack, &standin);
+    fs::write(world.dir.path().join("imap-password"), "wrong\n").expect("write secret");
+    let sock_path = world.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let path = sock_path.to_str().expect("utf-8 path").to_owned();
+    let mut child = world.spawn_run(&[("NOTIFY_SOCKET", &path)]);
+    let mut seen = Vec::new();
+    let status = loop {
+        let mut buf = [0u8; 4096];
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) => panic!(
+                "no failing status line ({e}); got {seen:?}\n{}",
+                world.log()
+            ),
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let found = msg
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS="))
+            .filter(|s| s.contains("login rejected"))
+            .map(str::to_string);
+        seen.push(msg);
+        if let Some(s) = found {
+            break s;
+        }
+    };
+    assert!(
+        status.starts_with("imap e2e/INBOX: login rejected, retrying in 5 min; watching 1 mailbox"),
+        "{status}"
+    );
+    assert!(
+        !status.contains("wrong"),
+        "no secret in the status line: {status}"
+    );
+    signal(&child, "TERM");
+    let st = wait_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert_eq!(st.code(), Some(0), "{}", world.log());
+}
+
 /// Two daemons on one database would both poll IMAP and the tracking
 /// API: the second `run` is refused (exit 1) naming the first one's PID,
 /// while `sync` still works beside it; once the first stops, `run` starts.

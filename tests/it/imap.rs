@@ -281,6 +281,7 @@ fn start_watcher(acct: ImapAccount, ingest: Ingest) -> Watcher {
         move || {
             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         },
+        |_| {},
     ));
     Watcher {
         cancel,
