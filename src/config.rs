@@ -230,7 +230,12 @@ impl Config {
             match e.span() {
                 Some(span) => {
                     let loc = Located { text, path };
-                    ConfigError(loc.message(span.start, &msg))
+                    match explain_serde_error(text, span.start, &msg) {
+                        Some((msg, example)) => {
+                            ConfigError(loc.message_with_example(span.start, &msg, &example))
+                        }
+                        None => ConfigError(loc.message(span.start, &msg)),
+                    }
                 }
                 None => ConfigError(format!("{}: {msg}", path.display())),
             }
@@ -651,6 +656,134 @@ fn redact_line(src: &str, msg: &str) -> (String, String) {
     (line, fixed)
 }
 
+/// The example config, the source of every example value in error messages.
+const EXAMPLE_CONFIG: &str = include_str!("../config.example.toml");
+
+/// The example line for `key` in `table` (`""` for the top level) from
+/// `config.example.toml`, commented-out lines included, without its
+/// trailing comment: `port = 993`.
+pub fn example_for(table: &str, key: &str) -> Option<String> {
+    let mut current = String::new();
+    let mut fallback = None;
+    for line in EXAMPLE_CONFIG.lines() {
+        let t = line.trim_start_matches(['#', ' ']).trim_end();
+        if let Some(h) = t.strip_prefix('[') {
+            if !line.starts_with('#') {
+                current = h.trim_matches(['[', ']']).trim().to_string();
+            }
+            continue;
+        }
+        let Some((k, v)) = t.split_once('=') else {
+            continue;
+        };
+        if k.trim() != key || v.trim().is_empty() {
+            continue;
+        }
+        // The value, without a trailing `   # comment` (values hold no "  #").
+        let v = v.split("  #").next().unwrap_or(v).trim();
+        let found = format!("{key} = {v}");
+        if current == table {
+            return Some(found);
+        }
+        fallback.get_or_insert(found);
+    }
+    fallback
+}
+
+/// The table (`imap`, `""` at the top) line `line` (1-based) is in, and the
+/// key it sets (the last key above it for a continued value).
+fn key_at(text: &str, line: usize) -> (String, Option<String>) {
+    let mut table = String::new();
+    let mut key = None;
+    for (i, l) in text.lines().enumerate().take(line) {
+        let t = l.trim();
+        if t.starts_with('[') {
+            table = t.trim_matches(['[', ']', ' ']).to_string();
+            key = None;
+        } else if let Some((k, _)) = t.split_once('=') {
+            if !t.starts_with('#') {
+                key = Some(k.trim().trim_matches(['"', '\'']).to_string());
+            }
+        }
+        if i + 1 == line && t.starts_with('[') {
+            key = None;
+        }
+    }
+    (table, key)
+}
+
+/// What a serde type word means to someone writing TOML.
+fn toml_kind(serde: &str) -> String {
+    let s = serde.trim();
+    match s {
+        "string" | "a string" => "a string in quotes".into(),
+        "integer" => "a number".into(),
+        "i64" | "i32" | "u64" | "u32" | "u16" | "u8" | "an integer" => "a whole number".into(),
+        "boolean" | "a boolean" => "true or false".into(),
+        "floating point" => "a decimal number".into(),
+        "sequence" | "a sequence" => "a list in brackets".into(),
+        "map" | "a map" => "a table".into(),
+        _ if s.starts_with("struct ") => "a table".into(),
+        _ if s.starts_with("a ") || s.starts_with("an ") => s.to_string(),
+        _ => format!("a {s}"),
+    }
+}
+
+/// Rewrites serde's type errors ("invalid type: integer `1`, expected a
+/// string", "missing field `host`") into one that names the key, what was
+/// expected and what was found, and gives an example line from
+/// `config.example.toml`. The value found is never repeated (it may be a
+/// secret; the source line below the message shows it, redacted where it
+/// is one). `None` for messages that already say what to do.
+fn explain_serde_error(text: &str, offset: usize, msg: &str) -> Option<(String, String)> {
+    let before = text.get(..offset.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let (table, key) = key_at(text, line);
+    // Back-quoted plain names survive the redaction of secret lines;
+    // `imap.password` would not.
+    let path = |key: &str| {
+        if table.is_empty() {
+            format!("`{key}`")
+        } else {
+            format!("`{key}` in [{table}]")
+        }
+    };
+    // An inline secret has no example: point at its `_file` form.
+    let example = |key: &str| {
+        example_for(&table, key)
+            .or_else(|| example_for(&table, &format!("{key}_file")))
+            .map(|e| format!("for example: {e}"))
+            .unwrap_or_default()
+    };
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let missing = rest.split('`').next()?;
+        let what = if table.is_empty() {
+            format!("the key `{missing}` is missing")
+        } else {
+            format!("[{table}] needs the key `{missing}`")
+        };
+        return Some((
+            format!("missing field `{missing}`: {what}"),
+            example(missing),
+        ));
+    }
+    let rest = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "))?;
+    let (found, expected) = rest.split_once(", expected ")?;
+    let found = found.split(['`', '"', '\'']).next().unwrap_or(found).trim();
+    let key = key?;
+    Some((
+        format!(
+            "invalid type for {}: expected {}, found {}",
+            path(&key),
+            toml_kind(expected),
+            toml_kind(found)
+        ),
+        example(&key),
+    ))
+}
+
 /// Turns byte offsets into `file:line:column` messages.
 struct Located<'a> {
     text: &'a str,
@@ -663,6 +796,17 @@ impl Located<'_> {
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, col)
+    }
+
+    /// [`Located::message`] with a line of advice after the source line;
+    /// the advice comes from aliwatch itself, so it is never redacted.
+    fn message_with_example(&self, offset: usize, msg: &str, example: &str) -> String {
+        let m = self.message(offset, msg);
+        if example.is_empty() {
+            m
+        } else {
+            format!("{m}\n    {example}")
+        }
     }
 
     fn message(&self, offset: usize, msg: &str) -> String {
@@ -686,3 +830,170 @@ impl Located<'_> {
 
 pub mod command;
 mod raw;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        match Config::parse(text, Path::new("/etc/aliwatch/c.toml")) {
+            Ok(_) => panic!("parsed: {text}"),
+            Err(e) => e.0,
+        }
+    }
+
+    const IMAP: &str = "[imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nusername = \"me\"\npassword_file = \"/p\"\n";
+
+    /// Every serde type error names the key, what was expected and what
+    /// was found, with file:line:column and an example line.
+    #[test]
+    fn type_errors_name_the_key_what_was_expected_and_an_example() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "timezone = 5\n",
+                "c.toml:1:12",
+                &["invalid type for `timezone`: expected a string in quotes, found a number", "for example: timezone = \"Europe/Berlin\""],
+            ),
+            (
+                "port = \"993\"\n",
+                "c.toml:6:8",
+                &["invalid type for `port` in [imap]: expected a whole number, found a string in quotes", "for example: port = 993"],
+            ),
+            (
+                "idle = \"yes\"\n",
+                "c.toml:6:8",
+                &["`idle` in [imap]: expected true or false", "for example: idle = true"],
+            ),
+            (
+                "mailboxes = \"INBOX\"\n",
+                "c.toml:6:13",
+                &["`mailboxes` in [imap]: expected a list in brackets, found a string in quotes", "for example: mailboxes = [\"INBOX\"]"],
+            ),
+            (
+                "backfill_days = 1.5\n",
+                "c.toml:6:17",
+                &["`backfill_days` in [imap]: expected a whole number, found a decimal number", "for example: backfill_days = 90"],
+            ),
+            (
+                "[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nfrom = \"a@b\"\nto = \"a@b\"\n",
+                "c.toml:10:6",
+                &["`to` in [smtp]: expected a list in brackets", "for example: to = [\"me@example.com\"]"],
+            ),
+            (
+                "[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nto = [\"a@b\"]\n",
+                "c.toml:6:1",
+                &["[smtp] needs the key `from`", "for example: from = \"aliwatch <me@example.com>\""],
+            ),
+            (
+                "[digest]\nenabled = 1\n",
+                "c.toml:7:11",
+                &["`enabled` in [digest]: expected true or false, found a number", "for example: enabled = true"],
+            ),
+            (
+                "[protection]\nwarn_before = \"7d\"\n",
+                "c.toml:7:15",
+                &["`warn_before` in [protection]: expected a list in brackets", "for example: warn_before = [\"7d\", \"2d\"]"],
+            ),
+        ];
+        for (tail, at, wants) in cases {
+            let text = if tail.starts_with("timezone") {
+                tail.to_string()
+            } else {
+                format!("{IMAP}{tail}")
+            };
+            let e = error(&text);
+            assert!(e.contains(at), "{tail}: want {at} in {e}");
+            for want in *wants {
+                assert!(e.contains(want), "{tail}: want {want:?} in\n{e}");
+            }
+        }
+    }
+
+    /// A type error on a secret line still names the key and gives an
+    /// example, and never shows the value.
+    #[test]
+    fn type_errors_on_secret_lines_stay_redacted_with_their_example() {
+        let text = format!("{IMAP}password_command = 4242424242\n");
+        let e = error(&text);
+        assert!(e.contains("c.toml:6:20"), "{e}");
+        assert!(
+            e.contains("invalid type for `password_command` in [imap]: expected a string in quotes, found a number"),
+            "{e}"
+        );
+        assert!(
+            e.contains("for example: password_command = \"pass show mail/imap\""),
+            "{e}"
+        );
+        assert!(!e.contains("4242"), "{e}");
+        let e = error(&format!("{IMAP}password = 4242424242\n"));
+        assert!(e.contains("invalid type for `password` in [imap]"), "{e}");
+        assert!(
+            e.contains("for example: password_file = \"/run/credentials/"),
+            "{e}"
+        );
+        assert!(!e.contains("4242"), "{e}");
+    }
+
+    /// Every key of the config has an example line in config.example.toml
+    /// for its messages, and the example type-checks.
+    #[test]
+    fn every_key_has_an_example_in_the_example_config() {
+        let keys: &[(&str, &[&str])] = &[
+            ("", &["database", "timezone", "command_timeout"]),
+            (
+                "imap",
+                &[
+                    "name",
+                    "host",
+                    "port",
+                    "security",
+                    "username",
+                    "password_file",
+                    "password_command",
+                    "auth",
+                    "oauth2_token_command",
+                    "ca_file",
+                    "mailboxes",
+                    "backfill_days",
+                    "idle",
+                    "poll_interval",
+                    "max_message_size",
+                ],
+            ),
+            (
+                "smtp",
+                &[
+                    "host",
+                    "port",
+                    "security",
+                    "username",
+                    "password_file",
+                    "ca_file",
+                    "from",
+                    "to",
+                ],
+            ),
+            (
+                "tracking",
+                &["provider", "api_key_file", "base_url", "refresh_interval"],
+            ),
+            ("digest", &["enabled", "at", "skip_when_empty"]),
+            ("protection", &["days", "warn_before", "stalled_after"]),
+        ];
+        for (table, names) in keys {
+            for key in *names {
+                let e = example_for(table, key)
+                    .unwrap_or_else(|| panic!("no example for {table}.{key}"));
+                let doc = if table.is_empty() {
+                    e.clone()
+                } else {
+                    format!("[{table}]\n{e}\n")
+                };
+                assert!(
+                    toml::from_str::<toml::Table>(&doc).is_ok(),
+                    "{table}.{key}: {e}"
+                );
+            }
+        }
+    }
+}
