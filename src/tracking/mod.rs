@@ -284,14 +284,11 @@ impl Http {
             }
             401 | 403 => Attempt::Done(Err(HttpError::Unauthorized(format!("http {status}")))),
             429 => {
-                // Retry-After in seconds (RFC 9110 §10.2.3); an HTTP-date is
-                // rare here and read as "unknown".
                 let after = resp
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(|v| retry_after(v, std::time::SystemTime::now()));
                 match after {
                     Some(d) if d > self.pacing.max_retry_after => {
                         Attempt::Done(Err(HttpError::RateLimited(Some(d))))
@@ -311,6 +308,18 @@ impl Http {
             _ => Attempt::Done(Err(HttpError::Transient(format!("http {status}")))),
         }
     }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): seconds, or an HTTP-date
+/// (via `httpdate`, all three formats RFC 9110 accepts), as the wait from
+/// `now`; a date in the past is no wait. `None` when it is neither.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 enum ReadError {
@@ -483,5 +492,31 @@ impl Tracker {
     /// Requests sent by this tracker so far (retries included).
     pub fn requests(&self) -> u64 {
         self.http.requests()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Wed, 02 Dec 2026 10:00:00 GMT").expect("date");
+        let s = Duration::from_secs;
+        let cases = [
+            ("120", Some(s(120))),
+            (" 0 ", Some(s(0))),
+            ("Wed, 02 Dec 2026 10:05:00 GMT", Some(s(300))),
+            // RFC 850 and asctime forms, which RFC 9110 still accepts
+            ("Wednesday, 02-Dec-26 10:01:00 GMT", Some(s(60))),
+            ("Wed Dec  2 10:00:30 2026", Some(s(30))),
+            ("Wed, 02 Dec 2026 09:00:00 GMT", Some(s(0))),
+            ("soon", None),
+            ("-5", None),
+            ("", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(retry_after(v, now), want, "{v:?}");
+        }
     }
 }
