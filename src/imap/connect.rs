@@ -319,7 +319,9 @@ pub fn tls_config(account: &ImapAccount) -> Result<Arc<rustls::ClientConfig>> {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read ca_file {}", path.display()))?;
         let mut n = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        // rustls-pki-types reads PEM itself (rustls-pemfile's job moved there).
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
             let cert =
                 cert.with_context(|| format!("ca_file {} is not valid PEM", path.display()))?;
             roots

@@ -357,16 +357,12 @@ impl TlsServer {
             .status()
             .expect("openssl runs");
         assert!(ok.success());
-        let certs: Vec<_> = rustls_pemfile::certs(&mut std::io::BufReader::new(
-            std::fs::File::open(&cert).expect("cert"),
-        ))
-        .collect::<Result<_, _>>()
-        .expect("certs");
-        let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-            std::fs::File::open(&key).expect("key"),
-        ))
-        .expect("reads")
-        .expect("a key");
+        use rustls::pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+            .expect("cert")
+            .collect::<Result<_, _>>()
+            .expect("certs");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("a key");
         let config = Arc::new(
             rustls::ServerConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
