@@ -150,10 +150,10 @@ pub fn decode_entities(s: &str, out: &mut String) {
     while let Some(amp) = rest.find('&') {
         let (before, tail) = rest.split_at(amp);
         out.push_str(before);
-        // Look for ';' within a short window.
+        // Look for ';' within the longest entity's reach.
         let window_end = tail
             .char_indices()
-            .take(12)
+            .take(MAX_ENTITY_NAME + 2)
             .find(|&(_, c)| c == ';')
             .map(|(i, _)| i);
         let decoded = window_end.and_then(|semi| {
@@ -174,6 +174,9 @@ pub fn decode_entities(s: &str, out: &mut String) {
     out.push_str(rest);
 }
 
+/// The longest entity name of HTML5 (`CounterClockwiseContourIntegral`).
+const MAX_ENTITY_NAME: usize = 32;
+
 fn entity(name: &str) -> Option<char> {
     if let Some(num) = name.strip_prefix('#') {
         let code = match num.strip_prefix(['x', 'X']) {
@@ -182,43 +185,39 @@ fn entity(name: &str) -> Option<char> {
         };
         return char::from_u32(code);
     }
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => ' ',
-        "ndash" => '–',
-        "mdash" => '—',
-        "euro" => '€',
-        "copy" => '©',
-        "reg" => '®',
-        "laquo" => '«',
-        "raquo" => '»',
-        "zwnj" | "zwj" => '\u{200b}',
-        "shy" => '\u{ad}',
-        "auml" => 'ä',
-        "ouml" => 'ö',
-        "uuml" => 'ü',
-        "Auml" => 'Ä',
-        "Ouml" => 'Ö',
-        "Uuml" => 'Ü',
-        "szlig" => 'ß',
-        "eacute" => 'é',
-        "egrave" => 'è',
-        "aacute" => 'á',
-        "iacute" => 'í',
-        "oacute" => 'ó',
-        "uacute" => 'ú',
-        "ntilde" => 'ñ',
-        "ccedil" => 'ç',
-        "agrave" => 'à',
-        "ecirc" => 'ê',
-        "atilde" => 'ã',
-        "otilde" => 'õ',
-        _ => return None,
-    })
+    // What the extractor reads differently from the browser: a no-break
+    // space is a space (numbers are written "8123&nbsp;4567"), the
+    // zero-width joiners are the zero-width space the text step drops.
+    match name {
+        "nbsp" => Some(' '),
+        "zwnj" | "zwj" => Some('\u{200b}'),
+        _ => named_entity(name),
+    }
+}
+
+/// Every other named character reference of HTML5, from mail-parser's
+/// full table (through its public token decoder; an unknown name comes
+/// back unchanged).
+fn named_entity(name: &str) -> Option<char> {
+    if name.is_empty()
+        || name.len() > MAX_ENTITY_NAME
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    let mut token = [0u8; MAX_ENTITY_NAME + 2];
+    let len = name.len() + 2;
+    let slot = token.get_mut(..len)?;
+    slot.fill(b';');
+    *slot.first_mut()? = b'&';
+    slot.get_mut(1..len - 1)?.copy_from_slice(name.as_bytes());
+    let mut out = String::new();
+    mail_parser::decoders::html::add_html_token(&mut out, slot, false);
+    let mut chars = out.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
 }
 
 /// Scripts written without spaces between words (CJK, Hangul, kana): labels
@@ -850,6 +849,43 @@ fn with_year(year: Option<i32>, m: u32, d: u32, after: Option<NaiveDate>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entities_decode_from_the_full_html5_set() {
+        let cases = [
+            ("a&amp;b", "a&b"),
+            ("8123&nbsp;4567", "8123 4567"),
+            ("LP&zwnj;0012", "LP\u{200b}0012"),
+            ("&hellip;&laquo;&euro;&Uuml;&oslash;&rarr;", "…«€Üø→"),
+            ("&CounterClockwiseContourIntegral;", "∳"),
+            ("&#76;&#x50;&#X30;", "LP0"),
+            // Unknown, unterminated or invalid: kept as written.
+            (
+                "&bogus; & &amp &#; &#xD800; &#99999999999;",
+                "&bogus; & &amp &#; &#xD800; &#99999999999;",
+            ),
+            (
+                "&aVeryLongNameThatIsNoEntityAtAllReally;",
+                "&aVeryLongNameThatIsNoEntityAtAllReally;",
+            ),
+            ("&é;", "&é;"),
+        ];
+        for (html, want) in cases {
+            let mut out = String::new();
+            decode_entities(html, &mut out);
+            assert_eq!(out, want, "{html}");
+        }
+    }
+
+    #[test]
+    fn a_number_split_over_tags_and_entities_stays_whole() {
+        let mut out = String::new();
+        html_to_text(
+            "<td>Tracking number:</td><td><b>LP00</b><span>1234&#53;6789012</span></td>",
+            &mut out,
+        );
+        assert!(out.contains("LP00123456789012"), "{out:?}");
+    }
 
     #[test]
     fn fold_lower_folds_spaces_widths_and_invisibles() {
