@@ -83,6 +83,7 @@ fn main() {
     let mut crashes: u64 = 0;
     let mut failures: u64 = 0;
     let mut slowest = Duration::ZERO;
+    let mut slowest_input: Vec<u8> = Vec::new();
     let mut last_report = start;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut pending: Vec<Vec<u8>> = Vec::new();
@@ -135,7 +136,10 @@ fn main() {
         };
         let failed = match result {
             Ok(Ok(took)) => {
-                slowest = slowest.max(took);
+                if took > slowest {
+                    slowest = took;
+                    slowest_input.clone_from(&raw);
+                }
                 None
             }
             Ok(Err(why)) => {
@@ -163,6 +167,13 @@ fn main() {
             );
         }
     }
+    // The slowest email, to time on its own (wall time under load
+    // includes waiting for the CPU).
+    let _ = std::fs::create_dir_all(&crash_dir);
+    let _ = std::fs::write(
+        crash_dir.join(format!("slowest-{seed}.eml")),
+        &slowest_input,
+    );
     let t = start.elapsed().as_secs_f64();
     println!(
         "fuzz: {execs} executions ({emails} emails) in {t:.0} s, {:.0} execs/s, {crashes} crashes, {failures} failed checks, slowest email {:.1} ms, seed {seed}",
