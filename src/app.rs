@@ -77,6 +77,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
         Command::Import { paths } => cmd_import(&cfg, &paths),
         Command::Status { json, all } => cmd_status(&cfg, json, all),
+        Command::Calendar => {
+            let store = Store::open_read_only(&cfg.database)?;
+            print!("{}", pipeline::calendar(&store, Utc::now(), &cfg.rules())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Add {
             tracking_number,
             order,
@@ -347,16 +352,16 @@ fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
     let store = Store::open_read_only(&cfg.database)?;
     let now = Utc::now();
     let rules = cfg.rules();
-    let mut report = pipeline::status_report(&store, now, &rules)?;
-    if !all {
-        report.orders.retain(|o| o.is_active());
-    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
+        // The same function answers `GET /api/status`.
+        out.write_all(pipeline::status_json(&store, now, &rules, all)?.as_bytes())?;
     } else {
+        let mut report = pipeline::status_report(&store, now, &rules)?;
+        if !all {
+            report.orders.retain(|o| o.is_active());
+        }
         write!(
             out,
             "{}",

@@ -72,6 +72,9 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Print the calendar feed of Buyer Protection deadlines (iCalendar,
+    /// the same as the web face's /calendar.ics).
+    Calendar,
     /// Render the digest now.
     #[command(group(ArgGroup::new("mode").required(true).args(["print", "send"])))]
     Digest {

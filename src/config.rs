@@ -28,7 +28,21 @@ pub struct Config {
     pub tracking: TrackingConfig,
     pub digest: DigestConfig,
     pub protection: ProtectionConfig,
+    /// `[http]`: the local web face; `None` without `listen`.
+    pub http: Option<HttpConfig>,
 }
+
+/// `[http]` (SPEC §9): where the web face listens and the token every
+/// request must carry (required unless `listen` is a loopback address).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// `token_file`; `None` only on a loopback address.
+    pub token: Option<Secret>,
+}
+
+/// The shortest accepted web token (`openssl rand -hex 32` gives 64).
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// How a connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +222,7 @@ impl Config {
             tracking: TrackingConfig::default(),
             digest: DigestConfig::default(),
             protection: ProtectionConfig::default(),
+            http: None,
         }
     }
 
@@ -258,6 +273,15 @@ impl Config {
         }
         if let Some(s) = &self.tracking.api_key {
             check(s);
+        }
+        if let Some(s) = self.http.as_ref().and_then(|h| h.token.as_ref()) {
+            match s.resolve() {
+                Err(e) => problems.push(format!("{e}")),
+                Ok(t) if t.chars().count() < MIN_TOKEN_CHARS => problems.push(format!(
+                    "{s}: the token is shorter than {MIN_TOKEN_CHARS} characters; write a long random one, e.g. `openssl rand -hex 32`"
+                )),
+                Ok(_) => {}
+            }
         }
         problems
     }
@@ -401,6 +425,13 @@ impl Config {
             .collect();
         let _ = writeln!(o, "warn_before = [{}]", warn.join(", "));
         let _ = writeln!(o, "stalled_after = {}", q(&fmt_duration(p.stalled_after)));
+        if let Some(h) = &self.http {
+            let _ = writeln!(o, "\n[http]");
+            let _ = writeln!(o, "listen = {}", q(&h.listen.to_string()));
+            if let Some(t) = &h.token {
+                let _ = writeln!(o, "{t}");
+            }
+        }
         o
     }
 }

@@ -3,8 +3,8 @@
 //! decides when passes run and how they stop.
 //!
 //! `run` is a set of independent tasks under one cancellation token (Delta
-//! Chat's scheduler): one IMAP watcher per mailbox, the tracking scheduler
-//! and the notification scheduler. Each task owns its own SQLite
+//! Chat's scheduler): one IMAP watcher per mailbox, the tracking scheduler,
+//! the notification scheduler and, with `[http]`, the web face. Each task owns its own SQLite
 //! connection (WAL lets them work side by side; the busy timeout serialises
 //! writers), so no lock is ever held across an await. Transactions never
 //! span an await either, so cancelling a task at any await point leaves
@@ -181,7 +181,13 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
         // READY=1, with a clear message.
         drop(Store::open(&cfg.database)?);
         let tracker = Tracker::new(&cfg.tracking)?.map(Arc::new);
-        run(cfg.clone(), tracker, signals).await
+        // The web face's port is taken before READY=1: a port in use stops
+        // the start with a clear message.
+        let listener = match &cfg.http {
+            Some(h) => Some(crate::web::bind(h.listen).await?),
+            None => None,
+        };
+        run(cfg.clone(), tracker, listener, signals).await
     })
 }
 
@@ -192,7 +198,12 @@ struct Signals {
     hup: tokio::signal::unix::Signal,
 }
 
-async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Result<ExitCode> {
+async fn run(
+    cfg: Config,
+    tracker: Option<Arc<Tracker>>,
+    listener: Option<tokio::net::TcpListener>,
+    signals: Signals,
+) -> Result<ExitCode> {
     let Signals {
         term: mut sigterm,
         int: mut sigint,
@@ -204,22 +215,25 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     let tasks = TaskTracker::new();
     // New mail or new state: the schedulers look again at once.
     let kick = Arc::new(Notify::new());
+    // What the watchers know about their connections, for the web face.
+    let live = crate::live::Live::new();
 
     let mut mailboxes = 0usize;
     for account in &cfg.imap {
         for mailbox in &account.mailboxes {
             mailboxes += 1;
             let (account, mailbox) = (account.clone(), mailbox.clone());
-            let (cancel, kick) = (cancel.clone(), kick.clone());
+            let (cancel, kick, live) = (cancel.clone(), kick.clone(), live.clone());
             // Each watcher has its own connection to the database.
             let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
-                crate::imap::watch_mailbox_with(
+                crate::imap::watch_mailbox_live(
                     account,
                     mailbox,
                     Ingest::new(store),
                     cancel,
                     move || kick.notify_waiters(),
+                    live,
                 )
                 .await;
             });
@@ -235,6 +249,19 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     {
         let (cfg, cancel, kick) = (cfg.clone(), cancel.clone(), kick.clone());
         tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick).await });
+    }
+    if let Some(listener) = listener {
+        let web = crate::web::Web::new(cfg.clone(), live.clone())?;
+        let token = cfg.http.as_ref().is_some_and(|h| h.token.is_some());
+        match listener.local_addr() {
+            Ok(addr) => info!(
+                "web face on http://{addr}/ ({})",
+                if token { "token required" } else { "no token" }
+            ),
+            Err(e) => warn!("web face listening (address unknown: {e})"),
+        }
+        let cancel = cancel.clone();
+        tasks.spawn(async move { crate::web::serve(listener, web, cancel).await });
     }
     tasks.close();
 

@@ -36,6 +36,7 @@ complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "check-config" -d 
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "extract" -d 'Offline: classify and extract .eml files (no config, no database)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "import" -d 'Feed .eml files, Maildir folders, mbox files or directories of them through the pipeline (idempotent)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "status" -d 'Orders and parcels (active ones unless --all)'
+complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "calendar" -d 'Print the calendar feed of Buyer Protection deadlines (iCalendar, the same as the web face\'s /calendar.ics)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "digest" -d 'Render the digest now'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "add" -d 'Track a parcel by hand'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "protection" -d 'Record a protection extension granted by the seller'
@@ -74,6 +75,11 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l all -d 'Inc
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s h -l help -d 'Print help'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s h -l help -d 'Print help'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -l print -d 'Write its text part to stdout'

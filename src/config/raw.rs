@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     tracking: Option<S<RawTracking>>,
     digest: Option<RawDigest>,
     protection: Option<RawProtection>,
+    http: Option<S<RawHttp>>,
 }
 
 /// `[imap]` (one table) or `[[imap]]` (an array of tables).
@@ -115,6 +116,13 @@ struct RawProtection {
     days: Option<S<i64>>,
     warn_before: Option<S<Vec<String>>>,
     stalled_after: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<S<String>>,
+    token_file: Option<S<String>>,
 }
 
 struct Ctx<'a> {
@@ -230,6 +238,7 @@ fn file_key(key: &str) -> &'static str {
     match key {
         "password" => "password_file",
         "api_key" => "api_key_file",
+        "token" => "token_file",
         _ => "secret_file",
     }
 }
@@ -287,6 +296,11 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         Some(p) => validate_protection(&cx, p)?,
     };
 
+    let http = match &raw.http {
+        None => None,
+        Some(h) => validate_http(&cx, h)?,
+    };
+
     Ok(Config {
         source: Some(path.to_owned()),
         database,
@@ -297,7 +311,51 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         tracking,
         digest,
         protection,
+        http,
     })
+}
+
+/// Checks `[http]`: `listen` is `IP:PORT` (or `localhost:PORT`); anything
+/// but a loopback address needs `token_file` (SPEC §9).
+fn validate_http(cx: &Ctx, spanned: &S<RawHttp>) -> Result<Option<HttpConfig>, ConfigError> {
+    let h = spanned.get_ref();
+    let Some(listen) = &h.listen else {
+        if h.token_file.is_some() {
+            return cx.err(
+                spanned.span(),
+                "[http] has token_file but no listen; add listen = \"127.0.0.1:8787\" to turn the web face on",
+            );
+        }
+        return Ok(None);
+    };
+    let text = listen.get_ref().trim();
+    let addr = match text.strip_prefix("localhost:") {
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
+        None => text.parse::<std::net::SocketAddr>().ok(),
+    };
+    let Some(addr) = addr else {
+        return cx.err(
+            listen.span(),
+            format!("listen: {text:?} is not an address and port; write e.g. \"127.0.0.1:8787\" or \"[::1]:8787\""),
+        );
+    };
+    let token = h.token_file.as_ref().map(|f| Secret::File {
+        key: "token_file",
+        path: cx.path(f),
+    });
+    if token.is_none() && !addr.ip().is_loopback() {
+        return cx.err(
+            listen.span(),
+            format!("listen = {text:?} is reachable from other machines, so the web face needs a token: add token_file = \"/etc/aliwatch/http-token\" to [http] (a file holding a long random token, e.g. from `openssl rand -hex 32`), or listen on \"127.0.0.1:{}\"", addr.port()),
+        );
+    }
+    Ok(Some(HttpConfig {
+        listen: addr,
+        token,
+    }))
 }
 
 /// Checks `database` (a non-empty path, relative to the config file's folder).

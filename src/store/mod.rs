@@ -11,8 +11,9 @@
 //! of [`crate::model`], and decides nothing. Typed functions live in
 //! per-area files: `orders.rs` (recording emails, manual commands),
 //! `facts.rs` (loading what the status derivation reads), `imap_state.rs`,
-//! `tracking.rs`, `notifications.rs`.
+//! `tracking.rs`, `notifications.rs`, `counters.rs` (what `/metrics` reads).
 
+pub mod counters;
 pub mod facts;
 pub mod imap_state;
 pub mod migrations;

@@ -40,5 +40,7 @@ mod e2e;
 mod hostile_input;
 // a hostile tracking API: redirects, endless answers, floods, refusals
 mod hostile_http;
+// the web face of `run`: endpoints, calendar, metrics, health, tokens
+mod web;
 // a hostile IMAP server: garbage, huge literals, huge searches, lies
 mod hostile_imap;
