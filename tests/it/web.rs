@@ -736,3 +736,60 @@ fn web_healthz_is_503_until_every_mailbox_has_synced() {
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
     run.stop();
 }
+
+#[test]
+fn web_healthz_ok_and_mailbox_connected_while_the_watcher_holds_idle() {
+    use crate::mailstack::{MailStack, StackOptions};
+    let mut stack = MailStack::start(StackOptions::default());
+    let extra = format!(
+        "[imap]\nname = \"home\"\nhost = \"localhost\"\nport = {}\nsecurity = \"tls\"\nusername = \"alice\"\npassword_file = \"imap-password\"\nca_file = \"{}\"\nmailboxes = [\"INBOX\"]\nidle = true\npoll_interval = \"10s\"\n",
+        stack.imaps_port,
+        stack.ca_pem().display()
+    );
+    let site = Site::new("", &extra, &[]);
+    fs::write(site.dir.path().join("imap-password"), "secret1\n").expect("write");
+    let run = site.start();
+    let connected = "aliwatch_mailbox_connected{account=\"home\",mailbox=\"INBOX\"}";
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ok() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {what}; log:\n{}",
+                site.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("connected and healthy", &|| {
+        sample(&get(site.port, "/metrics").body, connected) == Some(1.0)
+            && get(site.port, "/healthz").status == 200
+    });
+    // In IDLE the last sync may be old: the server would tell us.
+    site.sql()
+        .execute(
+            "UPDATE mailbox_state SET last_sync_at = '2000-01-01T00:00:00Z'",
+            [],
+        )
+        .expect("backdate");
+    let h = get(site.port, "/healthz");
+    assert_eq!(
+        (h.status, h.body.as_str()),
+        (200, "ok\n"),
+        "IDLE counts as healthy"
+    );
+    // The server goes away: not connected, and an old sync is unhealthy.
+    stack.stop_dovecot();
+    wait("disconnected", &|| {
+        sample(&get(site.port, "/metrics").body, connected) == Some(0.0)
+    });
+    let h = get(site.port, "/healthz");
+    assert_eq!(h.status, 503, "{h:?}");
+    assert!(
+        h.body
+            .contains("mailbox home/INBOX: last synced 2000-01-01T00:00:00Z"),
+        "{}",
+        h.body
+    );
+    run.stop();
+}
