@@ -28,10 +28,12 @@ use crate::report::{OrderView, StatusReport};
 pub const COMPLETED_DAYS: i64 = 60;
 
 /// The page's additions to the digest's style sheet: a wider column, the
-/// completed list dimmed, long tokens (tracking numbers, URLs) wrapped.
+/// completed list dimmed, long tokens (tracking numbers, URLs) wrapped,
+/// and the warning red readable in dark mode (the digest's inline colour
+/// is for mail clients that drop `<style>`).
 const PAGE_STYLE: &str = ".w{max-width:760px}body{overflow-wrap:anywhere}\
 li{line-height:1.5}.d li{color:#475467}code{font-size:13px}\
-@media (prefers-color-scheme:dark){.d li{color:#b0b3b8}}";
+@media (prefers-color-scheme:dark){.d li{color:#b0b3b8}.x{color:#fda29b!important}}";
 
 /// The day an order was completed, as far as the view shows it: the
 /// automatic completion (dispute deadline − 15 days), else the newest date
