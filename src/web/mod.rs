@@ -23,7 +23,8 @@
 //! Limits: [`MAX_CONNECTIONS`] connections at once (more wait in the
 //! kernel's backlog), request head at most [`MAX_HEAD_BYTES`] (else `431`)
 //! and read within [`HEAD_TIMEOUT`], a connection kept at most
-//! [`CONNECTION_LIFETIME`], HTTP/1.1 only. There are no files served, so
+//! [`CONNECTION_LIFETIME`], [`WORKERS`] requests reading the database at
+//! once, HTTP/1.1 only. There are no files served, so
 //! there is no directory to list.
 
 pub mod health;
@@ -61,8 +62,11 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// The dashboard reloads itself this often (`Refresh` header).
 pub const DASHBOARD_REFRESH_SECS: u32 = 300;
-/// Read-only database connections kept for reuse.
-const POOL: usize = 4;
+/// Requests that read the database at once (each on a blocking thread
+/// with its own connection); more wait their turn. Two keep both cores
+/// busy, and few threads keep the allocator's per-thread arenas, and so
+/// the daemon's memory, small.
+pub const WORKERS: usize = 2;
 
 /// What every handler shares.
 pub struct Web {
@@ -70,7 +74,9 @@ pub struct Web {
     /// SHA-256 of the token, when `token_file` is set.
     token: Option<[u8; 32]>,
     live: Arc<Live>,
+    /// Read-only connections kept for reuse (at most [`WORKERS`]).
     pool: Mutex<Vec<Store>>,
+    workers: tokio::sync::Semaphore,
 }
 
 impl Web {
@@ -89,6 +95,7 @@ impl Web {
             token,
             live,
             pool: Mutex::new(Vec::new()),
+            workers: tokio::sync::Semaphore::new(WORKERS),
         }))
     }
 
@@ -97,6 +104,11 @@ impl Web {
         self: &Arc<Self>,
         f: impl FnOnce(&Web, &Store) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let _turn = self
+            .workers
+            .acquire()
+            .await
+            .context("the web face is shutting down")?;
         let web = self.clone();
         tokio::task::spawn_blocking(move || {
             let taken = web.pool.lock().ok().and_then(|mut p| p.pop());
@@ -108,7 +120,7 @@ impl Web {
             // A connection that failed is not reused.
             if out.is_ok() {
                 if let Ok(mut p) = web.pool.lock() {
-                    if p.len() < POOL {
+                    if p.len() < WORKERS {
                         p.push(store);
                     }
                 }
