@@ -328,7 +328,7 @@ _aliwatch() {
             return 0
             ;;
         aliwatch__subcmd__status)
-            opts="-c -v -q -h --json --all --config --database --verbose --quiet --help"
+            opts="-c -v -q -h --json --all --wide --config --database --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

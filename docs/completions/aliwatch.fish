@@ -71,7 +71,8 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand import" -s h -l help -
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l json -d 'One JSON document instead of the table; the fields are described in docs/formats.md (installed in /usr/share/doc/aliwatch/)'
-complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l all -d 'Include completed orders'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l all -d 'Include completed orders, with why and when they completed'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l wide -d 'One line per parcel with every column in full, whatever the terminal\'s width (the default fits 80 columns, or the terminal)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s h -l help -d 'Print help'

@@ -260,6 +260,7 @@ mod tests {
             protection_source: None,
             auto_completes_on: None,
             dispute_until: None,
+            last_activity: None,
             items: vec![],
             store: None,
             url: String::new(),

@@ -303,6 +303,7 @@ mod tests {
             protection_source: None,
             auto_completes_on: None,
             dispute_until: until.map(d),
+            last_activity: None,
             items: vec![Item {
                 title: "USB-C cable, 2 m; braided \\ black".into(),
                 variant: None,

@@ -19,7 +19,9 @@ use super::email::{
     esc, fmt_date, html_action, html_line, id_suffix, link, one_line, order_name, parcel_detail,
     sections, summary, STYLE,
 };
+use crate::decide::lifecycle::STALE_AFTER_DAYS;
 use crate::decide::notifications::local_today;
+use crate::decide::protection::DISPUTE_DAYS_AFTER_COMPLETION;
 use crate::decide::Rules;
 use crate::model::CompletedReason;
 use crate::report::{OrderView, StatusReport};
@@ -36,13 +38,27 @@ li{line-height:1.5}.d li{color:#475467}code{font-size:13px}\
 @media (prefers-color-scheme:dark){.d li{color:#b0b3b8}.x{color:#fda29b!important}}";
 
 /// The day an order was completed, as far as the view shows it: the
-/// automatic completion (dispute deadline − 15 days), else the newest date
-/// the order shows (delivery, last carrier event, shipping, order date).
+/// automatic completion (dispute deadline − 15 days); for a stale order
+/// the day it went stale (last news + 120 days); else the day of its
+/// newest email, carrier event or command (`last_activity`), else the
+/// newest date the order shows (delivery, last carrier event, shipping,
+/// order date).
 pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
-    if o.completed_reason == Some(CompletedReason::Auto) {
-        if let Some(d) = o.dispute_until {
-            return Some(d - Duration::days(15));
+    match o.completed_reason {
+        Some(CompletedReason::Auto) => {
+            if let Some(d) = o.dispute_until {
+                return Some(d - Duration::days(DISPUTE_DAYS_AFTER_COMPLETION));
+            }
         }
+        Some(CompletedReason::Stale) => {
+            if let Some(d) = o.last_activity {
+                return Some(d + Duration::days(STALE_AFTER_DAYS));
+            }
+        }
+        _ => {}
+    }
+    if o.last_activity.is_some() {
+        return o.last_activity;
     }
     let parcel_dates = o.parcels.iter().flat_map(|p| {
         [
@@ -214,6 +230,7 @@ mod tests {
             protection_source: None,
             auto_completes_on: None,
             dispute_until: None,
+            last_activity: None,
             items: vec![Item {
                 title: title.into(),
                 variant: None,

@@ -417,6 +417,9 @@ pub(super) fn summary(s: &Sections<'_>) -> String {
 
 /// The digest's style sheet: short class names keep 100 orders small; the
 /// dark variant applies where the client honours `prefers-color-scheme`.
+/// The inline red that clients stripping `<style>` still show would be dark
+/// red on a dark page, so the dark variant overrides it (`!important` beats
+/// an inline style).
 pub(super) const STYLE: &str = "body{margin:0;background:#f2f4f7;color:#101828}\
 .w{max-width:600px;margin:0 auto;padding:16px 12px;font:15px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}\
 h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px}\
@@ -426,7 +429,7 @@ ul{margin:0;padding:0 0 0 18px}li{margin:0 0 6px}a{color:#175cd3}\
 .f{margin:24px 0 0;padding-top:12px;border-top:1px solid #d0d5dd;color:#667085;font-size:12px}\
 @media (prefers-color-scheme:dark){body{background:#0c111d;color:#f5f5f6}\
 .c{background:#161b26;border-color:#333741;border-left-color:#f04438}.m,.f{color:#94969c}\
-.x{color:#fda29b}a{color:#84adff}}";
+.x,[style*=b42318]{color:#fda29b!important}a{color:#84adff}}";
 
 fn html_head(title: &str) -> String {
     format!(

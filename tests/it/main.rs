@@ -24,6 +24,8 @@ mod formats;
 mod scripts;
 // import + status through the binary
 mod import;
+// the status table's width, --wide, --all and a closed pipe
+mod status_table;
 // old databases keep working
 mod store;
 // 17TRACK and Cainiao clients against the stand-in
