@@ -150,6 +150,22 @@ pub async fn tracking_pass(
     Ok(())
 }
 
+/// The `[[notify]]` channels that can be set up; one that cannot (an
+/// unreadable `ca_file`) is logged and left out, so it never keeps the
+/// others or the email from being sent.
+pub fn push_channels_or_log(cfg: &Config) -> Vec<crate::notify::PushChannel> {
+    let mut out = Vec::new();
+    for n in &cfg.notify {
+        match crate::notify::PushChannel::new(n) {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                error!(channel = %n.name, "cannot set up the push channel, it gets nothing: {e:#}")
+            }
+        }
+    }
+    out
+}
+
 /// The SMTP sender, when `[smtp]` is configured.
 pub fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
     cfg.smtp.as_ref().map(SmtpSender::new).transpose()
@@ -380,12 +396,13 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Noti
             return;
         }
     };
+    let push = push_channels_or_log(cfg);
     let mut slot = None;
     let mut failures = 0;
     loop {
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
-                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), Utc::now()) => r,
+                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()) => r,
                 _ = cancel.cancelled() => return,
             },
             Err(e) => Err(e),
