@@ -812,8 +812,8 @@ fn validate_notify_url(
     has_token: bool,
 ) -> Result<String, ConfigError> {
     let example = match kind {
-        NotifyKind::Ntfy => "\"https://ntfy.sh/my-secret-topic\"",
-        NotifyKind::Webhook => "\"https://example.com/hooks/aliwatch\"",
+        NotifyKind::Ntfy => "https://ntfy.sh/my-secret-topic",
+        NotifyKind::Webhook => "https://example.com/hooks/aliwatch",
     };
     let Ok(u) = reqwest::Url::parse(v.get_ref().trim()) else {
         return cx.err(v.span(), format!("url: not a URL; write e.g. {example}"));

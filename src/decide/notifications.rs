@@ -730,4 +730,140 @@ mod tests {
             assert_eq!(parse_key(bad), None, "{bad}");
         }
     }
+
+    fn event_order(now: DateTime<Utc>) -> OrderView {
+        use crate::report::{ActionNeeded, EventView};
+        // ends 2026-12-03: 5 days left on 2026-11-28 (Berlin)
+        let mut o = order(
+            "8123456789012345",
+            OrderState::Shipped,
+            "2026-10-04",
+            "2026-12-03",
+        );
+        o.needs_action = vec![
+            ActionNeeded {
+                reason: ActionReason::ProtectionEnding,
+                by: Some(date("2026-12-03")),
+                tracking_number: None,
+            },
+            ActionNeeded {
+                reason: ActionReason::CustomsHold,
+                by: None,
+                tracking_number: Some("LP00000000000001".into()),
+            },
+        ];
+        o.parcels[0].status = ParcelStatus::CustomsHold;
+        let mut out = o.parcels[0].clone();
+        out.tracking_number = "LP00000000000002".into();
+        out.status = ParcelStatus::OutForDelivery;
+        out.last_event = Some(EventView {
+            time: now - Duration::hours(2),
+            description: "Out for delivery".into(),
+            location: None,
+        });
+        let mut delivered = out.clone();
+        delivered.tracking_number = "LP00000000000003".into();
+        delivered.status = ParcelStatus::Delivered;
+        delivered.delivered_at = Some(now - Duration::days(1));
+        o.parcels.push(out);
+        o.parcels.push(delivered);
+        o
+    }
+
+    fn due_keys(
+        r: &StatusReport,
+        rec: &mut HashSet<NotificationKey>,
+        now: DateTime<Utc>,
+        events: &[EventKind],
+    ) -> Vec<String> {
+        let due = due_events(r, rec, now, &cfg(chrono_tz::Europe::Berlin), events);
+        rec.extend(due.iter().map(|n| n.key.clone()));
+        keys(&due)
+    }
+
+    #[test]
+    fn push_events_come_from_the_view_once_per_order_reason_and_parcel() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let r = report(vec![event_order(now)], now);
+        let mut rec = HashSet::new();
+        assert_eq!(
+            due_keys(&r, &mut rec, now, &EventKind::ALL),
+            [
+                "warning:8123456789012345:7d",
+                // protection_ending is the warning, not an action_needed
+                "action:8123456789012345:customs_hold",
+                "out_for_delivery:LP00000000000002",
+                "delivered:LP00000000000003",
+                "digest:2026-11-28",
+            ]
+        );
+        // recorded: nothing again, an hour or a day later
+        assert!(due_keys(&r, &mut rec, now + Duration::hours(1), &EventKind::ALL).is_empty());
+        let r2 = report(vec![event_order(now)], now + Duration::hours(24));
+        let later = due_keys(&r2, &mut rec, now + Duration::hours(24), &EventKind::ALL);
+        assert_eq!(later, ["digest:2026-11-29"]);
+    }
+
+    #[test]
+    fn a_channel_gets_only_the_events_it_subscribes_to() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let r = report(vec![event_order(now)], now);
+        let default = [EventKind::ProtectionWarning, EventKind::ActionNeeded];
+        assert_eq!(
+            due_keys(&r, &mut HashSet::new(), now, &default),
+            [
+                "warning:8123456789012345:7d",
+                "action:8123456789012345:customs_hold"
+            ]
+        );
+        assert_eq!(
+            due_keys(&r, &mut HashSet::new(), now, &[EventKind::Delivered]),
+            ["delivered:LP00000000000003"]
+        );
+    }
+
+    #[test]
+    fn old_deliveries_and_completed_orders_are_not_news() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let mut o = event_order(now);
+        o.parcels[1].last_event.as_mut().expect("event").time = now - Duration::days(4);
+        o.parcels[2].delivered_at = Some(now - Duration::days(4));
+        let r = report(vec![o.clone()], now);
+        let parcels = [EventKind::OutForDelivery, EventKind::Delivered];
+        assert!(due_keys(&r, &mut HashSet::new(), now, &parcels).is_empty());
+        let mut done = event_order(now);
+        done.state = OrderState::Completed;
+        let r = report(vec![done], now);
+        assert!(due_keys(&r, &mut HashSet::new(), now, &EventKind::ALL).is_empty());
+    }
+
+    #[test]
+    fn a_pending_push_event_is_dropped_when_the_view_moved_on() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let mut o = event_order(now);
+        let out: NotificationKey = "out_for_delivery:LP00000000000002".parse().expect("key");
+        let customs: NotificationKey = "action:8123456789012345:customs_hold".parse().expect("key");
+        let r = report(vec![o.clone()], now);
+        assert!(matches!(
+            pending_content(&out, &r, now, &rules),
+            Ok(Content::Parcel {
+                event: EventKind::OutForDelivery,
+                ..
+            })
+        ));
+        assert!(matches!(
+            pending_content(&customs, &r, now, &rules),
+            Ok(Content::Action { .. })
+        ));
+        o.parcels[1].status = ParcelStatus::Delivered;
+        o.needs_action
+            .retain(|n| n.reason != ActionReason::CustomsHold);
+        let r = report(vec![o], now);
+        assert_eq!(
+            pending_content(&out, &r, now, &rules),
+            Err("the parcel is delivered now".into())
+        );
+        assert!(pending_content(&customs, &r, now, &rules).is_err());
+    }
 }

@@ -7,7 +7,8 @@
 //! - **ntfy**: the message as the plain-text body; `Title` (RFC 2047
 //!   encoded-word when it is not ASCII, which ntfy decodes), `Priority`
 //!   (`high` for protection warnings and `protection_ended`), `Tags`,
-//!   `Click` (the order page) and `Authorization: Bearer` with a token.
+//!   `Click` (the order page), `Authorization: Bearer` with a token, and
+//!   `X-Aliwatch-Id` (the event's id; ntfy ignores it).
 //! - **webhook**: one JSON object per event, [`WebhookPayload`]; with a
 //!   secret, `X-Aliwatch-Signature: sha256=HEX`, the HMAC-SHA256 of the
 //!   exact body bytes.
@@ -158,7 +159,7 @@ impl PushChannel {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), SendError> {
         let req = match self.kind {
-            NotifyKind::Ntfy => self.ntfy_request(m),
+            NotifyKind::Ntfy => self.ntfy_request(m, id),
             NotifyKind::Webhook => {
                 let body = webhook_body(m, id, now);
                 let mut req = self
@@ -200,12 +201,14 @@ impl PushChannel {
         })
     }
 
-    fn ntfy_request(&self, m: &PushMessage<'_>) -> reqwest::RequestBuilder {
+    fn ntfy_request(&self, m: &PushMessage<'_>, id: &str) -> reqwest::RequestBuilder {
         let mut req = self
             .client
             .post(self.url.clone())
             .header("Title", header_text(&m.title))
             .header("Priority", if m.high { "high" } else { "default" })
+            // ntfy ignores it; a proxy or a test can tell a repeat by it.
+            .header("X-Aliwatch-Id", header_text(id))
             .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8");
         if !m.tags.is_empty() {
             req = req.header("Tags", m.tags.join(","));

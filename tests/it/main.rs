@@ -42,3 +42,5 @@ mod hostile_input;
 mod hostile_http;
 // a hostile IMAP server: garbage, huge literals, huge searches, lies
 mod hostile_imap;
+// [[notify]] ntfy and webhooks through the binary against a local receiver (5xx, drops, hangs, SIGKILL)
+mod push;
