@@ -408,7 +408,7 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
             info!("no [smtp] configured: warnings and digests stay due and are not sent");
         }
         let sender = smtp_sender(cfg)?;
-        let push = crate::daemon::push_channels_or_log(cfg);
+        let push = crate::daemon::push_channels_or_log(cfg, Arc::new(|| {}));
         let notified = pipeline::notify::notification_pass(
             cfg,
             &mut store,
@@ -417,6 +417,9 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
             Utc::now(),
         )
         .await;
+        for channel in &push {
+            channel.close().await;
+        }
         if let Err(e) = notified {
             error!("notifications failed: {e:#}");
             failures.push(format!("notifications: {e:#}"));
@@ -495,6 +498,10 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
     }
     for n in &cfg.notify {
         let r = rt.block_on(async {
+            if n.kind == crate::config::NotifyKind::Mqtt {
+                let channel = crate::notify::MqttChannel::probe(n)?;
+                return channel.check().await;
+            }
             let channel = crate::notify::PushChannel::new(n)?;
             channel.check().await
         });

@@ -168,6 +168,8 @@ pub enum NotifyKind {
     Ntfy,
     /// A JSON POST per event, signed with HMAC-SHA256 when a secret is set.
     Webhook,
+    /// An MQTT broker, with Home Assistant discovery.
+    Mqtt,
 }
 
 impl NotifyKind {
@@ -175,6 +177,7 @@ impl NotifyKind {
         match self {
             NotifyKind::Ntfy => "ntfy",
             NotifyKind::Webhook => "webhook",
+            NotifyKind::Mqtt => "mqtt",
         }
     }
 }
@@ -199,6 +202,23 @@ pub struct NotifyConfig {
     /// `file:line` of the table's `type`, for problems found after parsing
     /// (an unreadable `token_file`).
     pub location: String,
+    /// `type = "mqtt"` only.
+    pub mqtt: Option<MqttSettings>,
+}
+
+/// The MQTT settings of a `[[notify]]` table.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://` (TLS, verified like IMAP) or `mqtt://`.
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Home Assistant's discovery prefix (`homeassistant`).
+    pub discovery_prefix: String,
+    /// Where aliwatch's own topics live (`aliwatch`).
+    pub topic_prefix: String,
 }
 
 impl NotifyConfig {
@@ -322,7 +342,8 @@ impl Config {
             check(s);
         }
         for n in &self.notify {
-            if let Some(s) = &n.token {
+            let password = n.mqtt.as_ref().and_then(|m| m.password.as_ref());
+            for s in n.token.iter().chain(password) {
                 if let Err(e) = s.resolve() {
                     problems.push(format!(
                         "{}: [[notify]] {:?}: {e}; create the file or fix the path",
@@ -359,9 +380,9 @@ impl Config {
         for n in &self.notify {
             if let Ok(u) = reqwest::Url::parse(&n.url) {
                 let host = u.host_str().unwrap_or("");
-                if u.scheme() == "http" && !is_loopback_host(host) {
+                if matches!(u.scheme(), "http" | "mqtt") && !is_loopback_host(host) {
                     out.push(format!(
-                        "[[notify]] {:?} posts to {} over plain http: order details travel unencrypted; prefer https",
+                        "[[notify]] {:?} sends to {} without TLS: order details travel unencrypted; prefer https or mqtts",
                         n.name,
                         n.url_redacted()
                     ));
@@ -495,6 +516,16 @@ impl Config {
             }
             if let Some(ca) = &n.ca_file {
                 let _ = writeln!(o, "ca_file = {}", q(&ca.display().to_string()));
+            }
+            if let Some(m) = &n.mqtt {
+                if let Some(u) = &m.username {
+                    let _ = writeln!(o, "username = {}", q(u));
+                }
+                if let Some(p) = &m.password {
+                    let _ = writeln!(o, "{p}");
+                }
+                let _ = writeln!(o, "discovery_prefix = {}", q(&m.discovery_prefix));
+                let _ = writeln!(o, "topic_prefix = {}", q(&m.topic_prefix));
             }
             let events: Vec<String> = n.events.iter().map(|e| q(e.as_str())).collect();
             let _ = writeln!(o, "events = [{}]", events.join(", "));

@@ -129,6 +129,11 @@ struct RawNotify {
     token_file: Option<S<String>>,
     ca_file: Option<S<String>>,
     events: Option<S<Vec<String>>>,
+    // mqtt only
+    username: Option<S<String>>,
+    password_file: Option<S<String>>,
+    discovery_prefix: Option<S<String>>,
+    topic_prefix: Option<S<String>>,
 }
 
 struct Ctx<'a> {
@@ -717,16 +722,11 @@ fn validate_notify(
     let kind = match n.kind.get_ref().as_str() {
         "ntfy" => NotifyKind::Ntfy,
         "webhook" => NotifyKind::Webhook,
-        "mqtt" => {
-            return cx.err(
-                n.kind.span(),
-                "type: \"mqtt\" (Home Assistant) is not supported by this version yet; use \"ntfy\" or \"webhook\" (e.g. a Home Assistant webhook trigger)",
-            )
-        }
+        "mqtt" => NotifyKind::Mqtt,
         other => {
             return cx.err(
                 n.kind.span(),
-                format!("type: {other:?} is not one of \"ntfy\", \"webhook\""),
+                format!("type: {other:?} is not one of \"ntfy\", \"webhook\", \"mqtt\""),
             )
         }
     };
@@ -761,7 +761,30 @@ fn validate_notify(
             format!("name: two [[notify]] channels are called {name:?}; give each a unique `name` (without one, the name is the type)"),
         );
     }
-    let url = validate_notify_url(cx, &n.url, kind, n.token_file.is_some())?;
+    let mqtt_only = [
+        ("username", n.username.as_ref()),
+        ("password_file", n.password_file.as_ref()),
+        ("discovery_prefix", n.discovery_prefix.as_ref()),
+        ("topic_prefix", n.topic_prefix.as_ref()),
+    ];
+    let (url, mqtt) = if kind == NotifyKind::Mqtt {
+        if let Some(t) = &n.token_file {
+            return cx.err(
+                t.span(),
+                "token_file: an mqtt channel logs in with username and password_file",
+            );
+        }
+        let m = validate_mqtt(cx, n)?;
+        (n.url.get_ref().trim().to_string(), Some(m))
+    } else {
+        if let Some((key, v)) = mqtt_only.iter().find_map(|(k, v)| v.map(|v| (k, v))) {
+            return cx.err(v.span(), format!("{key}: only for type = \"mqtt\""));
+        }
+        (
+            validate_notify_url(cx, &n.url, kind, n.token_file.is_some())?,
+            None,
+        )
+    };
     let events = match &n.events {
         None => DEFAULT_EVENTS.to_vec(),
         Some(list) => {
@@ -800,6 +823,91 @@ fn validate_notify(
         ca_file: n.ca_file.as_ref().map(|c| cx.path(c)),
         events,
         location: format!("{}:{line}", cx.loc.path.display()),
+        mqtt,
+    })
+}
+
+/// Checks the MQTT part of a `[[notify]]` table: `mqtt://host[:1883]` or
+/// `mqtts://host[:8883]`; a password travels only over TLS or to a
+/// loopback host; topic prefixes are plain MQTT topic levels.
+fn validate_mqtt(cx: &Ctx, n: &RawNotify) -> Result<MqttSettings, ConfigError> {
+    let v = &n.url;
+    let bad = || {
+        cx.err::<MqttSettings>(
+            v.span(),
+            "url: an mqtt url is mqtt://host:1883 or mqtts://host:8883, nothing after the port",
+        )
+    };
+    let Ok(u) = reqwest::Url::parse(v.get_ref().trim()) else {
+        return bad();
+    };
+    let tls = match u.scheme() {
+        "mqtts" => true,
+        "mqtt" => false,
+        _ => return bad(),
+    };
+    let host = u
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty()
+        || !u.path().trim_matches('/').is_empty()
+        || u.query().is_some()
+        || !u.username().is_empty()
+        || u.password().is_some()
+    {
+        return bad();
+    }
+    let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
+    if n.password_file.is_some() && n.username.is_none() {
+        return cx.err(
+            n.kind.span(),
+            "password_file needs a username in the same [[notify]] table",
+        );
+    }
+    if n.password_file.is_some() && !tls && !is_loopback_host(&host) {
+        return cx.err(
+            v.span(),
+            format!("url: mqtt:// sends the password unencrypted; use mqtts:// (plain mqtt with a password only towards a loopback host, not {host:?})"),
+        );
+    }
+    let prefix = |p: Option<&S<String>>, key: &str, default: &str| -> Result<String, ConfigError> {
+        match p {
+            None => Ok(default.to_string()),
+            Some(p) => {
+                let t = p.get_ref().trim_matches('/');
+                let ok = !t.is_empty()
+                    && t.len() <= 100
+                    && !t.contains(['+', '#', '\0'])
+                    && !t.split('/').any(str::is_empty);
+                if ok {
+                    Ok(t.to_string())
+                } else {
+                    cx.err(
+                        p.span(),
+                        format!("{key}: an MQTT topic prefix such as \"{default}\" (no +, # or empty levels)"),
+                    )
+                }
+            }
+        }
+    };
+    Ok(MqttSettings {
+        host,
+        port,
+        tls,
+        username: n.username.as_ref().map(|u| u.get_ref().clone()),
+        password: n.password_file.as_ref().map(|f| Secret::File {
+            key: "password_file",
+            path: cx.path(f),
+        }),
+        discovery_prefix: prefix(
+            n.discovery_prefix.as_ref(),
+            "discovery_prefix",
+            "homeassistant",
+        )?,
+        topic_prefix: prefix(n.topic_prefix.as_ref(), "topic_prefix", "aliwatch")?,
     })
 }
 
@@ -813,7 +921,7 @@ fn validate_notify_url(
 ) -> Result<String, ConfigError> {
     let example = match kind {
         NotifyKind::Ntfy => "https://ntfy.sh/my-secret-topic",
-        NotifyKind::Webhook => "https://example.com/hooks/aliwatch",
+        NotifyKind::Webhook | NotifyKind::Mqtt => "https://example.com/hooks/aliwatch",
     };
     let Ok(u) = reqwest::Url::parse(v.get_ref().trim()) else {
         return cx.err(v.span(), format!("url: not a URL; write e.g. {example}"));

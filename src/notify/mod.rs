@@ -1,7 +1,8 @@
 //! Notification channels: the [`Notifier`] trait every channel implements,
 //! the email channel ([`email::EmailChannel`] over SMTP, `smtp.rs`) and the
-//! `[[notify]]` push channels over HTTP ([`push::PushChannel`]: ntfy and
-//! webhooks).
+//! `[[notify]]` push channels: over HTTP ([`push::PushChannel`]: ntfy and
+//! webhooks) and MQTT with Home Assistant discovery
+//! ([`mqtt::MqttChannel`]).
 //!
 //! A channel gets one due notification at a time — its ledger key, the id
 //! it must send it under, and what it is about — and says whether it was
@@ -14,6 +15,7 @@
 //! ledger channel) and its construction from the config in the pipeline.
 
 pub mod email;
+pub mod mqtt;
 pub mod push;
 pub mod smtp;
 
@@ -26,6 +28,7 @@ use crate::model::{EventKind, NotificationKey};
 use crate::report::StatusReport;
 
 pub use email::EmailChannel;
+pub use mqtt::MqttChannel;
 pub use push::PushChannel;
 pub use smtp::{OutgoingEmail, Sender, SmtpSender};
 
@@ -82,6 +85,22 @@ pub trait Notifier: Send + Sync {
     /// (email, SPEC §5). Push channels send one event each.
     fn folds_warnings(&self) -> bool {
         true
+    }
+
+    /// Brings the channel's retained state up to date with the report
+    /// (MQTT's Home Assistant entities), before its events of a pass. Not
+    /// ledgered: it is state, published again until it holds.
+    fn sync_state<'a>(
+        &'a self,
+        _report: &'a StatusReport,
+        _rules: &'a Rules,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Ends the channel's connection cleanly (the end of `sync`).
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 
     /// Delivers one notification; `Ok` means the other side accepted it.

@@ -160,7 +160,7 @@ impl PushChannel {
     ) -> Result<(), SendError> {
         let req = match self.kind {
             NotifyKind::Ntfy => self.ntfy_request(m, id),
-            NotifyKind::Webhook => {
+            NotifyKind::Webhook | NotifyKind::Mqtt => {
                 let body = webhook_body(m, id, now);
                 let mut req = self
                     .client

@@ -25,7 +25,7 @@ use crate::decide::notifications::{self, Content};
 use crate::decide::Rules;
 use crate::facts::NotificationRecord;
 use crate::model::{NotificationKey, NotificationState};
-use crate::notify::{Delivery, EmailChannel, Notifier, PushChannel, Sender, SmtpSender};
+use crate::notify::{Delivery, EmailChannel, Notifier, Sender, SmtpSender};
 use crate::report::{OrderView, StatusReport};
 use crate::store::Store;
 
@@ -347,7 +347,7 @@ pub async fn notification_pass(
     cfg: &Config,
     store: &mut Store,
     sender: Option<&SmtpSender>,
-    push: &[PushChannel],
+    push: &[Box<dyn Notifier>],
     now: DateTime<Utc>,
 ) -> Result<()> {
     if sender.is_none() && push.is_empty() {
@@ -369,32 +369,22 @@ pub async fn notification_pass(
     let rules = cfg.rules();
     let report = super::status_report(store, now, &rules)?;
     let mut failures: Vec<String> = Vec::new();
-    let mut note = |name: &str, s: &SendSummary| {
-        if s.sent > 0 || s.failed > 0 || s.dropped > 0 {
-            tracing::info!(
-                channel = name,
-                sent = s.sent,
-                failed = s.failed,
-                waiting = s.waiting,
-                dropped = s.dropped,
-                "notifications"
-            );
-        }
-        if s.failed > 0 {
-            failures.push(format!(
-                "{name}: could not send {} notification(s), will retry: {}",
-                s.failed,
-                s.last_error.clone().unwrap_or_default()
-            ));
-        }
-    };
     if let Some(sender) = sender {
         let s = send_due(store, &report, cfg, now, sender).await?;
-        note(crate::notify::email::EMAIL, &s);
+        failures.extend(pass_note(crate::notify::email::EMAIL, &s));
     }
     for channel in push {
-        let s = channel_pass(store, &report, &rules, now, channel).await?;
-        note(channel.channel(), &s);
+        // Retained state first (MQTT); a channel that cannot take it is
+        // down: its events wait for the next pass.
+        if let Err(e) = channel.sync_state(&report, &rules).await {
+            tracing::warn!(channel = channel.channel(), error = %e.message, "channel state not published; will retry");
+            failures.push(format!("{}: {}", channel.channel(), e.message));
+            if !e.permanent {
+                continue;
+            }
+        }
+        let s = channel_pass(store, &report, &rules, now, channel.as_ref()).await?;
+        failures.extend(pass_note(channel.channel(), &s));
     }
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
@@ -402,10 +392,25 @@ pub async fn notification_pass(
     Ok(())
 }
 
-/// The `[[notify]]` channels of `cfg`. A channel that cannot be set up (an
-/// unreadable CA file) is a start-up error, as an unreadable secret is.
-pub fn push_channels(cfg: &Config) -> Result<Vec<PushChannel>> {
-    cfg.notify.iter().map(PushChannel::new).collect()
+/// Logs what one channel's pass did; its failure line, if it had one.
+fn pass_note(name: &str, s: &SendSummary) -> Option<String> {
+    if s.sent > 0 || s.failed > 0 || s.dropped > 0 {
+        tracing::info!(
+            channel = name,
+            sent = s.sent,
+            failed = s.failed,
+            waiting = s.waiting,
+            dropped = s.dropped,
+            "notifications"
+        );
+    }
+    (s.failed > 0).then(|| {
+        format!(
+            "{name}: could not send {} notification(s), will retry: {}",
+            s.failed,
+            s.last_error.clone().unwrap_or_default()
+        )
+    })
 }
 
 enum NotifyLock {

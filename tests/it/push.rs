@@ -635,7 +635,11 @@ fn check_config_connect_reaches_push_channels_without_publishing() {
 fn bad_notify_tables_exit_78_naming_the_line() {
     let cases: &[(&str, &str, &str)] = &[
         ("type = \"pager\"\nurl = \"https://x.example/t\"", ":3:", "type: \"pager\" is not one of"),
-        ("type = \"mqtt\"\nurl = \"mqtt://x.example\"", ":3:", "not supported by this version yet"),
+        ("type = \"mqtt\"\nurl = \"mqtt://x.example\"\nusername = \"u\"\npassword_file = \"/x\"", ":4:", "sends the password unencrypted"),
+        ("type = \"mqtt\"\nurl = \"mqtts://x.example/topic\"", ":4:", "an mqtt url is mqtt://host:1883"),
+        ("type = \"mqtt\"\nurl = \"mqtts://x.example\"\ntoken_file = \"/x\"", ":5:", "logs in with username and password_file"),
+        ("type = \"mqtt\"\nurl = \"mqtts://x.example\"\ntopic_prefix = \"a/#\"", ":5:", "topic_prefix: an MQTT topic prefix"),
+        ("type = \"ntfy\"\nurl = \"https://ntfy.sh/t\"\nusername = \"u\"", ":5:", "username: only for type = \"mqtt\""),
         ("type = \"ntfy\"\nurl = \"ntfy.sh/topic\"", ":4:", "url: not a URL"),
         ("type = \"ntfy\"\nurl = \"https://ntfy.sh/\"", ":4:", "names the topic"),
         ("type = \"ntfy\"\nurl = \"ftp://ntfy.sh/t\"", ":4:", "must be an http(s) URL"),
