@@ -17,18 +17,18 @@ use serde_json::Value;
 use crate::mailstack::free_port;
 use crate::util;
 
-const USER: &str = "aliwatch";
-const PASSWORD: &str = "mqtt-secret-1";
+pub const USER: &str = "aliwatch";
+pub const PASSWORD: &str = "mqtt-secret-1";
 
 /// A mosquitto broker on 127.0.0.1, killed on drop.
-struct Broker {
+pub struct Broker {
     dir: tempfile::TempDir,
-    port: u16,
+    pub port: u16,
     child: Option<Child>,
 }
 
 impl Broker {
-    fn start() -> Broker {
+    pub fn start() -> Broker {
         let dir = tempfile::tempdir().expect("dir");
         let port = free_port();
         let mut b = Broker {
@@ -149,13 +149,13 @@ fn retained(port: u16) -> BTreeMap<String, String> {
 }
 
 /// Collects everything published on `aliwatch/event`, from a thread.
-struct EventLog {
+pub struct EventLog {
     got: Arc<Mutex<Vec<Value>>>,
     client: Client,
 }
 
 impl EventLog {
-    fn start(port: u16) -> EventLog {
+    pub fn start(port: u16) -> EventLog {
         let (client, mut conn) = Client::new(options(port, "test-events"), 100);
         client
             .subscribe("aliwatch/event", QoS::AtLeastOnce)
@@ -183,7 +183,7 @@ impl EventLog {
         EventLog { got, client }
     }
 
-    fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> Vec<String> {
         self.got
             .lock()
             .expect("lock")

@@ -689,3 +689,186 @@ fn bad_notify_tables_exit_78_naming_the_line() {
         assert!(!err.contains("ntfy.sh/t\""), "{table}: {err}");
     }
 }
+
+/// Push latency and idle footprint with three channels (ntfy, webhook,
+/// MQTT) against a real Dovecot with IDLE, a local receiver and a real
+/// mosquitto; run by `scripts/bench-push` (release build). Latency: from
+/// the IMAP APPEND of a shipping email that crosses a warning threshold to
+/// the warning's arrival at each channel. Footprint: VmRSS of `run` after
+/// it settled, without and with the three channels.
+#[test]
+#[ignore]
+fn bench_push_latency_and_footprint() {
+    use crate::mqtt::{Broker, EventLog, PASSWORD, USER};
+    use std::time::Instant;
+    let stack = MailStack::start(StackOptions::default());
+    let ntfy = Receiver::start();
+    let hook = Receiver::start();
+    let broker = Broker::start();
+    let secs: u64 = std::env::var("BENCH_SETTLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let config = |d: &Path, channels: bool| {
+        fs::write(d.join("imap-password"), "secret1\n").expect("secret");
+        fs::write(d.join("mqtt-password"), format!("{PASSWORD}\n")).expect("secret");
+        let mut t = format!(
+            r#"database = "{d}/aliwatch.db"
+timezone = "UTC"
+[imap]
+host = "localhost"
+port = {port}
+security = "tls"
+username = "alice"
+password_file = "{d}/imap-password"
+ca_file = "{ca}"
+idle = true
+[digest]
+enabled = false
+"#,
+            d = d.display(),
+            port = stack.imaps_port,
+            ca = stack.ca_pem().display()
+        );
+        if channels {
+            t += &format!(
+                r#"
+[[notify]]
+name = "phone"
+type = "ntfy"
+url = "{ntfy}"
+token_file = "{d}/ntfy-token"
+[[notify]]
+name = "hook"
+type = "webhook"
+url = "{hook}"
+token_file = "{d}/hook-secret"
+[[notify]]
+name = "ha"
+type = "mqtt"
+url = "mqtt://127.0.0.1:{mqtt}"
+username = "{USER}"
+password_file = "{d}/mqtt-password"
+"#,
+                ntfy = ntfy.url("/t"),
+                hook = hook.url("/h"),
+                mqtt = broker.port,
+                d = d.display()
+            );
+        }
+        t
+    };
+    let rss = |pid: u32| -> String {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let now = Utc::now();
+    // five orders already in the mailbox (extraction tables built)
+    for i in 0..5 {
+        let o = format!("81234567000030{i:02}");
+        stack.append(
+            "alice",
+            "INBOX",
+            &shipping_email(
+                &o,
+                &format!("LP0099900003{i:04}"),
+                now - chrono::Duration::days(20),
+            ),
+            None,
+        );
+    }
+    for channels in [false, true] {
+        let w = World::new(|d| config(d, channels));
+        let log = fs::File::create(w.dir.path().join("run.log")).expect("log");
+        let mut run = w
+            .cmd(&["run"])
+            .env("ALIWATCH_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("run");
+        let pid = run.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = fs::read_to_string(w.dir.path().join("run.log")).unwrap_or_default();
+            if log.contains("aliwatch running") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(secs));
+        let settled = rss(pid);
+        println!(
+            "bench: VmRSS after {secs} s, {} channels: {settled}",
+            if channels { 3 } else { 0 }
+        );
+        if channels {
+            let events = EventLog::start(broker.port);
+            let mut lat = Vec::new();
+            for i in 0..5 {
+                let o = format!("81234567000040{i:02}");
+                let t0 = Instant::now();
+                stack.append(
+                    "alice",
+                    "INBOX",
+                    &shipping_email(
+                        &o,
+                        &format!("LP0099900004{i:04}"),
+                        now - chrono::Duration::days(55),
+                    ),
+                    None,
+                );
+                let id = format!("warning:{o}:7d");
+                let mut at: [Option<Duration>; 3] = [None; 3];
+                while at.iter().any(Option::is_none) {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(30),
+                        "no push for {id}: {at:?}"
+                    );
+                    if at[0].is_none()
+                        && ntfy
+                            .got()
+                            .iter()
+                            .any(|g| g.headers.get("x-aliwatch-id") == Some(&id))
+                    {
+                        at[0] = Some(t0.elapsed());
+                    }
+                    if at[1].is_none()
+                        && hook
+                            .got()
+                            .iter()
+                            .any(|g| g.method == "POST" && webhook_id(g) == id)
+                    {
+                        at[1] = Some(t0.elapsed());
+                    }
+                    if at[2].is_none() && events.ids().contains(&id) {
+                        at[2] = Some(t0.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let ms: Vec<u128> = at
+                    .iter()
+                    .map(|d| d.unwrap_or_default().as_millis())
+                    .collect();
+                println!(
+                    "bench: APPEND → warning ntfy {} ms, webhook {} ms, mqtt {} ms",
+                    ms[0], ms[1], ms[2]
+                );
+                lat.push(ms.into_iter().max().unwrap_or(0));
+            }
+            lat.sort_unstable();
+            println!(
+                "bench: latency to the last channel: min {} median {} max {} ms",
+                lat[0], lat[2], lat[4]
+            );
+            println!("bench: VmRSS after the pushes: {}", rss(pid));
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let _ = run.wait();
+    }
+}
