@@ -446,8 +446,18 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
             info!("no [smtp] configured: warnings and digests stay due and are not sent");
         }
         let sender = smtp_sender(cfg)?;
-        let notified =
-            pipeline::notify::notification_pass(cfg, &mut store, sender.as_ref(), Utc::now()).await;
+        let push = crate::daemon::push_channels_or_log(cfg, Arc::new(|| {}));
+        let notified = pipeline::notify::notification_pass(
+            cfg,
+            &mut store,
+            sender.as_ref(),
+            &push,
+            Utc::now(),
+        )
+        .await;
+        for channel in &push {
+            channel.close().await;
+        }
         if let Err(e) = notified {
             error!("notifications failed: {e:#}");
             failures.push(format!("notifications: {e:#}"));
@@ -493,8 +503,8 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `check-config --connect`: log in to IMAP, SMTP and the tracking API and
-/// report each. Exit 1 when one of them fails.
+/// `check-config --connect`: log in to IMAP, SMTP and the tracking API,
+/// reach every `[[notify]]` channel (without publishing), and report each. Exit 1 when one of them fails.
 fn check_connections(cfg: &Config) -> Result<ExitCode> {
     let rt = runtime()?;
     let mut failed = 0;
@@ -523,6 +533,17 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
             tracker.provider().check().await
         });
         report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
+    }
+    for n in &cfg.notify {
+        let r = rt.block_on(async {
+            if n.kind == crate::config::NotifyKind::Mqtt {
+                let channel = crate::notify::MqttChannel::probe(n)?;
+                return channel.check().await;
+            }
+            let channel = crate::notify::PushChannel::new(n)?;
+            channel.check().await
+        });
+        report(format!("notify {} ({})", n.name, n.kind.as_str()), r);
     }
     if failed > 0 {
         return Err(Failed {

@@ -150,6 +150,33 @@ pub async fn tracking_pass(
     Ok(())
 }
 
+/// The `[[notify]]` channels that can be set up (needs the runtime: an
+/// MQTT channel starts its connection task). One that cannot (an unreadable
+/// `ca_file`) is logged and left out, so it never keeps the others or the
+/// email from being sent. `on_change` is called when a channel wants its
+/// state published again soon (MQTT reconnected, Home Assistant restarted).
+pub fn push_channels_or_log(
+    cfg: &Config,
+    on_change: Arc<dyn Fn() + Send + Sync>,
+) -> Vec<Box<dyn crate::notify::Notifier>> {
+    let mut out: Vec<Box<dyn crate::notify::Notifier>> = Vec::new();
+    for n in &cfg.notify {
+        let made: Result<Box<dyn crate::notify::Notifier>> = match n.kind {
+            crate::config::NotifyKind::Mqtt => {
+                crate::notify::MqttChannel::start(n, on_change.clone()).map(|c| Box::new(c) as _)
+            }
+            _ => crate::notify::PushChannel::new(n).map(|c| Box::new(c) as _),
+        };
+        match made {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                error!(channel = %n.name, "cannot set up the push channel, it gets nothing: {e:#}")
+            }
+        }
+    }
+    out
+}
+
 /// The SMTP sender, when `[smtp]` is configured.
 pub fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
     cfg.smtp.as_ref().map(SmtpSender::new).transpose()
@@ -399,7 +426,7 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
 
 /// The notification scheduler: warnings and the digest, checked every
 /// [`SCHEDULER_TICK`] and after every state change.
-async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Notify) {
+async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Arc<Notify>) {
     let sender = match smtp_sender(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -407,12 +434,16 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, kick: &Noti
             return;
         }
     };
+    let push = {
+        let kick = kick.clone();
+        push_channels_or_log(cfg, Arc::new(move || kick.notify_waiters()))
+    };
     let mut slot = None;
     let mut failures = 0;
     loop {
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
-                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), Utc::now()) => r,
+                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()) => r,
                 _ = cancel.cancelled() => return,
             },
             Err(e) => Err(e),

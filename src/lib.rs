@@ -9,12 +9,12 @@
 //! | [`model`], [`facts`], [`report`] | pure data | the shared vocabulary; the store's typed rows; the `status --json` model |
 //! | [`extract`] | pure | one email's bytes → orders and parcels |
 //! | [`decide`] | pure | state in time, protection, tracking policy and schedule, what is due |
-//! | [`render`] | pure | digest and warning emails, the `status` table, the dashboard, the calendar feed, metrics |
+//! | [`render`] | pure | digest and warning emails, the `status` table, push messages, the dashboard, the calendar feed, metrics |
 //! | [`backoff`] | pure | the one retry-delay rule |
 //! | [`config`] | file read | TOML → validated [`config::Config`]; secrets |
 //! | [`store`] | SQLite | durable facts, one transaction per change; decides nothing |
 //! | [`tracking`] | HTTP | the provider trait, 17TRACK / Cainiao clients |
-//! | [`notify`] | SMTP | the channel trait, email over SMTP |
+//! | [`notify`] | SMTP, HTTP, MQTT | the channel trait; email, ntfy, webhooks, MQTT / Home Assistant |
 //! | [`imap`] | network | mailbox watching: IDLE, polling, backfill, into a sink |
 //! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
 //! | [`pipeline`] | wiring | the order of steps: one email, one tracking pass, one notification pass |

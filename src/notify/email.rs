@@ -46,6 +46,15 @@ impl<S: Sender + Send + Sync> Notifier for EmailChannel<S> {
                 threshold_days,
             } => render_warning(order, *threshold_days, d.rules, d.now),
             Content::Warnings(list) => render_warnings(list, d.rules, d.now),
+            // The email ledger never holds push events (`due_notifications`).
+            Content::Action { .. } | Content::Parcel { .. } => {
+                return Box::pin(async {
+                    Err(SendError {
+                        permanent: true,
+                        message: "push events are not sent by email".into(),
+                    })
+                })
+            }
         };
         let names: Vec<String> = d.keys.iter().map(ToString::to_string).collect();
         let email = OutgoingEmail {

@@ -644,6 +644,7 @@ async fn crash_between_send_and_mark_repeats_the_same_message_id_once() {
                 threshold_days,
             } => render_warning(order, threshold_days, &cfg.rules(), now),
             Content::Warnings(list) => crate::render::render_warnings(&list, &cfg.rules(), now),
+            other => panic!("not an email: {other:?}"),
         };
         s.send(&OutgoingEmail {
             key: n.key.to_string(),

@@ -65,7 +65,7 @@ pub fn esc(s: &str) -> String {
 /// Removes line breaks and other control characters from a value that
 /// goes into a single text line or a header (a provider's description may
 /// hold newlines; a header must not).
-pub(super) fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -73,7 +73,7 @@ pub(super) fn one_line(s: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn plural(n: i64, word: &str) -> String {
+pub(crate) fn plural(n: i64, word: &str) -> String {
     if n == 1 || n == -1 {
         format!("{n} {word}")
     } else {
@@ -82,7 +82,7 @@ fn plural(n: i64, word: &str) -> String {
 }
 
 /// "today", "tomorrow", "in 5 days".
-fn in_days(n: i64) -> String {
+pub(crate) fn in_days(n: i64) -> String {
     match n {
         0 => "today".into(),
         1 => "tomorrow".into(),
@@ -91,18 +91,18 @@ fn in_days(n: i64) -> String {
     }
 }
 
-pub(super) fn fmt_date(d: NaiveDate) -> String {
+pub(crate) fn fmt_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Only `https` links to the two sites aliwatch builds links for go into
 /// an `href` (the values are built by `decide::orders`, but a link is the
 /// one place where escaping alone would not be enough).
-fn safe_url(u: &str) -> Option<&str> {
+pub(crate) fn safe_url(u: &str) -> Option<&str> {
     let ok = u.starts_with("https://www.aliexpress.com/")
         || u.starts_with("https://t.17track.net/")
         || u.starts_with("https://global.cainiao.com/");
@@ -386,6 +386,13 @@ pub(super) fn sections(report: &StatusReport, now: DateTime<Utc>) -> Sections<'_
 }
 
 /// Counts for the subject and the summary line.
+/// The digest's one-line summary and its "needs action" orders, soonest
+/// deadline first (the short digest of push channels).
+pub fn digest_headline(report: &StatusReport, now: DateTime<Utc>) -> (String, Vec<&OrderView>) {
+    let s = sections(report, now);
+    (summary(&s), s.action)
+}
+
 pub(super) fn summary(s: &Sections<'_>) -> String {
     let mut parts = Vec::new();
     let a = s.action.len();

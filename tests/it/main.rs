@@ -46,3 +46,7 @@ mod hostile_http;
 mod web;
 // a hostile IMAP server: garbage, huge literals, huge searches, lies
 mod hostile_imap;
+// [[notify]] ntfy and webhooks through the binary against a local receiver (5xx, drops, hangs, SIGKILL)
+mod push;
+// [[notify]] type = "mqtt": Home Assistant discovery against a real mosquitto
+mod mqtt;

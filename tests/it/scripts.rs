@@ -36,6 +36,7 @@ fn servers_installed() -> bool {
             .status()
             .is_ok_and(|s| s.success())
         && (Path::new("/usr/bin/kill").exists() || Path::new("/bin/kill").exists())
+        && Path::new("/usr/sbin/mosquitto").exists()
 }
 
 /// A cargo whose `test` reports two binaries, one of them failing.
