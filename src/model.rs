@@ -925,6 +925,10 @@ impl PartialEq<&str> for NotificationState {
     }
 }
 
+/// The name of the email channel in the per-channel notification ledger;
+/// push channels are named by their `[[notify]]` tables and may not take it.
+pub const EMAIL_CHANNEL: &str = "email";
+
 #[cfg(test)]
 mod tests {
     use super::*;

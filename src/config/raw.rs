@@ -807,7 +807,7 @@ fn validate_notify(
         None => kind.as_str().to_string(),
     };
     let name_span = n.name.as_ref().map_or(n.kind.span(), |v| v.span());
-    if name == crate::notify::email::EMAIL {
+    if name == crate::model::EMAIL_CHANNEL {
         return cx.err(
             name_span,
             "name: \"email\" is the email channel's own ledger; choose another name",

@@ -10,8 +10,9 @@ use crate::decide::notifications::Content;
 use crate::model::NotificationKey;
 use crate::render::email::{render_digest, render_warning, render_warnings};
 
-/// The ledger channel of email notifications.
-pub const EMAIL: &str = "email";
+/// The ledger channel of email notifications (a `[[notify]]` table may
+/// not take its name).
+pub const EMAIL: &str = crate::model::EMAIL_CHANNEL;
 
 /// Email through a [`Sender`]; `from` is the configured From address (the
 /// Message-IDs' domain).
