@@ -46,6 +46,9 @@ pub fn main() -> ExitCode {
     crate::logging::init(cli.verbose, cli.quiet);
     match dispatch(cli) {
         Ok(code) => code,
+        // The reader went away (`aliwatch status | head`): what it wanted
+        // it has; exit quietly, as ripgrep and other filters do.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
                 eprintln!("aliwatch: invalid config: {ce}");
@@ -63,6 +66,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     // `extract` needs no config, no database, no network.
     if let Command::Extract { json, files } = &cli.command {
@@ -76,7 +89,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Extract { .. } | Command::Generate { .. } => unreachable!("handled above"),
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
         Command::Import { paths } => cmd_import(&cfg, &paths),
-        Command::Status { json, all } => cmd_status(&cfg, json, all),
+        Command::Status { json, all, wide } => cmd_status(&cfg, json, all, wide),
+        Command::Calendar => {
+            let store = Store::open_read_only(&cfg.database)?;
+            print!("{}", pipeline::calendar(&store, Utc::now(), &cfg.rules())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Add {
             tracking_number,
             order,
@@ -179,7 +197,9 @@ fn open_store(cfg: &Config) -> Result<Store> {
 }
 
 fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
-    print!("{}", cfg.render_redacted());
+    std::io::stdout()
+        .lock()
+        .write_all(cfg.render_redacted().as_bytes())?;
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
@@ -368,25 +388,43 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
     })
 }
 
-fn cmd_status(cfg: &Config, json: bool, all: bool) -> Result<ExitCode> {
+/// The width the `status` table fits: the terminal's when stdout is one
+/// (`COLUMNS` first, as shells export it after a resize), else 80.
+fn table_width() -> usize {
+    use std::io::IsTerminal as _;
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return crate::render::status::DEFAULT_COLUMNS;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| terminal_size::terminal_size_of(&stdout).map(|(w, _)| w.0 as usize))
+        .unwrap_or(crate::render::status::DEFAULT_COLUMNS)
+}
+
+fn cmd_status(cfg: &Config, json: bool, all: bool, wide: bool) -> Result<ExitCode> {
     let store = Store::open_read_only(&cfg.database)?;
     let now = Utc::now();
     let rules = cfg.rules();
-    let mut report = pipeline::status_report(&store, now, &rules)?;
-    if !all {
-        report.orders.retain(|o| o.is_active());
-    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
+        // The same function answers `GET /api/status`.
+        out.write_all(pipeline::status_json(&store, now, &rules, all)?.as_bytes())?;
     } else {
-        write!(
-            out,
-            "{}",
-            crate::render::render_status_table(&report, now, &rules)
-        )?;
+        let mut report = pipeline::status_report(&store, now, &rules)?;
+        if !all {
+            report.orders.retain(|o| o.is_active());
+        }
+        let layout = if wide {
+            crate::render::status::Layout::Wide
+        } else {
+            crate::render::status::Layout::Fit(table_width())
+        };
+        let table = crate::render::render_status_table(&report, &rules, layout);
+        out.write_all(table.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -433,8 +471,18 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
             info!("no [smtp] configured: warnings and digests stay due and are not sent");
         }
         let sender = smtp_sender(cfg)?;
-        let notified =
-            pipeline::notify::notification_pass(cfg, &mut store, sender.as_ref(), Utc::now()).await;
+        let push = crate::daemon::push_channels_or_log(cfg, Arc::new(|| {}));
+        let notified = pipeline::notify::notification_pass(
+            cfg,
+            &mut store,
+            sender.as_ref(),
+            &push,
+            Utc::now(),
+        )
+        .await;
+        for channel in &push {
+            channel.close().await;
+        }
         if let Err(e) = notified {
             error!("notifications failed: {e:#}");
             failures.push(format!("notifications: {e:#}"));
@@ -462,7 +510,7 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
     let report = pipeline::status_report(&store, now, &rules)?;
     if print {
         let email = crate::render::render_digest(&report, &rules, now);
-        print!("{}", email.text);
+        std::io::stdout().lock().write_all(email.text.as_bytes())?;
     }
     if send {
         if cfg.smtp.is_none() {
@@ -480,8 +528,8 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `check-config --connect`: log in to IMAP, SMTP and the tracking API and
-/// report each. Exit 1 when one of them fails.
+/// `check-config --connect`: log in to IMAP, SMTP and the tracking API,
+/// reach every `[[notify]]` channel (without publishing), and report each. Exit 1 when one of them fails.
 fn check_connections(cfg: &Config) -> Result<ExitCode> {
     let rt = runtime()?;
     let mut failed = 0;
@@ -510,6 +558,17 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
             tracker.provider().check().await
         });
         report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
+    }
+    for n in &cfg.notify {
+        let r = rt.block_on(async {
+            if n.kind == crate::config::NotifyKind::Mqtt {
+                let channel = crate::notify::MqttChannel::probe(n)?;
+                return channel.check().await;
+            }
+            let channel = crate::notify::PushChannel::new(n)?;
+            channel.check().await
+        });
+        report(format!("notify {} ({})", n.name, n.kind.as_str()), r);
     }
     if failed > 0 {
         return Err(Failed {

@@ -68,10 +68,17 @@ pub enum Command {
         /// in docs/formats.md (installed in /usr/share/doc/aliwatch/).
         #[arg(long)]
         json: bool,
-        /// Include completed orders.
+        /// Include completed orders, with why and when they completed.
         #[arg(long)]
         all: bool,
+        /// One line per parcel with every column in full, whatever the
+        /// terminal's width (the default fits 80 columns, or the terminal).
+        #[arg(long, conflicts_with = "json")]
+        wide: bool,
     },
+    /// Print the calendar feed of Buyer Protection deadlines (iCalendar,
+    /// the same as the web face's /calendar.ics).
+    Calendar,
     /// Render the digest now.
     #[command(group(ArgGroup::new("mode").required(true).args(["print", "send"])))]
     Digest {

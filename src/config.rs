@@ -28,7 +28,23 @@ pub struct Config {
     pub tracking: TrackingConfig,
     pub digest: DigestConfig,
     pub protection: ProtectionConfig,
+    /// `[http]`: the local web face; `None` without `listen`.
+    pub http: Option<HttpConfig>,
+    /// `[[notify]]` push channels, in file order.
+    pub notify: Vec<NotifyConfig>,
 }
+
+/// `[http]` (SPEC §9): where the web face listens and the token every
+/// request must carry (required unless `listen` is a loopback address).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// `token_file`; `None` only on a loopback address.
+    pub token: Option<Secret>,
+}
+
+/// The shortest accepted web token (`openssl rand -hex 32` gives 64).
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// How a connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +175,85 @@ pub struct TrackingConfig {
     pub refresh_interval: Duration,
 }
 
+/// The kind of a `[[notify]]` channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyKind {
+    /// ntfy: HTTP POST of a plain-text message to a topic URL.
+    Ntfy,
+    /// A JSON POST per event, signed with HMAC-SHA256 when a secret is set.
+    Webhook,
+    /// An MQTT broker, with Home Assistant discovery.
+    Mqtt,
+}
+
+impl NotifyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyKind::Ntfy => "ntfy",
+            NotifyKind::Webhook => "webhook",
+            NotifyKind::Mqtt => "mqtt",
+        }
+    }
+}
+
+/// One `[[notify]]` table (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Unique; the channel's name in the sent-once ledger.
+    pub name: String,
+    pub kind: NotifyKind,
+    /// The topic URL (ntfy) or POST URL (webhook), checked: http(s), a
+    /// host, no user name or password in it. Never printed whole: its path
+    /// (an ntfy topic, a webhook id) is as good as a password.
+    pub url: String,
+    /// ntfy: the bearer token; webhook: the HMAC secret.
+    pub token: Option<Secret>,
+    /// Extra CA certificates (PEM) to trust besides the system's, for a
+    /// self-hosted server with its own CA.
+    pub ca_file: Option<PathBuf>,
+    /// The events it subscribes to, in SPEC order, without repeats.
+    pub events: Vec<crate::model::EventKind>,
+    /// `file:line` of the table's `type`, for problems found after parsing
+    /// (an unreadable `token_file`).
+    pub location: String,
+    /// `type = "mqtt"` only.
+    pub mqtt: Option<MqttSettings>,
+}
+
+/// The MQTT settings of a `[[notify]]` table.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://` (TLS, verified like IMAP) or `mqtt://`.
+    pub tls: bool,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Home Assistant's discovery prefix (`homeassistant`).
+    pub discovery_prefix: String,
+    /// Where aliwatch's own topics live (`aliwatch`).
+    pub topic_prefix: String,
+}
+
+impl NotifyConfig {
+    /// The URL with its path, query and fragment replaced by `…`: enough
+    /// to say where it goes, not enough to publish there.
+    pub fn url_redacted(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// `scheme://host[:port]/…` of a URL (see [`NotifyConfig::url_redacted`]).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}/…", u.scheme(), u.host_str().unwrap_or(""))
+        }
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
 /// `[digest]` (validated: the decision core's own type).
 pub type DigestConfig = crate::decide::DigestRules;
 
@@ -208,6 +303,8 @@ impl Config {
             tracking: TrackingConfig::default(),
             digest: DigestConfig::default(),
             protection: ProtectionConfig::default(),
+            http: None,
+            notify: Vec::new(),
         }
     }
 
@@ -264,6 +361,26 @@ impl Config {
         if let Some(s) = &self.tracking.api_key {
             check(s);
         }
+        if let Some(s) = self.http.as_ref().and_then(|h| h.token.as_ref()) {
+            match s.resolve() {
+                Err(e) => problems.push(format!("{e}")),
+                Ok(t) if t.chars().count() < MIN_TOKEN_CHARS => problems.push(format!(
+                    "{s}: the token is shorter than {MIN_TOKEN_CHARS} characters; write a long random one, e.g. `openssl rand -hex 32`"
+                )),
+                Ok(_) => {}
+            }
+        }
+        for n in &self.notify {
+            let password = n.mqtt.as_ref().and_then(|m| m.password.as_ref());
+            for s in n.token.iter().chain(password) {
+                if let Err(e) = s.resolve() {
+                    problems.push(format!(
+                        "{}: [[notify]] {:?}: {e}; create the file or fix the path",
+                        n.location, n.name
+                    ));
+                }
+            }
+        }
         problems
     }
 
@@ -288,6 +405,18 @@ impl Config {
         }
         if let Some(s) = &self.tracking.api_key {
             inline(s);
+        }
+        for n in &self.notify {
+            if let Ok(u) = reqwest::Url::parse(&n.url) {
+                let host = u.host_str().unwrap_or("");
+                if matches!(u.scheme(), "http" | "mqtt") && !is_loopback_host(host) {
+                    out.push(format!(
+                        "[[notify]] {:?} sends to {} without TLS: order details travel unencrypted; prefer https or mqtts",
+                        n.name,
+                        n.url_redacted()
+                    ));
+                }
+            }
         }
         if let Some(src) = &self.source {
             use std::os::unix::fs::PermissionsExt;
@@ -406,6 +535,37 @@ impl Config {
             .collect();
         let _ = writeln!(o, "warn_before = [{}]", warn.join(", "));
         let _ = writeln!(o, "stalled_after = {}", q(&fmt_duration(p.stalled_after)));
+        if let Some(h) = &self.http {
+            let _ = writeln!(o, "\n[http]");
+            let _ = writeln!(o, "listen = {}", q(&h.listen.to_string()));
+            if let Some(t) = &h.token {
+                let _ = writeln!(o, "{t}");
+            }
+        }
+        for n in &self.notify {
+            let _ = writeln!(o, "\n[[notify]]");
+            let _ = writeln!(o, "name = {}", q(&n.name));
+            let _ = writeln!(o, "type = {}", q(n.kind.as_str()));
+            let _ = writeln!(o, "url = {}  # path redacted", q(&n.url_redacted()));
+            if let Some(t) = &n.token {
+                let _ = writeln!(o, "{t}");
+            }
+            if let Some(ca) = &n.ca_file {
+                let _ = writeln!(o, "ca_file = {}", q(&ca.display().to_string()));
+            }
+            if let Some(m) = &n.mqtt {
+                if let Some(u) = &m.username {
+                    let _ = writeln!(o, "username = {}", q(u));
+                }
+                if let Some(p) = &m.password {
+                    let _ = writeln!(o, "{p}");
+                }
+                let _ = writeln!(o, "discovery_prefix = {}", q(&m.discovery_prefix));
+                let _ = writeln!(o, "topic_prefix = {}", q(&m.topic_prefix));
+            }
+            let events: Vec<String> = n.events.iter().map(|e| q(e.as_str())).collect();
+            let _ = writeln!(o, "events = [{}]", events.join(", "));
+        }
         o
     }
 }
@@ -589,15 +749,19 @@ pub fn secret_looking_key(key: &str) -> bool {
 /// continues a multi-line value (a line with no `=` after such a key).
 fn secret_line(text: &str, line: usize) -> bool {
     let mut in_secret_table = false;
+    let mut in_notify = false;
     let mut last_key_secret = false;
     for (i, l) in text.lines().enumerate() {
         let t = l.trim_start();
         if t.starts_with('[') {
             let name = t.trim_matches(|c| c == '[' || c == ']' || c == ' ');
             in_secret_table = name.split('.').any(secret_looking_key);
+            in_notify = name == "notify";
             last_key_secret = false;
         } else if let Some((k, _)) = t.split_once('=') {
-            last_key_secret = k.split('.').any(secret_looking_key);
+            // A [[notify]] url is a capability: an ntfy topic or a webhook id.
+            last_key_secret = k.split('.').any(secret_looking_key)
+                || (in_notify && k.trim().trim_matches(['"', '\'']) == "url");
         } else if t.is_empty() || t.starts_with('#') {
             // keeps the state: a multi-line value may contain blank lines
         }

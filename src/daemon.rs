@@ -3,8 +3,8 @@
 //! decides when passes run and how they stop.
 //!
 //! `run` is a set of independent tasks under one cancellation token (Delta
-//! Chat's scheduler): one IMAP watcher per mailbox, the tracking scheduler
-//! and the notification scheduler. Each task owns its own SQLite
+//! Chat's scheduler): one IMAP watcher per mailbox, the tracking scheduler,
+//! the notification scheduler and, with `[http]`, the web face. Each task owns its own SQLite
 //! connection (WAL lets them work side by side; the busy timeout serialises
 //! writers), so no lock is ever held across an await. Transactions never
 //! span an await either, so cancelling a task at any await point leaves
@@ -150,6 +150,33 @@ pub async fn tracking_pass(
     Ok(())
 }
 
+/// The `[[notify]]` channels that can be set up (needs the runtime: an
+/// MQTT channel starts its connection task). One that cannot (an unreadable
+/// `ca_file`) is logged and left out, so it never keeps the others or the
+/// email from being sent. `on_change` is called when a channel wants its
+/// state published again soon (MQTT reconnected, Home Assistant restarted).
+pub fn push_channels_or_log(
+    cfg: &Config,
+    on_change: Arc<dyn Fn() + Send + Sync>,
+) -> Vec<Box<dyn crate::notify::Notifier>> {
+    let mut out: Vec<Box<dyn crate::notify::Notifier>> = Vec::new();
+    for n in &cfg.notify {
+        let made: Result<Box<dyn crate::notify::Notifier>> = match n.kind {
+            crate::config::NotifyKind::Mqtt => {
+                crate::notify::MqttChannel::start(n, on_change.clone()).map(|c| Box::new(c) as _)
+            }
+            _ => crate::notify::PushChannel::new(n).map(|c| Box::new(c) as _),
+        };
+        match made {
+            Ok(c) => out.push(c),
+            Err(e) => {
+                error!(channel = %n.name, "cannot set up the push channel, it gets nothing: {e:#}")
+            }
+        }
+    }
+    out
+}
+
 /// The SMTP sender, when `[smtp]` is configured.
 pub fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
     cfg.smtp.as_ref().map(SmtpSender::new).transpose()
@@ -182,7 +209,13 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
         drop(Store::open(&cfg.database)?);
         let _daemon_lock = daemon_lock(&cfg.database)?;
         let tracker = Tracker::new(&cfg.tracking)?.map(Arc::new);
-        run(cfg.clone(), tracker, signals).await
+        // The web face's port is taken before READY=1: a port in use stops
+        // the start with a clear message.
+        let listener = match &cfg.http {
+            Some(h) => Some(crate::web::bind(h.listen).await?),
+            None => None,
+        };
+        run(cfg.clone(), tracker, listener, signals).await
     })
 }
 
@@ -215,7 +248,12 @@ struct Signals {
     hup: tokio::signal::unix::Signal,
 }
 
-async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Result<ExitCode> {
+async fn run(
+    cfg: Config,
+    tracker: Option<Arc<Tracker>>,
+    listener: Option<tokio::net::TcpListener>,
+    signals: Signals,
+) -> Result<ExitCode> {
     let Signals {
         term: mut sigterm,
         int: mut sigint,
@@ -229,24 +267,28 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
     let kick = Arc::new(Notify::new());
     // What keeps failing, for the status line.
     let troubles = Arc::new(Troubles::default());
+    // What the watchers know about their connections, for the web face.
+    let live = crate::live::Live::new();
 
     let mut mailboxes = 0usize;
     for account in &cfg.imap {
         for mailbox in &account.mailboxes {
             mailboxes += 1;
             let (account, mailbox) = (account.clone(), mailbox.clone());
-            let (cancel, kick, troubles) = (cancel.clone(), kick.clone(), troubles.clone());
+            let (cancel, kick, live, troubles) =
+                (cancel.clone(), kick.clone(), live.clone(), troubles.clone());
             let task = format!("imap {}/{}", account.name, mailbox);
             // Each watcher has its own connection to the database.
             let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
-                crate::imap::watch_mailbox_with(
+                crate::imap::watch_mailbox_live(
                     account,
                     mailbox,
                     Ingest::new(store),
                     cancel,
                     move || kick.notify_waiters(),
                     move |t| troubles.set(&task, t),
+                    live,
                 )
                 .await;
             });
@@ -264,6 +306,19 @@ async fn run(cfg: Config, tracker: Option<Arc<Tracker>>, signals: Signals) -> Re
         let (cfg, cancel, kick, troubles) =
             (cfg.clone(), cancel.clone(), kick.clone(), troubles.clone());
         tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick, &troubles).await });
+    }
+    if let Some(listener) = listener {
+        let web = crate::web::Web::new(cfg.clone(), live.clone())?;
+        let token = cfg.http.as_ref().is_some_and(|h| h.token.is_some());
+        match listener.local_addr() {
+            Ok(addr) => info!(
+                "web face on http://{addr}/ ({})",
+                if token { "token required" } else { "no token" }
+            ),
+            Err(e) => warn!("web face listening (address unknown: {e})"),
+        }
+        let cancel = cancel.clone();
+        tasks.spawn(async move { crate::web::serve(listener, web, cancel).await });
     }
     tasks.close();
 
@@ -507,7 +562,7 @@ async fn tracking_loop(
 async fn notification_loop(
     cfg: &Config,
     cancel: &CancellationToken,
-    kick: &Notify,
+    kick: &Arc<Notify>,
     troubles: &Troubles,
 ) {
     let sender = match smtp_sender(cfg) {
@@ -517,12 +572,16 @@ async fn notification_loop(
             return;
         }
     };
+    let push = {
+        let kick = kick.clone();
+        push_channels_or_log(cfg, Arc::new(move || kick.notify_waiters()))
+    };
     let mut slot = None;
     let mut failures = 0;
     loop {
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
-                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), Utc::now()) => r,
+                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()) => r,
                 _ = cancel.cancelled() => return,
             },
             Err(e) => Err(e),

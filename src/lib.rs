@@ -9,16 +9,18 @@
 //! | [`model`], [`facts`], [`report`] | pure data | the shared vocabulary; the store's typed rows; the `status --json` model |
 //! | [`extract`] | pure | one email's bytes → orders and parcels |
 //! | [`decide`] | pure | state in time, protection, tracking policy and schedule, what is due |
-//! | [`render`] | pure | digest and warning emails, the `status` table |
+//! | [`render`] | pure | digest and warning emails, the `status` table, push messages, the dashboard, the calendar feed, metrics |
 //! | [`backoff`] | pure | the one retry-delay rule |
 //! | [`config`] | file read | TOML → validated [`config::Config`]; secrets |
 //! | [`store`] | SQLite | durable facts, one transaction per change; decides nothing |
 //! | [`tracking`] | HTTP | the provider trait, 17TRACK / Cainiao clients |
-//! | [`notify`] | SMTP | the channel trait, email over SMTP |
+//! | [`notify`] | SMTP, HTTP, MQTT | the channel trait; email, ntfy, webhooks, MQTT / Home Assistant |
 //! | [`imap`] | network | mailbox watching: IDLE, polling, backfill, into a sink |
 //! | [`mailfile`] | file read | `.eml`, Maildir and mbox for `import` |
 //! | [`pipeline`] | wiring | the order of steps: one email, one tracking pass, one notification pass |
 //! | [`daemon`] | tasks | `run`: tasks, signals, watchdog, status line |
+//! | [`web`] | HTTP server | the local web face: dashboard, `/api/status`, calendar, metrics, health (read-only) |
+//! | [`live`] | memory | what only the running daemon knows: mailbox connections |
 //! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
 //! | [`docgen`] | file write | man pages and completions from the clap definitions |
 //! | [`cli`], [`app`] | face | the commands and exit codes |
@@ -35,6 +37,7 @@ pub mod docgen;
 pub mod extract;
 pub mod facts;
 pub mod imap;
+pub mod live;
 pub mod logging;
 pub mod mailfile;
 pub mod model;
@@ -45,3 +48,4 @@ pub mod report;
 pub mod store;
 pub mod systemd;
 pub mod tracking;
+pub mod web;

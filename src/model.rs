@@ -297,6 +297,23 @@ pub enum ActionReason {
 }
 
 impl ActionReason {
+    pub const ALL: [ActionReason; 9] = [
+        ActionReason::ProtectionEnding,
+        ActionReason::ProtectionEnded,
+        ActionReason::DeliveryFailed,
+        ActionReason::ReadyForPickup,
+        ActionReason::CustomsHold,
+        ActionReason::Exception,
+        ActionReason::Returning,
+        ActionReason::Stalled,
+        ActionReason::DeliveredNotConfirmed,
+    ];
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<ActionReason> {
+        ActionReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ActionReason::ProtectionEnding => "protection_ending",
@@ -717,6 +734,16 @@ pub enum NotificationKey {
         order_id: String,
         threshold_days: u32,
     },
+    /// Push channels: an order entered "needs action" for a reason (once
+    /// per order and reason).
+    Action {
+        order_id: String,
+        reason: ActionReason,
+    },
+    /// Push channels: a parcel is out for delivery (once per parcel).
+    OutForDelivery { tracking_number: String },
+    /// Push channels: a parcel was delivered (once per parcel).
+    Delivered { tracking_number: String },
 }
 
 impl NotificationKey {
@@ -725,6 +752,20 @@ impl NotificationKey {
         match self {
             NotificationKey::Digest(_) => "digest",
             NotificationKey::Warning { .. } => "warning",
+            NotificationKey::Action { .. } => "action",
+            NotificationKey::OutForDelivery { .. } => "out_for_delivery",
+            NotificationKey::Delivered { .. } => "delivered",
+        }
+    }
+
+    /// The push event this key is (SPEC §8).
+    pub fn event(&self) -> EventKind {
+        match self {
+            NotificationKey::Digest(_) => EventKind::Digest,
+            NotificationKey::Warning { .. } => EventKind::ProtectionWarning,
+            NotificationKey::Action { .. } => EventKind::ActionNeeded,
+            NotificationKey::OutForDelivery { .. } => EventKind::OutForDelivery,
+            NotificationKey::Delivered { .. } => EventKind::Delivered,
         }
     }
 }
@@ -737,6 +778,15 @@ impl fmt::Display for NotificationKey {
                 order_id,
                 threshold_days,
             } => write!(f, "warning:{order_id}:{threshold_days}d"),
+            NotificationKey::Action { order_id, reason } => {
+                write!(f, "action:{order_id}:{}", reason.as_str())
+            }
+            NotificationKey::OutForDelivery { tracking_number } => {
+                write!(f, "out_for_delivery:{tracking_number}")
+            }
+            NotificationKey::Delivered { tracking_number } => {
+                write!(f, "delivered:{tracking_number}")
+            }
         }
     }
 }
@@ -750,6 +800,31 @@ impl FromStr for NotificationKey {
             return NaiveDate::parse_from_str(d, "%Y-%m-%d")
                 .map(NotificationKey::Digest)
                 .map_err(|_| bad());
+        }
+        let number = |n: &str| {
+            let ok = !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric());
+            ok.then(|| n.to_owned()).ok_or_else(bad)
+        };
+        if let Some(n) = key.strip_prefix("out_for_delivery:") {
+            return Ok(NotificationKey::OutForDelivery {
+                tracking_number: number(n)?,
+            });
+        }
+        if let Some(n) = key.strip_prefix("delivered:") {
+            return Ok(NotificationKey::Delivered {
+                tracking_number: number(n)?,
+            });
+        }
+        if let Some(rest) = key.strip_prefix("action:") {
+            let (order, reason) = rest.rsplit_once(':').ok_or_else(bad)?;
+            let reason = ActionReason::parse(reason).ok_or_else(bad)?;
+            if order.is_empty() {
+                return Err(bad());
+            }
+            return Ok(NotificationKey::Action {
+                order_id: order.to_owned(),
+                reason,
+            });
         }
         let rest = key.strip_prefix("warning:").ok_or_else(bad)?;
         let (order, days) = rest.rsplit_once(':').ok_or_else(bad)?;
@@ -770,6 +845,46 @@ impl FromStr for NotificationKey {
 impl PartialEq<&str> for NotificationKey {
     fn eq(&self, other: &&str) -> bool {
         other.parse::<NotificationKey>().is_ok_and(|k| k == *self)
+    }
+}
+
+/// A push event a `[[notify]]` channel can subscribe to (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A Buyer Protection warning (the email warning's thresholds).
+    ProtectionWarning,
+    /// An order newly needs action (SPEC §7), once per order and reason.
+    ActionNeeded,
+    /// A parcel is out for delivery, once per parcel.
+    OutForDelivery,
+    /// A parcel was delivered, once per parcel.
+    Delivered,
+    /// The daily summary, short form.
+    Digest,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        EventKind::ProtectionWarning,
+        EventKind::ActionNeeded,
+        EventKind::OutForDelivery,
+        EventKind::Delivered,
+        EventKind::Digest,
+    ];
+
+    /// The config and payload spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ProtectionWarning => "protection_warning",
+            EventKind::ActionNeeded => "action_needed",
+            EventKind::OutForDelivery => "out_for_delivery",
+            EventKind::Delivered => "delivered",
+            EventKind::Digest => "digest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|e| e.as_str() == s)
     }
 }
 
@@ -810,6 +925,10 @@ impl PartialEq<&str> for NotificationState {
     }
 }
 
+/// The name of the email channel in the per-channel notification ledger;
+/// push channels are named by their `[[notify]]` tables and may not take it.
+pub const EMAIL_CHANNEL: &str = "email";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,6 +968,10 @@ mod tests {
             "digest:2026-11-28",
             "warning:8123456789012345:7d",
             "warning:1:2d",
+            "action:8123456789012345:customs_hold",
+            "action:1:delivered_not_confirmed",
+            "out_for_delivery:LP00527423524449",
+            "delivered:RB123456785CN",
         ];
         for k in cases {
             let parsed: NotificationKey = k.parse().expect(k);
@@ -859,6 +982,11 @@ mod tests {
             "warning::7d",
             "warning:1:7",
             "other:x",
+            "action:1:bored",
+            "action::stalled",
+            "delivered:",
+            "delivered:LP 1",
+            "out_for_delivery:a:b",
             "",
         ] {
             assert!(bad.parse::<NotificationKey>().is_err(), "{bad}");

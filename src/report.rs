@@ -42,6 +42,9 @@ pub struct OrderView {
     /// After delivery or completion: the last day a dispute can be opened
     /// (completion + 15 days; extension to SPEC §4).
     pub dispute_until: Option<NaiveDate>,
+    /// The day of the order's newest email, carrier event or command (what
+    /// "no news since" counts from; additive to SPEC §4).
+    pub last_activity: Option<NaiveDate>,
     /// What the order contains, as far as any email of it shows.
     pub items: Vec<Item>,
     /// The seller's store name.

@@ -19,6 +19,9 @@ _aliwatch() {
             aliwatch,add)
                 cmd="aliwatch__subcmd__add"
                 ;;
+            aliwatch,calendar)
+                cmd="aliwatch__subcmd__calendar"
+                ;;
             aliwatch,check-config)
                 cmd="aliwatch__subcmd__check__subcmd__config"
                 ;;
@@ -53,7 +56,7 @@ _aliwatch() {
 
     case "${cmd}" in
         aliwatch)
-            opts="-c -v -q -h -V --config --database --verbose --quiet --help --version run sync check-config extract import status digest add protection done"
+            opts="-c -v -q -h -V --config --database --verbose --quiet --help --version run sync check-config extract import status calendar digest add protection done"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -89,6 +92,32 @@ _aliwatch() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aliwatch__subcmd__calendar)
+            opts="-c -v -q -h --config --database --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -299,7 +328,7 @@ _aliwatch() {
             return 0
             ;;
         aliwatch__subcmd__status)
-            opts="-c -v -q -h --json --all --config --database --verbose --quiet --help"
+            opts="-c -v -q -h --json --all --wide --config --database --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

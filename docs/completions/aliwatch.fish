@@ -36,6 +36,7 @@ complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "check-config" -d 
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "extract" -d 'Offline: classify and extract .eml files (no config, no database)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "import" -d 'Feed .eml files, Maildir folders, mbox files or directories of them through the pipeline (idempotent)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "status" -d 'Orders and parcels (active ones unless --all)'
+complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "calendar" -d 'Print the calendar feed of Buyer Protection deadlines (iCalendar, the same as the web face\'s /calendar.ics)'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "digest" -d 'Render the digest now'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "add" -d 'Track a parcel by hand. The number must be of a format aliwatch knows and pass its check digit; an order number is refused'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "protection" -d 'Record a protection extension granted by the seller'
@@ -70,10 +71,16 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand import" -s h -l help -
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l json -d 'One JSON document instead of the table; the fields are described in docs/formats.md (installed in /usr/share/doc/aliwatch/)'
-complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l all -d 'Include completed orders'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l all -d 'Include completed orders, with why and when they completed'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -l wide -d 'One line per parcel with every column in full, whatever the terminal\'s width (the default fits 80 columns, or the terminal)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand status" -s h -l help -d 'Print help'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand calendar" -s h -l help -d 'Print help'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand digest" -l print -d 'Write its text part to stdout'

@@ -25,6 +25,9 @@ pub(super) struct RawConfig {
     tracking: Option<S<RawTracking>>,
     digest: Option<RawDigest>,
     protection: Option<RawProtection>,
+    http: Option<S<RawHttp>>,
+    #[serde(default)]
+    notify: Vec<RawNotify>,
 }
 
 /// `[imap]` (one table) or `[[imap]]` (an array of tables).
@@ -115,6 +118,30 @@ struct RawProtection {
     days: Option<S<i64>>,
     warn_before: Option<S<Vec<String>>>,
     stalled_after: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<S<String>>,
+    token_file: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    name: Option<S<String>>,
+    #[serde(rename = "type")]
+    kind: S<String>,
+    url: S<String>,
+    token_file: Option<S<String>>,
+    ca_file: Option<S<String>>,
+    events: Option<S<Vec<String>>>,
+    // mqtt only
+    username: Option<S<String>>,
+    password_file: Option<S<String>>,
+    discovery_prefix: Option<S<String>>,
+    topic_prefix: Option<S<String>>,
 }
 
 struct Ctx<'a> {
@@ -230,6 +257,7 @@ fn file_key(key: &str) -> &'static str {
     match key {
         "password" => "password_file",
         "api_key" => "api_key_file",
+        "token" => "token_file",
         _ => "secret_file",
     }
 }
@@ -286,6 +314,16 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         None => ProtectionConfig::default(),
         Some(p) => validate_protection(&cx, p)?,
     };
+    let mut notify: Vec<NotifyConfig> = Vec::new();
+    for n in &raw.notify {
+        let channel = validate_notify(&cx, n, &notify)?;
+        notify.push(channel);
+    }
+
+    let http = match &raw.http {
+        None => None,
+        Some(h) => validate_http(&cx, h)?,
+    };
 
     Ok(Config {
         source: Some(path.to_owned()),
@@ -297,7 +335,52 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         tracking,
         digest,
         protection,
+        http,
+        notify,
     })
+}
+
+/// Checks `[http]`: `listen` is `IP:PORT` (or `localhost:PORT`); anything
+/// but a loopback address needs `token_file` (SPEC §9).
+fn validate_http(cx: &Ctx, spanned: &S<RawHttp>) -> Result<Option<HttpConfig>, ConfigError> {
+    let h = spanned.get_ref();
+    let Some(listen) = &h.listen else {
+        if h.token_file.is_some() {
+            return cx.err(
+                spanned.span(),
+                "[http] has token_file but no listen; add listen = \"127.0.0.1:8787\" to turn the web face on",
+            );
+        }
+        return Ok(None);
+    };
+    let text = listen.get_ref().trim();
+    let addr = match text.strip_prefix("localhost:") {
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
+        None => text.parse::<std::net::SocketAddr>().ok(),
+    };
+    let Some(addr) = addr else {
+        return cx.err(
+            listen.span(),
+            format!("listen: {text:?} is not an address and port; write e.g. \"127.0.0.1:8787\" or \"[::1]:8787\""),
+        );
+    };
+    let token = h.token_file.as_ref().map(|f| Secret::File {
+        key: "token_file",
+        path: cx.path(f),
+    });
+    if token.is_none() && !addr.ip().is_loopback() {
+        return cx.err(
+            listen.span(),
+            format!("listen = {text:?} is reachable from other machines, so the web face needs a token: add token_file = \"/etc/aliwatch/http-token\" to [http] (a file holding a long random token, e.g. from `openssl rand -hex 32`), or listen on \"127.0.0.1:{}\"", addr.port()),
+        );
+    }
+    Ok(Some(HttpConfig {
+        listen: addr,
+        token,
+    }))
 }
 
 /// Checks `database` (a non-empty path, relative to the config file's folder).
@@ -678,4 +761,253 @@ fn validate_protection(cx: &Ctx, p: &RawProtection) -> Result<ProtectionConfig, 
         warn_before_days,
         stalled_after,
     })
+}
+
+/// The events a `[[notify]]` channel gets without `events`.
+pub const DEFAULT_EVENTS: [crate::model::EventKind; 2] = [
+    crate::model::EventKind::ProtectionWarning,
+    crate::model::EventKind::ActionNeeded,
+];
+
+/// Checks one `[[notify]]` table; `earlier` holds the channels already
+/// checked (names are unique: each is its own ledger).
+fn validate_notify(
+    cx: &Ctx,
+    n: &RawNotify,
+    earlier: &[NotifyConfig],
+) -> Result<NotifyConfig, ConfigError> {
+    use crate::model::EventKind;
+    let kind = match n.kind.get_ref().as_str() {
+        "ntfy" => NotifyKind::Ntfy,
+        "webhook" => NotifyKind::Webhook,
+        "mqtt" => NotifyKind::Mqtt,
+        other => {
+            return cx.err(
+                n.kind.span(),
+                format!("type: {other:?} is not one of \"ntfy\", \"webhook\", \"mqtt\""),
+            )
+        }
+    };
+    let name = match &n.name {
+        Some(v) => {
+            let name = v.get_ref().trim();
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return cx.err(
+                    v.span(),
+                    "name: 1 to 64 letters, digits, '-' or '_', e.g. \"phone\"",
+                );
+            }
+            name.to_string()
+        }
+        None => kind.as_str().to_string(),
+    };
+    let name_span = n.name.as_ref().map_or(n.kind.span(), |v| v.span());
+    if name == crate::model::EMAIL_CHANNEL {
+        return cx.err(
+            name_span,
+            "name: \"email\" is the email channel's own ledger; choose another name",
+        );
+    }
+    if earlier.iter().any(|e| e.name == name) {
+        return cx.err(
+            name_span,
+            format!("name: two [[notify]] channels are called {name:?}; give each a unique `name` (without one, the name is the type)"),
+        );
+    }
+    let mqtt_only = [
+        ("username", n.username.as_ref()),
+        ("password_file", n.password_file.as_ref()),
+        ("discovery_prefix", n.discovery_prefix.as_ref()),
+        ("topic_prefix", n.topic_prefix.as_ref()),
+    ];
+    let (url, mqtt) = if kind == NotifyKind::Mqtt {
+        if let Some(t) = &n.token_file {
+            return cx.err(
+                t.span(),
+                "token_file: an mqtt channel logs in with username and password_file",
+            );
+        }
+        let m = validate_mqtt(cx, n)?;
+        (n.url.get_ref().trim().to_string(), Some(m))
+    } else {
+        if let Some((key, v)) = mqtt_only.iter().find_map(|(k, v)| v.map(|v| (k, v))) {
+            return cx.err(v.span(), format!("{key}: only for type = \"mqtt\""));
+        }
+        (
+            validate_notify_url(cx, &n.url, kind, n.token_file.is_some())?,
+            None,
+        )
+    };
+    let events = match &n.events {
+        None => DEFAULT_EVENTS.to_vec(),
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                return cx.err(
+                    list.span(),
+                    "events: list at least one of \"protection_warning\", \"action_needed\", \"out_for_delivery\", \"delivered\", \"digest\"",
+                );
+            }
+            let mut out = Vec::new();
+            for e in list.get_ref() {
+                match EventKind::parse(e) {
+                    Some(k) => out.push(k),
+                    None => {
+                        return cx.err(
+                            list.span(),
+                            format!("events: {e:?} is not one of \"protection_warning\", \"action_needed\", \"out_for_delivery\", \"delivered\", \"digest\""),
+                        )
+                    }
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            out
+        }
+    };
+    let (line, _) = cx.loc.line_col(n.kind.span().start);
+    Ok(NotifyConfig {
+        name,
+        kind,
+        url,
+        token: n.token_file.as_ref().map(|f| Secret::File {
+            key: "token_file",
+            path: cx.path(f),
+        }),
+        ca_file: n.ca_file.as_ref().map(|c| cx.path(c)),
+        events,
+        location: format!("{}:{line}", cx.loc.path.display()),
+        mqtt,
+    })
+}
+
+/// Checks the MQTT part of a `[[notify]]` table: `mqtt://host[:1883]` or
+/// `mqtts://host[:8883]`; a password travels only over TLS or to a
+/// loopback host; topic prefixes are plain MQTT topic levels.
+fn validate_mqtt(cx: &Ctx, n: &RawNotify) -> Result<MqttSettings, ConfigError> {
+    let v = &n.url;
+    let bad = || {
+        cx.err::<MqttSettings>(
+            v.span(),
+            "url: an mqtt url is mqtt://host:1883 or mqtts://host:8883, nothing after the port",
+        )
+    };
+    let Ok(u) = reqwest::Url::parse(v.get_ref().trim()) else {
+        return bad();
+    };
+    let tls = match u.scheme() {
+        "mqtts" => true,
+        "mqtt" => false,
+        _ => return bad(),
+    };
+    let host = u
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty()
+        || !u.path().trim_matches('/').is_empty()
+        || u.query().is_some()
+        || !u.username().is_empty()
+        || u.password().is_some()
+    {
+        return bad();
+    }
+    let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
+    if n.password_file.is_some() && n.username.is_none() {
+        return cx.err(
+            n.kind.span(),
+            "password_file needs a username in the same [[notify]] table",
+        );
+    }
+    if n.password_file.is_some() && !tls && !is_loopback_host(&host) {
+        return cx.err(
+            v.span(),
+            format!("url: mqtt:// sends the password unencrypted; use mqtts:// (plain mqtt with a password only towards a loopback host, not {host:?})"),
+        );
+    }
+    let prefix = |p: Option<&S<String>>, key: &str, default: &str| -> Result<String, ConfigError> {
+        match p {
+            None => Ok(default.to_string()),
+            Some(p) => {
+                let t = p.get_ref().trim_matches('/');
+                let ok = !t.is_empty()
+                    && t.len() <= 100
+                    && !t.contains(['+', '#', '\0'])
+                    && !t.split('/').any(str::is_empty);
+                if ok {
+                    Ok(t.to_string())
+                } else {
+                    cx.err(
+                        p.span(),
+                        format!("{key}: an MQTT topic prefix such as \"{default}\" (no +, # or empty levels)"),
+                    )
+                }
+            }
+        }
+    };
+    Ok(MqttSettings {
+        host,
+        port,
+        tls,
+        username: n.username.as_ref().map(|u| u.get_ref().clone()),
+        password: n.password_file.as_ref().map(|f| Secret::File {
+            key: "password_file",
+            path: cx.path(f),
+        }),
+        discovery_prefix: prefix(
+            n.discovery_prefix.as_ref(),
+            "discovery_prefix",
+            "homeassistant",
+        )?,
+        topic_prefix: prefix(n.topic_prefix.as_ref(), "topic_prefix", "aliwatch")?,
+    })
+}
+
+/// Checks a `[[notify]]` url: http(s) with a host and no credentials; an
+/// ntfy bearer token travels only over https (or to a loopback host).
+fn validate_notify_url(
+    cx: &Ctx,
+    v: &S<String>,
+    kind: NotifyKind,
+    has_token: bool,
+) -> Result<String, ConfigError> {
+    let example = match kind {
+        NotifyKind::Ntfy => "https://ntfy.sh/my-secret-topic",
+        NotifyKind::Webhook | NotifyKind::Mqtt => "https://example.com/hooks/aliwatch",
+    };
+    let Ok(u) = reqwest::Url::parse(v.get_ref().trim()) else {
+        return cx.err(v.span(), format!("url: not a URL; write e.g. {example}"));
+    };
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return cx.err(
+            v.span(),
+            format!("url: must be an http(s) URL with a host, e.g. {example}"),
+        );
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return cx.err(
+            v.span(),
+            "url: must not hold a user name or password; put the token in token_file",
+        );
+    }
+    if kind == NotifyKind::Ntfy && u.path().trim_matches('/').is_empty() {
+        return cx.err(
+            v.span(),
+            format!("url: an ntfy url names the topic, e.g. {example}"),
+        );
+    }
+    let host = u.host_str().unwrap_or("");
+    if kind == NotifyKind::Ntfy && has_token && u.scheme() == "http" && !is_loopback_host(host) {
+        return cx.err(
+            v.span(),
+            "url: with token_file the bearer token would travel unencrypted; use https (plain http only towards a loopback host)",
+        );
+    }
+    Ok(u.to_string())
 }

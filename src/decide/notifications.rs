@@ -18,6 +18,9 @@
 //!   off, or learned of the order late), ONE email goes out for the
 //!   smallest, and the larger ones are recorded as superseded so they never
 //!   send later.
+//! - Push channels (SPEC §8) get the same warnings and digest, and the
+//!   events of [`due_events`]: from the same `needs_action` view and parcel
+//!   statuses that `status` shows, so every channel says the same thing.
 
 use std::collections::HashSet;
 
@@ -26,7 +29,8 @@ use chrono_tz::Tz;
 
 use super::Rules;
 pub use crate::model::NotificationKey;
-use crate::report::{OrderView, StatusReport};
+use crate::model::{ActionReason, EventKind, ParcelStatus};
+use crate::report::{ActionNeeded, OrderView, ParcelView, StatusReport};
 
 /// One notification that is due and not yet recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +119,6 @@ pub fn due_notifications(
     now: DateTime<Utc>,
     rules: &Rules,
 ) -> Vec<Notification> {
-    let tz = rules.timezone;
     let mut out = Vec::new();
 
     for order in &report.orders {
@@ -124,19 +127,132 @@ pub fn due_notifications(
         }
     }
 
-    if rules.digest.enabled {
-        let today = local_today(now, tz);
-        let key = digest_key(today);
-        let passed = now >= local_instant(today, rules.digest.at, tz);
-        let wanted = digest_has_content(report) || !rules.digest.skip_when_empty;
-        if passed && wanted && !recorded.contains(&key) {
+    out.extend(due_digest(report, recorded, now, rules));
+    out
+}
+
+/// Today's digest, if it is due and not recorded.
+fn due_digest(
+    report: &StatusReport,
+    recorded: &HashSet<NotificationKey>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> Option<Notification> {
+    let tz = rules.timezone;
+    if !rules.digest.enabled {
+        return None;
+    }
+    let today = local_today(now, tz);
+    let key = digest_key(today);
+    let passed = now >= local_instant(today, rules.digest.at, tz);
+    let wanted = digest_has_content(report) || !rules.digest.skip_when_empty;
+    (passed && wanted && !recorded.contains(&key)).then_some(Notification {
+        key,
+        supersedes: Vec::new(),
+    })
+}
+
+/// How long a parcel's delivery (or its being out for delivery) stays news
+/// for push channels: older ones are not pushed, so a channel added to a
+/// running install, or aliwatch back after days off, does not replay
+/// history.
+pub const PARCEL_NEWS: Duration = Duration::days(3);
+
+/// Every push event due now for a channel subscribed to `events` whose
+/// ledger holds `recorded` (SPEC §8). Warnings and the digest follow
+/// exactly the email rules ([`due_notifications`]); on top:
+/// - `action_needed`: for each active order, each reason of its
+///   `needs_action` (SPEC §7) once per order and reason, except
+///   `protection_ending`, which is the `protection_warning` event;
+/// - `out_for_delivery` / `delivered`: once per parcel of an active order
+///   (or a parcel no order claims), while the parcel has that status and
+///   its last event (delivery time) is at most [`PARCEL_NEWS`] old.
+pub fn due_events(
+    report: &StatusReport,
+    recorded: &HashSet<NotificationKey>,
+    now: DateTime<Utc>,
+    rules: &Rules,
+    events: &[EventKind],
+) -> Vec<Notification> {
+    let wants = |e: EventKind| events.contains(&e);
+    let mut keys: Vec<Notification> = Vec::new();
+    let push = |key: NotificationKey, out: &mut Vec<Notification>| {
+        if !recorded.contains(&key) && !out.iter().any(|n| n.key == key) {
             out.push(Notification {
                 key,
                 supersedes: Vec::new(),
             });
         }
+    };
+    for order in report.orders.iter().filter(|o| o.is_active()) {
+        if wants(EventKind::ProtectionWarning) {
+            keys.extend(due_warning(order, recorded, now, rules));
+        }
+        if wants(EventKind::ActionNeeded) {
+            for need in &order.needs_action {
+                if need.reason == ActionReason::ProtectionEnding {
+                    continue;
+                }
+                let key = NotificationKey::Action {
+                    order_id: order.order_id.clone(),
+                    reason: need.reason,
+                };
+                push(key, &mut keys);
+            }
+        }
     }
-    out
+    let parcels = report
+        .orders
+        .iter()
+        .filter(|o| o.is_active())
+        .flat_map(|o| o.parcels.iter())
+        .chain(report.unassigned_parcels.iter());
+    for p in parcels {
+        if let Some(key) = parcel_event_key(p, now) {
+            if wants(key.event()) {
+                push(key, &mut keys);
+            }
+        }
+    }
+    if wants(EventKind::Digest) {
+        keys.extend(due_digest(report, recorded, now, rules));
+    }
+    keys
+}
+
+/// The parcel event a parcel is news for now, if any.
+fn parcel_event_key(p: &ParcelView, now: DateTime<Utc>) -> Option<NotificationKey> {
+    let fresh = |t: Option<DateTime<Utc>>| t.is_none_or(|t| now - t <= PARCEL_NEWS);
+    let tracking_number = p.tracking_number.clone();
+    match p.status {
+        ParcelStatus::OutForDelivery if fresh(p.last_event.as_ref().map(|e| e.time)) => {
+            Some(NotificationKey::OutForDelivery { tracking_number })
+        }
+        ParcelStatus::Delivered
+            if fresh(p.delivered_at.or(p.last_event.as_ref().map(|e| e.time))) =>
+        {
+            Some(NotificationKey::Delivered { tracking_number })
+        }
+        _ => None,
+    }
+}
+
+/// The parcel `number` and the order it belongs to (none for a parcel no
+/// order claims).
+fn find_parcel<'r>(
+    report: &'r StatusReport,
+    number: &str,
+) -> Option<(Option<&'r OrderView>, &'r ParcelView)> {
+    for o in &report.orders {
+        if let Some(p) = o.parcels.iter().find(|p| p.tracking_number == number) {
+            return Some((Some(o), p));
+        }
+    }
+    report
+        .unassigned_parcels
+        .iter()
+        .find(|p| p.tracking_number == number)
+        .map(|p| (None, p))
 }
 
 /// The warning due for one order, if any.
@@ -190,6 +306,17 @@ pub enum Content<'r> {
     },
     /// Warnings that fell due in the same pass, sent together (SPEC §5).
     Warnings(Vec<(&'r OrderView, u32)>),
+    /// Push: an order needs action for one reason.
+    Action {
+        order: &'r OrderView,
+        need: &'r ActionNeeded,
+    },
+    /// Push: a parcel is out for delivery or delivered.
+    Parcel {
+        event: EventKind,
+        order: Option<&'r OrderView>,
+        parcel: &'r ParcelView,
+    },
 }
 
 /// Whether a pending notification still applies, and to what.
@@ -206,6 +333,35 @@ pub fn pending_content<'r>(
             order_id,
             threshold_days,
         } => (order_id, *threshold_days),
+        NotificationKey::Action { order_id, reason } => {
+            let order = report
+                .orders
+                .iter()
+                .find(|o| &o.order_id == order_id)
+                .ok_or("the order is no longer known")?;
+            let need = order
+                .needs_action
+                .iter()
+                .find(|n| n.reason == *reason)
+                .ok_or_else(|| format!("the order no longer needs action ({})", reason.as_str()))?;
+            return Ok(Content::Action { order, need });
+        }
+        NotificationKey::OutForDelivery { tracking_number }
+        | NotificationKey::Delivered { tracking_number } => {
+            let (order, parcel) =
+                find_parcel(report, tracking_number).ok_or("the parcel is no longer known")?;
+            if order.is_some_and(|o| !o.is_active()) {
+                return Err("the order was completed".into());
+            }
+            if parcel_event_key(parcel, now).as_ref() != Some(key) {
+                return Err(format!("the parcel is {} now", parcel.status.words()));
+            }
+            return Ok(Content::Parcel {
+                event: key.event(),
+                order,
+                parcel,
+            });
+        }
     };
     let Some(order) = report.orders.iter().find(|o| &o.order_id == order_id) else {
         return Err("the order is no longer known".into());
@@ -260,6 +416,7 @@ mod tests {
             protection_source: None,
             auto_completes_on: None,
             dispute_until: None,
+            last_activity: None,
             items: vec![],
             store: None,
             url: String::new(),
@@ -573,5 +730,141 @@ mod tests {
         ] {
             assert_eq!(parse_key(bad), None, "{bad}");
         }
+    }
+
+    fn event_order(now: DateTime<Utc>) -> OrderView {
+        use crate::report::{ActionNeeded, EventView};
+        // ends 2026-12-03: 5 days left on 2026-11-28 (Berlin)
+        let mut o = order(
+            "8123456789012345",
+            OrderState::Shipped,
+            "2026-10-04",
+            "2026-12-03",
+        );
+        o.needs_action = vec![
+            ActionNeeded {
+                reason: ActionReason::ProtectionEnding,
+                by: Some(date("2026-12-03")),
+                tracking_number: None,
+            },
+            ActionNeeded {
+                reason: ActionReason::CustomsHold,
+                by: None,
+                tracking_number: Some("LP00000000000001".into()),
+            },
+        ];
+        o.parcels[0].status = ParcelStatus::CustomsHold;
+        let mut out = o.parcels[0].clone();
+        out.tracking_number = "LP00000000000002".into();
+        out.status = ParcelStatus::OutForDelivery;
+        out.last_event = Some(EventView {
+            time: now - Duration::hours(2),
+            description: "Out for delivery".into(),
+            location: None,
+        });
+        let mut delivered = out.clone();
+        delivered.tracking_number = "LP00000000000003".into();
+        delivered.status = ParcelStatus::Delivered;
+        delivered.delivered_at = Some(now - Duration::days(1));
+        o.parcels.push(out);
+        o.parcels.push(delivered);
+        o
+    }
+
+    fn due_keys(
+        r: &StatusReport,
+        rec: &mut HashSet<NotificationKey>,
+        now: DateTime<Utc>,
+        events: &[EventKind],
+    ) -> Vec<String> {
+        let due = due_events(r, rec, now, &cfg(chrono_tz::Europe::Berlin), events);
+        rec.extend(due.iter().map(|n| n.key.clone()));
+        keys(&due)
+    }
+
+    #[test]
+    fn push_events_come_from_the_view_once_per_order_reason_and_parcel() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let r = report(vec![event_order(now)], now);
+        let mut rec = HashSet::new();
+        assert_eq!(
+            due_keys(&r, &mut rec, now, &EventKind::ALL),
+            [
+                "warning:8123456789012345:7d",
+                // protection_ending is the warning, not an action_needed
+                "action:8123456789012345:customs_hold",
+                "out_for_delivery:LP00000000000002",
+                "delivered:LP00000000000003",
+                "digest:2026-11-28",
+            ]
+        );
+        // recorded: nothing again, an hour or a day later
+        assert!(due_keys(&r, &mut rec, now + Duration::hours(1), &EventKind::ALL).is_empty());
+        let r2 = report(vec![event_order(now)], now + Duration::hours(24));
+        let later = due_keys(&r2, &mut rec, now + Duration::hours(24), &EventKind::ALL);
+        assert_eq!(later, ["digest:2026-11-29"]);
+    }
+
+    #[test]
+    fn a_channel_gets_only_the_events_it_subscribes_to() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let r = report(vec![event_order(now)], now);
+        let default = [EventKind::ProtectionWarning, EventKind::ActionNeeded];
+        assert_eq!(
+            due_keys(&r, &mut HashSet::new(), now, &default),
+            [
+                "warning:8123456789012345:7d",
+                "action:8123456789012345:customs_hold"
+            ]
+        );
+        assert_eq!(
+            due_keys(&r, &mut HashSet::new(), now, &[EventKind::Delivered]),
+            ["delivered:LP00000000000003"]
+        );
+    }
+
+    #[test]
+    fn old_deliveries_and_completed_orders_are_not_news() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let mut o = event_order(now);
+        o.parcels[1].last_event.as_mut().expect("event").time = now - Duration::days(4);
+        o.parcels[2].delivered_at = Some(now - Duration::days(4));
+        let r = report(vec![o.clone()], now);
+        let parcels = [EventKind::OutForDelivery, EventKind::Delivered];
+        assert!(due_keys(&r, &mut HashSet::new(), now, &parcels).is_empty());
+        let mut done = event_order(now);
+        done.state = OrderState::Completed;
+        let r = report(vec![done], now);
+        assert!(due_keys(&r, &mut HashSet::new(), now, &EventKind::ALL).is_empty());
+    }
+
+    #[test]
+    fn a_pending_push_event_is_dropped_when_the_view_moved_on() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let mut o = event_order(now);
+        let out: NotificationKey = "out_for_delivery:LP00000000000002".parse().expect("key");
+        let customs: NotificationKey = "action:8123456789012345:customs_hold".parse().expect("key");
+        let r = report(vec![o.clone()], now);
+        assert!(matches!(
+            pending_content(&out, &r, now, &rules),
+            Ok(Content::Parcel {
+                event: EventKind::OutForDelivery,
+                ..
+            })
+        ));
+        assert!(matches!(
+            pending_content(&customs, &r, now, &rules),
+            Ok(Content::Action { .. })
+        ));
+        o.parcels[1].status = ParcelStatus::Delivered;
+        o.needs_action
+            .retain(|n| n.reason != ActionReason::CustomsHold);
+        let r = report(vec![o], now);
+        assert_eq!(
+            pending_content(&out, &r, now, &rules),
+            Err("the parcel is delivered now".into())
+        );
+        assert!(pending_content(&customs, &r, now, &rules).is_err());
     }
 }

@@ -315,14 +315,15 @@ impl<'f> Derivation<'f> {
             manual,
         };
         let prot = protection::protection(&facts, rules.protection.days);
+        let last_activity = self
+            .last_activity(order_id, emails, actions, &numbers)
+            .map(local);
         let now_state = lifecycle::in_time(
             &TimeFacts {
                 state,
                 completion: completion.map(|c| c.1),
                 protection: prot,
-                last_activity: self
-                    .last_activity(order_id, emails, actions, &numbers)
-                    .map(local),
+                last_activity,
             },
             today,
         );
@@ -358,6 +359,7 @@ impl<'f> Derivation<'f> {
             protection_source: prot.map(|p| p.source),
             auto_completes_on: now_state.auto_completes_on,
             dispute_until: now_state.dispute_until,
+            last_activity,
             items: merge_items(emails),
             store: best_store(emails),
             url: order_url(order_id),

@@ -313,9 +313,15 @@ fn native_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
 
 /// The rustls client config for `account`: system roots plus `ca_file`.
 pub fn tls_config(account: &ImapAccount) -> Result<Arc<rustls::ClientConfig>> {
+    client_tls_config(account.ca_file.as_deref())
+}
+
+/// The one rustls client config of aliwatch (IMAP, MQTT): the system's
+/// roots plus `ca_file`, chain and host name always verified.
+pub fn client_tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     let (_added, _ignored) = roots.add_parsable_certificates(native_roots().iter().cloned());
-    if let Some(path) = &account.ca_file {
+    if let Some(path) = ca_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("cannot read ca_file {}", path.display()))?;
         let mut n = 0;

@@ -32,7 +32,7 @@ use crate::model::{EmailOrigin, IngestOutcome, MailboxState};
 
 pub use connect::AuthRejected;
 pub use sync::MailboxSync;
-pub use watch::watch_mailbox_with;
+pub use watch::{watch_mailbox_live, watch_mailbox_with};
 
 /// Where fetched emails go, and where each mailbox's position is kept.
 /// The position moves only after the emails below it were handed over.

@@ -9,6 +9,7 @@
 //! means "sync first"; after IDLE the mailbox is always re-synced, whatever
 //! woke us; DONE has a short timeout, so a dead connection is noticed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -20,6 +21,7 @@ use super::connect::{self, timed, AuthRejected, ImapSession};
 use super::sync::sync_mailbox;
 use super::MailSink;
 use crate::config::ImapAccount;
+use crate::live::{Live, MailboxLive};
 
 /// How long one IDLE lasts before it is re-issued.
 pub const IDLE_REFRESH: Duration = Duration::from_secs(5 * 60);
@@ -75,6 +77,29 @@ pub async fn watch_mailbox_with<S: MailSink>(
     on_change: impl Fn() + Send + Sync,
     on_trouble: impl Fn(Trouble) + Send + Sync,
 ) {
+    watch_mailbox_live(
+        account,
+        mailbox,
+        ingest,
+        cancel,
+        on_change,
+        on_trouble,
+        Live::new(),
+    )
+    .await;
+}
+
+/// [`watch_mailbox_with`], reporting the connection in `live` (connected,
+/// in IDLE) for the web face.
+pub async fn watch_mailbox_live<S: MailSink>(
+    account: ImapAccount,
+    mailbox: String,
+    ingest: S,
+    cancel: CancellationToken,
+    on_change: impl Fn() + Send + Sync,
+    on_trouble: impl Fn(Trouble) + Send + Sync,
+    live: Arc<Live>,
+) {
     let what = format!("{}/{}", account.name, mailbox);
     let mut backoff = Backoff::default();
     let mut auth_reported = false;
@@ -87,10 +112,16 @@ pub async fn watch_mailbox_with<S: MailSink>(
         };
         // Dropping the session future at an await point is safe: ingestion
         // and state writes are synchronous, so no email is half-processed.
-        let err = tokio::select! {
-            _ = cancel.cancelled() => return,
-            e = session(&account, &mailbox, &ingest, &on_change, &on_trouble, &mut state) => e,
+        let report = Report {
+            live: &live,
+            account: &account.name,
+            mailbox: &mailbox,
         };
+        let err = tokio::select! {
+            _ = cancel.cancelled() => { report.set(false, false); return }
+            e = session(&account, &mailbox, &ingest, &on_change, &on_trouble, &mut state, &report) => e,
+        };
+        report.set(false, false);
         let delay = if let Some(rej) = err.downcast_ref::<AuthRejected>() {
             if !auth_reported {
                 tracing::error!(mailbox = %what, error = %rej, "login rejected; retrying every {} minutes", AUTH_RETRY.as_secs() / 60);
@@ -118,6 +149,23 @@ pub async fn watch_mailbox_with<S: MailSink>(
     }
 }
 
+/// Where a watcher reports its connection.
+struct Report<'a> {
+    live: &'a Live,
+    account: &'a str,
+    mailbox: &'a str,
+}
+
+impl Report<'_> {
+    fn set(&self, connected: bool, idling: bool) {
+        self.live.set(
+            self.account,
+            self.mailbox,
+            MailboxLive { connected, idling },
+        );
+    }
+}
+
 struct LoopState<'a> {
     backoff: &'a mut Backoff,
     auth_reported: &'a mut bool,
@@ -133,11 +181,13 @@ async fn session(
     on_change: &(impl Fn() + Send + Sync),
     on_trouble: &(impl Fn(Trouble) + Send + Sync),
     state: &mut LoopState<'_>,
+    report: &Report<'_>,
 ) -> anyhow::Error {
     let conn = match connect::connect(account).await {
         Ok(c) => c,
         Err(e) => return e,
     };
+    report.set(true, false);
     let use_idle = account.idle && conn.can_idle;
     tracing::debug!(account = %account.name, mailbox, idle = use_idle, "connected");
     let mut session = conn.session;
@@ -155,7 +205,10 @@ async fn session(
             Err(e) => return e,
         }
         let r: Result<ImapSession> = if use_idle {
-            idle_once(session).await
+            report.set(true, true);
+            let r = idle_once(session).await;
+            report.set(true, false);
+            r
         } else {
             tokio::time::sleep(account.poll_interval).await;
             Ok(session)

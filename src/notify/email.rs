@@ -10,8 +10,9 @@ use crate::decide::notifications::Content;
 use crate::model::NotificationKey;
 use crate::render::email::{render_digest, render_warning, render_warnings};
 
-/// The ledger channel of email notifications.
-pub const EMAIL: &str = "email";
+/// The ledger channel of email notifications (a `[[notify]]` table may
+/// not take its name).
+pub const EMAIL: &str = crate::model::EMAIL_CHANNEL;
 
 /// Email through a [`Sender`]; `from` is the configured From address (the
 /// Message-IDs' domain).
@@ -46,6 +47,15 @@ impl<S: Sender + Send + Sync> Notifier for EmailChannel<S> {
                 threshold_days,
             } => render_warning(order, *threshold_days, d.rules, d.now),
             Content::Warnings(list) => render_warnings(list, d.rules, d.now),
+            // The email ledger never holds push events (`due_notifications`).
+            Content::Action { .. } | Content::Parcel { .. } => {
+                return Box::pin(async {
+                    Err(SendError {
+                        permanent: true,
+                        message: "push events are not sent by email".into(),
+                    })
+                })
+            }
         };
         let names: Vec<String> = d.keys.iter().map(ToString::to_string).collect();
         let email = OutgoingEmail {

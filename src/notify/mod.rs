@@ -1,5 +1,8 @@
 //! Notification channels: the [`Notifier`] trait every channel implements,
-//! and the email channel ([`email::EmailChannel`] over SMTP, `smtp.rs`).
+//! the email channel ([`email::EmailChannel`] over SMTP, `smtp.rs`) and the
+//! `[[notify]]` push channels: over HTTP ([`push::PushChannel`]: ntfy and
+//! webhooks) and MQTT with Home Assistant discovery
+//! ([`mqtt::MqttChannel`]).
 //!
 //! A channel gets one due notification at a time — its ledger key, the id
 //! it must send it under, and what it is about — and says whether it was
@@ -12,6 +15,8 @@
 //! ledger channel) and its construction from the config in the pipeline.
 
 pub mod email;
+pub mod mqtt;
+pub mod push;
 pub mod smtp;
 
 use chrono::{DateTime, Utc};
@@ -19,10 +24,12 @@ use futures::future::BoxFuture;
 
 use crate::decide::notifications::Content;
 use crate::decide::Rules;
-use crate::model::NotificationKey;
+use crate::model::{EventKind, NotificationKey};
 use crate::report::StatusReport;
 
 pub use email::EmailChannel;
+pub use mqtt::MqttChannel;
+pub use push::PushChannel;
 pub use smtp::{OutgoingEmail, Sender, SmtpSender};
 
 /// Why a channel did not accept a notification.
@@ -67,6 +74,33 @@ pub trait Notifier: Send + Sync {
         let digest = Sha256::digest(names.join(",").as_bytes());
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         format!("warnings-{hex}")
+    }
+
+    /// The events it gets (email: warnings and the digest).
+    fn events(&self) -> &[EventKind] {
+        &[EventKind::ProtectionWarning, EventKind::Digest]
+    }
+
+    /// Whether warnings that fall due together go out as one message
+    /// (email, SPEC §5). Push channels send one event each.
+    fn folds_warnings(&self) -> bool {
+        true
+    }
+
+    /// Brings the channel's retained state up to date with the report
+    /// (MQTT's Home Assistant entities), before its events of a pass. Not
+    /// ledgered: it is state, published again until it holds.
+    fn sync_state<'a>(
+        &'a self,
+        _report: &'a StatusReport,
+        _rules: &'a Rules,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Ends the channel's connection cleanly (the end of `sync`).
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 
     /// Delivers one notification; `Ok` means the other side accepted it.

@@ -213,7 +213,18 @@ fn a_forward_of_a_known_email_changes_nothing() {
         matches!(out, IngestOutcome::New { orders_new: 0, .. }),
         "{out:?}"
     );
-    assert_eq!(report_json(&store), before);
+    // The forward is news of the order (it renews `last_activity`, what
+    // "no news for 120 days" counts from); nothing else moves.
+    let without_activity = |mut v: serde_json::Value| {
+        for o in v["orders"].as_array_mut().expect("orders") {
+            o.as_object_mut().expect("order").remove("last_activity");
+        }
+        v
+    };
+    assert_eq!(
+        without_activity(report_json(&store)),
+        without_activity(before)
+    );
 }
 
 #[test]

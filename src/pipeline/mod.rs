@@ -69,6 +69,25 @@ pub fn status_report(store: &Store, now: DateTime<Utc>, rules: &Rules) -> Result
     Ok(report)
 }
 
+/// `status --json [--all]` as one line of JSON: the report of
+/// [`status_report`], active orders only unless `all`. `GET /api/status`
+/// is this with `all`.
+pub fn status_json(store: &Store, now: DateTime<Utc>, rules: &Rules, all: bool) -> Result<String> {
+    let mut report = status_report(store, now, rules)?;
+    if !all {
+        report.orders.retain(|o| o.is_active());
+    }
+    let mut json = serde_json::to_string(&report)?;
+    json.push('\n');
+    Ok(json)
+}
+
+/// The calendar feed of `aliwatch calendar` and `GET /calendar.ics`.
+pub fn calendar(store: &Store, now: DateTime<Utc>, rules: &Rules) -> Result<String> {
+    let report = status_report(store, now, rules)?;
+    Ok(crate::render::render_calendar(&report, rules, now))
+}
+
 /// Called after each email was handed to ingestion (tests and benchmarks
 /// count with it).
 pub type Observer = Arc<dyn Fn(&ImapLocation, &[u8]) + Send + Sync>;

@@ -8,8 +8,14 @@
 //! clients merge it: one possible duplicate is preferred over a possibly
 //! skipped warning.
 //!
-//! Without `[smtp]` nothing is recorded or sent, so what is due stays due
-//! until SMTP is configured.
+//! Without `[smtp]` nothing is recorded or sent by email, so what is due
+//! stays due until SMTP is configured.
+//!
+//! Push channels (`[[notify]]`) run the same pass on their own ledger rows
+//! (channel = the table's `name`) with their own events
+//! (`decide::notifications::due_events`); they send one message per event
+//! (no folding of warnings) under the event's key as its id, so a repeat
+//! after a crash carries the same `id`.
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -102,7 +108,7 @@ pub async fn channel_pass(
     let name = channel.channel();
     let mut summary = SendSummary::default();
     let recorded = store.notification_keys(name)?;
-    let due = notifications::due_notifications(report, &recorded, now, rules);
+    let due = notifications::due_events(report, &recorded, now, rules, channel.events());
     summary.newly_due = due.len();
     for n in &due {
         let siblings: Vec<(NotificationKey, String)> = n
@@ -129,7 +135,7 @@ pub async fn channel_pass(
         }
     }
     let mut warnings: Vec<(NotificationRecord, &OrderView, u32)> = Vec::new();
-    let mut digests: Vec<NotificationRecord> = Vec::new();
+    let mut singles: Vec<(NotificationRecord, Content<'_>)> = Vec::new();
     for rec in ready {
         match notifications::pending_content(&rec.key, report, now, rules) {
             Err(reason) => {
@@ -140,10 +146,12 @@ pub async fn channel_pass(
             Ok(Content::Warning {
                 order,
                 threshold_days,
-            }) => warnings.push((rec, order, threshold_days)),
-            Ok(_) => digests.push(rec),
+            }) if channel.folds_warnings() => warnings.push((rec, order, threshold_days)),
+            Ok(content) => singles.push((rec, content)),
         }
     }
+    // The digest last: it goes out after the events it also mentions.
+    singles.sort_by_key(|(rec, _)| matches!(rec.key, NotificationKey::Digest(_)));
 
     let mut outbox: Vec<(Vec<NotificationRecord>, String, Content<'_>)> = Vec::new();
     // Warnings already sent together once (a crash, or a failure) go again
@@ -192,9 +200,9 @@ pub async fn channel_pass(
         let recs = g.drain(..).map(|w| w.0).collect();
         outbox.push((recs, id, content));
     }
-    for rec in digests {
+    for (rec, content) in singles {
         let id = rec.message_id.clone();
-        outbox.push((vec![rec], id, Content::Digest));
+        outbox.push((vec![rec], id, content));
     }
 
     let mut channel_down = false;
@@ -329,17 +337,22 @@ pub async fn send_digest_now<S: Sender + Send + Sync>(
 }
 
 /// One notification pass as `run` and `sync` do it: warnings and the
-/// digest that are due now, over SMTP. Without `[smtp]` (`sender` is
-/// `None`) nothing is sent and what is due stays due.
+/// digest that are due now over SMTP, then every `[[notify]]` channel's
+/// events. Without `[smtp]` (`sender` is `None`) no email is sent and what
+/// is due for email stays due. Each channel has its own ledger and its own
+/// failures: one that is down (refused, 5xx, timing out) is retried later
+/// and never keeps another channel, or the email, from being sent; the
+/// error names every channel that failed.
 pub async fn notification_pass(
     cfg: &Config,
     store: &mut Store,
     sender: Option<&SmtpSender>,
+    push: &[Box<dyn Notifier>],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let Some(sender) = sender else {
+    if sender.is_none() && push.is_empty() {
         return Ok(());
-    };
+    }
     // Two processes on one database (`run` and a `sync` from cron or the
     // user) would otherwise both send a pending notification before
     // either marks it sent. An advisory lock next to the database makes
@@ -353,24 +366,51 @@ pub async fn notification_pass(
         }
         NotifyLock::Unavailable => None,
     };
-    let report = super::status_report(store, now, &cfg.rules())?;
-    let s = send_due(store, &report, cfg, now, sender).await?;
-    if s.sent > 0 || s.failed > 0 {
+    let rules = cfg.rules();
+    let report = super::status_report(store, now, &rules)?;
+    let mut failures: Vec<String> = Vec::new();
+    if let Some(sender) = sender {
+        let s = send_due(store, &report, cfg, now, sender).await?;
+        failures.extend(pass_note(crate::notify::email::EMAIL, &s));
+    }
+    for channel in push {
+        // Retained state first (MQTT); a channel that cannot take it is
+        // down: its events wait for the next pass.
+        if let Err(e) = channel.sync_state(&report, &rules).await {
+            tracing::warn!(channel = channel.channel(), error = %e.message, "channel state not published; will retry");
+            failures.push(format!("{}: {}", channel.channel(), e.message));
+            if !e.permanent {
+                continue;
+            }
+        }
+        let s = channel_pass(store, &report, &rules, now, channel.as_ref()).await?;
+        failures.extend(pass_note(channel.channel(), &s));
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
+/// Logs what one channel's pass did; its failure line, if it had one.
+fn pass_note(name: &str, s: &SendSummary) -> Option<String> {
+    if s.sent > 0 || s.failed > 0 || s.dropped > 0 {
         tracing::info!(
+            channel = name,
             sent = s.sent,
             failed = s.failed,
             waiting = s.waiting,
+            dropped = s.dropped,
             "notifications"
         );
     }
-    if s.failed > 0 {
-        bail!(
-            "could not send {} notification(s), will retry: {}",
+    (s.failed > 0).then(|| {
+        format!(
+            "{name}: could not send {} notification(s), will retry: {}",
             s.failed,
-            s.last_error.unwrap_or_default()
-        );
-    }
-    Ok(())
+            s.last_error.clone().unwrap_or_default()
+        )
+    })
 }
 
 /// Takes the exclusive notification lock (`<database>.notify-lock`)

@@ -83,6 +83,7 @@ fn order(id: &str, state: OrderState, shipped: Option<&str>, ends: Option<&str>)
         protection_source: ends.map(|_| ProtectionSource::Default),
         auto_completes_on: None,
         dispute_until: None,
+        last_activity: None,
         items: vec![],
         store: None,
         url: String::new(),
@@ -643,6 +644,7 @@ async fn crash_between_send_and_mark_repeats_the_same_message_id_once() {
                 threshold_days,
             } => render_warning(order, threshold_days, &cfg.rules(), now),
             Content::Warnings(list) => crate::render::render_warnings(&list, &cfg.rules(), now),
+            other => panic!("not an email: {other:?}"),
         };
         s.send(&OutgoingEmail {
             key: n.key.to_string(),
@@ -893,4 +895,101 @@ async fn warnings_due_in_one_pass_are_folded_into_one_email() {
     reversed.reverse();
     assert_eq!(ch.id_for_group(&keys), email.message_id);
     assert_eq!(ch.id_for_group(&reversed), email.message_id);
+}
+
+fn status_table(r: &StatusReport, layout: crate::render::status::Layout) -> String {
+    crate::render::render_status_table(r, &config().rules(), layout)
+}
+
+#[test]
+fn status_table_golden() {
+    use crate::render::status::Layout;
+    let report = example_report(utc(NOW));
+    golden("status-80.txt", &status_table(&report, Layout::Fit(80)));
+    golden("status-wide.txt", &status_table(&report, Layout::Wide));
+}
+
+/// Whatever the width, every line of the fitted table fits it, the marks
+/// survive the cuts and the columns line up by display width, also with
+/// Chinese titles (two columns per character).
+#[test]
+fn status_table_fits_every_width_and_keeps_marks() {
+    use crate::render::status::{Layout, MIN_COLUMNS};
+    use crate::render::text::width;
+    let mut report = example_report(utc(NOW));
+    report.orders[1].items = vec![item("无线蓝牙耳机 降噪 运动型 带充电盒", None, 2, "9.99")];
+    report.orders[0].parcels[0].stalled = true;
+    let wide = status_table(&report, Layout::Wide);
+    for cols in [40, 60, 72, 80, 100, 132, 200] {
+        let t = status_table(&report, Layout::Fit(cols));
+        let limit = cols.max(MIN_COLUMNS);
+        for l in t.lines() {
+            assert!(width(l) <= limit, "{cols} cols: {l:?} is {}", width(l));
+        }
+        assert!(t.contains("!stalled"), "{cols}:\n{t}");
+        assert_eq!(
+            t.matches("!ends").count(),
+            wide.matches("!ends").count(),
+            "{cols}:\n{t}"
+        );
+        // The state column starts at the same display column on every
+        // order line.
+        if cols < 80 {
+            continue;
+        }
+        let starts: Vec<usize> = t
+            .lines()
+            .filter(|l| !l.starts_with(' '))
+            .filter_map(|l| {
+                let at = ["shipped", "delivered", "STATE", "awaiting_shipment"]
+                    .iter()
+                    .filter_map(|w| l.find(&format!("  {w}")))
+                    .max()?;
+                Some(width(&l[..at]))
+            })
+            .collect();
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{cols}:\n{t}");
+    }
+    assert!(
+        wide.contains("无线蓝牙耳机 降噪 运动型 带充电盒 ×2"),
+        "{wide}"
+    );
+}
+
+/// `--all` says why and when each completed order completed.
+#[test]
+fn status_table_says_why_completed() {
+    use crate::model::CompletedReason;
+    use crate::render::status::Layout;
+    let now = utc(NOW);
+    let mut report = example_report(now);
+    let cases = [
+        (CompletedReason::Auto, "auto-completed 2026-10-02"),
+        (CompletedReason::Closed, "closed"),
+        (CompletedReason::Done, "done"),
+        (CompletedReason::Stale, "no news since 2026-07-01"),
+        (CompletedReason::Confirmed, "confirmed 2026-09-20"),
+    ];
+    let template = report.orders[0].clone();
+    report.orders.clear();
+    report.unassigned_parcels.clear();
+    for (i, (reason, _)) in cases.iter().enumerate() {
+        let mut o = template.clone();
+        o.order_id = format!("812345678901234{i}");
+        o.state = OrderState::Completed;
+        o.completed_reason = Some(*reason);
+        o.dispute_until = Some(date("2026-10-17"));
+        o.confirmed_at = Some(date("2026-09-20"));
+        o.last_activity = Some(date("2026-07-01"));
+        o.needs_action.clear();
+        report.orders.push(o);
+    }
+    let t = status_table(&report, Layout::Fit(80));
+    for (i, (_, words)) in cases.iter().enumerate() {
+        let line = t
+            .lines()
+            .find(|l| l.starts_with(&format!("812345678901234{i}")))
+            .expect("order line");
+        assert!(line.ends_with(words), "{line:?} should end with {words:?}");
+    }
 }

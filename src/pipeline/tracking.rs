@@ -84,6 +84,10 @@ pub fn active_parcel_count(store: &Store, now: DateTime<Utc>, rules: &Rules) -> 
     Ok(parcels.len())
 }
 
+/// The counter of tracking requests in the store (labels: provider,
+/// outcome).
+pub const TRACKING_REQUESTS: &str = "tracking_requests";
+
 /// One pass: every due parcel is registered (17TRACK, once) and asked for,
 /// in batches, and the answers are written one transaction per request.
 /// Provider failures never fail the pass: the parcels stay due and the
@@ -140,6 +144,15 @@ pub async fn tracking_pass(
     if state != before {
         store.set_tracking_state(&state)?;
     }
+    // `aliwatch_tracking_requests_total` (SPEC §9): kept in the database,
+    // so it survives restarts and counts `sync` too.
+    let provider = tracker.provider().name();
+    let outcomes: std::collections::BTreeMap<(String, String), u64> = tracker
+        .take_outcomes()
+        .into_iter()
+        .map(|(outcome, n)| ((provider.to_string(), outcome.to_string()), n))
+        .collect();
+    store.add_counters(TRACKING_REQUESTS, &outcomes)?;
     if sum.due > 0 {
         tracing::info!(
             provider = tracker.provider().name(),

@@ -65,7 +65,7 @@ pub fn esc(s: &str) -> String {
 /// Removes line breaks and other control characters from a value that
 /// goes into a single text line or a header (a provider's description may
 /// hold newlines; a header must not).
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let cleaned: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -73,7 +73,7 @@ fn one_line(s: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn plural(n: i64, word: &str) -> String {
+pub(crate) fn plural(n: i64, word: &str) -> String {
     if n == 1 || n == -1 {
         format!("{n} {word}")
     } else {
@@ -82,7 +82,7 @@ fn plural(n: i64, word: &str) -> String {
 }
 
 /// "today", "tomorrow", "in 5 days".
-fn in_days(n: i64) -> String {
+pub(crate) fn in_days(n: i64) -> String {
     match n {
         0 => "today".into(),
         1 => "tomorrow".into(),
@@ -91,18 +91,18 @@ fn in_days(n: i64) -> String {
     }
 }
 
-fn fmt_date(d: NaiveDate) -> String {
+pub(crate) fn fmt_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Only `https` links to the two sites aliwatch builds links for go into
 /// an `href` (the values are built by `decide::orders`, but a link is the
 /// one place where escaping alone would not be enough).
-fn safe_url(u: &str) -> Option<&str> {
+pub(crate) fn safe_url(u: &str) -> Option<&str> {
     let ok = u.starts_with("https://www.aliexpress.com/")
         || u.starts_with("https://t.17track.net/")
         || u.starts_with("https://global.cainiao.com/");
@@ -262,7 +262,7 @@ fn status_line(o: &OrderView, today: NaiveDate) -> String {
 }
 
 /// " (order ID)" where the name does not already say the id.
-fn id_suffix(o: &OrderView) -> String {
+pub(super) fn id_suffix(o: &OrderView) -> String {
     if o.items.is_empty() && o.store.is_none() {
         String::new()
     } else {
@@ -271,7 +271,7 @@ fn id_suffix(o: &OrderView) -> String {
 }
 
 /// A parcel's detail line: number, status, latest event.
-fn parcel_detail(p: &ParcelView, tz: Tz) -> String {
+pub(super) fn parcel_detail(p: &ParcelView, tz: Tz) -> String {
     let mut s = format!("{}: {}", one_line(&p.tracking_number), p.status.words());
     if let Some(ev) = &p.last_event {
         s.push_str(&format!(
@@ -328,12 +328,12 @@ fn order_facts(o: &OrderView, today: NaiveDate) -> String {
 }
 
 /// The digest's sections.
-struct Sections<'r> {
-    action: Vec<&'r OrderView>,
-    transit: Vec<&'r OrderView>,
-    awaiting: Vec<&'r OrderView>,
-    delivered: Vec<&'r OrderView>,
-    loose: Vec<&'r ParcelView>,
+pub(super) struct Sections<'r> {
+    pub(super) action: Vec<&'r OrderView>,
+    pub(super) transit: Vec<&'r OrderView>,
+    pub(super) awaiting: Vec<&'r OrderView>,
+    pub(super) delivered: Vec<&'r OrderView>,
+    pub(super) loose: Vec<&'r ParcelView>,
 }
 
 fn recently_delivered(o: &OrderView, now: DateTime<Utc>) -> bool {
@@ -344,7 +344,7 @@ fn recently_delivered(o: &OrderView, now: DateTime<Utc>) -> bool {
         })
 }
 
-fn sections(report: &StatusReport, now: DateTime<Utc>) -> Sections<'_> {
+pub(super) fn sections(report: &StatusReport, now: DateTime<Utc>) -> Sections<'_> {
     let mut s = Sections {
         action: Vec::new(),
         transit: Vec::new(),
@@ -386,7 +386,14 @@ fn sections(report: &StatusReport, now: DateTime<Utc>) -> Sections<'_> {
 }
 
 /// Counts for the subject and the summary line.
-fn summary(s: &Sections<'_>) -> String {
+/// The digest's one-line summary and its "needs action" orders, soonest
+/// deadline first (the short digest of push channels).
+pub fn digest_headline(report: &StatusReport, now: DateTime<Utc>) -> (String, Vec<&OrderView>) {
+    let s = sections(report, now);
+    (summary(&s), s.action)
+}
+
+pub(super) fn summary(s: &Sections<'_>) -> String {
     let mut parts = Vec::new();
     let a = s.action.len();
     if a > 0 {
@@ -417,7 +424,10 @@ fn summary(s: &Sections<'_>) -> String {
 
 /// The digest's style sheet: short class names keep 100 orders small; the
 /// dark variant applies where the client honours `prefers-color-scheme`.
-const STYLE: &str = "body{margin:0;background:#f2f4f7;color:#101828}\
+/// The inline red that clients stripping `<style>` still show would be dark
+/// red on a dark page, so the dark variant overrides it (`!important` beats
+/// an inline style).
+pub(super) const STYLE: &str = "body{margin:0;background:#f2f4f7;color:#101828}\
 .w{max-width:600px;margin:0 auto;padding:16px 12px;font:15px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}\
 h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px}\
 .c{background:#fff;border:1px solid #d0d5dd;border-left:4px solid #d92d20;border-radius:8px;padding:10px 12px;margin:0 0 10px}\
@@ -426,7 +436,7 @@ ul{margin:0;padding:0 0 0 18px}li{margin:0 0 6px}a{color:#175cd3}\
 .f{margin:24px 0 0;padding-top:12px;border-top:1px solid #d0d5dd;color:#667085;font-size:12px}\
 @media (prefers-color-scheme:dark){body{background:#0c111d;color:#f5f5f6}\
 .c{background:#161b26;border-color:#333741;border-left-color:#f04438}.m,.f{color:#94969c}\
-.x{color:#fda29b}a{color:#84adff}}";
+.x,[style*=b42318]{color:#fda29b!important}a{color:#84adff}}";
 
 fn html_head(title: &str) -> String {
     format!(
@@ -444,7 +454,7 @@ fn html_foot(inner_html: &str) -> String {
 }
 
 /// `text` as a link to `url` where it is one of aliwatch's own links.
-fn link(text: &str, url: &str) -> String {
+pub(super) fn link(text: &str, url: &str) -> String {
     match safe_url(url) {
         Some(u) => format!("<a href=\"{}\">{}</a>", esc(u), esc(text)),
         None => esc(text),
@@ -466,7 +476,7 @@ fn html_parcels(h: &mut String, o: &OrderView, tz: Tz) {
 }
 
 /// One order that needs action, as a card.
-fn html_action(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
+pub(super) fn html_action(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
     h.push_str(&format!(
         "<div class=\"c\">\n<div class=\"n\">{}</div>\n",
         link(&order_name(o, 200), &o.url)
@@ -486,7 +496,7 @@ fn html_action(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
 }
 
 /// One order that needs nothing, as a list item.
-fn html_line(h: &mut String, o: &OrderView, today: NaiveDate) {
+pub(super) fn html_line(h: &mut String, o: &OrderView, today: NaiveDate) {
     let parcels: Vec<String> = o
         .parcels
         .iter()

@@ -1,109 +1,346 @@
-//! The `status` table: one line per parcel, aligned columns, marks for
-//! stalled parcels (`!stalled`) and protection ending soon (`!ends`). Pure:
-//! a function of the status model, "now" and the rules.
+//! The `status` table. Pure: a function of the status model, "now", the
+//! rules and the layout.
+//!
+//! The default layout fits a terminal (80 columns, or the terminal's width
+//! when stdout is one): one line per order (number, what it is, state, the
+//! date that matters) and one indented line per parcel below it, every
+//! column aligned by display width (East Asian wide characters take two
+//! columns) and item titles shortened to what is left. `--wide` prints one
+//! line per parcel with every column in full, for `grep` and wide screens.
+//! Marks: `!stalled` on a stalled parcel, `!ends` on protection ending soon;
+//! both survive every cut.
 
-use chrono::{DateTime, Utc};
+use chrono::{Duration, NaiveDate};
 
+use crate::decide::protection::DISPUTE_DAYS_AFTER_COMPLETION;
 use crate::decide::Rules;
-use crate::model::OrderState;
-use crate::report::StatusReport;
+use crate::model::{CompletedReason, OrderState};
+use crate::report::{OrderView, ParcelView, StatusReport};
 
-/// Cuts `s` to `max` characters, marking the cut with an ellipsis.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
+use super::text::{pad, shorten, width};
+
+/// The narrowest table the fitted layout makes; a narrower terminal gets
+/// lines this wide (and wraps them) rather than columns of ellipses.
+pub const MIN_COLUMNS: usize = 40;
+
+/// The fewest columns left for what an order is before the fitted layout
+/// moves state and protection to a line of their own.
+const MIN_WHAT_COLUMNS: usize = 16;
+
+/// The default width when stdout is not a terminal.
+pub const DEFAULT_COLUMNS: usize = 80;
+
+/// How to lay the table out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// At most this many columns (never less than [`MIN_COLUMNS`]).
+    Fit(usize),
+    /// Every column in full, one line per parcel.
+    Wide,
+}
+
+/// The gap between columns.
+const GAP: &str = "  ";
+
+/// What the order is, in full: its items, else its store.
+fn what(o: &OrderView) -> String {
+    let items: Vec<String> = o
+        .items
+        .iter()
+        .map(|i| {
+            let title = i.title.split_whitespace().collect::<Vec<_>>().join(" ");
+            match i.quantity {
+                Some(q) if q > 1 => format!("{title} ×{q}"),
+                _ => title,
+            }
+        })
+        .collect();
+    if !items.is_empty() {
+        items.join(" + ")
+    } else if let Some(s) = &o.store {
+        format!(
+            "({} order)",
+            s.split_whitespace().collect::<Vec<_>>().join(" ")
+        )
     } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
+        "-".to_owned()
     }
 }
 
-/// The readable `status` table: one line per parcel, marks for stalled
-/// parcels (`!stalled`) and protection ending soon (`!ends`).
-pub fn render_status_table(report: &StatusReport, now: DateTime<Utc>, rules: &Rules) -> String {
-    use std::fmt::Write as _;
-    let tz = rules.timezone;
-    let today = now.with_timezone(&tz).date_naive();
+/// The date that matters for the order, with a mark when it is soon:
+/// protection's end for active orders, why and when for completed ones.
+fn when(o: &OrderView, soon: i64) -> String {
+    if o.state == OrderState::Completed {
+        return completed_words(o);
+    }
+    if o.state == OrderState::ProtectionEnded {
+        if let Some(d) = o.dispute_until {
+            return format!("dispute by {d}");
+        }
+    }
+    match (o.protection_ends, o.protection_days_left) {
+        (Some(end), Some(left)) => {
+            let mark = if (0..=soon).contains(&left) {
+                " !ends"
+            } else {
+                ""
+            };
+            format!("{end} ({left}d){mark}")
+        }
+        _ => "-".into(),
+    }
+}
+
+/// Why a completed order is completed, with its day where one is known:
+/// "auto-completed 2026-10-02", "confirmed 2026-09-20", "closed", "done",
+/// "no news since 2026-07-01".
+fn completed_words(o: &OrderView) -> String {
+    let completion_day = o
+        .dispute_until
+        .map(|d| d - Duration::days(DISPUTE_DAYS_AFTER_COMPLETION));
+    let with_day = |word: &str, day: Option<NaiveDate>| match day {
+        Some(d) => format!("{word} {d}"),
+        None => word.to_owned(),
+    };
+    match o.completed_reason {
+        Some(CompletedReason::Auto) => with_day("auto-completed", completion_day),
+        Some(CompletedReason::Confirmed) => with_day("confirmed", o.confirmed_at),
+        Some(CompletedReason::Closed) => "closed".into(),
+        Some(CompletedReason::Done) => "done".into(),
+        Some(CompletedReason::Stale) => with_day("no news since", o.last_activity),
+        None => "completed".into(),
+    }
+}
+
+/// A parcel's status in words with its last event, and its mark.
+fn parcel_status(p: &ParcelView, rules: &Rules) -> (String, &'static str) {
+    let mut status = p.status.words().to_string();
+    if let Some(e) = &p.last_event {
+        let when = e.time.with_timezone(&rules.timezone).format("%m-%d");
+        let desc = e.description.split_whitespace().collect::<Vec<_>>();
+        status = format!("{status}: {when} {}", desc.join(" "));
+    }
+    let mark = if p.stalled { "!stalled" } else { "" };
+    (status, mark)
+}
+
+/// `text` then `mark`, cut so that both fit `cols` columns.
+fn with_mark(text: &str, mark: &str, cols: usize) -> String {
+    if mark.is_empty() {
+        return shorten(text, cols);
+    }
+    let room = cols.saturating_sub(width(mark) + 1);
+    format!("{} {mark}", shorten(text, room))
+}
+
+/// `line` cut to `cols`, keeping a trailing `!ends` mark.
+fn with_mark_at_end(line: &str, cols: usize) -> String {
+    match line.strip_suffix(" !ends") {
+        Some(text) => with_mark(text, "!ends", cols),
+        None => shorten(line, cols),
+    }
+}
+
+/// Pads every cell but the last to its column's width and joins the row.
+fn row(cells: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            line.push_str(GAP);
+        }
+        if i + 1 == cells.len() {
+            line.push_str(c);
+        } else {
+            line.push_str(&pad(c, widths[i]));
+        }
+    }
+    line.trim_end().to_owned()
+}
+
+fn max_width<'a>(header: &str, cells: impl Iterator<Item = &'a String>) -> usize {
+    cells.map(|c| width(c)).fold(width(header), usize::max)
+}
+
+/// The readable `status` table.
+pub fn render_status_table(report: &StatusReport, rules: &Rules, layout: Layout) -> String {
+    if report.orders.is_empty() && report.unassigned_parcels.is_empty() {
+        return "no active orders (aliwatch status --all shows completed ones)\n".into();
+    }
     let soon = rules
         .protection
         .warn_before_days
         .first()
         .copied()
         .unwrap_or(7) as i64;
-    let mut o = String::new();
-    if report.orders.is_empty() && report.unassigned_parcels.is_empty() {
-        o.push_str("no active orders (aliwatch status --all shows completed ones)\n");
-        return o;
+    match layout {
+        Layout::Fit(cols) => fitted(report, rules, soon, cols.max(MIN_COLUMNS)),
+        Layout::Wide => wide(report, rules, soon),
     }
-    let _ = writeln!(
-        o,
-        "{:<20} {:<17} {:<22} {:<46} {:>8}  PROTECTION",
-        "ORDER", "STATE", "PARCEL", "STATUS / LAST EVENT", "SHIPPED"
-    );
-    let parcel_line = |o: &mut String,
-                       order: &str,
-                       state: &str,
-                       p: &crate::report::ParcelView,
-                       shipped: String,
-                       prot: &str| {
-        let mut status = p.status.words().to_string();
-        if let Some(e) = &p.last_event {
-            let when = e.time.with_timezone(&tz).format("%m-%d");
-            status = format!("{status}: {when} {}", e.description);
-        }
-        // The mark must survive the cut.
-        let mark = if p.stalled { " !stalled" } else { "" };
-        let status = format!("{}{mark}", truncate(&status, 46 - mark.len()));
-        let _ = writeln!(
-            o,
-            "{order:<20} {state:<17} {:<22} {status:<46} {shipped:>8}  {prot}",
-            p.tracking_number
-        );
-    };
-    for ord in &report.orders {
-        let shipped = ord
-            .shipped_at
-            .map(|d| format!("{}d ago", (today - d).num_days()))
-            .unwrap_or_else(|| "-".into());
-        let prot = match (ord.protection_ends, ord.protection_days_left) {
-            (Some(end), Some(left)) => {
-                let mark = if ord.is_active() && (0..=soon).contains(&left) {
-                    " !ends"
-                } else {
-                    ""
-                };
-                format!("{end} ({left}d left){mark}")
+}
+
+/// One line per order, one indented line per parcel, within `cols`.
+fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> String {
+    const HEAD: [&str; 4] = ["ORDER", "WHAT", "STATE", "PROTECTION"];
+    struct OrderRow {
+        cells: [String; 4],
+        parcels: Vec<(String, String, &'static str)>,
+    }
+    let mut rows: Vec<OrderRow> = report
+        .orders
+        .iter()
+        .map(|o| {
+            let mut parcels: Vec<_> = o
+                .parcels
+                .iter()
+                .map(|p| {
+                    let (s, m) = parcel_status(p, rules);
+                    (p.tracking_number.clone(), s, m)
+                })
+                .collect();
+            if parcels.is_empty() && o.state == OrderState::Shipped {
+                parcels.push(("-".into(), "no tracking number yet".into(), ""));
             }
-            _ => "-".into(),
-        };
-        if ord.parcels.is_empty() {
-            let _ = writeln!(
-                o,
-                "{:<20} {:<17} {:<22} {:<46} {shipped:>8}  {prot}",
-                ord.order_id,
-                ord.state.as_str(),
-                "-",
-                if ord.state == OrderState::AwaitingShipment {
-                    "not shipped yet"
-                } else {
-                    "no tracking number yet"
-                }
-            );
+            OrderRow {
+                cells: [
+                    o.order_id.clone(),
+                    what(o),
+                    o.state.as_str().to_owned(),
+                    when(o, soon),
+                ],
+                parcels,
+            }
+        })
+        .collect();
+    if !report.unassigned_parcels.is_empty() {
+        rows.push(OrderRow {
+            cells: [
+                "(no order)".into(),
+                "parcels added by hand".into(),
+                "-".into(),
+                "-".into(),
+            ],
+            parcels: report
+                .unassigned_parcels
+                .iter()
+                .map(|p| {
+                    let (s, m) = parcel_status(p, rules);
+                    (p.tracking_number.clone(), s, m)
+                })
+                .collect(),
+        });
+    }
+    let col = |i: usize| max_width(HEAD[i], rows.iter().map(|r| &r.cells[i]));
+    let (id_w, state_w, when_w) = (col(0), col(2), col(3));
+    // What the order is takes what the other columns leave.
+    let fixed = id_w + state_w + when_w + 3 * GAP.len();
+    // Too narrow for four columns: state and protection go on a line of
+    // their own under each order.
+    let stacked = fixed + MIN_WHAT_COLUMNS > cols;
+    let what_w = if stacked {
+        cols.saturating_sub(id_w + GAP.len())
+    } else {
+        cols - fixed
+    };
+    let widths = [id_w, what_w, state_w, when_w];
+    let number_w = rows
+        .iter()
+        .flat_map(|r| r.parcels.iter().map(|p| width(&p.0)))
+        .max()
+        .unwrap_or(0);
+    let mut o = String::new();
+    let head: Vec<String> = HEAD.iter().map(|h| h.to_string()).collect();
+    let shown = if stacked { 2 } else { 4 };
+    o.push_str(&row(&head[..shown], &widths));
+    o.push('\n');
+    for r in &rows {
+        let mut cells = r.cells.clone();
+        cells[1] = shorten(&cells[1], what_w);
+        o.push_str(&row(&cells[..shown], &widths));
+        o.push('\n');
+        if stacked {
+            let line = format!("  {}{GAP}{}", cells[2], cells[3]);
+            o.push_str(&with_mark_at_end(&line, cols));
+            o.push('\n');
         }
-        for p in &ord.parcels {
-            parcel_line(
-                &mut o,
-                &ord.order_id,
-                ord.state.as_str(),
-                p,
+        for (number, status, mark) in &r.parcels {
+            let lead = format!("  {}{GAP}", pad(number, number_w));
+            let room = cols.saturating_sub(width(&lead));
+            o.push_str(&lead);
+            o.push_str(&with_mark(status, mark, room.max(10)));
+            o.push('\n');
+        }
+    }
+    o
+}
+
+/// One line per parcel, every column in full.
+fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
+    const HEAD: [&str; 8] = [
+        "ORDER",
+        "STATE",
+        "PARCEL",
+        "STATUS / LAST EVENT",
+        "SHIPPED",
+        "PROTECTION",
+        "STORE",
+        "WHAT",
+    ];
+    let mut rows: Vec<[String; 8]> = Vec::new();
+    for o in &report.orders {
+        let shipped = o
+            .shipped_at
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "-".into());
+        let base = |parcel: String, status: String| {
+            [
+                o.order_id.clone(),
+                o.state.as_str().to_owned(),
+                parcel,
+                status,
                 shipped.clone(),
-                &prot,
-            );
+                when(o, soon),
+                o.store.clone().unwrap_or_else(|| "-".into()),
+                what(o),
+            ]
+        };
+        if o.parcels.is_empty() {
+            let words = if o.state == OrderState::AwaitingShipment {
+                "not shipped yet"
+            } else {
+                "no tracking number yet"
+            };
+            rows.push(base("-".into(), words.into()));
+        }
+        for p in &o.parcels {
+            let (s, m) = parcel_status(p, rules);
+            let status = if m.is_empty() { s } else { format!("{s} {m}") };
+            rows.push(base(p.tracking_number.clone(), status));
         }
     }
     for p in &report.unassigned_parcels {
-        parcel_line(&mut o, "(no order)", "-", p, "-".into(), "-");
+        let (s, m) = parcel_status(p, rules);
+        let status = if m.is_empty() { s } else { format!("{s} {m}") };
+        rows.push([
+            "(no order)".into(),
+            "-".into(),
+            p.tracking_number.clone(),
+            status,
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..HEAD.len())
+        .map(|i| max_width(HEAD[i], rows.iter().map(|r| &r[i])))
+        .collect();
+    let mut o = String::new();
+    let head: Vec<String> = HEAD.iter().map(|h| h.to_string()).collect();
+    o.push_str(&row(&head, &widths));
+    o.push('\n');
+    for r in &rows {
+        o.push_str(&row(r, &widths));
+        o.push('\n');
     }
     o
 }

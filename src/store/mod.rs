@@ -11,9 +11,10 @@
 //! of [`crate::model`], and decides nothing. Typed functions live in
 //! per-area files: `orders.rs` (recording emails, manual commands),
 //! `facts.rs` (loading what the status derivation reads), `imap_state.rs`,
-//! `tracking.rs`, `notifications.rs`; the lock files beside the database
-//! in `locks.rs`.
+//! `tracking.rs`, `notifications.rs`, `counters.rs` (what `/metrics` reads);
+//! the lock files beside the database in `locks.rs`.
 
+pub mod counters;
 pub mod facts;
 pub mod imap_state;
 pub mod locks;

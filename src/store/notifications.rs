@@ -1,5 +1,8 @@
-//! The `notifications` table: the once-and-only-once ledger of digests and
-//! warnings, one row per (channel, key).
+//! The `notifications` table: the once-and-only-once ledger of digests,
+//! warnings and push events, one row per (channel, key). The `kind`
+//! column is the key's kind (`warning`, `digest`, `action`,
+//! `out_for_delivery`, `delivered`); no migration was needed for the push
+//! kinds, and a version that does not know a kind leaves its rows alone.
 //!
 //! Protocol (see `pipeline::notify`): a notification is inserted as
 //! `pending` in its own committed transaction BEFORE it is sent, and marked
@@ -84,6 +87,10 @@ fn key_columns(key: &NotificationKey) -> (Option<&str>, Option<u32>, Option<Stri
             order_id,
             threshold_days,
         } => (Some(order_id.as_str()), Some(*threshold_days), None),
+        NotificationKey::Action { order_id, .. } => (Some(order_id.as_str()), None, None),
+        NotificationKey::OutForDelivery { .. } | NotificationKey::Delivered { .. } => {
+            (None, None, None)
+        }
     }
 }
 
@@ -145,6 +152,10 @@ impl Store {
                     ],
                 )?;
             }
+            // Push events: one row each, nothing they replace.
+            NotificationKey::Action { .. }
+            | NotificationKey::OutForDelivery { .. }
+            | NotificationKey::Delivered { .. } => {}
         }
         let rows = std::iter::once((key, message_id, "pending", None)).chain(siblings.iter().map(
             |(k, mid)| {

@@ -154,6 +154,8 @@ pub struct Http {
     pacing: Pacing,
     last_start: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     requests: AtomicU64,
+    /// Requests by outcome since the last [`Http::take_outcomes`].
+    outcomes: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 enum Attempt {
@@ -182,12 +184,38 @@ impl Http {
             pacing,
             last_start: tokio::sync::Mutex::new(None),
             requests: AtomicU64::new(0),
+            outcomes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
     /// Requests sent so far (retries included).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests by outcome (`ok`, `error`, `rate_limited`,
+    /// `unauthorized`, `bad_answer`) since the last call; the pipeline adds
+    /// them to the database's counters after each pass.
+    pub fn take_outcomes(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        match self.outcomes.lock() {
+            Ok(mut m) => std::mem::take(&mut *m),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        }
+    }
+
+    fn count(&self, step: &Attempt) {
+        let outcome = match step {
+            Attempt::Done(Ok(_)) => "ok",
+            Attempt::Done(Err(HttpError::Unauthorized(_))) => "unauthorized",
+            Attempt::Done(Err(HttpError::RateLimited(_))) => "rate_limited",
+            Attempt::Done(Err(HttpError::BadBody(_))) => "bad_answer",
+            Attempt::Done(Err(HttpError::Transient(_))) => "error",
+            Attempt::Retry { rate_limited, .. } if *rate_limited => "rate_limited",
+            Attempt::Retry { .. } => "error",
+        };
+        if let Ok(mut m) = self.outcomes.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
     }
 
     async fn pace(&self) {
@@ -228,6 +256,7 @@ impl Http {
                 },
                 Ok(resp) => self.classify(resp).await,
             };
+            self.count(&step);
             match step {
                 Attempt::Done(r) => return r,
                 Attempt::Retry {
@@ -492,6 +521,11 @@ impl Tracker {
     /// Requests sent by this tracker so far (retries included).
     pub fn requests(&self) -> u64 {
         self.http.requests()
+    }
+
+    /// Requests by outcome since the last call (see [`Http::take_outcomes`]).
+    pub fn take_outcomes(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.http.take_outcomes()
     }
 }
 

@@ -1080,3 +1080,106 @@ fn concurrent_sync_and_run_send_each_notification_once() {
     assert_eq!(mids.len(), distinct.len(), "sent twice: {mids:?}");
     assert_eq!(distinct.len(), 6, "5 warnings and the digest: {mids:?}");
 }
+
+/// Emails dated relative to today: `status --json` shows each order as SPEC
+/// §7 has it today, the digest's "needs your action" holds exactly the §7
+/// set, the first `sync` folds the two due warnings into one email naming
+/// both orders, and a second `sync` sends nothing.
+#[test]
+fn orders_move_on_with_today_and_a_first_sync_folds_its_warnings() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let standin = Standin::start();
+    let world = World::new(&stack, &standin);
+    let today = Utc::now().date_naive();
+    // (shipped days ago, state today, completed_reason, needs action)
+    let cases: [(i64, &str, Option<&str>, bool); 5] = [
+        (55, "shipped", None, true),            // ends in 5 days: past 7d
+        (59, "shipped", None, true),            // ends in 1 day: past 2d
+        (65, "protection_ended", None, true),   // ended 5 days ago
+        (80, "completed", Some("auto"), false), // ended 20 days ago
+        (3, "shipped", None, false),            // protection running
+    ];
+    for (i, (ago, ..)) in cases.iter().enumerate() {
+        let date = Utc::now() - chrono::Duration::days(*ago);
+        stack.append(
+            "alice",
+            "INBOX",
+            &shipping_email(i, &order_id(100 + i), &tracking_number(100 + i), date),
+            None,
+        );
+    }
+    world.sync();
+    let status = world.status(true);
+    for (i, (ago, state, reason, action)) in cases.iter().enumerate() {
+        let id = order_id(100 + i);
+        let o = status["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .find(|o| o["order_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("order {id} missing: {status}"));
+        assert_eq!(o["state"], *state, "{ago} days ago: {o}");
+        assert_eq!(
+            o["completed_reason"].as_str(),
+            *reason,
+            "{ago} days ago: {o}"
+        );
+        assert_eq!(
+            !o["needs_action"].as_array().expect("list").is_empty(),
+            *action,
+            "{ago} days ago: {o}"
+        );
+        if *state == "protection_ended" {
+            let ends = today - chrono::Duration::days(ago - 60);
+            assert_eq!(o["protection_ends"], ends.to_string(), "{o}");
+            let until = ends + chrono::Duration::days(15);
+            assert_eq!(o["dispute_until"], until.to_string(), "{o}");
+        }
+    }
+    // The digest's first section names exactly the three, in front of the
+    // others; the completed order is in no section.
+    let out = util::run(&mut world.cmd(&["digest", "--print"]));
+    let digest = util::stdout(&out);
+    assert!(digest.contains("NEEDS YOUR ACTION (3)"), "{digest}");
+    let first_other = digest.find("IN TRANSIT").expect("in transit section");
+    for (i, (_, _, _, action)) in cases.iter().enumerate() {
+        let id = order_id(100 + i);
+        match (action, digest.find(&id)) {
+            (true, Some(at)) => assert!(at < first_other, "{id} after the first section"),
+            (false, Some(at)) => assert!(at > first_other, "{id} in the first section"),
+            (true, None) => panic!("{id} missing from the digest:\n{digest}"),
+            (false, None) => {}
+        }
+    }
+    assert!(
+        !digest.contains(&order_id(103)),
+        "completed order in the digest"
+    );
+    // One folded warning naming both orders, plus the digest.
+    let sent = sink_messages(&stack);
+    let warnings: Vec<_> = sent
+        .iter()
+        .filter(|(_, s, _)| s.starts_with("Buyer Protection"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "{:?}",
+        sent.iter().map(|m| &m.1).collect::<Vec<_>>()
+    );
+    let body = String::from_utf8_lossy(&warnings[0].2);
+    assert!(
+        body.contains(&order_id(100)) && body.contains(&order_id(101)),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&order_id(102)),
+        "the ended order gets no warning"
+    );
+    assert_eq!(sent.len(), 2, "one warning and the digest");
+    world.sync();
+    assert_eq!(sink_messages(&stack).len(), 2, "a second sync sent more");
+}

@@ -26,6 +26,8 @@ mod scripts;
 mod import;
 // add: typed numbers and the orders they name
 mod manual;
+// the status table's width, --wide, --all and a closed pipe
+mod status_table;
 // old databases keep working
 mod store;
 // 17TRACK and Cainiao clients against the stand-in
@@ -46,5 +48,11 @@ mod fuzz_gen;
 mod hostile_input;
 // a hostile tracking API: redirects, endless answers, floods, refusals
 mod hostile_http;
+// the web face of `run`: endpoints, calendar, metrics, health, tokens
+mod web;
 // a hostile IMAP server: garbage, huge literals, huge searches, lies
 mod hostile_imap;
+// [[notify]] ntfy and webhooks through the binary against a local receiver (5xx, drops, hangs, SIGKILL)
+mod push;
+// [[notify]] type = "mqtt": Home Assistant discovery against a real mosquitto
+mod mqtt;

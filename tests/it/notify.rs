@@ -89,6 +89,7 @@ fn order(id: &str, state: OrderState, ends: &str, parcels: Vec<ParcelView>) -> O
         protection_source: Some(ProtectionSource::Default),
         auto_completes_on: None,
         dispute_until: None,
+        last_activity: None,
         items: vec![],
         store: None,
         url: String::new(),

@@ -27,11 +27,16 @@ fn servers_installed() -> bool {
             .args(["-c", "import aiosmtpd"])
             .status()
             .is_ok_and(|s| s.success())
+        && Command::new("/usr/bin/python3")
+            .args(["-c", "import icalendar"])
+            .status()
+            .is_ok_and(|s| s.success())
         && Command::new("sh")
             .args(["-c", "command -v openssl"])
             .status()
             .is_ok_and(|s| s.success())
         && (Path::new("/usr/bin/kill").exists() || Path::new("/bin/kill").exists())
+        && Path::new("/usr/sbin/mosquitto").exists()
 }
 
 /// A cargo whose `test` reports two binaries, one of them failing.

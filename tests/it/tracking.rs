@@ -723,3 +723,44 @@ async fn request_count_for_100_parcels_over_a_day_cainiao() {
     assert!(total <= 150);
     assert!(max_fetch <= 4, "cainiao: never more than every 6 h");
 }
+
+#[tokio::test]
+async fn tracking_request_counters_in_the_store_add_up_to_the_requests_sent() {
+    let n = "LP00000000000061";
+    let mut env = Env::new(Provider::SeventeenTrack, 6);
+    env.add(ORDER, &[n]);
+    env.standin.set_timeline(n, journey());
+    env.standin.advance(n);
+    env.standin.push_fault(Fault::Status(500));
+    env.standin.push_fault(Fault::TooMany(Some(1)));
+    let s = env.refresh(t0()).await;
+    assert_eq!(s.failed, 0, "{s:?}");
+    let counters = env
+        .store
+        .counters(aliwatch::pipeline::tracking::TRACKING_REQUESTS)
+        .expect("reads");
+    let get = |o: &str| {
+        counters
+            .get(&("17track".to_string(), o.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(get("error"), 1, "{counters:?}");
+    assert_eq!(get("rate_limited"), 1, "{counters:?}");
+    assert!(get("ok") >= 2, "register and refresh: {counters:?}");
+    let total: u64 = counters.values().sum();
+    assert_eq!(total, env.tracker.requests(), "{counters:?}");
+    assert_eq!(total as usize, env.standin.requests().len());
+    // A second pass adds to the same rows (they survive restarts: they
+    // are in the database, not in the process).
+    env.standin.advance(n);
+    let now = env.parcel(n).next_check_at.expect("scheduled");
+    env.refresh(now).await;
+    let again: u64 = env
+        .store
+        .counters(aliwatch::pipeline::tracking::TRACKING_REQUESTS)
+        .expect("reads")
+        .values()
+        .sum();
+    assert_eq!(again, env.tracker.requests());
+}
