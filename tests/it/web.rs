@@ -793,3 +793,43 @@ fn web_healthz_ok_and_mailbox_connected_while_the_watcher_holds_idle() {
     );
     run.stop();
 }
+
+/// At most `MAX_CONNECTIONS` connections are served at once: with that many
+/// held open (idle, as a slow or hostile client would), one more connection
+/// gets no answer until one of them closes, and then it is served.
+#[test]
+fn web_connections_beyond_the_limit_wait_until_one_closes() {
+    let site = Site::new("", "", &[3]);
+    let _run = site.start();
+    let limit = aliwatch::web::MAX_CONNECTIONS;
+    let held: Vec<TcpStream> = (0..limit)
+        .map(|_| TcpStream::connect(("127.0.0.1", site.port)).expect("connect"))
+        .collect();
+    // Let the server accept every one of them (each takes a slot).
+    std::thread::sleep(Duration::from_millis(500));
+    let mut extra = TcpStream::connect(("127.0.0.1", site.port)).expect("connect");
+    extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    extra
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let mut first = [0u8; 1];
+    let waited = extra.read(&mut first);
+    assert!(
+        waited.is_err(),
+        "connection {} was answered while {limit} were held: {waited:?}",
+        limit + 1
+    );
+    drop(held);
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = extra.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 "),
+        "after the others closed: {text:?}"
+    );
+}
