@@ -16,8 +16,8 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::email::{
-    esc, fmt_date, html_action, html_line, id_suffix, link, one_line, order_name, parcel_detail,
-    sections, summary, STYLE,
+    esc, fmt_date, html_sections, id_suffix, link, one_line, order_name, sections, summary, Medium,
+    STYLE,
 };
 use crate::decide::lifecycle::STALE_AFTER_DAYS;
 use crate::decide::notifications::local_today;
@@ -117,51 +117,7 @@ pub fn render_dashboard(report: &StatusReport, rules: &Rules, now: DateTime<Utc>
         esc(&summary),
         esc(&now.with_timezone(&tz).format("%H:%M").to_string())
     ));
-    for n in &report.notices {
-        h.push_str(&format!("<p class=\"x\">aliwatch: {}</p>\n", esc(n)));
-    }
-    if !s.action.is_empty() {
-        h.push_str(&format!(
-            "<h2 class=\"x\">Needs your action ({})</h2>\n",
-            s.action.len()
-        ));
-        for o in &s.action {
-            html_action(&mut h, o, today, tz);
-        }
-    }
-    let list = |h: &mut String, heading: &str, orders: &[&OrderView]| {
-        if orders.is_empty() {
-            return;
-        }
-        h.push_str(&format!("<h2>{heading} ({})</h2>\n<ul>\n", orders.len()));
-        for o in orders {
-            html_line(h, o, today);
-        }
-        h.push_str("</ul>\n");
-    };
-    list(&mut h, "In transit", &s.transit);
-    list(&mut h, "Awaiting shipment", &s.awaiting);
-    if !s.loose.is_empty() {
-        h.push_str(&format!(
-            "<h2>Parcels without an order ({})</h2>\n<p class=\"m\">Tie them to an order with: <code>aliwatch add NUMBER --order ORDER_ID</code></p>\n<ul>\n",
-            s.loose.len()
-        ));
-        for p in &s.loose {
-            let detail = parcel_detail(p, tz);
-            let rest = detail
-                .strip_prefix(&one_line(&p.tracking_number))
-                .unwrap_or(&detail);
-            h.push_str(&format!(
-                "<li>{}{}</li>\n",
-                link(&one_line(&p.tracking_number), &p.tracking_url),
-                esc(rest)
-            ));
-        }
-        h.push_str("</ul>\n");
-    }
-    if s.action.is_empty() && s.transit.is_empty() && s.awaiting.is_empty() && s.loose.is_empty() {
-        h.push_str("<p>Nothing is on its way right now.</p>\n");
-    }
+    html_sections(&mut h, report, &s, today, tz, Medium::Page);
     if !completed.is_empty() {
         h.push_str(&format!(
             "<h2>Completed in the last {COMPLETED_DAYS} days ({})</h2>\n<ul class=\"d\">\n",

@@ -385,7 +385,6 @@ pub(super) fn sections(report: &StatusReport, now: DateTime<Utc>) -> Sections<'_
     s
 }
 
-/// Counts for the subject and the summary line.
 /// The digest's one-line summary and its "needs action" orders, soonest
 /// deadline first (the short digest of push channels).
 pub fn digest_headline(report: &StatusReport, now: DateTime<Utc>) -> (String, Vec<&OrderView>) {
@@ -393,6 +392,7 @@ pub fn digest_headline(report: &StatusReport, now: DateTime<Utc>) -> (String, Ve
     (summary(&s), s.action)
 }
 
+/// Counts for the subject and the summary line.
 pub(super) fn summary(s: &Sections<'_>) -> String {
     let mut parts = Vec::new();
     let a = s.action.len();
@@ -611,34 +611,43 @@ fn digest_text(
     t
 }
 
-fn digest_html(
+/// Where the digest's HTML sections are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Medium {
+    /// An email: the red stays inline too, for clients that strip
+    /// `<style>`; delivered orders get their own section.
+    Mail,
+    /// The dashboard: its style sheet always applies, and it lists
+    /// completed orders itself.
+    Page,
+}
+
+/// The digest's sections in HTML: tracking notices, "needs your action"
+/// (one card per order), in transit, awaiting shipment, recently delivered
+/// (mail only) and parcels without an order.
+pub(super) fn html_sections(
+    h: &mut String,
     report: &StatusReport,
     s: &Sections<'_>,
-    subject: &str,
-    summary: &str,
-    dateline: &str,
     today: NaiveDate,
     tz: Tz,
-) -> String {
-    let mut h = html_head(subject);
-    h.push_str(&format!(
-        "<h1>Your AliExpress orders</h1>\n<p class=\"m\">{} · <strong>{}</strong></p>\n",
-        esc(dateline),
-        esc(summary)
-    ));
+    medium: Medium,
+) {
+    // The page's style sheet colours `.x`; mail repeats it inline.
+    let (red, red_heading) = match medium {
+        Medium::Mail => (" style=\"color:#b42318\"", " style=\"color:#b42318\""),
+        Medium::Page => ("", " class=\"x\""),
+    };
     for n in &report.notices {
-        h.push_str(&format!(
-            "<p class=\"x\" style=\"color:#b42318\">aliwatch: {}</p>\n",
-            esc(n)
-        ));
+        h.push_str(&format!("<p class=\"x\"{red}>aliwatch: {}</p>\n", esc(n)));
     }
     if !s.action.is_empty() {
         h.push_str(&format!(
-            "<h2 style=\"color:#b42318\">Needs your action ({})</h2>\n",
+            "<h2{red_heading}>Needs your action ({})</h2>\n",
             s.action.len()
         ));
         for o in &s.action {
-            html_action(&mut h, o, today, tz);
+            html_action(h, o, today, tz);
         }
     }
     let list = |h: &mut String, heading: &str, orders: &[&OrderView]| {
@@ -651,9 +660,11 @@ fn digest_html(
         }
         h.push_str("</ul>\n");
     };
-    list(&mut h, "In transit", &s.transit);
-    list(&mut h, "Awaiting shipment", &s.awaiting);
-    list(&mut h, "Recently delivered", &s.delivered);
+    list(h, "In transit", &s.transit);
+    list(h, "Awaiting shipment", &s.awaiting);
+    if medium == Medium::Mail {
+        list(h, "Recently delivered", &s.delivered);
+    }
     if !s.loose.is_empty() {
         h.push_str(&format!(
             "<h2>Parcels without an order ({})</h2>\n<p class=\"m\">Tie them to an order with: <code>aliwatch add NUMBER --order ORDER_ID</code></p>\n<ul>\n",
@@ -675,6 +686,24 @@ fn digest_html(
     if s.action.is_empty() && s.transit.is_empty() && s.awaiting.is_empty() && s.loose.is_empty() {
         h.push_str("<p>Nothing is on its way right now.</p>\n");
     }
+}
+
+fn digest_html(
+    report: &StatusReport,
+    s: &Sections<'_>,
+    subject: &str,
+    summary: &str,
+    dateline: &str,
+    today: NaiveDate,
+    tz: Tz,
+) -> String {
+    let mut h = html_head(subject);
+    h.push_str(&format!(
+        "<h1>Your AliExpress orders</h1>\n<p class=\"m\">{} · <strong>{}</strong></p>\n",
+        esc(dateline),
+        esc(summary)
+    ));
+    html_sections(&mut h, report, s, today, tz, Medium::Mail);
     h.push_str(&html_foot(&format!(
         "Sent by aliwatch. Times are in {}. <code>aliwatch status</code> shows the same any time.",
         esc(tz.name())
