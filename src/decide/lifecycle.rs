@@ -19,7 +19,7 @@ use chrono::{Duration, NaiveDate};
 
 use super::protection::{Protection, DISPUTE_DAYS_AFTER_COMPLETION};
 use crate::model::{ActionReason, CompletedReason, OrderState, ParcelStatus};
-use crate::report::{ActionNeeded, ParcelView};
+use crate::report::{ActionNeeded, OrderView, ParcelView};
 
 /// Days without an email, carrier event or command after which an order
 /// whose protection end is unknown is given up as stale.
@@ -101,6 +101,41 @@ pub fn in_time(f: &TimeFacts, today: NaiveDate) -> Today {
         OrderState::Disputed | OrderState::ProtectionEnded | OrderState::Completed => {}
     }
     out
+}
+
+/// The day an order was completed, as far as the view shows it: the
+/// automatic completion (dispute deadline − 15 days); for a stale order
+/// the day it went stale (last news + 120 days); else the day of its
+/// newest email, carrier event or command (`last_activity`), else the
+/// newest date the order shows (delivery, last carrier event, shipping,
+/// order date).
+pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
+    match o.completed_reason {
+        Some(CompletedReason::Auto) => {
+            if let Some(d) = o.dispute_until {
+                return Some(d - Duration::days(DISPUTE_DAYS_AFTER_COMPLETION));
+            }
+        }
+        Some(CompletedReason::Stale) => {
+            if let Some(d) = o.last_activity {
+                return Some(d + Duration::days(STALE_AFTER_DAYS));
+            }
+        }
+        _ => {}
+    }
+    if o.last_activity.is_some() {
+        return o.last_activity;
+    }
+    let parcel_dates = o.parcels.iter().flat_map(|p| {
+        [
+            p.delivered_at.map(|t| t.date_naive()),
+            p.last_event.as_ref().map(|e| e.time.date_naive()),
+        ]
+    });
+    parcel_dates
+        .chain([o.shipped_at, o.confirmed_at])
+        .flatten()
+        .max()
 }
 
 /// Why an order needs the user today (SPEC §7), most urgent first; empty

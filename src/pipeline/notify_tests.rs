@@ -968,7 +968,9 @@ fn status_table_says_why_completed() {
         (CompletedReason::Closed, "closed"),
         (CompletedReason::Done, "done"),
         (CompletedReason::Stale, "no news since 2026-07-01"),
-        (CompletedReason::Confirmed, "confirmed 2026-09-20"),
+        // the day of the receipt email (its newest news), not the day the
+        // order was placed (`confirmed_at`)
+        (CompletedReason::Confirmed, "confirmed 2026-07-01"),
     ];
     let template = report.orders[0].clone();
     report.orders.clear();
@@ -979,7 +981,7 @@ fn status_table_says_why_completed() {
         o.state = OrderState::Completed;
         o.completed_reason = Some(*reason);
         o.dispute_until = Some(date("2026-10-17"));
-        o.confirmed_at = Some(date("2026-09-20"));
+        o.confirmed_at = Some(date("2026-06-01"));
         o.last_activity = Some(date("2026-07-01"));
         o.needs_action.clear();
         report.orders.push(o);

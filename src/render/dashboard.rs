@@ -13,15 +13,14 @@
 //! a provider goes through `esc`; links only go to aliwatch's own
 //! AliExpress and tracking URLs.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::email::{
     esc, fmt_date, html_sections, id_suffix, link, one_line, order_name, sections, summary, Medium,
     STYLE,
 };
-use crate::decide::lifecycle::STALE_AFTER_DAYS;
+use crate::decide::lifecycle::completed_on;
 use crate::decide::notifications::local_today;
-use crate::decide::protection::DISPUTE_DAYS_AFTER_COMPLETION;
 use crate::decide::Rules;
 use crate::model::CompletedReason;
 use crate::report::{OrderView, StatusReport};
@@ -36,41 +35,6 @@ pub const COMPLETED_DAYS: i64 = 60;
 const PAGE_STYLE: &str = ".w{max-width:760px}body{overflow-wrap:anywhere}\
 li{line-height:1.5}.d li{color:#475467}code{font-size:13px}\
 @media (prefers-color-scheme:dark){.d li{color:#b0b3b8}.x{color:#fda29b!important}}";
-
-/// The day an order was completed, as far as the view shows it: the
-/// automatic completion (dispute deadline − 15 days); for a stale order
-/// the day it went stale (last news + 120 days); else the day of its
-/// newest email, carrier event or command (`last_activity`), else the
-/// newest date the order shows (delivery, last carrier event, shipping,
-/// order date).
-pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
-    match o.completed_reason {
-        Some(CompletedReason::Auto) => {
-            if let Some(d) = o.dispute_until {
-                return Some(d - Duration::days(DISPUTE_DAYS_AFTER_COMPLETION));
-            }
-        }
-        Some(CompletedReason::Stale) => {
-            if let Some(d) = o.last_activity {
-                return Some(d + Duration::days(STALE_AFTER_DAYS));
-            }
-        }
-        _ => {}
-    }
-    if o.last_activity.is_some() {
-        return o.last_activity;
-    }
-    let parcel_dates = o.parcels.iter().flat_map(|p| {
-        [
-            p.delivered_at.map(|t| t.date_naive()),
-            p.last_event.as_ref().map(|e| e.time.date_naive()),
-        ]
-    });
-    parcel_dates
-        .chain([o.shipped_at, o.confirmed_at])
-        .flatten()
-        .max()
-}
 
 fn completed_words(o: &OrderView) -> &'static str {
     match o.completed_reason {

@@ -10,9 +10,9 @@
 //! Marks: `!stalled` on a stalled parcel, `!ends` on protection ending soon;
 //! both survive every cut.
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 
-use crate::decide::protection::DISPUTE_DAYS_AFTER_COMPLETION;
+use crate::decide::lifecycle::completed_on;
 use crate::decide::Rules;
 use crate::model::{CompletedReason, OrderState};
 use crate::report::{OrderView, ParcelView, StatusReport};
@@ -93,18 +93,16 @@ fn when(o: &OrderView, soon: i64) -> String {
 
 /// Why a completed order is completed, with its day where one is known:
 /// "auto-completed 2026-10-02", "confirmed 2026-09-20", "closed", "done",
-/// "no news since 2026-07-01".
+/// "no news since 2026-07-01" (the day of the last news, not the day it
+/// went stale: that is what a user can look up).
 fn completed_words(o: &OrderView) -> String {
-    let completion_day = o
-        .dispute_until
-        .map(|d| d - Duration::days(DISPUTE_DAYS_AFTER_COMPLETION));
     let with_day = |word: &str, day: Option<NaiveDate>| match day {
         Some(d) => format!("{word} {d}"),
         None => word.to_owned(),
     };
     match o.completed_reason {
-        Some(CompletedReason::Auto) => with_day("auto-completed", completion_day),
-        Some(CompletedReason::Confirmed) => with_day("confirmed", o.confirmed_at),
+        Some(CompletedReason::Auto) => with_day("auto-completed", completed_on(o)),
+        Some(CompletedReason::Confirmed) => with_day("confirmed", completed_on(o)),
         Some(CompletedReason::Closed) => "closed".into(),
         Some(CompletedReason::Done) => "done".into(),
         Some(CompletedReason::Stale) => with_day("no news since", o.last_activity),
