@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use super::smtp::{OutgoingEmail, Sender};
 use super::{Delivery, Notifier, SendError};
 use crate::decide::notifications::Content;
-use crate::model::NotificationKey;
+use crate::model::{EventKind, NotificationKey};
 use crate::render::email::{render_digest, render_warning, render_warnings};
 
 /// The ledger channel of email notifications (a `[[notify]]` table may
@@ -31,12 +31,20 @@ impl<S: Sender + Send + Sync> Notifier for EmailChannel<S> {
     }
 
     fn id_for_group(&self, keys: &[NotificationKey]) -> String {
-        use sha2::{Digest, Sha256};
-        let mut names: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        names.sort();
-        let digest = Sha256::digest(names.join(",").as_bytes());
-        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        message_id(&format!("warnings:{hex}"), self.from.as_deref())
+        message_id(
+            &format!("warnings:{}", super::group_digest(keys)),
+            self.from.as_deref(),
+        )
+    }
+
+    /// Warnings and the digest.
+    fn events(&self) -> &[EventKind] {
+        &[EventKind::ProtectionWarning, EventKind::Digest]
+    }
+
+    /// Warnings due together go out as one email (SPEC §5).
+    fn folds_warnings(&self) -> bool {
+        true
     }
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>> {

@@ -61,30 +61,28 @@ pub trait Notifier: Send + Sync {
     /// The channel's name in the sent-once ledger (`email` for SMTP).
     fn channel(&self) -> &str;
 
-    /// The deterministic id a notification is sent under on this channel.
-    fn id_for(&self, key: &NotificationKey) -> String;
+    /// The deterministic id a notification is sent under on this channel:
+    /// by default its ledger key (`warning:8123456789012345:7d`,
+    /// `delivered:LP00527423524449`), so a receiver can drop a repeat after
+    /// a crash.
+    fn id_for(&self, key: &NotificationKey) -> String {
+        key.to_string()
+    }
 
     /// The deterministic id of several notifications sent as one: the same
     /// set of keys always gives the same id, so a resend after a crash is
     /// the same message.
     fn id_for_group(&self, keys: &[NotificationKey]) -> String {
-        use sha2::{Digest, Sha256};
-        let mut names: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        names.sort();
-        let digest = Sha256::digest(names.join(",").as_bytes());
-        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("warnings-{hex}")
+        format!("warnings-{}", group_digest(keys))
     }
 
-    /// The events it gets (email: warnings and the digest).
-    fn events(&self) -> &[EventKind] {
-        &[EventKind::ProtectionWarning, EventKind::Digest]
-    }
+    /// The events it gets.
+    fn events(&self) -> &[EventKind];
 
     /// Whether warnings that fall due together go out as one message
     /// (email, SPEC §5). Push channels send one event each.
     fn folds_warnings(&self) -> bool {
-        true
+        false
     }
 
     /// Brings the channel's retained state up to date with the report
@@ -105,4 +103,14 @@ pub trait Notifier: Send + Sync {
 
     /// Delivers one notification; `Ok` means the other side accepted it.
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>>;
+}
+
+/// A short digest of a set of keys, whatever their order: the stable part
+/// of a folded notification's id.
+pub fn group_digest(keys: &[NotificationKey]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut names: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    names.sort();
+    let digest = Sha256::digest(names.join(",").as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }

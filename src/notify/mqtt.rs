@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, Notify};
 use super::{Delivery, Notifier, SendError};
 use crate::config::{MqttSettings, NotifyConfig};
 use crate::decide::Rules;
-use crate::model::{EventKind, NotificationKey, OrderState};
+use crate::model::{EventKind, OrderState};
 use crate::render::email::order_name;
 use crate::render::push::render_push;
 use crate::report::{OrderView, StatusReport};
@@ -417,16 +417,8 @@ impl Notifier for MqttChannel {
         &self.name
     }
 
-    fn id_for(&self, key: &NotificationKey) -> String {
-        key.to_string()
-    }
-
     fn events(&self) -> &[EventKind] {
         &self.events
-    }
-
-    fn folds_warnings(&self) -> bool {
-        false
     }
 
     fn sync_state<'a>(

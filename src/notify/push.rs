@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::{Delivery, Notifier, SendError};
 use crate::config::{NotifyConfig, NotifyKind};
-use crate::model::{EventKind, NotificationKey};
+use crate::model::EventKind;
 use crate::render::push::{render_push, PushMessage};
 use crate::report::{fmt_utc, OrderView};
 use crate::tracking::{describe, excerpt};
@@ -228,19 +228,8 @@ impl Notifier for PushChannel {
         &self.name
     }
 
-    /// The event's id on every push channel: its ledger key
-    /// (`warning:8123456789012345:7d`, `delivered:LP00527423524449`), so a
-    /// receiver can drop a repeat after a crash.
-    fn id_for(&self, key: &NotificationKey) -> String {
-        key.to_string()
-    }
-
     fn events(&self) -> &[EventKind] {
         &self.events
-    }
-
-    fn folds_warnings(&self) -> bool {
-        false
     }
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>> {
