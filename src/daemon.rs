@@ -13,7 +13,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError};
+use crate::live::Troubles;
 use crate::notify::SmtpSender;
 use crate::pipeline::{self, Ingest};
 use crate::store::Store;
@@ -265,19 +266,17 @@ async fn run(
     let tasks = TaskTracker::new();
     // New mail or new state: the schedulers look again at once.
     let kick = Arc::new(Notify::new());
-    // What keeps failing, for the status line.
-    let troubles = Arc::new(Troubles::default());
-    // What the watchers know about their connections, for the web face.
+    // What the watchers know about their connections (for the web face)
+    // and what keeps failing (for the status line).
     let live = crate::live::Live::new();
+    let troubles = &live.troubles;
 
     let mut mailboxes = 0usize;
     for account in &cfg.imap {
         for mailbox in &account.mailboxes {
             mailboxes += 1;
             let (account, mailbox) = (account.clone(), mailbox.clone());
-            let (cancel, kick, live, troubles) =
-                (cancel.clone(), kick.clone(), live.clone(), troubles.clone());
-            let task = format!("imap {}/{}", account.name, mailbox);
+            let (cancel, kick, live) = (cancel.clone(), kick.clone(), live.clone());
             // Each watcher has its own connection to the database.
             let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
@@ -287,7 +286,6 @@ async fn run(
                     Ingest::new(store),
                     cancel,
                     move || kick.notify_waiters(),
-                    move |t| troubles.set(&task, t),
                     live,
                 )
                 .await;
@@ -295,17 +293,17 @@ async fn run(
         }
     }
     if let Some(tracker) = tracker {
-        let (cfg, cancel, kick, troubles) =
-            (cfg.clone(), cancel.clone(), kick.clone(), troubles.clone());
-        tasks.spawn(async move { tracking_loop(&cfg, &tracker, &cancel, &kick, &troubles).await });
+        let (cfg, cancel, kick, live) = (cfg.clone(), cancel.clone(), kick.clone(), live.clone());
+        tasks.spawn(
+            async move { tracking_loop(&cfg, &tracker, &cancel, &kick, &live.troubles).await },
+        );
     }
     if cfg.smtp.is_none() {
         warn!("no [smtp] configured: warnings and digests stay due and are not sent");
     }
     {
-        let (cfg, cancel, kick, troubles) =
-            (cfg.clone(), cancel.clone(), kick.clone(), troubles.clone());
-        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick, &troubles).await });
+        let (cfg, cancel, kick, live) = (cfg.clone(), cancel.clone(), kick.clone(), live.clone());
+        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick, &live.troubles).await });
     }
     if let Some(listener) = listener {
         let web = crate::web::Web::new(cfg.clone(), live.clone())?;
@@ -325,7 +323,7 @@ async fn run(
     // One connection for the status line, kept open: reopening the
     // database every minute would re-run its integrity check each time.
     let mut status_store: Option<Store> = None;
-    systemd::ready(&status_line(&mut status_store, &cfg, mailboxes, &troubles));
+    systemd::ready(&status_line(&mut status_store, &cfg, mailboxes, troubles));
     match task_store(&mut status_store, &cfg).and_then(|s| s.counts()) {
         Ok((emails, orders, parcels)) => {
             info!(mailboxes, emails, orders, parcels, database = %cfg.database.display(), "aliwatch running")
@@ -345,8 +343,8 @@ async fn run(
                 warn!("SIGHUP: the config is read at start only; run `systemctl restart aliwatch` to apply changes");
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::watchdog_ping(),
-            _ = status_tick.tick() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, &troubles)),
-            _ = troubles.changed.notified() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, &troubles)),
+            _ = status_tick.tick() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, troubles)),
+            _ = troubles.changed.notified() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, troubles)),
         }
     }
     systemd::stopping();
@@ -359,71 +357,6 @@ async fn run(
     }
     info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// What keeps failing, per task ("imap personal/INBOX", "tracking",
-/// "notifications"): a short text and when the next attempt is. Tasks set
-/// and clear their entry; the main loop redraws the status line at once.
-#[derive(Debug, Default)]
-pub struct Troubles {
-    map: std::sync::Mutex<std::collections::BTreeMap<String, (String, Instant)>>,
-    changed: Notify,
-}
-
-impl Troubles {
-    /// Sets (`Some((what, retry_in))`) or clears `task`'s trouble.
-    pub fn set(&self, task: &str, trouble: Option<(String, Duration)>) {
-        let Ok(mut map) = self.map.lock() else {
-            return;
-        };
-        let changed = match trouble {
-            Some((what, retry_in)) => {
-                map.insert(
-                    task.to_string(),
-                    (short_trouble(&what), Instant::now() + retry_in),
-                );
-                true
-            }
-            None => map.remove(task).is_some(),
-        };
-        drop(map);
-        if changed {
-            self.changed.notify_one();
-        }
-    }
-
-    /// Every trouble with the time left until its next attempt.
-    pub fn now(&self) -> Vec<(String, String, Duration)> {
-        let now = Instant::now();
-        self.map
-            .lock()
-            .map(|m| {
-                m.iter()
-                    .map(|(task, (what, at))| {
-                        (
-                            task.clone(),
-                            what.clone(),
-                            at.saturating_duration_since(now),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// The most characters of one error the status line shows.
-pub const TROUBLE_CHARS: usize = 80;
-
-/// One line, whitespace collapsed, at most [`TROUBLE_CHARS`] characters.
-fn short_trouble(what: &str) -> String {
-    let one: String = what.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one.chars().count() <= TROUBLE_CHARS {
-        return one;
-    }
-    let mut s: String = one.chars().take(TROUBLE_CHARS - 1).collect();
-    s.push('…');
-    s
 }
 
 /// "retrying in 5 min", "retrying in 40 s", "retrying now".
@@ -631,21 +564,5 @@ mod tests {
             status_text(2, "?", None, &[]),
             "watching 2 mailboxes, ? parcels active"
         );
-    }
-
-    #[test]
-    fn troubles_are_short_and_cleared_by_success() {
-        let t = Troubles::default();
-        t.set(
-            "tracking",
-            Some(("a\nlong\n".repeat(40), Duration::from_secs(60))),
-        );
-        let now = t.now();
-        assert_eq!(now.len(), 1);
-        assert!(now[0].1.chars().count() <= TROUBLE_CHARS, "{}", now[0].1);
-        assert!(now[0].1.starts_with("a long a long"), "{}", now[0].1);
-        assert!(now[0].1.ends_with('…'));
-        t.set("tracking", None);
-        assert!(t.now().is_empty());
     }
 }

@@ -67,37 +67,26 @@ pub type Trouble = Option<(String, Duration)>;
 /// Watches `mailbox` of `account` until `cancel` fires: hands new
 /// candidate emails to `sink` and calls `on_change` after a pass that
 /// handed emails over. Never returns an error: connection problems are
-/// logged and retried, and reported to `on_trouble` (`None` again after
-/// the next successful sync).
+/// logged and retried.
 pub async fn watch_mailbox_with<S: MailSink>(
     account: ImapAccount,
     mailbox: String,
     ingest: S,
     cancel: CancellationToken,
     on_change: impl Fn() + Send + Sync,
-    on_trouble: impl Fn(Trouble) + Send + Sync,
 ) {
-    watch_mailbox_live(
-        account,
-        mailbox,
-        ingest,
-        cancel,
-        on_change,
-        on_trouble,
-        Live::new(),
-    )
-    .await;
+    watch_mailbox_live(account, mailbox, ingest, cancel, on_change, Live::new()).await;
 }
 
-/// [`watch_mailbox_with`], reporting the connection in `live` (connected,
-/// in IDLE) for the web face.
+/// [`watch_mailbox_with`], reporting the connection in `live`: connected
+/// and in IDLE (for the web face), and what keeps failing (for the status
+/// line; cleared by the next successful sync).
 pub async fn watch_mailbox_live<S: MailSink>(
     account: ImapAccount,
     mailbox: String,
     ingest: S,
     cancel: CancellationToken,
     on_change: impl Fn() + Send + Sync,
-    on_trouble: impl Fn(Trouble) + Send + Sync,
     live: Arc<Live>,
 ) {
     let what = format!("{}/{}", account.name, mailbox);
@@ -119,7 +108,7 @@ pub async fn watch_mailbox_live<S: MailSink>(
         };
         let err = tokio::select! {
             _ = cancel.cancelled() => { report.set(false, false); return }
-            e = session(&account, &mailbox, &ingest, &on_change, &on_trouble, &mut state, &report) => e,
+            e = session(&account, &mailbox, &ingest, &on_change, &mut state, &report) => e,
         };
         report.set(false, false);
         let delay = if let Some(rej) = err.downcast_ref::<AuthRejected>() {
@@ -128,7 +117,7 @@ pub async fn watch_mailbox_live<S: MailSink>(
                 auth_reported = true;
             }
             let delay = backoff.next_delay(fastrand::f64()).max(AUTH_RETRY);
-            on_trouble(Some(("login rejected".into(), delay)));
+            report.trouble(Some(("login rejected".into(), delay)));
             delay
         } else {
             failures += 1;
@@ -136,7 +125,7 @@ pub async fn watch_mailbox_live<S: MailSink>(
             // The first failure is often a server restart: quiet about it.
             if failures >= 2 {
                 tracing::warn!(mailbox = %what, error = format!("{err:#}"), retry_in_s = delay.as_secs(), "imap connection failed");
-                on_trouble(Some((format!("{err:#}"), delay)));
+                report.trouble(Some((format!("{err:#}"), delay)));
             } else {
                 tracing::info!(mailbox = %what, error = format!("{err:#}"), retry_in_s = delay.as_secs(), "imap connection lost; reconnecting");
             }
@@ -157,6 +146,13 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
+    /// What keeps failing (`None`: nothing any more), for the status line,
+    /// under the task's name `imap ACCOUNT/MAILBOX`.
+    fn trouble(&self, trouble: Trouble) {
+        let task = format!("imap {}/{}", self.account, self.mailbox);
+        self.live.troubles.set(&task, trouble);
+    }
+
     fn set(&self, connected: bool, idling: bool) {
         self.live.set(
             self.account,
@@ -179,7 +175,6 @@ async fn session(
     mailbox: &str,
     ingest: &dyn MailSink,
     on_change: &(impl Fn() + Send + Sync),
-    on_trouble: &(impl Fn(Trouble) + Send + Sync),
     state: &mut LoopState<'_>,
     report: &Report<'_>,
 ) -> anyhow::Error {
@@ -197,7 +192,7 @@ async fn session(
                 state.backoff.reset();
                 *state.auth_reported = false;
                 *state.failures = 0;
-                on_trouble(None);
+                report.trouble(None);
                 if s.fetched > 0 {
                     on_change();
                 }

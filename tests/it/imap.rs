@@ -281,7 +281,6 @@ fn start_watcher(acct: ImapAccount, ingest: Ingest) -> Watcher {
         move || {
             c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         },
-        |_| {},
     ));
     Watcher {
         cancel,
