@@ -995,3 +995,25 @@ fn status_table_says_why_completed() {
         assert!(line.ends_with(words), "{line:?} should end with {words:?}");
     }
 }
+
+/// A provider's or an email's text never reaches the terminal as a control
+/// sequence (an escape could clear the screen or retitle the window).
+#[test]
+fn status_table_blanks_control_characters_from_emails_and_providers() {
+    use crate::render::status::Layout;
+    let mut report = example_report(utc(NOW));
+    report.orders[0].parcels[0].last_event = event(
+        "2026-11-20T10:12:00Z",
+        "Departed\u{1b}[2J\u{1b}]0;pwned\u{7}",
+        None,
+    );
+    report.orders[0].store = Some("Shop\u{1b}[31m".into());
+    report.orders[0].items[0].title = "Lamp\r\nX-Injected: 1".into();
+    for layout in [Layout::Fit(80), Layout::Wide] {
+        let t = status_table(&report, layout);
+        assert!(
+            !t.chars().any(|c| c.is_control() && c != '\n'),
+            "{layout:?}: {t:?}"
+        );
+    }
+}

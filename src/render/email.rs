@@ -112,6 +112,19 @@ pub(crate) fn safe_url(u: &str) -> Option<&str> {
 /// What an order is, for people, at most `cols` columns: its items
 /// ("USB-C cable ×2 + Phone case"), else its store, else its order id.
 pub fn order_name(o: &OrderView, cols: usize) -> String {
+    let name = if let Some(items) = items_name(o) {
+        items
+    } else if let Some(s) = &o.store {
+        format!("{} order", one_line(s))
+    } else {
+        format!("Order {}", one_line(&o.order_id))
+    };
+    shorten(&name, cols)
+}
+
+/// The order's items in one line ("USB-C cable ×2 + Phone case"), if any
+/// email named them.
+pub(super) fn items_name(o: &OrderView) -> Option<String> {
     let items: Vec<String> = o
         .items
         .iter()
@@ -120,14 +133,7 @@ pub fn order_name(o: &OrderView, cols: usize) -> String {
             _ => one_line(&i.title),
         })
         .collect();
-    let name = if !items.is_empty() {
-        items.join(" + ")
-    } else if let Some(s) = &o.store {
-        format!("{} order", one_line(s))
-    } else {
-        format!("Order {}", one_line(&o.order_id))
-    };
-    shorten(&name, cols)
+    (!items.is_empty()).then(|| items.join(" + "))
 }
 
 /// Days since the order shipped (day 1 is the shipping day).

@@ -17,6 +17,7 @@ use crate::decide::Rules;
 use crate::model::{CompletedReason, OrderState};
 use crate::report::{OrderView, ParcelView, StatusReport};
 
+use super::email::{items_name, one_line};
 use super::text::{pad, shorten, width};
 
 /// The narrowest table the fitted layout makes; a narrower terminal gets
@@ -44,24 +45,10 @@ const GAP: &str = "  ";
 
 /// What the order is, in full: its items, else its store.
 fn what(o: &OrderView) -> String {
-    let items: Vec<String> = o
-        .items
-        .iter()
-        .map(|i| {
-            let title = i.title.split_whitespace().collect::<Vec<_>>().join(" ");
-            match i.quantity {
-                Some(q) if q > 1 => format!("{title} ×{q}"),
-                _ => title,
-            }
-        })
-        .collect();
-    if !items.is_empty() {
-        items.join(" + ")
+    if let Some(items) = items_name(o) {
+        items
     } else if let Some(s) = &o.store {
-        format!(
-            "({} order)",
-            s.split_whitespace().collect::<Vec<_>>().join(" ")
-        )
+        format!("({} order)", one_line(s))
     } else {
         "-".to_owned()
     }
@@ -115,11 +102,20 @@ fn parcel_status(p: &ParcelView, rules: &Rules) -> (String, &'static str) {
     let mut status = p.status.words().to_string();
     if let Some(e) = &p.last_event {
         let when = e.time.with_timezone(&rules.timezone).format("%m-%d");
-        let desc = e.description.split_whitespace().collect::<Vec<_>>();
-        status = format!("{status}: {when} {}", desc.join(" "));
+        // `one_line` also blanks control characters: a provider's text
+        // never reaches the terminal as an escape sequence.
+        status = format!("{status}: {when} {}", one_line(&e.description));
     }
     let mark = if p.stalled { "!stalled" } else { "" };
     (status, mark)
+}
+
+/// The parcel's status and its mark, in full.
+fn marked_status(p: &ParcelView, rules: &Rules) -> String {
+    match parcel_status(p, rules) {
+        (s, "") => s,
+        (s, m) => format!("{s} {m}"),
+    }
 }
 
 /// `text` then `mark`, cut so that both fit `cols` columns.
@@ -297,7 +293,7 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
                 status,
                 shipped.clone(),
                 when(o, soon),
-                o.store.clone().unwrap_or_else(|| "-".into()),
+                o.store.as_deref().map_or_else(|| "-".into(), one_line),
                 what(o),
             ]
         };
@@ -310,14 +306,11 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
             rows.push(base("-".into(), words.into()));
         }
         for p in &o.parcels {
-            let (s, m) = parcel_status(p, rules);
-            let status = if m.is_empty() { s } else { format!("{s} {m}") };
-            rows.push(base(p.tracking_number.clone(), status));
+            rows.push(base(p.tracking_number.clone(), marked_status(p, rules)));
         }
     }
     for p in &report.unassigned_parcels {
-        let (s, m) = parcel_status(p, rules);
-        let status = if m.is_empty() { s } else { format!("{s} {m}") };
+        let status = marked_status(p, rules);
         rows.push([
             "(no order)".into(),
             "-".into(),
