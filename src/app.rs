@@ -391,7 +391,6 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
 /// The width the `status` table fits: the terminal's when stdout is one
 /// (`COLUMNS` first, as shells export it after a resize), else 80.
 fn table_width() -> usize {
-    use std::io::IsTerminal as _;
     let stdout = std::io::stdout();
     if !stdout.is_terminal() {
         return crate::render::status::DEFAULT_COLUMNS;
