@@ -143,3 +143,61 @@ impl OrderView {
         self.store.clone()
     }
 }
+
+/// Minimal values for table tests: only what a test names, the rest empty
+/// (a test sets the fields it is about with struct update syntax).
+#[cfg(test)]
+impl ParcelView {
+    pub(crate) fn sample(number: &str, status: ParcelStatus) -> ParcelView {
+        ParcelView {
+            tracking_number: number.into(),
+            tracking_url: String::new(),
+            carrier: None,
+            status,
+            status_detail: None,
+            last_event: None,
+            eta: None,
+            last_checked_at: None,
+            delivered_at: None,
+            stalled: false,
+            previous_numbers: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+impl OrderView {
+    pub(crate) fn sample(id: &str, state: OrderState) -> OrderView {
+        OrderView {
+            order_id: id.into(),
+            state,
+            completed_reason: None,
+            confirmed_at: None,
+            shipped_at: None,
+            protection_ends: None,
+            protection_days_left: None,
+            protection_source: None,
+            auto_completes_on: None,
+            dispute_until: None,
+            last_activity: None,
+            items: vec![],
+            store: None,
+            url: String::new(),
+            needs_action: vec![],
+            parcels: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+impl crate::model::Item {
+    /// An item with only a title.
+    pub(crate) fn titled(title: &str) -> crate::model::Item {
+        crate::model::Item {
+            title: title.into(),
+            variant: None,
+            quantity: None,
+            price: None,
+        }
+    }
+}

@@ -328,17 +328,8 @@ mod tests {
 
     fn parcel(status: ParcelStatus, stalled: bool) -> ParcelView {
         ParcelView {
-            tracking_number: "LP00000000000001".into(),
-            tracking_url: String::new(),
-            carrier: None,
-            status,
-            status_detail: None,
-            last_event: None,
-            eta: None,
-            last_checked_at: None,
-            delivered_at: None,
             stalled,
-            previous_numbers: vec![],
+            ..ParcelView::sample("LP00000000000001", status)
         }
     }
 

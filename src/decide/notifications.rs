@@ -406,34 +406,13 @@ mod tests {
 
     fn order(id: &str, state: OrderState, shipped: &str, ends: &str) -> OrderView {
         OrderView {
-            order_id: id.into(),
-            state,
-            completed_reason: None,
-            confirmed_at: None,
             shipped_at: Some(date(shipped)),
             protection_ends: Some(date(ends)),
-            protection_days_left: None,
-            protection_source: None,
-            auto_completes_on: None,
-            dispute_until: None,
-            last_activity: None,
-            items: vec![],
-            store: None,
-            url: String::new(),
-            needs_action: vec![],
-            parcels: vec![ParcelView {
-                tracking_number: "LP00000000000001".into(),
-                tracking_url: String::new(),
-                carrier: None,
-                status: ParcelStatus::InTransit,
-                status_detail: None,
-                last_event: None,
-                eta: None,
-                last_checked_at: None,
-                delivered_at: None,
-                stalled: false,
-                previous_numbers: vec![],
-            }],
+            parcels: vec![ParcelView::sample(
+                "LP00000000000001",
+                ParcelStatus::InTransit,
+            )],
+            ..OrderView::sample(id, state)
         }
     }
 

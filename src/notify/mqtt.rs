@@ -599,42 +599,12 @@ mod tests {
 
     fn order(id: &str, state: OrderState, statuses: &[ParcelStatus]) -> OrderView {
         OrderView {
-            order_id: id.into(),
-            state,
-            completed_reason: None,
-            confirmed_at: None,
-            shipped_at: None,
-            protection_ends: None,
-            protection_days_left: None,
-            protection_source: None,
-            auto_completes_on: None,
-            dispute_until: None,
-            last_activity: None,
-            items: vec![crate::model::Item {
-                title: "USB-C cable".into(),
-                variant: None,
-                quantity: None,
-                price: None,
-            }],
-            store: None,
-            url: String::new(),
-            needs_action: vec![],
+            items: vec![crate::model::Item::titled("USB-C cable")],
             parcels: statuses
                 .iter()
-                .map(|s| crate::report::ParcelView {
-                    tracking_number: "LP1".into(),
-                    tracking_url: String::new(),
-                    carrier: None,
-                    status: *s,
-                    status_detail: None,
-                    last_event: None,
-                    eta: None,
-                    last_checked_at: None,
-                    delivered_at: None,
-                    stalled: false,
-                    previous_numbers: vec![],
-                })
+                .map(|s| crate::report::ParcelView::sample("LP1", *s))
                 .collect(),
+            ..OrderView::sample(id, state)
         }
     }
 

@@ -48,19 +48,7 @@ fn config() -> Config {
 }
 
 fn parcel(number: &str, status: ParcelStatus) -> ParcelView {
-    ParcelView {
-        tracking_number: number.into(),
-        tracking_url: String::new(),
-        carrier: None,
-        status,
-        status_detail: None,
-        last_event: None,
-        eta: None,
-        last_checked_at: None,
-        delivered_at: None,
-        stalled: false,
-        previous_numbers: vec![],
-    }
+    ParcelView::sample(number, status)
 }
 
 fn event(t: &str, d: &str, loc: Option<&str>) -> Option<EventView> {
@@ -73,22 +61,11 @@ fn event(t: &str, d: &str, loc: Option<&str>) -> Option<EventView> {
 
 fn order(id: &str, state: OrderState, shipped: Option<&str>, ends: Option<&str>) -> OrderView {
     OrderView {
-        order_id: id.into(),
-        state,
-        completed_reason: None,
         confirmed_at: Some(date("2026-10-01")),
         shipped_at: shipped.map(date),
         protection_ends: ends.map(date),
-        protection_days_left: None,
         protection_source: ends.map(|_| ProtectionSource::Default),
-        auto_completes_on: None,
-        dispute_until: None,
-        last_activity: None,
-        items: vec![],
-        store: None,
-        url: String::new(),
-        needs_action: vec![],
-        parcels: vec![],
+        ..OrderView::sample(id, state)
     }
 }
 

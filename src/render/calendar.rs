@@ -293,39 +293,19 @@ mod tests {
 
     fn order(id: &str, state: OrderState, ends: Option<&str>, until: Option<&str>) -> OrderView {
         OrderView {
-            order_id: id.into(),
-            state,
-            completed_reason: None,
-            confirmed_at: None,
             shipped_at: Some(d("2026-01-01")),
             protection_ends: ends.map(d),
-            protection_days_left: None,
-            protection_source: None,
-            auto_completes_on: None,
             dispute_until: until.map(d),
-            last_activity: None,
             items: vec![Item {
-                title: "USB-C cable, 2 m; braided \\ black".into(),
-                variant: None,
                 quantity: Some(2),
-                price: None,
+                ..Item::titled("USB-C cable, 2 m; braided \\ black")
             }],
-            store: None,
             url: crate::decide::orders::order_url(id),
-            needs_action: vec![],
             parcels: vec![ParcelView {
-                tracking_number: "LP00123456789012".into(),
                 tracking_url: "https://t.17track.net/en#nums=LP00123456789012".into(),
-                carrier: None,
-                status: ParcelStatus::InTransit,
-                status_detail: None,
-                last_event: None,
-                eta: None,
-                last_checked_at: None,
-                delivered_at: None,
-                stalled: false,
-                previous_numbers: vec![],
+                ..ParcelView::sample("LP00123456789012", ParcelStatus::InTransit)
             }],
+            ..OrderView::sample(id, state)
         }
     }
 

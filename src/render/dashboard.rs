@@ -140,39 +140,17 @@ mod tests {
 
     fn order(id: &str, state: OrderState, title: &str) -> OrderView {
         OrderView {
-            order_id: id.into(),
-            state,
-            completed_reason: None,
             confirmed_at: Some(d("2026-01-01")),
             shipped_at: Some(d("2026-01-03")),
             protection_ends: Some(d("2026-03-04")),
             protection_days_left: Some(22),
-            protection_source: None,
-            auto_completes_on: None,
-            dispute_until: None,
-            last_activity: None,
-            items: vec![Item {
-                title: title.into(),
-                variant: None,
-                quantity: None,
-                price: None,
-            }],
-            store: None,
+            items: vec![Item::titled(title)],
             url: crate::decide::orders::order_url(id),
-            needs_action: vec![],
             parcels: vec![ParcelView {
-                tracking_number: format!("LP{id}"),
                 tracking_url: format!("https://t.17track.net/en#nums=LP{id}"),
-                carrier: None,
-                status: ParcelStatus::InTransit,
-                status_detail: None,
-                last_event: None,
-                eta: None,
-                last_checked_at: None,
-                delivered_at: None,
-                stalled: false,
-                previous_numbers: vec![],
+                ..ParcelView::sample(&format!("LP{id}"), ParcelStatus::InTransit)
             }],
+            ..OrderView::sample(id, state)
         }
     }
 

@@ -292,44 +292,22 @@ mod tests {
 
     fn parcel(status: ParcelStatus) -> ParcelView {
         ParcelView {
-            tracking_number: "LP00527423524449".into(),
             tracking_url: "https://t.17track.net/en#nums=LP00527423524449".into(),
-            carrier: None,
-            status,
-            status_detail: None,
             last_event: Some(EventView {
                 time: utc("2026-11-28T07:30:00Z"),
                 description: "Out for delivery\r\nX-Evil: 1".into(),
                 location: None,
             }),
-            eta: None,
-            last_checked_at: None,
-            delivered_at: None,
-            stalled: false,
-            previous_numbers: vec![],
+            ..ParcelView::sample("LP00527423524449", status)
         }
     }
 
     fn order(title: &str) -> OrderView {
         OrderView {
-            order_id: "8123456789012345".into(),
-            state: OrderState::Shipped,
-            completed_reason: None,
-            confirmed_at: None,
             shipped_at: Some(date("2026-10-04")),
             protection_ends: Some(date("2026-12-03")),
             protection_days_left: Some(5),
-            protection_source: None,
-            auto_completes_on: None,
-            dispute_until: None,
-            last_activity: None,
-            items: vec![Item {
-                title: title.into(),
-                variant: None,
-                quantity: None,
-                price: None,
-            }],
-            store: None,
+            items: vec![Item::titled(title)],
             url: "https://www.aliexpress.com/p/order/detail.html?orderId=8123456789012345".into(),
             needs_action: vec![ActionNeeded {
                 reason: ActionReason::CustomsHold,
@@ -337,6 +315,7 @@ mod tests {
                 tracking_number: Some("LP00527423524449".into()),
             }],
             parcels: vec![parcel(ParcelStatus::CustomsHold)],
+            ..OrderView::sample("8123456789012345", OrderState::Shipped)
         }
     }
 
