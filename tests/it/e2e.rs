@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::mailstack::{MailStack, StackOptions};
 use crate::standin::{journey, Standin};
-use crate::util;
+use crate::util::{self, wait_for};
 
 const API_KEY: &str = "e2e-17track-key";
 
@@ -185,21 +185,6 @@ warn_before = ["7d", "2d"]
                 [],
             )
             .expect("update parcels");
-    }
-}
-
-/// Polls `f` until it gives `Some`, or panics with `what` after `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -15,7 +15,7 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 
 use crate::mailstack::free_port;
-use crate::util;
+use crate::util::{self, wait_for};
 
 pub const USER: &str = "aliwatch";
 pub const PASSWORD: &str = "mqtt-secret-1";
@@ -247,20 +247,6 @@ events = ["protection_warning", "action_needed", "out_for_delivery", "delivered"
 
     fn path(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
