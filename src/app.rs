@@ -13,11 +13,16 @@ use chrono::Utc;
 use clap::Parser;
 use tracing::{error, info};
 
+use std::time::Duration;
+
 use crate::cli::{Cli, Command};
+use crate::control::{self, client::Route, protocol::Reply, protocol::Request};
+use crate::ops::{self, ImportSummary, ImportedEmail};
+use crate::render::status::Layout;
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{require_secrets, runtime, smtp_sender, startup_checks};
 use crate::mailfile;
-use crate::model::{EmailOrigin, IngestOutcome, OrderAction, TrackingNumber};
+use crate::model::OrderAction;
 use crate::notify::SmtpSender;
 use crate::pipeline;
 use crate::store::Store;
@@ -27,11 +32,7 @@ use crate::tracking::Tracker;
 pub const EXIT_CONFIG: u8 = 78;
 
 /// A failure that has already been reported and only needs its exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Failed {
-    pub message: String,
-}
+pub use crate::ops::Failed;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -85,61 +86,127 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         return crate::docgen::run(what);
     }
     let cfg = load_config(cli.config.as_deref(), cli.database.clone())?;
+    let quiet = cli.quiet > 0;
+    let now = Utc::now;
     match cli.command {
         Command::Extract { .. } | Command::Generate { .. } => unreachable!("handled above"),
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
-        Command::Import { paths } => cmd_import(&cfg, &paths),
-        Command::Status { json, all, wide } => cmd_status(&cfg, json, all, wide),
-        Command::Calendar => {
-            let store = Store::open_read_only(&cfg.database)?;
-            print!("{}", pipeline::calendar(&store, Utc::now(), &cfg.rules())?);
-            Ok(ExitCode::SUCCESS)
+        Command::Run => cmd_run(&cfg),
+        Command::Import { paths } => cmd_import(&cfg, &paths, quiet),
+        Command::Status { json, all, wide } => {
+            let columns = table_width();
+            let request = Request::Status {
+                json,
+                all,
+                wide,
+                columns,
+            };
+            beside_service(&cfg, request, quiet, || {
+                let store = Store::open_read_only(&cfg.database)?;
+                let layout = if wide {
+                    Layout::Wide
+                } else {
+                    Layout::Fit(columns)
+                };
+                ops::status(&store, &cfg, now(), json, all, layout)
+            })
         }
+        Command::Calendar => beside_service(&cfg, Request::Calendar, quiet, || {
+            ops::calendar(&Store::open_read_only(&cfg.database)?, &cfg, now())
+        }),
         Command::Add {
             tracking_number,
             order,
             create,
             force,
-        } => cmd_add(&cfg, &tracking_number, order.as_deref(), create, force),
+        } => {
+            let request = Request::Add {
+                tracking_number: tracking_number.clone(),
+                order: order.clone(),
+                create,
+                force,
+            };
+            beside_service(&cfg, request, quiet, || {
+                let mut store = open_store(&cfg)?;
+                ops::add(&mut store, &tracking_number, order.as_deref(), create, force, now())
+            })
+        }
         Command::Protection {
             order_id,
             extend,
             until,
         } => {
-            let mut store = open_store(&cfg)?;
             let action = match (extend, until) {
                 (Some(d), _) => OrderAction::Extend(d),
                 (None, Some(u)) => OrderAction::Until(u),
                 (None, None) => unreachable!("clap requires one of --extend/--until"),
             };
-            let now = Utc::now();
-            store.add_order_action(&order_id, action, now)?;
-            let report = pipeline::status_report(&store, now, &cfg.rules())?;
-            if let Some(o) = report.orders.iter().find(|o| o.order_id == order_id.trim()) {
-                match (o.protection_ends, o.protection_days_left) {
-                    (Some(end), Some(left)) => println!(
-                        "order {}: protection ends {end} ({left} days left, source {})",
-                        o.order_id,
-                        o.protection_source.map_or("unknown", |s| s.as_str())
-                    ),
-                    _ => println!("order {}: recorded", o.order_id),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let request = Request::Protection {
+                order_id: order_id.clone(),
+                extend,
+                until,
+            };
+            beside_service(&cfg, request, quiet, || {
+                ops::protection(&mut open_store(&cfg)?, &cfg, &order_id, action, now())
+            })
         }
         Command::Done { order_id } => {
-            let mut store = open_store(&cfg)?;
-            store.add_order_action(&order_id, OrderAction::Done, Utc::now())?;
-            println!(
-                "order {}: completed; no more tracking or warnings",
-                order_id.trim()
-            );
+            let request = Request::Done {
+                order_id: order_id.clone(),
+            };
+            beside_service(&cfg, request, quiet, || {
+                ops::done(&mut open_store(&cfg)?, &order_id, now())
+            })
+        }
+        Command::Digest { print, send } => cmd_digest(&cfg, print, send, quiet),
+        Command::Sync => cmd_sync(&cfg, quiet),
+    }
+}
+
+/// How long a command waits for the service's reply once it accepted.
+fn reply_wait(request: &Request) -> Duration {
+    match request {
+        // a pass of everything: mail, tracking, notifications
+        Request::Sync => Duration::from_secs(1800),
+        Request::DigestSend | Request::Import => Duration::from_secs(300),
+        _ => Duration::from_secs(120),
+    }
+}
+
+/// Runs a command that does not send: through the running service when
+/// one holds the database, else `direct` on the database here.
+fn beside_service(
+    cfg: &Config,
+    request: Request,
+    quiet: bool,
+    direct: impl FnOnce() -> Result<String>,
+) -> Result<ExitCode> {
+    match control::client::route(&cfg.database, false, request.name())? {
+        Route::Direct(_) => {
+            let text = direct()?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Digest { print, send } => cmd_digest(&cfg, print, send),
-        Command::Sync => cmd_sync(&cfg),
-        Command::Run => cmd_run(&cfg),
+        Route::Service { pid, socket } => {
+            let wait = reply_wait(&request);
+            let reply = control::client::call(pid, &socket, request, None, wait)?;
+            print_reply(reply, quiet)
+        }
     }
+}
+
+/// Prints what the service answered, with its exit code.
+fn print_reply(reply: Reply, quiet: bool) -> Result<ExitCode> {
+    std::io::stdout()
+        .lock()
+        .write_all(reply.stdout.as_bytes())?;
+    if !quiet && !reply.notes.is_empty() {
+        let _ = std::io::stderr().lock().write_all(reply.notes.as_bytes());
+    }
+    if let Some(e) = &reply.error {
+        eprintln!("aliwatch: {e}");
+    }
+    Ok(ExitCode::from(reply.exit))
 }
 
 /// Finds and loads the config; without any config file the defaults apply
@@ -156,40 +223,6 @@ pub fn load_config(
         cfg.database = db;
     }
     Ok(cfg)
-}
-
-/// `add`: the number is checked before the database is touched (a typo or
-/// an order number never becomes a parcel that is asked for every day).
-/// Exit 1 with the reason when refused.
-fn cmd_add(
-    cfg: &Config,
-    tracking_number: &str,
-    order: Option<&str>,
-    create: bool,
-    force: bool,
-) -> Result<ExitCode> {
-    let number = TrackingNumber::new(tracking_number);
-    let format = crate::extract::numbers::check_typed(number.as_str(), force)
-        .map_err(|message| Failed { message })?;
-    let mut store = open_store(cfg)?;
-    if store.order_known(number.as_str())? {
-        return Err(Failed {
-            message: format!(
-                "{number} is an AliExpress order number (an email named it), not a tracking number; to tie a parcel to it use `aliwatch add TRACKING_NUMBER --order {number}`"
-            ),
-        }
-        .into());
-    }
-    let new = store.add_parcel(&number, order, create, Utc::now())?;
-    println!(
-        "{} {number} ({}){}",
-        if new { "tracking" } else { "already tracking" },
-        format.unwrap_or("format unknown to aliwatch"),
-        order
-            .map(|o| format!(" for order {}", crate::model::normalise_number(o)))
-            .unwrap_or_default()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn open_store(cfg: &Config) -> Result<Store> {
@@ -317,75 +350,84 @@ fn extract_one(f: &std::path::Path, json: bool) -> (String, bool) {
     (out, true)
 }
 
-/// Counts for the `import` summary.
-#[derive(Debug, Default)]
-struct ImportSummary {
-    read: u64,
-    aliexpress: u64,
-    duplicates: u64,
-    orders_new: u64,
-    orders_updated: u64,
-    parcels_new: u64,
-    unparseable: u64,
-}
-
-fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
-    let mut store = open_store(cfg)?;
-    let mut s = ImportSummary::default();
-    let started = std::time::Instant::now();
+fn cmd_import(cfg: &Config, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
-    let problems = mailfile::for_each_message(paths, &mut |m| {
-        let origin = EmailOrigin {
-            source: format!("import:{}", m.label),
-            imap: None,
-            received_at: m.received_at,
-        };
-        let outcome = pipeline::ingest_email(&mut store, &m.raw, &origin, Utc::now())
-            .with_context(|| format!("importing {}", m.label))?;
-        s.read += 1;
-        match outcome {
-            IngestOutcome::New {
-                is_aliexpress,
-                orders_new,
-                orders_updated,
-                parcels_new,
-            } => {
-                s.aliexpress += u64::from(is_aliexpress);
-                s.orders_new += orders_new as u64;
-                s.orders_updated += orders_updated as u64;
-                s.parcels_new += parcels_new as u64;
-            }
-            IngestOutcome::Duplicate => s.duplicates += 1,
-            IngestOutcome::Unparseable(e) => {
-                tracing::warn!(file = %m.label, error = %e, "skipped an email that cannot be parsed");
-                s.unparseable += 1;
-            }
-        }
+    let mut count = 0u64;
+    let mut tick = move || {
+        count += 1;
         // Progress for large imports: in place on a terminal, a line per
         // 10,000 emails in logs.
-        if progress && s.read % 1000 == 0 {
-            eprint!("\rimported {} emails ...", s.read);
-        } else if !progress && s.read % 10_000 == 0 {
-            eprintln!("imported {} emails ...", s.read);
+        if progress && count % 1000 == 0 {
+            eprint!("\rimported {count} emails ...");
+        } else if !progress && count % 10_000 == 0 {
+            eprintln!("imported {count} emails ...");
         }
-        Ok(())
-    })?;
-    if s.read >= 1000 && progress {
-        eprintln!();
+        count
+    };
+    let read_all = |each: &mut dyn FnMut(ImportedEmail) -> Result<()>| -> Result<Vec<String>> {
+        let problems = mailfile::for_each_message(paths, &mut |m| {
+            each(ImportedEmail {
+                label: m.label,
+                received_at: m.received_at,
+                raw: m.raw,
+            })
+        })?;
+        Ok(problems.errors)
+    };
+    let finish = |errors: &[String], read: u64| {
+        if read >= 1000 && progress {
+            eprintln!();
+        }
+        for p in errors {
+            eprintln!("aliwatch: cannot read {p}");
+        }
+    };
+    match control::client::route(&cfg.database, false, "import")? {
+        Route::Direct(_) => {
+            let mut store = open_store(cfg)?;
+            let mut s = ImportSummary::default();
+            let started = std::time::Instant::now();
+            let errors = read_all(&mut |m| {
+                s.ingest(&mut store, &m, Utc::now())?;
+                tick();
+                Ok(())
+            })?;
+            finish(&errors, s.read);
+            let line = s.line(started.elapsed().as_secs_f64(), errors.len());
+            std::io::stdout().lock().write_all(line.as_bytes())?;
+            Ok(if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Route::Service { pid, socket } => {
+            let mut errors = Vec::new();
+            let mut read = 0;
+            let mut emails = |send: &mut dyn FnMut(ImportedEmail) -> Result<()>| -> Result<usize> {
+                errors = read_all(&mut |m| {
+                    send(m)?;
+                    read = tick();
+                    Ok(())
+                })?;
+                Ok(errors.len())
+            };
+            let reply = control::client::call(
+                pid,
+                &socket,
+                Request::Import,
+                Some(&mut emails),
+                reply_wait(&Request::Import),
+            )?;
+            finish(&errors, read);
+            let code = print_reply(reply, quiet)?;
+            Ok(if errors.is_empty() {
+                code
+            } else {
+                ExitCode::from(1)
+            })
+        }
     }
-    for p in &problems.errors {
-        eprintln!("aliwatch: cannot read {p}");
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "imported {} emails in {:.1}s: {} from AliExpress, {} already known, {} new orders, {} orders updated, {} new parcels, {} unparseable, {} unreadable inputs",
-        s.read, secs, s.aliexpress, s.duplicates, s.orders_new, s.orders_updated, s.parcels_new, s.unparseable, problems.errors.len()
-    );
-    Ok(if problems.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 /// The width the `status` table fits: the terminal's when stdout is one
@@ -403,35 +445,20 @@ fn table_width() -> usize {
         .unwrap_or(crate::render::status::DEFAULT_COLUMNS)
 }
 
-fn cmd_status(cfg: &Config, json: bool, all: bool, wide: bool) -> Result<ExitCode> {
-    let store = Store::open_read_only(&cfg.database)?;
-    let now = Utc::now();
-    let rules = cfg.rules();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if json {
-        // The same function answers `GET /api/status`.
-        out.write_all(pipeline::status_json(&store, now, &rules, all)?.as_bytes())?;
-    } else {
-        let mut report = pipeline::status_report(&store, now, &rules)?;
-        if !all {
-            report.orders.retain(|o| o.is_active());
-        }
-        let layout = if wide {
-            crate::render::status::Layout::Wide
-        } else {
-            crate::render::status::Layout::Fit(table_width())
-        };
-        let table = crate::render::render_status_table(&report, &rules, layout);
-        out.write_all(table.as_bytes())?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `sync`: one pass of everything that is due now, then exit. Exit 1 when
 /// a part failed (e.g. a rejected password); the other parts still run.
-fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
+fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
     startup_checks(cfg)?;
+    // Only the holder of the run lock sends (SPEC §1): the running service,
+    // or this `sync` while it holds the lock.
+    let _run_lock = match control::client::route(&cfg.database, true, "sync")? {
+        Route::Direct(lock) => lock,
+        Route::Service { pid, socket } => {
+            let reply =
+                control::client::call(pid, &socket, Request::Sync, None, reply_wait(&Request::Sync))?;
+            return print_reply(reply, quiet);
+        }
+    };
     let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
     runtime()?.block_on(async {
         let mut failures = Vec::new();
@@ -497,33 +524,33 @@ fn cmd_sync(cfg: &Config) -> Result<ExitCode> {
     })
 }
 
-/// `digest --print | --send`.
-fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
-    let mut store = if send {
-        Store::open(&cfg.database)?
-    } else {
-        Store::open_read_only(&cfg.database)?
-    };
-    let now = Utc::now();
-    let rules = cfg.rules();
-    let report = pipeline::status_report(&store, now, &rules)?;
-    if print {
-        let email = crate::render::render_digest(&report, &rules, now);
-        std::io::stdout().lock().write_all(email.text.as_bytes())?;
+/// `digest --print | --send` (one or the other).
+fn cmd_digest(cfg: &Config, print: bool, send: bool, quiet: bool) -> Result<ExitCode> {
+    if print || !send {
+        return beside_service(cfg, Request::DigestPrint, quiet, || {
+            ops::digest_text(&Store::open_read_only(&cfg.database)?, cfg, Utc::now())
+        });
     }
-    if send {
-        if cfg.smtp.is_none() {
-            return Err(
-                ConfigError("digest --send needs an [smtp] section in the config".into()).into(),
-            );
+    if cfg.smtp.is_none() {
+        return Err(ConfigError("digest --send needs an [smtp] section in the config".into()).into());
+    }
+    let _run_lock = match control::client::route(&cfg.database, true, "digest")? {
+        Route::Direct(lock) => lock,
+        Route::Service { pid, socket } => {
+            let wait = reply_wait(&Request::DigestSend);
+            let reply = control::client::call(pid, &socket, Request::DigestSend, None, wait)?;
+            return print_reply(reply, quiet);
         }
-        require_secrets(cfg)?;
-        let sender = smtp_sender(cfg)?.context("smtp is configured")?;
-        let sent = runtime()?.block_on(pipeline::send_digest_now(
-            &mut store, &report, cfg, now, &sender,
-        ))?;
-        eprintln!("digest sent ({})", sent.message_id);
-    }
+    };
+    require_secrets(cfg)?;
+    let mut store = Store::open(&cfg.database)?;
+    let now = Utc::now();
+    let report = pipeline::status_report(&store, now, &cfg.rules())?;
+    let sender = smtp_sender(cfg)?.context("smtp is configured")?;
+    let sent = runtime()?.block_on(pipeline::send_digest_now(
+        &mut store, &report, cfg, now, &sender,
+    ))?;
+    eprintln!("digest sent ({})", sent.message_id);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -631,19 +631,38 @@ pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
     Ok(None)
 }
 
-/// The default database: `$STATE_DIRECTORY/aliwatch.db` under systemd, else
+/// The database of the system-wide service, and of every command run with
+/// its config.
+pub const SYSTEM_DATABASE: &str = "/var/lib/aliwatch/aliwatch.db";
+
+/// The default database of a config file without `database` (SPEC §1, "one
+/// state per config"): a function of the config file's path only, never of
+/// the environment, so a shell command and the service started by systemd
+/// (which adds `STATE_DIRECTORY`) open the same file.
+/// - a config under `/etc` (the system service's): `/var/lib/aliwatch/aliwatch.db`,
+///   the unit's `StateDirectory=aliwatch`;
+/// - any other config, or none: `$XDG_STATE_HOME/aliwatch/aliwatch.db`
+///   (`~/.local/state/aliwatch/aliwatch.db`) of the user running it.
+pub fn default_database_for(config: Option<&Path>) -> PathBuf {
+    if config.is_some_and(is_system_config) {
+        return PathBuf::from(SYSTEM_DATABASE);
+    }
+    default_database()
+}
+
+/// Whether `path` is a system-wide config (under `/etc`, also through a
+/// relative path or a symlinked folder).
+fn is_system_config(path: &Path) -> bool {
+    let absolute = std::fs::canonicalize(path)
+        .ok()
+        .or_else(|| std::path::absolute(path).ok())
+        .unwrap_or_else(|| path.to_owned());
+    absolute.starts_with("/etc")
+}
+
+/// The database of the commands run without any config file:
 /// `$XDG_STATE_HOME/aliwatch/aliwatch.db` (`~/.local/state/...`).
 pub fn default_database() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|p| !p.is_empty()) {
-        // systemd may pass several colon-separated directories; use the first.
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        return PathBuf::from(first).join("aliwatch.db");
-    }
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)

@@ -17,13 +17,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError};
-use crate::live::Troubles;
+use crate::live::{Live, Passes, Troubles};
 use crate::notify::SmtpSender;
 use crate::pipeline::{self, Ingest};
 use crate::store::Store;
@@ -208,7 +207,14 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
         // Migrate once up front: a broken database stops the start, before
         // READY=1, with a clear message.
         drop(Store::open(&cfg.database)?);
-        let _daemon_lock = daemon_lock(&cfg.database)?;
+        let mut daemon_lock = daemon_lock(&cfg.database).await?;
+        warn_outside_state_directory(&cfg.database);
+        // The command line reaches this process through its control socket
+        // (named in the lock file once it listens).
+        let socket = crate::control::socket_path(&cfg.database).map_err(|e| anyhow::anyhow!(e))?;
+        let control = crate::control::server::bind(&socket)?;
+        crate::store::locks::describe(&mut daemon_lock, "run", Some(&socket))
+            .with_context(|| format!("cannot write the daemon lock of {}", cfg.database.display()))?;
         let tracker = Tracker::new(&cfg.tracking)?.map(Arc::new);
         // The web face's port is taken before READY=1: a port in use stops
         // the start with a clear message.
@@ -216,29 +222,58 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
             Some(h) => Some(crate::web::bind(h.listen).await?),
             None => None,
         };
-        run(cfg.clone(), tracker, listener, signals).await
+        let control = (control, socket);
+        run(cfg.clone(), tracker, listener, control, signals).await
     })
 }
 
-/// One `run` per database: two would both poll IMAP and the tracking API.
-/// The lock (`<database>.run-lock`, taken once the store has created the
-/// database and its directory) is held until `run` returns and dropped by
-/// the kernel if it dies. A second `run` is refused (exit 1) naming the
-/// holder; `sync` and the other commands do not take it.
-fn daemon_lock(database: &std::path::Path) -> Result<std::fs::File> {
+/// Under systemd, a database outside the unit's `StateDirectory=` is
+/// probably a config written for another setup: say so once.
+fn warn_outside_state_directory(database: &std::path::Path) {
+    let Some(dirs) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let dirs = dirs.to_string_lossy().into_owned();
+    if !dirs.split(':').any(|d| database.starts_with(d)) {
+        warn!(database = %database.display(), state_directory = %dirs, "the database is outside the service's StateDirectory; commands from a shell use the same config and so the same database, but set `database` in the config if this is not the one you meant");
+    }
+}
+
+/// One `run` per database: two would both poll IMAP and the tracking API,
+/// and only the lock's holder sends (SPEC §1). The lock
+/// (`<database>.run-lock`, taken once the store has created the database
+/// and its directory) is held until `run` returns and dropped by the
+/// kernel if it dies. A second `run` is refused (exit 1) naming the holder;
+/// a command that sends while no service runs (`sync`, `digest --send`)
+/// holds it too, and `run` waits for it to finish.
+async fn daemon_lock(database: &std::path::Path) -> Result<std::fs::File> {
     use crate::store::locks::{self, Lock};
     let path = locks::lock_path(database, "run");
-    match locks::try_lock(database, "run") {
-        Lock::Held(f) => Ok(f),
-        Lock::Busy { pid } => Err(anyhow::anyhow!(
-            "another `aliwatch run`{} is already running on {}; stop it first (systemctl stop aliwatch) or give this one its own --database",
-            pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
-            database.display()
-        )),
-        Lock::Unavailable(e) => Err(anyhow::anyhow!(
-            "cannot take the daemon lock {}: {e}",
-            path.display()
-        )),
+    let deadline = tokio::time::Instant::now() + crate::control::client::SENDER_WAIT;
+    loop {
+        match locks::try_lock_as(database, "run", "run") {
+            Lock::Held(f) => return Ok(f),
+            Lock::Busy(h) if matches!(h.role.as_deref(), Some(r) if r != "run")
+                && tokio::time::Instant::now() < deadline =>
+            {
+                info!(holder = h.role.as_deref().unwrap_or("?"), pid = h.pid, "waiting for an aliwatch command that sends to finish");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Lock::Busy(h) => {
+                return Err(anyhow::anyhow!(
+                    "another `aliwatch {}`{} is already running on {}; stop it first (systemctl stop aliwatch) or give this one its own --database",
+                    h.role.as_deref().unwrap_or("run"),
+                    h.pid_words(),
+                    database.display()
+                ))
+            }
+            Lock::Unavailable(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot take the daemon lock {}: {e}",
+                    path.display()
+                ))
+            }
+        }
     }
 }
 
@@ -253,6 +288,7 @@ async fn run(
     cfg: Config,
     tracker: Option<Arc<Tracker>>,
     listener: Option<tokio::net::TcpListener>,
+    control: (tokio::net::UnixListener, std::path::PathBuf),
     signals: Signals,
 ) -> Result<ExitCode> {
     let Signals {
@@ -264,10 +300,9 @@ async fn run(
     let cfg = Arc::new(cfg);
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    // New mail or new state: the schedulers look again at once.
-    let kick = Arc::new(Notify::new());
-    // What the watchers know about their connections (for the web face)
-    // and what keeps failing (for the status line).
+    // What the watchers know about their connections (for the web face),
+    // what keeps failing (for the status line), and the schedulers' passes
+    // (new mail or new state kicks them).
     let live = crate::live::Live::new();
     let troubles = &live.troubles;
 
@@ -276,16 +311,17 @@ async fn run(
         for mailbox in &account.mailboxes {
             mailboxes += 1;
             let (account, mailbox) = (account.clone(), mailbox.clone());
-            let (cancel, kick, live) = (cancel.clone(), kick.clone(), live.clone());
+            let (cancel, live) = (cancel.clone(), live.clone());
             // Each watcher has its own connection to the database.
             let store = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
             tasks.spawn(async move {
+                let kick = live.clone();
                 crate::imap::watch_mailbox_live(
                     account,
                     mailbox,
                     Ingest::new(store),
                     cancel,
-                    move || kick.notify_waiters(),
+                    move || kick.kick(),
                     live,
                 )
                 .await;
@@ -293,17 +329,24 @@ async fn run(
         }
     }
     if let Some(tracker) = tracker {
-        let (cfg, cancel, kick, live) = (cfg.clone(), cancel.clone(), kick.clone(), live.clone());
-        tasks.spawn(
-            async move { tracking_loop(&cfg, &tracker, &cancel, &kick, &live.troubles).await },
-        );
+        let (cfg, cancel, live) = (cfg.clone(), cancel.clone(), live.clone());
+        tasks.spawn(async move { tracking_loop(&cfg, &tracker, &cancel, &live).await });
     }
     if cfg.smtp.is_none() {
         warn!("no [smtp] configured: warnings and digests stay due and are not sent");
     }
     {
-        let (cfg, cancel, kick, live) = (cfg.clone(), cancel.clone(), kick.clone(), live.clone());
-        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick, &live.troubles).await });
+        let (cfg, cancel, live) = (cfg.clone(), cancel.clone(), live.clone());
+        tasks.spawn(async move { notification_loop(&cfg, &cancel, &live).await });
+    }
+    {
+        let (listener, path) = control;
+        let service = Arc::new(crate::control::server::Service {
+            cfg: cfg.clone(),
+            live: live.clone(),
+        });
+        let cancel = cancel.clone();
+        tasks.spawn(async move { crate::control::server::serve(listener, path, service, cancel).await });
     }
     if let Some(listener) = listener {
         let web = crate::web::Web::new(cfg.clone(), live.clone())?;
@@ -411,10 +454,10 @@ fn status_line(
 }
 
 /// Waits `delay`, or less when kicked. False when cancelled.
-async fn wait_next(cancel: &CancellationToken, kick: &Notify, delay: Duration) -> bool {
+async fn wait_next(cancel: &CancellationToken, passes: &Passes, delay: Duration) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => false,
-        _ = kick.notified() => {
+        _ = passes.kicked() => {
             // Let a burst of new mail settle into one pass.
             tokio::select! {
                 _ = cancel.cancelled() => false,
@@ -463,16 +506,11 @@ fn task_store<'a>(slot: &'a mut Option<Store>, cfg: &Config) -> Result<&'a mut S
 
 /// The tracking scheduler: a pass every [`SCHEDULER_TICK`] (the per-parcel
 /// schedule decides what is actually asked for) and after new mail.
-async fn tracking_loop(
-    cfg: &Config,
-    tracker: &Tracker,
-    cancel: &CancellationToken,
-    kick: &Notify,
-    troubles: &Troubles,
-) {
+async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationToken, live: &Live) {
     let mut slot = None;
     let mut failures = 0;
     loop {
+        live.tracking.begin();
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
                 r = tracking_pass(cfg, store, Some(tracker)) => r,
@@ -482,9 +520,13 @@ async fn tracking_loop(
         };
         if result.is_err() {
             slot = None;
+        } else {
+            // New answers may make notifications due.
+            live.notifications.kick();
         }
-        let delay = next_delay("tracking", result, &mut failures, troubles);
-        if !wait_next(cancel, kick, delay).await {
+        live.tracking.end(result.as_ref().err().map(|e| format!("{e:#}")));
+        let delay = next_delay("tracking", result, &mut failures, &live.troubles);
+        if !wait_next(cancel, &live.tracking, delay).await {
             return;
         }
     }
@@ -492,12 +534,7 @@ async fn tracking_loop(
 
 /// The notification scheduler: warnings and the digest, checked every
 /// [`SCHEDULER_TICK`] and after every state change.
-async fn notification_loop(
-    cfg: &Config,
-    cancel: &CancellationToken,
-    kick: &Arc<Notify>,
-    troubles: &Troubles,
-) {
+async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<Live>) {
     let sender = match smtp_sender(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -506,15 +543,21 @@ async fn notification_loop(
         }
     };
     let push = {
-        let kick = kick.clone();
-        push_channels_or_log(cfg, Arc::new(move || kick.notify_waiters()))
+        let live = live.clone();
+        push_channels_or_log(cfg, Arc::new(move || live.notifications.kick()))
     };
     let mut slot = None;
     let mut failures = 0;
     loop {
+        live.notifications.begin();
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
-                r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()) => r,
+                r = async {
+                    // Nothing else in this process sends meanwhile
+                    // (`digest --send` from the control socket).
+                    let _sending = live.sending.lock().await;
+                    pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()).await
+                } => r,
                 _ = cancel.cancelled() => return,
             },
             Err(e) => Err(e),
@@ -522,8 +565,9 @@ async fn notification_loop(
         if result.is_err() {
             slot = None;
         }
-        let delay = next_delay("notifications", result, &mut failures, troubles);
-        if !wait_next(cancel, kick, delay).await {
+        live.notifications.end(result.as_ref().err().map(|e| format!("{e:#}")));
+        let delay = next_delay("notifications", result, &mut failures, &live.troubles);
+        if !wait_next(cancel, &live.notifications, delay).await {
             return;
         }
     }

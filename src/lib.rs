@@ -23,6 +23,8 @@
 //! | [`live`] | memory | what only the running daemon knows: mailbox connections |
 //! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
 //! | [`docgen`] | file write | man pages and completions from the clap definitions |
+//! | [`ops`] | wiring | what the database commands do (`status`, `add`, `done`, `import`, …), shared by the command line and the service |
+//! | [`control`] | Unix socket | the command line beside the running service: routing, the control socket's protocol, client and server |
 //! | [`cli`], [`app`] | face | the commands and exit codes |
 
 #![forbid(unsafe_code)]
@@ -31,6 +33,7 @@ pub mod app;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod decide;
 pub mod docgen;
@@ -42,6 +45,7 @@ pub mod logging;
 pub mod mailfile;
 pub mod model;
 pub mod notify;
+pub mod ops;
 pub mod pipeline;
 pub mod render;
 pub mod report;

@@ -1,8 +1,10 @@
 //! What only the running daemon knows, in memory: whether each mailbox's
 //! watcher holds a connection and whether it is in IDLE right now (the
 //! web face's `/metrics` and `/healthz` read it), and what keeps failing
-//! in which task (the systemd status line reads it). The tasks write it.
-//! Everything else comes from the database.
+//! in which task (the systemd status line reads it), and the passes of the
+//! tracking and notification schedulers (a kick starts one; the control
+//! socket waits for one that started after its request). The tasks write
+//! it. Everything else comes from the database.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,14 @@ pub struct Live {
     mailboxes: Mutex<BTreeMap<(String, String), MailboxLive>>,
     /// What keeps failing, per task.
     pub troubles: Troubles,
+    /// The tracking scheduler's passes.
+    pub tracking: Passes,
+    /// The notification scheduler's passes.
+    pub notifications: Passes,
+    /// Held while anything in this process sends (a notification pass,
+    /// `digest --send` from the control socket), so two never send the
+    /// same notification.
+    pub sending: tokio::sync::Mutex<()>,
 }
 
 impl Live {
@@ -43,6 +53,12 @@ impl Live {
     pub fn set(&self, account: &str, mailbox: &str, state: MailboxLive) {
         self.lock()
             .insert((account.to_string(), mailbox.to_string()), state);
+    }
+
+    /// New mail or new state: both schedulers look again at once.
+    pub fn kick(&self) {
+        self.tracking.kick();
+        self.notifications.kick();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), MailboxLive>> {
@@ -135,5 +151,104 @@ mod tests {
         assert!(now[0].1.ends_with('…'));
         t.set("tracking", None);
         assert!(t.now().is_empty());
+    }
+}
+
+/// One scheduler's passes: how many started and finished, and how the last
+/// one ended. A kick is kept until the scheduler next waits (a kick during
+/// a pass is not lost: another pass follows it).
+#[derive(Debug)]
+pub struct Passes {
+    kick: Notify,
+    state: tokio::sync::watch::Sender<PassCount>,
+}
+
+/// See [`Passes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassCount {
+    pub started: u64,
+    pub finished: u64,
+    /// The last finished pass's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+impl Default for Passes {
+    fn default() -> Passes {
+        Passes {
+            kick: Notify::new(),
+            state: tokio::sync::watch::Sender::new(PassCount::default()),
+        }
+    }
+}
+
+impl Passes {
+    /// Asks for a pass as soon as the scheduler is free.
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Resolves when kicked (the scheduler's side).
+    pub async fn kicked(&self) {
+        self.kick.notified().await;
+    }
+
+    /// The scheduler starts a pass.
+    pub fn begin(&self) {
+        self.state.send_modify(|s| s.started += 1);
+    }
+
+    /// The scheduler finished the pass it began.
+    pub fn end(&self, error: Option<String>) {
+        self.state.send_modify(|s| {
+            s.finished = s.started;
+            s.last_error = error;
+        });
+    }
+
+    /// Kicks and waits for a pass that started after this call, at most
+    /// `limit`: `Some(Ok)` it succeeded, `Some(Err)` it failed, `None` no
+    /// such pass finished in time (or no scheduler runs).
+    pub async fn pass_now(&self, limit: Duration) -> Option<Result<(), String>> {
+        let mut rx = self.state.subscribe();
+        let target = rx.borrow_and_update().started + 1;
+        self.kick();
+        let done = async {
+            let s = rx.wait_for(|s| s.finished >= target).await.ok()?;
+            Some(match &s.last_error {
+                None => Ok(()),
+                Some(e) => Err(e.clone()),
+            })
+        };
+        tokio::time::timeout(limit, done).await.ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod pass_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pass_asked_for_during_a_pass_is_the_next_one() {
+        let passes = Arc::new(Passes::default());
+        passes.begin();
+        let waiter = {
+            let p = passes.clone();
+            tokio::spawn(async move { p.pass_now(Duration::from_secs(5)).await })
+        };
+        tokio::task::yield_now().await;
+        // The pass that was running when asked does not count...
+        passes.end(None);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        // ...the kick was kept, and the next pass answers.
+        passes.kicked().await;
+        passes.begin();
+        passes.end(Some("smtp: refused".into()));
+        assert_eq!(
+            waiter.await.expect("joins"),
+            Some(Err("smtp: refused".to_string()))
+        );
+        // Nobody runs passes: the wait ends at its limit.
+        assert_eq!(passes.pass_now(Duration::from_millis(50)).await, None);
     }
 }

@@ -419,7 +419,7 @@ fn notify_lock(database: &std::path::Path) -> NotifyLock {
     use crate::store::locks::{self, Lock};
     match locks::try_lock(database, "notify") {
         Lock::Held(f) => NotifyLock::Held(f),
-        Lock::Busy { .. } => NotifyLock::Busy,
+        Lock::Busy(_) => NotifyLock::Busy,
         Lock::Unavailable(e) => {
             tracing::warn!(path = %locks::lock_path(database, "notify").display(), error = %e, "cannot take the notification lock; sending without it");
             NotifyLock::Unavailable

@@ -222,4 +222,19 @@ CREATE TABLE order_items (
 ) STRICT;
 ALTER TABLE order_emails ADD COLUMN store TEXT;
 "#,
+    // v4: this database's instance id, and the MQTT retained configs it
+    // published (SPEC §8: an instance removes only what it recorded).
+    r#"
+INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', lower(hex(randomblob(4))));
+-- Discovery configs published under the old topics (no instance id) by
+-- this database's earlier versions: removed once per channel, and only
+-- when this database already knew orders.
+INSERT OR IGNORE INTO meta (key, value)
+SELECT 'mqtt.legacy_configs', 'pending' WHERE EXISTS (SELECT 1 FROM orders);
+CREATE TABLE mqtt_retained (
+    channel  TEXT NOT NULL,   -- the [[notify]] name
+    topic    TEXT NOT NULL,   -- a discovery config topic published retained
+    PRIMARY KEY (channel, topic)
+) STRICT;
+"#,
 ];

@@ -1,0 +1,205 @@
+//! What the database commands do, once: `status`, `calendar`,
+//! `digest --print`, `add`, `protection`, `done` and `import`, each a
+//! function of a store, the config and "now" that returns what the command
+//! prints. The command line calls them on the database when no service
+//! runs, and the running service calls the same functions for the command
+//! line through its control socket (SPEC §1, "one state per config"), so
+//! both paths say and change exactly the same.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::model::{EmailOrigin, IngestOutcome, OrderAction, TrackingNumber};
+use crate::pipeline;
+use crate::render::status::Layout;
+use crate::store::Store;
+
+/// A refusal the user caused (exit 1 with this message, nothing else).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failed {
+    pub message: String,
+}
+
+impl Failed {
+    pub fn new(message: impl Into<String>) -> Failed {
+        Failed {
+            message: message.into(),
+        }
+    }
+}
+
+/// `status`: the table (in `layout`) or, with `json`, `status --json`.
+pub fn status(
+    store: &Store,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    json: bool,
+    all: bool,
+    layout: Layout,
+) -> Result<String> {
+    let rules = cfg.rules();
+    if json {
+        // The same function answers `GET /api/status`.
+        return pipeline::status_json(store, now, &rules, all);
+    }
+    let mut report = pipeline::status_report(store, now, &rules)?;
+    if !all {
+        report.orders.retain(|o| o.is_active());
+    }
+    Ok(crate::render::render_status_table(&report, &rules, layout))
+}
+
+/// `calendar`: the iCalendar feed.
+pub fn calendar(store: &Store, cfg: &Config, now: DateTime<Utc>) -> Result<String> {
+    pipeline::calendar(store, now, &cfg.rules())
+}
+
+/// `digest --print`: the digest's text part.
+pub fn digest_text(store: &Store, cfg: &Config, now: DateTime<Utc>) -> Result<String> {
+    let rules = cfg.rules();
+    let report = pipeline::status_report(store, now, &rules)?;
+    Ok(crate::render::render_digest(&report, &rules, now).text)
+}
+
+/// `add`: the number is checked before the database is touched (a typo or
+/// an order number never becomes a parcel that is asked for every day).
+pub fn add(
+    store: &mut Store,
+    tracking_number: &str,
+    order: Option<&str>,
+    create: bool,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let number = TrackingNumber::new(tracking_number);
+    let format =
+        crate::extract::numbers::check_typed(number.as_str(), force).map_err(Failed::new)?;
+    if store.order_known(number.as_str())? {
+        return Err(Failed::new(format!(
+            "{number} is an AliExpress order number (an email named it), not a tracking number; to tie a parcel to it use `aliwatch add TRACKING_NUMBER --order {number}`"
+        ))
+        .into());
+    }
+    let new = store.add_parcel(&number, order, create, now)?;
+    Ok(format!(
+        "{} {number} ({}){}\n",
+        if new { "tracking" } else { "already tracking" },
+        format.unwrap_or("format unknown to aliwatch"),
+        order
+            .map(|o| format!(" for order {}", crate::model::normalise_number(o)))
+            .unwrap_or_default()
+    ))
+}
+
+/// `protection ORDER --extend DAYS | --until DATE`.
+pub fn protection(
+    store: &mut Store,
+    cfg: &Config,
+    order_id: &str,
+    action: OrderAction,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    store.add_order_action(order_id, action, now)?;
+    let report = pipeline::status_report(store, now, &cfg.rules())?;
+    let Some(o) = report.orders.iter().find(|o| o.order_id == order_id.trim()) else {
+        return Ok(String::new());
+    };
+    Ok(match (o.protection_ends, o.protection_days_left) {
+        (Some(end), Some(left)) => format!(
+            "order {}: protection ends {end} ({left} days left, source {})\n",
+            o.order_id,
+            o.protection_source.map_or("unknown", |s| s.as_str())
+        ),
+        _ => format!("order {}: recorded\n", o.order_id),
+    })
+}
+
+/// `done ORDER`.
+pub fn done(store: &mut Store, order_id: &str, now: DateTime<Utc>) -> Result<String> {
+    store.add_order_action(order_id, OrderAction::Done, now)?;
+    Ok(format!(
+        "order {}: completed; no more tracking or warnings\n",
+        order_id.trim()
+    ))
+}
+
+/// One email for `import`, wherever it was read.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImportedEmail {
+    /// The file (and message) it came from, for messages.
+    pub label: String,
+    pub received_at: DateTime<Utc>,
+    #[serde(with = "base64_bytes")]
+    pub raw: Vec<u8>,
+}
+
+/// Counts for the `import` summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportSummary {
+    pub read: u64,
+    pub aliexpress: u64,
+    pub duplicates: u64,
+    pub orders_new: u64,
+    pub orders_updated: u64,
+    pub parcels_new: u64,
+    pub unparseable: u64,
+}
+
+impl ImportSummary {
+    /// Feeds one email through the pipeline, as mail from IMAP is.
+    pub fn ingest(&mut self, store: &mut Store, m: &ImportedEmail, now: DateTime<Utc>) -> Result<()> {
+        let origin = EmailOrigin {
+            source: format!("import:{}", m.label),
+            imap: None,
+            received_at: m.received_at,
+        };
+        let outcome = pipeline::ingest_email(store, &m.raw, &origin, now)
+            .map_err(|e| e.context(format!("importing {}", m.label)))?;
+        self.read += 1;
+        match outcome {
+            IngestOutcome::New {
+                is_aliexpress,
+                orders_new,
+                orders_updated,
+                parcels_new,
+            } => {
+                self.aliexpress += u64::from(is_aliexpress);
+                self.orders_new += orders_new as u64;
+                self.orders_updated += orders_updated as u64;
+                self.parcels_new += parcels_new as u64;
+            }
+            IngestOutcome::Duplicate => self.duplicates += 1,
+            IngestOutcome::Unparseable(e) => {
+                tracing::warn!(file = %m.label, error = %e, "skipped an email that cannot be parsed");
+                self.unparseable += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary line.
+    pub fn line(&self, secs: f64, unreadable: usize) -> String {
+        format!(
+            "imported {} emails in {secs:.1}s: {} from AliExpress, {} already known, {} new orders, {} orders updated, {} new parcels, {} unparseable, {unreadable} unreadable inputs\n",
+            self.read, self.aliexpress, self.duplicates, self.orders_new, self.orders_updated, self.parcels_new, self.unparseable
+        )
+    }
+}
+
+/// Raw bytes as base64 in JSON (the control socket carries emails).
+mod base64_bytes {
+    use base64::Engine;
+
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
