@@ -497,7 +497,8 @@ fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
             info!("no [smtp] configured: warnings and digests stay due and are not sent");
         }
         let sender = smtp_sender(cfg)?;
-        let push = crate::daemon::push_channels_or_log(cfg, Arc::new(|| {}));
+        let instance = store.instance_id()?;
+        let push = crate::daemon::push_channels_or_log(cfg, Arc::new(|| {}), &instance);
         let notified = pipeline::notify::notification_pass(
             cfg,
             &mut store,

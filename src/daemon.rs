@@ -155,15 +155,18 @@ pub async fn tracking_pass(
 /// `ca_file`) is logged and left out, so it never keeps the others or the
 /// email from being sent. `on_change` is called when a channel wants its
 /// state published again soon (MQTT reconnected, Home Assistant restarted).
+/// `instance` is the database's instance id (MQTT discovery ids).
 pub fn push_channels_or_log(
     cfg: &Config,
     on_change: Arc<dyn Fn() + Send + Sync>,
+    instance: &str,
 ) -> Vec<Box<dyn crate::notify::Notifier>> {
     let mut out: Vec<Box<dyn crate::notify::Notifier>> = Vec::new();
     for n in &cfg.notify {
         let made: Result<Box<dyn crate::notify::Notifier>> = match n.kind {
             crate::config::NotifyKind::Mqtt => {
-                crate::notify::MqttChannel::start(n, on_change.clone()).map(|c| Box::new(c) as _)
+                crate::notify::MqttChannel::start(n, on_change.clone(), instance)
+                    .map(|c| Box::new(c) as _)
             }
             _ => crate::notify::PushChannel::new(n).map(|c| Box::new(c) as _),
         };
@@ -542,9 +545,16 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<
             return;
         }
     };
+    let instance = match Store::open(&cfg.database).and_then(|s| s.instance_id()) {
+        Ok(id) => id,
+        Err(e) => {
+            error!("cannot read the database's instance id, no notifications will be sent: {e:#}");
+            return;
+        }
+    };
     let push = {
         let live = live.clone();
-        push_channels_or_log(cfg, Arc::new(move || live.notifications.kick()))
+        push_channels_or_log(cfg, Arc::new(move || live.notifications.kick()), &instance)
     };
     let mut slot = None;
     let mut failures = 0;

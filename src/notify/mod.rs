@@ -56,6 +56,23 @@ pub struct Delivery<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// What a channel left on its server between runs (MQTT's retained
+/// discovery configs), as the database records it: a channel removes only
+/// what it published and recorded here, never what another install put on
+/// the same broker (SPEC §8).
+pub trait RetainedLedger: Send {
+    /// The topics this channel published and has not cleared.
+    fn recorded(&mut self) -> anyhow::Result<std::collections::BTreeSet<String>>;
+    /// Records a topic before it is published.
+    fn record(&mut self, topic: &str) -> anyhow::Result<()>;
+    /// Forgets a topic once it was cleared on the server.
+    fn forget(&mut self, topic: &str) -> anyhow::Result<()>;
+    /// Whether configs of versions before instance ids still need clearing.
+    fn legacy_pending(&mut self) -> anyhow::Result<bool>;
+    /// They were cleared.
+    fn legacy_done(&mut self) -> anyhow::Result<()>;
+}
+
 /// A notification channel.
 pub trait Notifier: Send + Sync {
     /// The channel's name in the sent-once ledger (`email` for SMTP).
@@ -92,6 +109,7 @@ pub trait Notifier: Send + Sync {
         &'a self,
         _report: &'a StatusReport,
         _rules: &'a Rules,
+        _ledger: &'a mut dyn RetainedLedger,
     ) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async { Ok(()) })
     }

@@ -4,23 +4,32 @@
 //! - connects with a last will `offline` (retained) on
 //!   `<topic_prefix>/status` and publishes `online` there on every connect;
 //! - reconnects with the crate-wide backoff (1 s doubling to 5 min, jittered);
-//! - subscribes to `homeassistant/status` (Home Assistant announces `online`
-//!   after it starts) and to the discovery configs under
-//!   `<discovery_prefix>/sensor/+/config`, so it learns which `aliwatch_…`
-//!   configs the broker keeps, also those of an earlier run;
+//! - subscribes to `homeassistant/status` only (Home Assistant announces
+//!   `online` after it starts): never to other clients' topics;
 //! - asks for the retained state to be published again on every connect
 //!   and every `online` of Home Assistant (`on_change`, the daemon's kick).
 //!
 //! **Retained state** ([`Notifier::sync_state`], every notification pass):
-//! per active order a discovery config `<discovery_prefix>/sensor/aliwatch_<order_id>/config`
+//! per active order a discovery config
+//! `<discovery_prefix>/sensor/aliwatch_<instance>/aliwatch_<order_id>/config`
 //! (a sensor named by the item title, its state the parcel status in words
 //! on `<topic_prefix>/order/<order_id>`, its attributes the order as in
 //! `status --json` on `<topic_prefix>/order/<order_id>/attributes`), and a
 //! summary sensor `aliwatch_need_action` (the needs-action count on
-//! `<topic_prefix>/need_action`). An order that stops being active (or is
-//! no longer known) gets empty retained messages on all three topics, which
-//! removes its entity. A topic is published again only when its payload
-//! changed, or after a (re)connect.
+//! `<topic_prefix>/need_action`). The instance id (8 hex digits, stable
+//! per database) is the discovery node id and part of every `unique_id`,
+//! so two installs on one broker never share a config; `default_entity_id`
+//! (`sensor.aliwatch_<order_id>`) names the entity, with `object_id` beside
+//! it for Home Assistant before 2025.10.
+//!
+//! Every config topic is recorded in the database before it is published
+//! ([`RetainedLedger`]). An order that stops being active gets empty
+//! retained messages on its three topics, which removes its entity; only
+//! recorded topics are ever cleared, so a fresh or empty database removes
+//! nothing and another install's entities stay. The configs that versions
+//! before instance ids published (`<discovery_prefix>/sensor/aliwatch_<order_id>/config`)
+//! are cleared once, for the orders this database knows. A topic is
+//! published again only when its payload changed, or after a (re)connect.
 //!
 //! **Events** go to `<topic_prefix>/event`, not retained, QoS 1, as the
 //! webhook's JSON object (`push::webhook_body`); the ledger counts one as
@@ -40,7 +49,7 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, 
 use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 
-use super::{Delivery, Notifier, SendError};
+use super::{Delivery, Notifier, RetainedLedger, SendError};
 use crate::config::{MqttSettings, NotifyConfig};
 use crate::decide::Rules;
 use crate::model::{EventKind, OrderState};
@@ -75,9 +84,7 @@ struct Shared {
     /// Publish every retained topic again (after a connect, or Home
     /// Assistant came online).
     republish: AtomicBool,
-    /// `aliwatch_<order_id>` object ids with a config on the broker.
-    on_broker: Mutex<BTreeSet<String>>,
-    /// SUBACKs since the last connect (both subscriptions: 2).
+    /// SUBACKs since the last connect (one subscription).
     subacks: std::sync::atomic::AtomicU32,
     last_error: Mutex<Option<String>>,
 }
@@ -87,6 +94,8 @@ pub struct MqttChannel {
     name: String,
     events: Vec<EventKind>,
     settings: MqttSettings,
+    /// This database's instance id (discovery node id).
+    instance: String,
     client: AsyncClient,
     shared: Arc<Shared>,
     /// Serialises acknowledged publishes; the receiver of the task's reports.
@@ -105,23 +114,26 @@ impl Drop for MqttChannel {
 impl MqttChannel {
     /// Starts the connection task (needs a tokio runtime). `on_change` is
     /// called when the retained state should be published again soon.
+    /// `instance` is the database's instance id.
     pub fn start(
         cfg: &NotifyConfig,
         on_change: Arc<dyn Fn() + Send + Sync>,
+        instance: &str,
     ) -> Result<MqttChannel> {
-        MqttChannel::start_with(cfg, on_change, false)
+        MqttChannel::start_with(cfg, on_change, false, instance)
     }
 
     /// A connection for `check-config --connect` only: no last will, no
     /// `online`, no subscriptions, so a check leaves nothing on the broker.
     pub fn probe(cfg: &NotifyConfig) -> Result<MqttChannel> {
-        MqttChannel::start_with(cfg, Arc::new(|| {}), true)
+        MqttChannel::start_with(cfg, Arc::new(|| {}), true, "probe")
     }
 
     fn start_with(
         cfg: &NotifyConfig,
         on_change: Arc<dyn Fn() + Send + Sync>,
         probe: bool,
+        instance: &str,
     ) -> Result<MqttChannel> {
         let m = cfg
             .mqtt
@@ -165,7 +177,6 @@ impl MqttChannel {
             connected: AtomicBool::new(false),
             connected_now: Notify::new(),
             republish: AtomicBool::new(true),
-            on_broker: Mutex::new(BTreeSet::new()),
             subacks: std::sync::atomic::AtomicU32::new(0),
             last_error: Mutex::new(None),
         });
@@ -175,7 +186,6 @@ impl MqttChannel {
                 (client.clone(), shared.clone(), m.clone(), cfg.name.clone());
             tokio::spawn(async move {
                 let mut failures: u32 = 0;
-                let config_prefix = format!("{}/sensor/", m.discovery_prefix);
                 loop {
                     match eventloop.poll().await {
                         Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -185,8 +195,6 @@ impl MqttChannel {
                                 let online = status_topic(&m);
                                 let _ = client.try_publish(online, QoS::AtMostOnce, true, "online");
                                 let _ = client.try_subscribe(HA_STATUS, QoS::AtMostOnce);
-                                let configs = format!("{config_prefix}+/config");
-                                let _ = client.try_subscribe(configs, QoS::AtMostOnce);
                             }
                             shared.republish.store(true, Ordering::SeqCst);
                             shared.subacks.store(0, Ordering::SeqCst);
@@ -195,24 +203,10 @@ impl MqttChannel {
                             on_change();
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
-                            if p.topic == HA_STATUS {
-                                if p.payload.as_ref() == b"online" {
-                                    tracing::info!(channel = %name, "Home Assistant is online: publishing the state again");
-                                    shared.republish.store(true, Ordering::SeqCst);
-                                    on_change();
-                                }
-                            } else if let Some(id) = p
-                                .topic
-                                .strip_prefix(&config_prefix)
-                                .and_then(|r| r.strip_suffix("/config"))
-                                .filter(|id| id.starts_with("aliwatch_"))
-                            {
-                                let mut known = lock(&shared.on_broker);
-                                if p.payload.is_empty() {
-                                    known.remove(id);
-                                } else {
-                                    known.insert(id.to_owned());
-                                }
+                            if p.topic == HA_STATUS && p.payload.as_ref() == b"online" {
+                                tracing::info!(channel = %name, "Home Assistant is online: publishing the state again");
+                                shared.republish.store(true, Ordering::SeqCst);
+                                on_change();
                             }
                         }
                         Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
@@ -250,6 +244,7 @@ impl MqttChannel {
             name: cfg.name.clone(),
             events: cfg.events.clone(),
             settings: m,
+            instance: instance.to_owned(),
             client,
             shared,
             acks: tokio::sync::Mutex::new(rx),
@@ -351,58 +346,84 @@ impl MqttChannel {
         Ok(())
     }
 
-    async fn sync_retained(&self, report: &StatusReport) -> Result<(), SendError> {
+    async fn sync_retained(
+        &self,
+        report: &StatusReport,
+        ledger: &mut dyn RetainedLedger,
+    ) -> Result<(), SendError> {
         self.wait_connected(CONNECT_WAIT).await?;
         let all = self.shared.republish.swap(false, Ordering::SeqCst);
         if all {
-            // After a connect: let the broker's retained configs (of an
-            // earlier run, too) arrive, so orders that ended meanwhile are
-            // removed. They follow the SUBACK at once; 300 ms is plenty.
+            // After a connect: the birth-topic subscription first, so an
+            // `online` of Home Assistant during the publish is not missed.
             let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
-            while self.shared.subacks.load(Ordering::SeqCst) < 2
+            while self.shared.subacks.load(Ordering::SeqCst) < 1
                 && tokio::time::Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let result = self.sync_retained_inner(report, all).await;
+        let result = self.sync_retained_inner(report, all, ledger).await;
         if result.is_err() && all {
             self.shared.republish.store(true, Ordering::SeqCst);
         }
         result
     }
 
-    async fn sync_retained_inner(&self, report: &StatusReport, all: bool) -> Result<(), SendError> {
+    async fn sync_retained_inner(
+        &self,
+        report: &StatusReport,
+        all: bool,
+        ledger: &mut dyn RetainedLedger,
+    ) -> Result<(), SendError> {
         let m = &self.settings;
-        let wanted = discovery_messages(report, m);
-        let active: BTreeSet<String> = wanted.iter().map(|w| w.object_id.clone()).collect();
+        let db = |e: anyhow::Error| SendError {
+            permanent: false,
+            message: format!("database: {e:#}"),
+        };
+        // The configs of versions before instance ids, once: before the
+        // new ones, so Home Assistant frees the entity ids for them.
+        if ledger.legacy_pending().map_err(db)? {
+            let mut old: Vec<String> = report
+                .orders
+                .iter()
+                .map(|o| legacy_config_topic(m, &format!("aliwatch_{}", o.order_id)))
+                .collect();
+            old.push(legacy_config_topic(m, NEED_ACTION));
+            for topic in &old {
+                self.publish_acked(topic, true, Vec::new()).await?;
+            }
+            ledger.legacy_done().map_err(db)?;
+            tracing::info!(channel = %self.name, cleared = old.len(), "cleared the Home Assistant configs of the topics before instance ids");
+        }
+        let recorded = ledger.recorded().map_err(db)?;
+        let wanted = discovery_messages(report, m, &self.instance);
+        let active: BTreeSet<String> = wanted.iter().map(|w| w.config_topic.clone()).collect();
         for w in wanted {
+            if !recorded.contains(&w.config_topic) {
+                ledger.record(&w.config_topic).map_err(db)?;
+            }
             self.retain(w.config_topic, w.config, all).await?;
             self.retain(w.state_topic, w.state, all).await?;
             if let Some((t, a)) = w.attributes {
                 self.retain(t, a, all).await?;
             }
         }
-        // Orders no longer active: their entities go away.
-        let mut gone: BTreeSet<String> = lock(&self.shared.on_broker).clone();
-        gone.extend(
-            lock(&self.published)
-                .keys()
-                .filter_map(|t| object_id_of_config(t, m).map(str::to_owned)),
-        );
-        for id in gone.difference(&active) {
-            let order_id = id.trim_start_matches("aliwatch_");
-            for topic in [
-                config_topic(m, id),
-                order_topic(m, order_id),
-                format!("{}/attributes", order_topic(m, order_id)),
-            ] {
-                self.publish_acked(&topic, true, Vec::new()).await?;
-                lock(&self.published).remove(&topic);
+        // Orders no longer active: the entities this instance published
+        // go away; nobody else's.
+        for config in recorded.difference(&active) {
+            let mut topics = vec![config.clone()];
+            if let Some(order_id) = order_of_config(config, m, &self.instance) {
+                let state = order_topic(m, order_id);
+                topics.push(format!("{state}/attributes"));
+                topics.push(state);
             }
-            lock(&self.shared.on_broker).remove(id);
-            tracing::info!(channel = %self.name, order = order_id, "order no longer active: Home Assistant entity removed");
+            for topic in &topics {
+                self.publish_acked(topic, true, Vec::new()).await?;
+                lock(&self.published).remove(topic);
+            }
+            ledger.forget(config).map_err(db)?;
+            tracing::info!(channel = %self.name, topic = %config, "order no longer active: Home Assistant entity removed");
         }
         Ok(())
     }
@@ -425,8 +446,9 @@ impl Notifier for MqttChannel {
         &'a self,
         report: &'a StatusReport,
         _rules: &'a Rules,
+        ledger: &'a mut dyn RetainedLedger,
     ) -> BoxFuture<'a, Result<(), SendError>> {
-        Box::pin(self.sync_retained(report))
+        Box::pin(self.sync_retained(report, ledger))
     }
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>> {
@@ -460,16 +482,33 @@ pub fn order_topic(m: &MqttSettings, order_id: &str) -> String {
     format!("{}/order/{order_id}", m.topic_prefix)
 }
 
+/// The discovery node id of `instance`: `aliwatch_<instance>`.
+pub fn node_id(instance: &str) -> String {
+    format!("aliwatch_{instance}")
+}
+
+/// `<discovery_prefix>/sensor/aliwatch_<instance>/<object_id>/config`.
+pub fn config_topic(m: &MqttSettings, instance: &str, object_id: &str) -> String {
+    format!(
+        "{}/sensor/{}/{object_id}/config",
+        m.discovery_prefix,
+        node_id(instance)
+    )
+}
+
+/// The config topic of versions before instance ids:
 /// `<discovery_prefix>/sensor/<object_id>/config`.
-pub fn config_topic(m: &MqttSettings, object_id: &str) -> String {
+pub fn legacy_config_topic(m: &MqttSettings, object_id: &str) -> String {
     format!("{}/sensor/{object_id}/config", m.discovery_prefix)
 }
 
-fn object_id_of_config<'t>(topic: &'t str, m: &MqttSettings) -> Option<&'t str> {
+/// The order id of one of this instance's order config topics.
+fn order_of_config<'t>(topic: &'t str, m: &MqttSettings, instance: &str) -> Option<&'t str> {
+    let prefix = format!("{}/sensor/{}/aliwatch_", m.discovery_prefix, node_id(instance));
     topic
-        .strip_prefix(&format!("{}/sensor/", m.discovery_prefix))?
+        .strip_prefix(&prefix)?
         .strip_suffix("/config")
-        .filter(|id| id.starts_with("aliwatch_") && *id != NEED_ACTION)
+        .filter(|id| format!("aliwatch_{id}") != NEED_ACTION)
 }
 
 /// The summary sensor's object id.
@@ -510,9 +549,10 @@ pub fn status_words(o: &OrderView) -> String {
     s
 }
 
-fn device() -> serde_json::Value {
+/// The device the entities belong to: one per instance.
+fn device(instance: &str) -> serde_json::Value {
     json!({
-        "identifiers": ["aliwatch"],
+        "identifiers": [node_id(instance)],
         "name": "aliwatch",
         "manufacturer": "aliwatch",
         "model": "AliExpress order tracker",
@@ -522,7 +562,7 @@ fn device() -> serde_json::Value {
 
 /// The retained messages for `report`: one sensor per active order and the
 /// needs-action summary (pure; see the module docs).
-pub fn discovery_messages(report: &StatusReport, m: &MqttSettings) -> Vec<Retained> {
+pub fn discovery_messages(report: &StatusReport, m: &MqttSettings, instance: &str) -> Vec<Retained> {
     let availability = status_topic(m);
     let mut out = Vec::new();
     for o in report.orders.iter().filter(|o| o.is_active()) {
@@ -531,7 +571,8 @@ pub fn discovery_messages(report: &StatusReport, m: &MqttSettings) -> Vec<Retain
         let attributes_topic = format!("{state_topic}/attributes");
         let config = json!({
             "name": order_name(o, 60),
-            "unique_id": object_id,
+            "unique_id": format!("{}_{}", node_id(instance), o.order_id),
+            "default_entity_id": format!("sensor.{object_id}"),
             "object_id": object_id,
             "state_topic": state_topic,
             "json_attributes_topic": attributes_topic,
@@ -539,10 +580,10 @@ pub fn discovery_messages(report: &StatusReport, m: &MqttSettings) -> Vec<Retain
             "payload_available": "online",
             "payload_not_available": "offline",
             "icon": "mdi:package-variant",
-            "device": device(),
+            "device": device(instance),
         });
         out.push(Retained {
-            config_topic: config_topic(m, &object_id),
+            config_topic: config_topic(m, instance, &object_id),
             object_id,
             config: config.to_string().into_bytes(),
             state_topic,
@@ -558,7 +599,8 @@ pub fn discovery_messages(report: &StatusReport, m: &MqttSettings) -> Vec<Retain
     let state_topic = format!("{}/need_action", m.topic_prefix);
     let config = json!({
         "name": "AliExpress orders needing action",
-        "unique_id": NEED_ACTION,
+        "unique_id": format!("{}_need_action", node_id(instance)),
+        "default_entity_id": format!("sensor.{NEED_ACTION}"),
         "object_id": NEED_ACTION,
         "state_topic": state_topic,
         "availability_topic": availability,
@@ -567,11 +609,11 @@ pub fn discovery_messages(report: &StatusReport, m: &MqttSettings) -> Vec<Retain
         "unit_of_measurement": "orders",
         "state_class": "measurement",
         "icon": "mdi:alert-circle-outline",
-        "device": device(),
+        "device": device(instance),
     });
     out.push(Retained {
         object_id: NEED_ACTION.into(),
-        config_topic: config_topic(m, NEED_ACTION),
+        config_topic: config_topic(m, instance, NEED_ACTION),
         config: config.to_string().into_bytes(),
         state_topic,
         state: need.to_string().into_bytes(),
@@ -624,33 +666,38 @@ mod tests {
             unassigned_parcels: vec![],
             notices: vec![],
         };
-        let msgs = discovery_messages(&r, &settings());
+        let msgs = discovery_messages(&r, &settings(), "0a1b2c3d");
         let ids: Vec<&str> = msgs.iter().map(|m| m.object_id.as_str()).collect();
         assert_eq!(ids, ["aliwatch_81", "aliwatch_83", "aliwatch_need_action"]);
         assert_eq!(
             msgs[0].config_topic,
-            "homeassistant/sensor/aliwatch_81/config"
+            "homeassistant/sensor/aliwatch_0a1b2c3d/aliwatch_81/config"
         );
         assert_eq!(msgs[0].state_topic, "aliwatch/order/81");
         assert_eq!(msgs[0].state, b"in transit, delivered");
         assert_eq!(msgs[1].state, b"awaiting shipment");
         let cfg: serde_json::Value = serde_json::from_slice(&msgs[0].config).expect("json");
         assert_eq!(cfg["name"], "USB-C cable");
+        assert_eq!(cfg["unique_id"], "aliwatch_0a1b2c3d_81");
+        assert_eq!(cfg["default_entity_id"], "sensor.aliwatch_81");
+        assert_eq!(cfg["object_id"], "aliwatch_81");
+        assert_eq!(cfg["device"]["identifiers"][0], "aliwatch_0a1b2c3d");
         assert_eq!(cfg["availability_topic"], "aliwatch/status");
         assert_eq!(cfg["json_attributes_topic"], "aliwatch/order/81/attributes");
         let (_, attrs) = msgs[0].attributes.clone().expect("attributes");
         let attrs: serde_json::Value = serde_json::from_slice(&attrs).expect("json");
         assert_eq!(attrs["order_id"], "81");
         assert_eq!(msgs[2].state, b"0");
+        let s = settings();
         assert_eq!(
-            object_id_of_config("homeassistant/sensor/aliwatch_81/config", &settings()),
-            Some("aliwatch_81")
+            order_of_config(&msgs[0].config_topic, &s, "0a1b2c3d"),
+            Some("81")
         );
+        // Another instance's topic, the summary and old topics are no order of ours.
+        assert_eq!(order_of_config(&msgs[0].config_topic, &s, "ffffffff"), None);
+        assert_eq!(order_of_config(&msgs[2].config_topic, &s, "0a1b2c3d"), None);
         assert_eq!(
-            object_id_of_config(
-                "homeassistant/sensor/aliwatch_need_action/config",
-                &settings()
-            ),
+            order_of_config("homeassistant/sensor/aliwatch_81/config", &s, "0a1b2c3d"),
             None
         );
     }

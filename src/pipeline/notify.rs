@@ -376,7 +376,11 @@ pub async fn notification_pass(
     for channel in push {
         // Retained state first (MQTT); a channel that cannot take it is
         // down: its events wait for the next pass.
-        if let Err(e) = channel.sync_state(&report, &rules).await {
+        let mut ledger = StoreLedger {
+            store: &mut *store,
+            channel: channel.channel().to_string(),
+        };
+        if let Err(e) = channel.sync_state(&report, &rules, &mut ledger).await {
             tracing::warn!(channel = channel.channel(), error = %e.message, "channel state not published; will retry");
             failures.push(format!("{}: {}", channel.channel(), e.message));
             if !e.permanent {
@@ -434,4 +438,32 @@ enum NotifyLock {
     /// No lock file could be opened (e.g. a read-only directory): go on
     /// without one rather than never notify.
     Unavailable,
+}
+
+/// A channel's [`crate::notify::RetainedLedger`] in the store.
+struct StoreLedger<'s> {
+    store: &'s mut Store,
+    channel: String,
+}
+
+impl crate::notify::RetainedLedger for StoreLedger<'_> {
+    fn recorded(&mut self) -> Result<std::collections::BTreeSet<String>> {
+        self.store.retained_topics(&self.channel)
+    }
+
+    fn record(&mut self, topic: &str) -> Result<()> {
+        self.store.record_retained_topic(&self.channel, topic)
+    }
+
+    fn forget(&mut self, topic: &str) -> Result<()> {
+        self.store.forget_retained_topic(&self.channel, topic)
+    }
+
+    fn legacy_pending(&mut self) -> Result<bool> {
+        self.store.legacy_configs_pending(&self.channel)
+    }
+
+    fn legacy_done(&mut self) -> Result<()> {
+        self.store.legacy_configs_done(&self.channel)
+    }
 }

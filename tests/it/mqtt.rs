@@ -250,6 +250,31 @@ events = ["protection_warning", "action_needed", "out_for_delivery", "delivered"
     }
 }
 
+/// The retained discovery config of order `id` (or `need_action`), whatever
+/// the instance: `homeassistant/sensor/aliwatch_<instance>/aliwatch_<id>/config`.
+fn config_topic_of(r: &BTreeMap<String, String>, id: &str) -> Option<String> {
+    let suffix = format!("/aliwatch_{id}/config");
+    r.keys()
+        .find(|k| {
+            k.starts_with("homeassistant/sensor/aliwatch_")
+                && k.ends_with(&suffix)
+                && k.split('/').count() == 5
+        })
+        .cloned()
+}
+
+fn config_of<'r>(r: &'r BTreeMap<String, String>, id: &str) -> Option<&'r String> {
+    config_topic_of(r, id).and_then(|t| r.get(&t))
+}
+
+/// The instance id in the discovery topics (one instance on the broker).
+fn instance_of(r: &BTreeMap<String, String>) -> Option<String> {
+    r.keys().find_map(|k| {
+        let node = k.strip_prefix("homeassistant/sensor/aliwatch_")?.split('/').next()?;
+        (node.len() == 8).then(|| node.to_string())
+    })
+}
+
 const A: &str = "8123456700002001";
 const B: &str = "8123456700002002";
 
@@ -280,10 +305,11 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
     w.ok(&["sync"]);
     let r = retained(broker.port);
     for id in [A, B] {
-        let cfg: Value =
-            serde_json::from_str(&r[&format!("homeassistant/sensor/aliwatch_{id}/config")])
-                .expect("config json");
-        assert_eq!(cfg["unique_id"], format!("aliwatch_{id}"));
+        let cfg: Value = serde_json::from_str(config_of(&r, id).expect("config")).expect("config json");
+        let instance = instance_of(&r).expect("instance id");
+        assert_eq!(cfg["unique_id"], format!("aliwatch_{instance}_{id}"));
+        assert_eq!(cfg["default_entity_id"], format!("sensor.aliwatch_{id}"));
+        assert_eq!(cfg["object_id"], format!("aliwatch_{id}"));
         assert_eq!(cfg["state_topic"], format!("aliwatch/order/{id}"));
         assert_eq!(cfg["availability_topic"], "aliwatch/status");
         assert_eq!(
@@ -301,7 +327,7 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
         assert_eq!(attrs["order_id"], id);
         assert!(attrs["protection_ends"].is_string());
     }
-    assert!(r.contains_key("homeassistant/sensor/aliwatch_need_action/config"));
+    assert!(config_of(&r, "need_action").is_some(), "{r:?}");
     assert_eq!(r["aliwatch/need_action"], "2");
     assert_eq!(r["aliwatch/status"], "online");
     // events: each once, with the webhook's shape
@@ -325,11 +351,11 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
     w.ok(&["sync"]);
     let r = retained(broker.port);
     assert!(
-        !r.contains_key(&format!("homeassistant/sensor/aliwatch_{B}/config")),
+        config_of(&r, B).is_none(),
         "{r:?}"
     );
     assert!(!r.contains_key(&format!("aliwatch/order/{B}")), "{r:?}");
-    assert!(r.contains_key(&format!("homeassistant/sensor/aliwatch_{A}/config")));
+    assert!(config_of(&r, A).is_some());
     assert_eq!(r["aliwatch/need_action"], "1");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -357,17 +383,18 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
         || {
             let r = retained(broker.port);
             (r.get("aliwatch/status").map(String::as_str) == Some("online")
-                && r.contains_key(&format!("homeassistant/sensor/aliwatch_{A}/config")))
+                && config_of(&r, A).is_some())
             .then_some(r)
         },
     );
-    assert!(!r.contains_key(&format!("homeassistant/sensor/aliwatch_{B}/config")));
+    assert!(config_of(&r, B).is_none());
 
     // Home Assistant restarts and says so: the state is published again.
+    let a_topic = config_topic_of(&r, A).expect("A's config");
     {
         let (c, mut conn) = Client::new(options(broker.port, "test-ha"), 10);
         c.publish(
-            format!("homeassistant/sensor/aliwatch_{A}/config"),
+            a_topic.clone(),
             QoS::AtLeastOnce,
             true,
             Vec::<u8>::new(),
@@ -387,7 +414,8 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
         "republished after homeassistant/status online",
         || {
             retained(broker.port)
-                .contains_key(&format!("homeassistant/sensor/aliwatch_{A}/config"))
+                .get(&a_topic)
+                .is_some_and(|c| !c.is_empty())
                 .then_some(())
         },
     );
@@ -416,4 +444,41 @@ fn a_wrong_mqtt_password_fails_the_check_without_printing_it() {
     let text = util::stdout(&out) + &util::stderr(&out);
     assert!(text.contains("FAILED  notify ha (mqtt)"), "{text}");
     assert!(!text.contains("wrong-password-xyz"), "{text}");
+}
+
+/// Issue 19: a second aliwatch with an empty database (a test install, a
+/// laptop) on the same broker removed every entity of the first.
+#[test]
+fn a_second_instance_on_the_same_broker_removes_nothing_of_the_first() {
+    let broker = Broker::start();
+    let first = World::new(broker.port);
+    import_two(&first);
+    first.ok(&["sync"]);
+    let before = retained(broker.port);
+    let configs: Vec<String> = before
+        .keys()
+        .filter(|k| k.starts_with("homeassistant/") && k.ends_with("/config"))
+        .cloned()
+        .collect();
+    assert_eq!(configs.len(), 3, "two orders and the summary: {configs:?}");
+
+    let second = World::new(broker.port);
+    second.ok(&["sync"]);
+    let after = retained(broker.port);
+    for c in &configs {
+        assert_eq!(after.get(c), before.get(c), "{c} of the first instance kept");
+    }
+    // The second one has its own summary entity, under its own node id.
+    let summaries: Vec<&String> = after
+        .keys()
+        .filter(|k| k.ends_with("/aliwatch_need_action/config"))
+        .collect();
+    assert_eq!(summaries.len(), 2, "{summaries:?}");
+
+    // The first still removes what it published when an order ends.
+    first.ok(&["done", B]);
+    first.ok(&["sync"]);
+    let r = retained(broker.port);
+    assert!(config_of(&r, B).is_none(), "{r:?}");
+    assert!(config_of(&r, A).is_some(), "{r:?}");
 }
