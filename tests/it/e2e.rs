@@ -262,7 +262,7 @@ fn tracking_number(i: usize) -> String {
 }
 
 /// Every message the sink accepted, parsed: (Message-ID, subject, raw).
-fn sink_messages(stack: &MailStack) -> Vec<(String, String, Vec<u8>)> {
+pub(crate) fn sink_messages(stack: &MailStack) -> Vec<(String, String, Vec<u8>)> {
     let log = fs::read_to_string(stack.dir().join("sink/envelopes.jsonl")).unwrap_or_default();
     log.lines()
         .map(|l| {

@@ -56,3 +56,5 @@ mod hostile_imap;
 mod push;
 // [[notify]] type = "mqtt": Home Assistant discovery against a real mosquitto
 mod mqtt;
+// the command line beside the running service: one state, one sender, the control socket
+mod service;

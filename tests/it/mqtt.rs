@@ -103,7 +103,7 @@ impl Drop for Broker {
     }
 }
 
-fn options(port: u16, id: &str) -> MqttOptions {
+pub(crate) fn options(port: u16, id: &str) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_credentials(USER, PASSWORD);
     o.set_keep_alive(Duration::from_secs(5));
@@ -112,7 +112,7 @@ fn options(port: u16, id: &str) -> MqttOptions {
 }
 
 /// Every retained message under `homeassistant/#` and `aliwatch/#` now.
-fn retained(port: u16) -> BTreeMap<String, String> {
+pub(crate) fn retained(port: u16) -> BTreeMap<String, String> {
     let (client, mut conn) = Client::new(options(port, "test-reader"), 100);
     client
         .subscribe("homeassistant/#", QoS::AtMostOnce)
@@ -252,7 +252,7 @@ events = ["protection_warning", "action_needed", "out_for_delivery", "delivered"
 
 /// The retained discovery config of order `id` (or `need_action`), whatever
 /// the instance: `homeassistant/sensor/aliwatch_<instance>/aliwatch_<id>/config`.
-fn config_topic_of(r: &BTreeMap<String, String>, id: &str) -> Option<String> {
+pub(crate) fn config_topic_of(r: &BTreeMap<String, String>, id: &str) -> Option<String> {
     let suffix = format!("/aliwatch_{id}/config");
     r.keys()
         .find(|k| {
@@ -263,7 +263,7 @@ fn config_topic_of(r: &BTreeMap<String, String>, id: &str) -> Option<String> {
         .cloned()
 }
 
-fn config_of<'r>(r: &'r BTreeMap<String, String>, id: &str) -> Option<&'r String> {
+pub(crate) fn config_of<'r>(r: &'r BTreeMap<String, String>, id: &str) -> Option<&'r String> {
     config_topic_of(r, id).and_then(|t| r.get(&t))
 }
 
