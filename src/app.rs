@@ -16,15 +16,15 @@ use tracing::{error, info};
 use std::time::Duration;
 
 use crate::cli::{Cli, Command};
-use crate::control::{self, client::Route, protocol::Reply, protocol::Request};
-use crate::ops::{self, ImportSummary, ImportedEmail};
-use crate::render::status::Layout;
 use crate::config::{self, Config, ConfigError};
+use crate::control::{self, client::Route, protocol::Reply, protocol::Request};
 use crate::daemon::{require_secrets, runtime, smtp_sender, startup_checks};
 use crate::mailfile;
 use crate::model::OrderAction;
 use crate::notify::SmtpSender;
+use crate::ops::{self, ImportSummary, ImportedEmail};
 use crate::pipeline;
+use crate::render::status::Layout;
 use crate::store::Store;
 use crate::tracking::Tracker;
 
@@ -128,7 +128,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             beside_service(&cfg, request, quiet, || {
                 let mut store = open_store(&cfg)?;
-                ops::add(&mut store, &tracking_number, order.as_deref(), create, force, now())
+                ops::add(
+                    &mut store,
+                    &tracking_number,
+                    order.as_deref(),
+                    create,
+                    force,
+                    now(),
+                )
             })
         }
         Command::Protection {
@@ -357,9 +364,9 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> 
         count += 1;
         // Progress for large imports: in place on a terminal, a line per
         // 10,000 emails in logs.
-        if progress && count % 1000 == 0 {
+        if progress && count.is_multiple_of(1000) {
             eprint!("\rimported {count} emails ...");
-        } else if !progress && count % 10_000 == 0 {
+        } else if !progress && count.is_multiple_of(10_000) {
             eprintln!("imported {count} emails ...");
         }
         count
@@ -405,11 +412,22 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> 
             let mut errors = Vec::new();
             let mut read = 0;
             let mut emails = |send: &mut dyn FnMut(ImportedEmail) -> Result<()>| -> Result<usize> {
+                let mut too_big = Vec::new();
                 errors = read_all(&mut |m| {
+                    // One protocol line holds one email in base64.
+                    if m.raw.len() > control::protocol::MAX_EMAIL {
+                        too_big.push(format!(
+                            "{}: larger than {} MiB, too large to hand to the service",
+                            m.label,
+                            control::protocol::MAX_EMAIL >> 20
+                        ));
+                        return Ok(());
+                    }
                     send(m)?;
                     read = tick();
                     Ok(())
                 })?;
+                errors.extend(too_big);
                 Ok(errors.len())
             };
             let reply = control::client::call(
@@ -454,8 +472,13 @@ fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
     let _run_lock = match control::client::route(&cfg.database, true, "sync")? {
         Route::Direct(lock) => lock,
         Route::Service { pid, socket } => {
-            let reply =
-                control::client::call(pid, &socket, Request::Sync, None, reply_wait(&Request::Sync))?;
+            let reply = control::client::call(
+                pid,
+                &socket,
+                Request::Sync,
+                None,
+                reply_wait(&Request::Sync),
+            )?;
             return print_reply(reply, quiet);
         }
     };
@@ -533,7 +556,9 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool, quiet: bool) -> Result<Exit
         });
     }
     if cfg.smtp.is_none() {
-        return Err(ConfigError("digest --send needs an [smtp] section in the config".into()).into());
+        return Err(
+            ConfigError("digest --send needs an [smtp] section in the config".into()).into(),
+        );
     }
     let _run_lock = match control::client::route(&cfg.database, true, "digest")? {
         Route::Direct(lock) => lock,

@@ -1018,6 +1018,27 @@ mod raw;
 mod tests {
     use super::*;
 
+    /// Issue 19: the service (STATE_DIRECTORY set by systemd) and a shell
+    /// with the same config used two different databases.
+    #[test]
+    fn the_default_database_follows_the_config_file_not_the_environment() {
+        assert_eq!(
+            default_database_for(Some(Path::new("/etc/aliwatch/config.toml"))),
+            PathBuf::from(SYSTEM_DATABASE)
+        );
+        let home = default_database();
+        assert_eq!(
+            default_database_for(Some(Path::new("/home/me/aliwatch.toml"))),
+            home
+        );
+        assert_eq!(default_database_for(None), home);
+        assert!(!is_system_config(Path::new("/etcetera/a.toml")));
+        // The environment of a systemd service does not enter into it.
+        let text = "timezone = \"UTC\"\n";
+        let cfg = Config::parse(text, Path::new("/etc/aliwatch/config.toml")).expect("parses");
+        assert_eq!(cfg.database, PathBuf::from("/var/lib/aliwatch/aliwatch.db"));
+    }
+
     fn error(text: &str) -> String {
         match Config::parse(text, Path::new("/etc/aliwatch/c.toml")) {
             Ok(_) => panic!("parsed: {text}"),

@@ -216,8 +216,9 @@ pub fn run_command(cfg: &Config) -> Result<ExitCode> {
         // (named in the lock file once it listens).
         let socket = crate::control::socket_path(&cfg.database).map_err(|e| anyhow::anyhow!(e))?;
         let control = crate::control::server::bind(&socket)?;
-        crate::store::locks::describe(&mut daemon_lock, "run", Some(&socket))
-            .with_context(|| format!("cannot write the daemon lock of {}", cfg.database.display()))?;
+        crate::store::locks::describe(&mut daemon_lock, "run", Some(&socket)).with_context(
+            || format!("cannot write the daemon lock of {}", cfg.database.display()),
+        )?;
         let tracker = Tracker::new(&cfg.tracking)?.map(Arc::new);
         // The web face's port is taken before READY=1: a port in use stops
         // the start with a clear message.
@@ -349,7 +350,9 @@ async fn run(
             live: live.clone(),
         });
         let cancel = cancel.clone();
-        tasks.spawn(async move { crate::control::server::serve(listener, path, service, cancel).await });
+        tasks.spawn(
+            async move { crate::control::server::serve(listener, path, service, cancel).await },
+        );
     }
     if let Some(listener) = listener {
         let web = crate::web::Web::new(cfg.clone(), live.clone())?;
@@ -527,7 +530,8 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
             // New answers may make notifications due.
             live.notifications.kick();
         }
-        live.tracking.end(result.as_ref().err().map(|e| format!("{e:#}")));
+        live.tracking
+            .end(result.as_ref().err().map(|e| format!("{e:#}")));
         let delay = next_delay("tracking", result, &mut failures, &live.troubles);
         if !wait_next(cancel, &live.tracking, delay).await {
             return;
@@ -575,7 +579,8 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<
         if result.is_err() {
             slot = None;
         }
-        live.notifications.end(result.as_ref().err().map(|e| format!("{e:#}")));
+        live.notifications
+            .end(result.as_ref().err().map(|e| format!("{e:#}")));
         let delay = next_delay("notifications", result, &mut failures, &live.troubles);
         if !wait_next(cancel, &live.notifications, delay).await {
             return;

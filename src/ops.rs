@@ -149,7 +149,12 @@ pub struct ImportSummary {
 
 impl ImportSummary {
     /// Feeds one email through the pipeline, as mail from IMAP is.
-    pub fn ingest(&mut self, store: &mut Store, m: &ImportedEmail, now: DateTime<Utc>) -> Result<()> {
+    pub fn ingest(
+        &mut self,
+        store: &mut Store,
+        m: &ImportedEmail,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let origin = EmailOrigin {
             source: format!("import:{}", m.label),
             imap: None,

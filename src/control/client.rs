@@ -126,6 +126,12 @@ fn service_route(database: &Path, mut holder: Holder) -> Result<Route> {
     }
 }
 
+/// Reads an `import`'s inputs, handing each email to the function it is
+/// given (which sends it to the service); returns the number of inputs it
+/// could not read.
+pub type ImportSource<'a> =
+    dyn FnMut(&mut dyn FnMut(ImportedEmail) -> Result<()>) -> Result<usize> + 'a;
+
 /// Sends `request` to the service and returns its reply. For `import`,
 /// `emails` is called with a function that sends one email; it returns
 /// the number of unreadable inputs. `wait` bounds the wait for the reply
@@ -134,7 +140,7 @@ pub fn call(
     pid: u32,
     socket: &Path,
     request: Request,
-    emails: Option<&mut dyn FnMut(&mut dyn FnMut(ImportedEmail) -> Result<()>) -> Result<usize>>,
+    emails: Option<&mut ImportSource<'_>>,
     wait: Duration,
 ) -> Result<Reply> {
     let stream = connect(pid, socket)?;
@@ -173,7 +179,9 @@ pub fn call(
             writer
                 .write_all(&protocol::encode(&ImportFrame::Email(m)))
                 .map_err(|e| {
-                    anyhow::anyhow!("the service stopped taking the import ({e}); what it took is kept")
+                    anyhow::anyhow!(
+                        "the service stopped taking the import ({e}); what it took is kept"
+                    )
                 })
         };
         let unreadable = emails(&mut send)?;

@@ -43,7 +43,12 @@ const SUN_PATH_MAX: usize = 107;
 pub fn socket_path(database: &Path) -> Result<PathBuf, String> {
     let path = match std::env::var_os("RUNTIME_DIRECTORY").filter(|d| !d.is_empty()) {
         Some(dirs) => {
-            let first = dirs.to_string_lossy().split(':').next().unwrap_or("").to_string();
+            let first = dirs
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
             PathBuf::from(first).join("control.sock")
         }
         None => {

@@ -13,8 +13,12 @@ use crate::ops::ImportedEmail;
 /// the request with a message naming both.
 pub const VERSION: u32 = 1;
 
-/// The largest line either side accepts: an email of up to 32 MiB in
-/// base64 and its label.
+/// The largest email `import` hands to the service (IMAP's default
+/// `max_message_size` is 25 MiB); a larger one is reported as unreadable.
+pub const MAX_EMAIL: usize = 32 * 1024 * 1024;
+
+/// The largest line either side accepts: an email of [`MAX_EMAIL`] in
+/// base64 (4/3 of it) and its label.
 pub const MAX_FRAME: usize = 48 * 1024 * 1024;
 
 /// The first line a client sends.
@@ -80,7 +84,9 @@ impl Request {
 pub enum ImportFrame {
     Email(ImportedEmail),
     /// The inputs the client could not read (they count in the summary).
-    End { unreadable: usize },
+    End {
+        unreadable: usize,
+    },
 }
 
 /// The service's first answer.

@@ -51,8 +51,9 @@ pub struct Service {
 pub fn bind(path: &Path) -> Result<UnixListener> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if meta.file_type().is_socket() {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot remove the stale control socket {}", path.display()))?;
+            std::fs::remove_file(path).with_context(|| {
+                format!("cannot remove the stale control socket {}", path.display())
+            })?;
         } else {
             anyhow::bail!(
                 "{} exists and is not a socket; remove it so the control socket can be made",
@@ -68,7 +69,12 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 }
 
 /// Serves requests until `cancel`; removes the socket file at the end.
-pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<Service>, cancel: CancellationToken) {
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    service: Arc<Service>,
+    cancel: CancellationToken,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -92,7 +98,10 @@ pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<Service>,
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let Ok(permit) = permit else {
-                let _ = refuse(stream, "the service is busy with other commands; try again in a moment");
+                let _ = refuse(
+                    stream,
+                    "the service is busy with other commands; try again in a moment",
+                );
                 return;
             };
             if let Err(e) = serve_one(stream, &service, &handle, peer) {
@@ -146,7 +155,9 @@ fn serve_one(
         accepted: true,
         error: None,
     }))?;
-    reader.get_ref().set_read_timeout(Some(IMPORT_FRAME_TIMEOUT))?;
+    reader
+        .get_ref()
+        .set_read_timeout(Some(IMPORT_FRAME_TIMEOUT))?;
     let reply = execute(&hello.request, &mut reader, service, handle);
     writer.write_all(&protocol::encode(&reply))?;
     Ok(())
@@ -177,7 +188,11 @@ fn execute(
             wide,
             columns,
         } => {
-            let layout = if wide { Layout::Wide } else { Layout::Fit(columns) };
+            let layout = if wide {
+                Layout::Wide
+            } else {
+                Layout::Fit(columns)
+            };
             Reply::from_result(read().and_then(|s| ops::status(&s, cfg, now, json, all, layout)))
         }
         Request::Calendar => Reply::from_result(read().and_then(|s| ops::calendar(&s, cfg, now))),
@@ -190,7 +205,14 @@ fn execute(
             create,
             force,
         } => changed(write().and_then(|mut s| {
-            ops::add(&mut s, &tracking_number, order.as_deref(), create, force, now)
+            ops::add(
+                &mut s,
+                &tracking_number,
+                order.as_deref(),
+                create,
+                force,
+                now,
+            )
         })),
         Request::Protection {
             order_id,
@@ -255,18 +277,17 @@ fn import(reader: &mut BufReader<UnixStream>, cfg: &Config) -> Result<String> {
 async fn digest_send(service: &Service) -> Result<String> {
     let cfg = &service.cfg;
     if cfg.smtp.is_none() {
-        return Err(
-            crate::config::ConfigError("digest --send needs an [smtp] section in the config".into())
-                .into(),
-        );
+        return Err(crate::config::ConfigError(
+            "digest --send needs an [smtp] section in the config".into(),
+        )
+        .into());
     }
     let _sending = service.live.sending.lock().await;
     let sender = crate::notify::SmtpSender::new(cfg.smtp.as_ref().context("smtp is configured")?)?;
     let mut store = Store::open(&cfg.database)?;
     let now = Utc::now();
     let report = crate::pipeline::status_report(&store, now, &cfg.rules())?;
-    let sent =
-        crate::pipeline::send_digest_now(&mut store, &report, cfg, now, &sender).await?;
+    let sent = crate::pipeline::send_digest_now(&mut store, &report, cfg, now, &sender).await?;
     Ok(format!("digest sent ({})\n", sent.message_id))
 }
 
@@ -311,11 +332,18 @@ async fn sync(service: &Service) -> Reply {
         service.live.notifications.pass_now(PASS_WAIT).await,
     );
     let mut reply = Reply {
-        notes: format!("sync by the service (pid {}): {}\n", std::process::id(), notes.join("; ")),
+        notes: format!(
+            "sync by the service (pid {}): {}\n",
+            std::process::id(),
+            notes.join("; ")
+        ),
         ..Reply::default()
     };
     if !failures.is_empty() {
-        reply.error = Some(format!("sync finished with errors: {}", failures.join("; ")));
+        reply.error = Some(format!(
+            "sync finished with errors: {}",
+            failures.join("; ")
+        ));
         reply.exit = 1;
     }
     reply

@@ -504,7 +504,11 @@ pub fn legacy_config_topic(m: &MqttSettings, object_id: &str) -> String {
 
 /// The order id of one of this instance's order config topics.
 fn order_of_config<'t>(topic: &'t str, m: &MqttSettings, instance: &str) -> Option<&'t str> {
-    let prefix = format!("{}/sensor/{}/aliwatch_", m.discovery_prefix, node_id(instance));
+    let prefix = format!(
+        "{}/sensor/{}/aliwatch_",
+        m.discovery_prefix,
+        node_id(instance)
+    );
     topic
         .strip_prefix(&prefix)?
         .strip_suffix("/config")
@@ -562,7 +566,11 @@ fn device(instance: &str) -> serde_json::Value {
 
 /// The retained messages for `report`: one sensor per active order and the
 /// needs-action summary (pure; see the module docs).
-pub fn discovery_messages(report: &StatusReport, m: &MqttSettings, instance: &str) -> Vec<Retained> {
+pub fn discovery_messages(
+    report: &StatusReport,
+    m: &MqttSettings,
+    instance: &str,
+) -> Vec<Retained> {
     let availability = status_topic(m);
     let mut out = Vec::new();
     for o in report.orders.iter().filter(|o| o.is_active()) {

@@ -158,7 +158,12 @@ mod tests {
         let Lock::Held(mut file) = held else {
             unreachable!()
         };
-        describe(&mut file, "run", Some(Path::new("/run/aliwatch/control.sock"))).expect("writes");
+        describe(
+            &mut file,
+            "run",
+            Some(Path::new("/run/aliwatch/control.sock")),
+        )
+        .expect("writes");
         match probe(&db, "run") {
             Lock::Busy(h) => assert_eq!(
                 h.socket.as_deref(),

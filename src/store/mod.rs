@@ -401,7 +401,10 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("count");
-        assert_eq!(left, 1, "only unrelated meta rows stay (and what later migrations add)");
+        assert_eq!(
+            left, 1,
+            "only unrelated meta rows stay (and what later migrations add)"
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ impl Store {
     pub fn instance_id(&self) -> Result<String> {
         let id: Option<String> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'instance_id'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'instance_id'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(id.unwrap_or_else(|| "00000000".into()))
     }
@@ -81,11 +85,21 @@ mod tests {
         let id = s.instance_id().expect("id");
         assert_eq!(id.len(), 8, "{id}");
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(Store::open_in_memory().expect("store").instance_id().expect("id"), id);
-        s.record_retained_topic("ha", "homeassistant/sensor/x/a/config").expect("records");
-        s.record_retained_topic("ha", "homeassistant/sensor/x/b/config").expect("records");
-        s.record_retained_topic("other", "homeassistant/sensor/x/c/config").expect("records");
-        s.forget_retained_topic("ha", "homeassistant/sensor/x/a/config").expect("forgets");
+        assert_ne!(
+            Store::open_in_memory()
+                .expect("store")
+                .instance_id()
+                .expect("id"),
+            id
+        );
+        s.record_retained_topic("ha", "homeassistant/sensor/x/a/config")
+            .expect("records");
+        s.record_retained_topic("ha", "homeassistant/sensor/x/b/config")
+            .expect("records");
+        s.record_retained_topic("other", "homeassistant/sensor/x/c/config")
+            .expect("records");
+        s.forget_retained_topic("ha", "homeassistant/sensor/x/a/config")
+            .expect("forgets");
         assert_eq!(
             s.retained_topics("ha").expect("reads"),
             BTreeSet::from(["homeassistant/sensor/x/b/config".to_string()])

@@ -270,7 +270,10 @@ pub(crate) fn config_of<'r>(r: &'r BTreeMap<String, String>, id: &str) -> Option
 /// The instance id in the discovery topics (one instance on the broker).
 fn instance_of(r: &BTreeMap<String, String>) -> Option<String> {
     r.keys().find_map(|k| {
-        let node = k.strip_prefix("homeassistant/sensor/aliwatch_")?.split('/').next()?;
+        let node = k
+            .strip_prefix("homeassistant/sensor/aliwatch_")?
+            .split('/')
+            .next()?;
         (node.len() == 8).then(|| node.to_string())
     })
 }
@@ -305,7 +308,8 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
     w.ok(&["sync"]);
     let r = retained(broker.port);
     for id in [A, B] {
-        let cfg: Value = serde_json::from_str(config_of(&r, id).expect("config")).expect("config json");
+        let cfg: Value =
+            serde_json::from_str(config_of(&r, id).expect("config")).expect("config json");
         let instance = instance_of(&r).expect("instance id");
         assert_eq!(cfg["unique_id"], format!("aliwatch_{instance}_{id}"));
         assert_eq!(cfg["default_entity_id"], format!("sensor.aliwatch_{id}"));
@@ -350,10 +354,7 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
     w.ok(&["done", B]);
     w.ok(&["sync"]);
     let r = retained(broker.port);
-    assert!(
-        config_of(&r, B).is_none(),
-        "{r:?}"
-    );
+    assert!(config_of(&r, B).is_none(), "{r:?}");
     assert!(!r.contains_key(&format!("aliwatch/order/{B}")), "{r:?}");
     assert!(config_of(&r, A).is_some());
     assert_eq!(r["aliwatch/need_action"], "1");
@@ -393,13 +394,8 @@ fn home_assistant_sees_orders_appear_change_and_vanish_on_a_real_broker() {
     let a_topic = config_topic_of(&r, A).expect("A's config");
     {
         let (c, mut conn) = Client::new(options(broker.port, "test-ha"), 10);
-        c.publish(
-            a_topic.clone(),
-            QoS::AtLeastOnce,
-            true,
-            Vec::<u8>::new(),
-        )
-        .expect("clear");
+        c.publish(a_topic.clone(), QoS::AtLeastOnce, true, Vec::<u8>::new())
+            .expect("clear");
         c.publish("homeassistant/status", QoS::AtLeastOnce, false, "online")
             .expect("birth");
         c.disconnect().expect("disconnect");
@@ -466,7 +462,11 @@ fn a_second_instance_on_the_same_broker_removes_nothing_of_the_first() {
     second.ok(&["sync"]);
     let after = retained(broker.port);
     for c in &configs {
-        assert_eq!(after.get(c), before.get(c), "{c} of the first instance kept");
+        assert_eq!(
+            after.get(c),
+            before.get(c),
+            "{c} of the first instance kept"
+        );
     }
     // The second one has its own summary entity, under its own node id.
     let summaries: Vec<&String> = after

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::e2e::sink_messages;
 use crate::mailstack::{MailStack, StackOptions};
-use crate::mqtt::{config_of, retained, Broker, EventLog, PASSWORD, USER};
+use crate::mqtt::{retained, Broker, EventLog, PASSWORD, USER};
 use crate::push::Receiver;
 use crate::util::{self, wait_for};
 
@@ -73,10 +73,16 @@ fn undated(mut v: Value) -> Value {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("sends");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sends");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("reads");
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 /// `check-config`'s `database = …` line.
@@ -194,17 +200,23 @@ events = ["protection_warning", "action_needed", "digest"]
         .stderr(log)
         .spawn()
         .expect("run");
-    assert!(runtime_dir.join("control.sock").exists() || {
-        wait_for(Duration::from_secs(20), "the control socket", || {
-            runtime_dir.join("control.sock").exists().then_some(true)
-        })
-    });
+    assert!(
+        runtime_dir.join("control.sock").exists() || {
+            wait_for(Duration::from_secs(20), "the control socket", || {
+                runtime_dir.join("control.sock").exists().then_some(true)
+            })
+        }
+    );
     // Both orders arrive; the warnings go out (one email for both).
-    wait_for(Duration::from_secs(30), "two orders and the warning sent", || {
-        let s: Value = serde_json::from_str(&w.ok(&["status", "--json"])).ok()?;
-        let sent = !sink_messages(&stack).is_empty();
-        (s["orders"].as_array()?.len() == 2 && sent).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "two orders and the warning sent",
+        || {
+            let s: Value = serde_json::from_str(&w.ok(&["status", "--json"])).ok()?;
+            let sent = !sink_messages(&stack).is_empty();
+            (s["orders"].as_array()?.len() == 2 && sent).then_some(())
+        },
+    );
 
     // Reads: exactly what the service shows.
     let shell: Value = serde_json::from_str(&w.ok(&["status", "--json", "--all"])).expect("json");
@@ -225,7 +237,11 @@ events = ["protection_warning", "action_needed", "digest"]
     let started = Instant::now();
     wait_for(Duration::from_secs(1), "done B on /api/status", || {
         let api: Value = serde_json::from_str(&http_get(http, "/api/status")).ok()?;
-        let b = api["orders"].as_array()?.iter().find(|o| o["order_id"] == B)?.clone();
+        let b = api["orders"]
+            .as_array()?
+            .iter()
+            .find(|o| o["order_id"] == B)?
+            .clone();
         (b["state"] == "completed").then_some(())
     });
     let on_dashboard = started.elapsed();
@@ -239,7 +255,11 @@ events = ["protection_warning", "action_needed", "digest"]
     // `sync` and `digest --print` beside it.
     let out = util::run(&mut w.cmd(&["sync"]));
     assert!(out.status.success(), "{}", util::stderr(&out));
-    assert!(util::stderr(&out).contains("sync by the service"), "{}", util::stderr(&out));
+    assert!(
+        util::stderr(&out).contains("sync by the service"),
+        "{}",
+        util::stderr(&out)
+    );
     let digest = w.ok(&["digest", "--print"]);
     assert!(digest.contains(A), "{digest}");
     w.ok(&["sync"]);
@@ -260,16 +280,25 @@ events = ["protection_warning", "action_needed", "digest"]
         *counted.entry(id).or_default() += 1;
     }
     assert!(!hooks.is_empty());
-    assert!(counted.values().all(|&n| n == 1), "webhook twice: {counted:?}");
+    assert!(
+        counted.values().all(|&n| n == 1),
+        "webhook twice: {counted:?}"
+    );
     let ids = events.ids();
     let distinct: BTreeSet<&String> = ids.iter().collect();
     assert!(!ids.is_empty());
     assert_eq!(ids.len(), distinct.len(), "mqtt event twice: {ids:?}");
 
-    let _ = Command::new("kill").arg("-TERM").arg(run.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(run.id().to_string())
+        .status();
     let status = run.wait().expect("run exits");
     assert_eq!(status.code(), Some(0), "{}", w.log());
-    assert!(!runtime_dir.join("control.sock").exists(), "socket removed at exit");
+    assert!(
+        !runtime_dir.join("control.sock").exists(),
+        "socket removed at exit"
+    );
     // Without the service the same commands work on the database.
     let out = w.ok(&["status", "--json", "--all"]);
     let v: Value = serde_json::from_str(&out).expect("json");
