@@ -78,6 +78,7 @@ pub fn try_lock_as(database: &Path, name: &str, role: &str) -> Lock {
         Ok(f) => f,
         Err(e) => return Lock::Unavailable(e),
     };
+    super::own_like_directory(&file, &path);
     if let Ok(meta) = file.metadata() {
         let mode = meta.permissions().mode();
         if mode & 0o037 != 0 {

@@ -290,13 +290,32 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(path)
-        .map(drop)
+        .open(path)?;
+    own_like_directory(&file, path);
+    Ok(())
+}
+
+/// Gives a file that root made beside the database to the directory's
+/// owner: `sudo aliwatch sync` while the service is stopped must not leave
+/// a database or lock file the service's own user cannot open (SQLite
+/// does the same for its -wal and -shm files when run as root). A no-op
+/// when the owner already matches; refused (and ignored) for other users.
+pub fn own_like_directory(file: &std::fs::File, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) else {
+        return;
+    };
+    let (Ok(dir_meta), Ok(file_meta)) = (std::fs::metadata(dir), file.metadata()) else {
+        return;
+    };
+    if (file_meta.uid(), file_meta.gid()) != (dir_meta.uid(), dir_meta.gid()) && file_meta.uid() == 0 {
+        let _ = std::os::unix::fs::fchown(file, Some(dir_meta.uid()), Some(dir_meta.gid()));
+    }
 }
 
 /// Formats a UTC time the way the store keeps it (RFC 3339, seconds, `Z`).

@@ -449,3 +449,40 @@ fn a_control_socket_served_by_another_process_is_never_believed() {
     let h = fake_holder(1, &|_| path.clone());
     h.refuses(Duration::from_secs(5), "refusing to talk to it");
 }
+
+/// `sudo aliwatch sync` (or `import`) while the service is stopped must not
+/// leave a database or lock file owned by root in the service's state
+/// directory: the service's user could not open it and would not start.
+#[test]
+fn files_root_makes_beside_the_database_belong_to_its_directory_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("dir");
+    if fs::metadata(dir.path()).expect("meta").uid() != 0 {
+        eprintln!("skipped: not running as root");
+        return;
+    }
+    let state = dir.path().join("state");
+    fs::create_dir(&state).expect("dir");
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+    let cfg = dir.path().join("config.toml");
+    fs::write(
+        &cfg,
+        format!("database = \"{}/aliwatch.db\"\n[tracking]\nprovider = \"none\"\n", state.display()),
+    )
+    .expect("config");
+    let p = dir.path().join("a.eml");
+    fs::write(&p, shipping_email(A, 1, 10)).expect("email");
+    let w = World { dir, cfg };
+    w.ok(&["import", &p.display().to_string()]);
+    w.ok(&["sync"]);
+    for entry in fs::read_dir(&state).expect("list") {
+        let entry = entry.expect("entry");
+        let meta = entry.metadata().expect("meta");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "{} belongs to root",
+            entry.path().display()
+        );
+    }
+}
