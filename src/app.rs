@@ -466,9 +466,9 @@ fn table_width() -> usize {
 /// `sync`: one pass of everything that is due now, then exit. Exit 1 when
 /// a part failed (e.g. a rejected password); the other parts still run.
 fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
-    startup_checks(cfg)?;
-    // Only the holder of the run lock sends (SPEC §1): the running service,
-    // or this `sync` while it holds the lock.
+    // Only the holder of the run lock sends (SPEC §1): the running service
+    // (with its own secrets and database: a member of the aliwatch group
+    // reads neither), or this `sync` while it holds the lock.
     let _run_lock = match control::client::route(&cfg.database, true, "sync")? {
         Route::Direct(lock) => lock,
         Route::Service { pid, socket } => {
@@ -482,6 +482,7 @@ fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
             return print_reply(reply, quiet);
         }
     };
+    startup_checks(cfg)?;
     let shared = Arc::new(std::sync::Mutex::new(Store::open(&cfg.database)?));
     runtime()?.block_on(async {
         let mut failures = Vec::new();

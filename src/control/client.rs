@@ -60,8 +60,16 @@ pub fn route(database: &Path, sends: bool, role: &str) -> Result<Route> {
         };
         match found {
             Lock::Held(file) => return Ok(Route::Direct(sends.then_some(file))),
-            // No lock file (no database yet) or none readable: the command
-            // meets the database's own error, if any.
+            // Its folder is closed to this user: so is the database.
+            Lock::Unavailable(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Failed::new(format!(
+                    "you may not use aliwatch's state at {} ({e}): only root and members of the aliwatch group may; join it (`sudo usermod -aG aliwatch $USER`, then log in again) or use sudo",
+                    database.display()
+                ))
+                .into())
+            }
+            // No lock file (no database yet): the command meets the
+            // database's own error, if any.
             Lock::Unavailable(_) => return Ok(Route::Direct(None)),
             Lock::Busy(holder) if is_service(&holder) => return service_route(database, holder),
             Lock::Busy(_) if !sends => return Ok(Route::Direct(None)),

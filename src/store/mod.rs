@@ -307,13 +307,21 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// when the owner already matches; refused (and ignored) for other users.
 pub fn own_like_directory(file: &std::fs::File, path: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let Some(dir) = path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) else {
+    let Some(dir) = path.parent().map(|d| {
+        if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        }
+    }) else {
         return;
     };
     let (Ok(dir_meta), Ok(file_meta)) = (std::fs::metadata(dir), file.metadata()) else {
         return;
     };
-    if (file_meta.uid(), file_meta.gid()) != (dir_meta.uid(), dir_meta.gid()) && file_meta.uid() == 0 {
+    if (file_meta.uid(), file_meta.gid()) != (dir_meta.uid(), dir_meta.gid())
+        && file_meta.uid() == 0
+    {
         let _ = std::os::unix::fs::fchown(file, Some(dir_meta.uid()), Some(dir_meta.gid()));
     }
 }

@@ -467,7 +467,10 @@ fn files_root_makes_beside_the_database_belong_to_its_directory_owner() {
     let cfg = dir.path().join("config.toml");
     fs::write(
         &cfg,
-        format!("database = \"{}/aliwatch.db\"\n[tracking]\nprovider = \"none\"\n", state.display()),
+        format!(
+            "database = \"{}/aliwatch.db\"\n[tracking]\nprovider = \"none\"\n",
+            state.display()
+        ),
     )
     .expect("config");
     let p = dir.path().join("a.eml");
