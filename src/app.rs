@@ -20,7 +20,6 @@ use crate::config::{self, Config, ConfigError};
 use crate::control::{self, client::Route, protocol::Reply, protocol::Request};
 use crate::daemon::{require_secrets, runtime, smtp_sender, startup_checks};
 use crate::mailfile;
-use crate::model::OrderAction;
 use crate::notify::SmtpSender;
 use crate::ops::{self, ImportSummary, ImportedEmail};
 use crate::pipeline;
@@ -143,11 +142,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             extend,
             until,
         } => {
-            let action = match (extend, until) {
-                (Some(d), _) => OrderAction::Extend(d),
-                (None, Some(u)) => OrderAction::Until(u),
-                (None, None) => unreachable!("clap requires one of --extend/--until"),
-            };
+            let action = ops::protection_action(extend, until)?;
             let request = Request::Protection {
                 order_id: order_id.clone(),
                 extend,

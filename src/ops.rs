@@ -93,6 +93,21 @@ pub fn add(
     ))
 }
 
+/// What `protection --extend DAYS | --until DATE` records (`--extend`
+/// wins when both are given); a refusal when neither is.
+pub fn protection_action(
+    extend: Option<u32>,
+    until: Option<chrono::NaiveDate>,
+) -> Result<OrderAction, Failed> {
+    match (extend, until) {
+        (Some(days), _) => Ok(OrderAction::Extend(days)),
+        (None, Some(date)) => Ok(OrderAction::Until(date)),
+        (None, None) => Err(Failed::new(
+            "protection needs --extend DAYS or --until YYYY-MM-DD",
+        )),
+    }
+}
+
 /// `protection ORDER --extend DAYS | --until DATE`.
 pub fn protection(
     store: &mut Store,

@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{self, Accepted, Hello, ImportFrame, Reply, Request};
 use crate::config::Config;
 use crate::live::Live;
-use crate::model::OrderAction;
 use crate::ops::{self, ImportSummary};
 use crate::render::status::Layout;
 use crate::store::Store;
@@ -219,15 +218,9 @@ fn execute(
             extend,
             until,
         } => {
-            let action = match (extend, until) {
-                (Some(d), _) => OrderAction::Extend(d),
-                (None, Some(u)) => OrderAction::Until(u),
-                (None, None) => {
-                    return Reply::from_result(Err(ops::Failed::new(
-                        "protection needs --extend DAYS or --until YYYY-MM-DD",
-                    )
-                    .into()))
-                }
+            let action = match ops::protection_action(extend, until) {
+                Ok(a) => a,
+                Err(e) => return Reply::from_result(Err(e.into())),
             };
             changed(write().and_then(|mut s| ops::protection(&mut s, cfg, &order_id, action, now)))
         }

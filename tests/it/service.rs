@@ -408,6 +408,20 @@ impl FakeHolder {
     }
 }
 
+/// A socket served by this test process that accepts and never answers.
+fn mute_socket() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("mute.sock");
+    let listener = UnixListener::bind(&path).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    (dir, path)
+}
+
 #[test]
 fn a_stale_control_socket_is_an_error_not_a_fallback() {
     let h = fake_holder(std::process::id(), &|d| {
@@ -420,31 +434,14 @@ fn a_stale_control_socket_is_an_error_not_a_fallback() {
 
 #[test]
 fn a_service_that_does_not_answer_within_5_s_is_an_error_not_a_hang() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("mute.sock");
-    let listener = UnixListener::bind(&path).expect("bind");
-    // Accepts and never answers.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming() {
-            held.push(c);
-        }
-    });
+    let (_dir, path) = mute_socket();
     let h = fake_holder(std::process::id(), &|_| path.clone());
     h.refuses(Duration::from_secs(9), "did not answer");
 }
 
 #[test]
 fn a_control_socket_served_by_another_process_is_never_believed() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("other.sock");
-    let listener = UnixListener::bind(&path).expect("bind");
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in listener.incoming() {
-            held.push(c);
-        }
-    });
+    let (_dir, path) = mute_socket();
     // The lock names pid 1; the socket is served by this test process.
     let h = fake_holder(1, &|_| path.clone());
     h.refuses(Duration::from_secs(5), "refusing to talk to it");
