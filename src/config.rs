@@ -410,11 +410,23 @@ impl Config {
             if let Ok(u) = reqwest::Url::parse(&n.url) {
                 let host = u.host_str().unwrap_or("");
                 if matches!(u.scheme(), "http" | "mqtt") && !is_loopback_host(host) {
-                    out.push(format!(
-                        "[[notify]] {:?} sends to {} without TLS: order details travel unencrypted; prefer https or mqtts",
-                        n.name,
-                        n.url_redacted()
-                    ));
+                    // A webhook's secret signs the body and never travels.
+                    let secret = (n.kind == NotifyKind::Ntfy && n.token.is_some())
+                        || n.mqtt.as_ref().is_some_and(|m| m.password.is_some());
+                    out.push(if secret {
+                        format!(
+                            "[[notify]] {:?} sends its secret and order details to {} without TLS; accepted because {host} is on your local network, use {}s:// if anything between is not yours",
+                            n.name,
+                            n.url_redacted(),
+                            u.scheme()
+                        )
+                    } else {
+                        format!(
+                            "[[notify]] {:?} sends to {} without TLS: order details travel unencrypted; prefer https or mqtts",
+                            n.name,
+                            n.url_redacted()
+                        )
+                    });
                 }
             }
         }
@@ -751,6 +763,34 @@ pub fn is_loopback_host(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether `host` is on the local network, where a home broker or ntfy
+/// server usually speaks plain `mqtt://` / `http://` (SPEC §8): a loopback
+/// or private address (RFC 1918 10/8, 172.16/12, 192.168/16; RFC 4193
+/// fc00::/7; link-local 169.254/16 and fe80::/10, RFC 3927 and RFC 4291) or
+/// a name of the local network (`.local`, RFC 6762; `.lan`; `.home.arpa`,
+/// RFC 8375). A secret may travel there without TLS (with a warning);
+/// anywhere else it may not.
+pub fn is_private_host(host: &str) -> bool {
+    if is_loopback_host(host) {
+        return true;
+    }
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    match h.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_private() || ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            // fc00::/7 unique local; fe80::/10 link-local
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+        Err(_) => {
+            let name = h.trim_end_matches('.').to_ascii_lowercase();
+            [".local", ".lan", ".home.arpa"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix) && name.len() > suffix.len())
+        }
+    }
+}
+
 /// Whether a config key may hold a secret: `password`, `pasword`,
 /// `passwd`, `pw`, `api_key`, `token`, `secret`, `*_command`, … Generous on
 /// purpose: redacting a harmless value costs nothing.
@@ -1017,6 +1057,42 @@ mod raw;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21: the usual Home Assistant broker (the Mosquitto add-on on
+    /// the LAN, plain mqtt:// with a password) was refused.
+    #[test]
+    fn lan_hosts_are_private_and_public_ones_are_not() {
+        for host in [
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "10.0.0.5",
+            "172.16.1.1",
+            "172.31.255.1",
+            "192.168.1.10",
+            "169.254.3.4",
+            "[fd12:3456::1]",
+            "[fe80::1]",
+            "homeassistant.local",
+            "ha.lan",
+            "broker.home.arpa",
+            "HA.LOCAL.",
+        ] {
+            assert!(is_private_host(host), "{host}");
+        }
+        for host in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "[2001:db8::1]",
+            "example.com",
+            "local",
+            "lan",
+            "evil.local.example.com",
+            "ntfy.sh",
+        ] {
+            assert!(!is_private_host(host), "{host}");
+        }
+    }
 
     /// Issue 19: the service (STATE_DIRECTORY set by systemd) and a shell
     /// with the same config used two different databases.

@@ -925,10 +925,10 @@ fn validate_mqtt(cx: &Ctx, n: &RawNotify) -> Result<MqttSettings, ConfigError> {
             "password_file needs a username in the same [[notify]] table",
         );
     }
-    if n.password_file.is_some() && !tls && !is_loopback_host(&host) {
+    if n.password_file.is_some() && !tls && !is_private_host(&host) {
         return cx.err(
             v.span(),
-            format!("url: mqtt:// sends the password unencrypted; use mqtts:// (plain mqtt with a password only towards a loopback host, not {host:?})"),
+            format!("url: mqtt:// sends the password unencrypted; use mqtts:// (plain mqtt with a password only towards a loopback or local-network host: a private address, .local, .lan or .home.arpa; not {host:?})"),
         );
     }
     let prefix = |p: Option<&S<String>>, key: &str, default: &str| -> Result<String, ConfigError> {
@@ -1003,10 +1003,10 @@ fn validate_notify_url(
         );
     }
     let host = u.host_str().unwrap_or("");
-    if kind == NotifyKind::Ntfy && has_token && u.scheme() == "http" && !is_loopback_host(host) {
+    if kind == NotifyKind::Ntfy && has_token && u.scheme() == "http" && !is_private_host(host) {
         return cx.err(
             v.span(),
-            "url: with token_file the bearer token would travel unencrypted; use https (plain http only towards a loopback host)",
+            "url: with token_file the secret would travel unencrypted; use https (plain http only towards a loopback or local-network host: a private address, .local, .lan or .home.arpa)",
         );
     }
     Ok(u.to_string())

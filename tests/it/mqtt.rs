@@ -482,3 +482,55 @@ fn a_second_instance_on_the_same_broker_removes_nothing_of_the_first() {
     assert!(config_of(&r, B).is_none(), "{r:?}");
     assert!(config_of(&r, A).is_some(), "{r:?}");
 }
+
+/// Issue 21: the Mosquitto add-on on the LAN with a password over plain
+/// mqtt:// (and ntfy with a token over plain http on the LAN) was refused
+/// with exit 78; public hosts still need TLS.
+#[test]
+fn a_lan_broker_over_plain_mqtt_is_accepted_with_one_warning_and_a_public_one_is_not() {
+    let dir = tempfile::tempdir().expect("dir");
+    fs::write(dir.path().join("pw"), "secret\n").expect("secret");
+    let check = |url: &str, kind: &str, secret: &str| {
+        let cfg = dir.path().join("c.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "database = \"{d}/a.db\"\n[[notify]]\ntype = \"{kind}\"\nurl = \"{url}\"\n{secret}\n",
+                d = dir.path().display()
+            ),
+        )
+        .expect("config");
+        let out = util::run(
+            util::aliwatch(&dir.path().join("home"))
+                .arg("-c")
+                .arg(&cfg)
+                .arg("check-config"),
+        );
+        (out.status.code(), util::stderr(&out))
+    };
+    let mqtt_pw = format!("username = \"ha\"\npassword_file = \"{}/pw\"", dir.path().display());
+    let ntfy_token = format!("token_file = \"{}/pw\"", dir.path().display());
+    for url in [
+        "mqtt://192.168.1.10:1883",
+        "mqtt://homeassistant.local",
+        "mqtt://[fd00::2]:1883",
+        "mqtt://core-mosquitto.home.arpa",
+    ] {
+        let (code, err) = check(url, "mqtt", &mqtt_pw);
+        assert_eq!(code, Some(0), "{url}: {err}");
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("without TLS")).collect();
+        assert_eq!(warnings.len(), 1, "{url}: {err}");
+        assert!(!err.contains("secret\n"), "{err}");
+    }
+    let (code, err) = check("http://ntfy.lan/aliwatch-topic", "ntfy", &ntfy_token);
+    assert_eq!(code, Some(0), "{err}");
+    for (url, kind, secret) in [
+        ("mqtt://broker.example.com:1883", "mqtt", &mqtt_pw),
+        ("mqtt://8.8.8.8", "mqtt", &mqtt_pw),
+        ("http://ntfy.example.com/aliwatch-topic", "ntfy", &ntfy_token),
+    ] {
+        let (code, err) = check(url, kind, secret);
+        assert_eq!(code, Some(78), "{url}: {err}");
+        assert!(err.contains("unencrypted"), "{err}");
+    }
+}
