@@ -80,6 +80,9 @@ enum LoopEvent {
 
 struct Shared {
     connected: AtomicBool,
+    /// This process is closing the connection itself (the end of `sync`,
+    /// a check): the connection's end is no news.
+    closing: AtomicBool,
     connected_now: Notify,
     /// Publish every retained topic again (after a connect, or Home
     /// Assistant came online).
@@ -175,6 +178,7 @@ impl MqttChannel {
         eventloop.network_options.set_connection_timeout(10);
         let shared = Arc::new(Shared {
             connected: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             connected_now: Notify::new(),
             republish: AtomicBool::new(true),
             subacks: std::sync::atomic::AtomicU32::new(0),
@@ -219,6 +223,12 @@ impl MqttChannel {
                             let _ = tx.send(LoopEvent::Acked(a.pkid));
                         }
                         Ok(_) => {}
+                        Err(_) if shared.closing.load(Ordering::SeqCst) => {
+                            tracing::debug!(channel = %name, "mqtt connection closed");
+                            shared.connected.store(false, Ordering::SeqCst);
+                            let _ = tx.send(LoopEvent::Down("closed".into()));
+                            return;
+                        }
                         Err(e) => {
                             let why = e.to_string();
                             if shared.connected.swap(false, Ordering::SeqCst) || failures == 0 {
@@ -285,6 +295,7 @@ impl MqttChannel {
         self.wait_connected(CONNECT_WAIT)
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
+        self.shared.closing.store(true, Ordering::SeqCst);
         let _ = self.client.disconnect().await;
         Ok(format!("{} connected", self.broker()))
     }
@@ -292,6 +303,7 @@ impl MqttChannel {
     /// A clean DISCONNECT (the end of `sync`): the last will is not sent,
     /// the retained state stays.
     pub async fn close(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
         if self.shared.connected.load(Ordering::SeqCst) {
             let _ = self.client.disconnect().await;
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -534,3 +534,20 @@ fn a_lan_broker_over_plain_mqtt_is_accepted_with_one_warning_and_a_public_one_is
         assert!(err.contains("unencrypted"), "{err}");
     }
 }
+
+/// Issue 21: every `sync` with an MQTT channel ended with "mqtt connection
+/// lost; reconnecting", the only line under -q, so cron mailed it each run.
+#[test]
+fn a_quiet_sync_with_mqtt_prints_nothing() {
+    let broker = Broker::start();
+    let w = World::new(broker.port);
+    import_two(&w);
+    for _ in 0..2 {
+        let out = util::run(&mut w.cmd(&["-q", "sync"]));
+        assert!(out.status.success(), "{}", util::stderr(&out));
+        assert_eq!(util::stderr(&out), "", "stderr under -q");
+        assert_eq!(util::stdout(&out), "", "stdout");
+    }
+    let out = util::run(w.cmd(&["sync"]).env("ALIWATCH_LOG", "info"));
+    assert!(!util::stderr(&out).contains("connection lost"), "{}", util::stderr(&out));
+}
