@@ -34,8 +34,11 @@ pub struct MetricsInput {
     pub mailboxes: Vec<MailboxMetric>,
     /// (provider, outcome) → requests.
     pub tracking_requests: BTreeMap<(String, String), u64>,
-    /// (channel, state) → notifications in the ledger.
+    /// (channel, outcome) → notifications sent, attempts failed,
+    /// notifications superseded (counters).
     pub notifications: BTreeMap<(String, String), u64>,
+    /// channel → notifications due and not yet delivered (a gauge).
+    pub notifications_pending: BTreeMap<String, u64>,
 }
 
 /// Every order state, in the order `status` documents them.
@@ -159,7 +162,7 @@ pub fn render_metrics(report: &StatusReport, input: &MetricsInput) -> String {
         &mut o,
         "aliwatch_notifications_total",
         "counter",
-        "Notifications in the ledger by channel and state (pending, sent, superseded).",
+        "Notifications by channel and outcome: sent, failed (attempts, each retried), superseded.",
     );
     for ((channel, state), n) in &input.notifications {
         let _ = writeln!(
@@ -167,6 +170,19 @@ pub fn render_metrics(report: &StatusReport, input: &MetricsInput) -> String {
             "aliwatch_notifications_total{{channel=\"{}\",state=\"{}\"}} {n}",
             escape_label(channel),
             escape_label(state)
+        );
+    }
+    head(
+        &mut o,
+        "aliwatch_notifications_pending",
+        "gauge",
+        "Notifications due and not yet delivered, by channel.",
+    );
+    for (channel, n) in &input.notifications_pending {
+        let _ = writeln!(
+            o,
+            "aliwatch_notifications_pending{{channel=\"{}\"}} {n}",
+            escape_label(channel)
         );
     }
     o
@@ -218,6 +234,7 @@ mod tests {
             ],
             tracking_requests: [(("17track".to_string(), "ok".to_string()), 12)].into(),
             notifications: [(("email".to_string(), "sent".to_string()), 3)].into(),
+            notifications_pending: [("email".to_string(), 1)].into(),
         };
         let m = render_metrics(&report, &input);
         for s in ORDER_STATES {
@@ -240,6 +257,8 @@ mod tests {
         ));
         assert!(m.contains("aliwatch_notifications_total{channel=\"email\",state=\"sent\"} 3\n"));
         assert!(m.contains("# TYPE aliwatch_notifications_total counter\n"));
+        assert!(m.contains("aliwatch_notifications_pending{channel=\"email\"} 1\n"));
+        assert!(m.contains("# TYPE aliwatch_notifications_pending gauge\n"));
         // Every sample line is `name{labels} value` or `name value`.
         for l in m.lines().filter(|l| !l.starts_with('#')) {
             let (_, v) = l.rsplit_once(' ').expect("a value");

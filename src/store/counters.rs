@@ -63,22 +63,54 @@ impl Store {
         Ok(out)
     }
 
-    /// Notifications in the ledger: (channel, state) → count.
+    /// What the ledger has done, per channel, as counters that only grow
+    /// (issue 21: a count of rows by state fell whenever a pending one was
+    /// sent): (channel, outcome) → count, outcomes `sent` (notifications
+    /// delivered), `failed` (attempts that failed; each is retried) and
+    /// `superseded` (due ones that no longer applied). A row never leaves
+    /// `sent` or `superseded`, and its `attempts` only grow (the one that
+    /// succeeded is in `sent`).
     pub fn notification_counts(&self) -> Result<BTreeMap<(String, String), u64>> {
         let mut stmt = self.conn.prepare(
-            "SELECT channel, state, COUNT(*) FROM notifications GROUP BY channel, state",
+            "SELECT channel,
+                    SUM(state = 'sent'),
+                    SUM(attempts) - SUM(state = 'sent'),
+                    SUM(state = 'superseded')
+             FROM notifications GROUP BY channel",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
+                [
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ],
             ))
         })?;
         let mut out = BTreeMap::new();
         for row in rows {
-            let (c, s, n) = row?;
-            out.insert((c, s), u64::try_from(n).unwrap_or(0));
+            let (channel, counts) = row?;
+            for (outcome, n) in ["sent", "failed", "superseded"].into_iter().zip(counts) {
+                out.insert(
+                    (channel.clone(), outcome.to_string()),
+                    u64::try_from(n).unwrap_or(0),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Notifications due and not yet delivered, per channel (a gauge).
+    pub fn notifications_pending(&self) -> Result<BTreeMap<String, u64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT channel, SUM(state = 'pending') FROM notifications GROUP BY channel",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (channel, n) = row?;
+            out.insert(channel, u64::try_from(n).unwrap_or(0));
         }
         Ok(out)
     }
@@ -114,6 +146,40 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 21: `aliwatch_notifications_total{state="pending"}` fell when
+    /// a pending notification was sent; a counter never falls.
+    #[test]
+    fn notification_counters_only_grow_as_a_notification_fails_and_is_sent() {
+        let mut s = Store::open_in_memory().expect("opens");
+        let now = Utc::now();
+        let key = crate::decide::notifications::digest_key(now.date_naive());
+        let mut seen: Vec<BTreeMap<(String, String), u64>> = Vec::new();
+        s.record_intent("email", &key, "<d@x>", &[], now)
+            .expect("intent");
+        seen.push(s.notification_counts().expect("counts"));
+        assert_eq!(s.notifications_pending().expect("pending")["email"], 1);
+        s.mark_notification_failed("email", &key, "refused", now)
+            .expect("failed");
+        seen.push(s.notification_counts().expect("counts"));
+        s.mark_notification_sent("email", &key, now).expect("sent");
+        seen.push(s.notification_counts().expect("counts"));
+        for pair in seen.windows(2) {
+            for (label, n) in &pair[0] {
+                assert!(
+                    pair[1].get(label).copied().unwrap_or(0) >= *n,
+                    "{label:?} fell: {seen:?}"
+                );
+            }
+        }
+        let last = seen.last().expect("counts");
+        let k = |o: &str| ("email".to_string(), o.to_string());
+        assert_eq!(
+            (last[&k("sent")], last[&k("failed")], last[&k("superseded")]),
+            (1, 1, 0)
+        );
+        assert_eq!(s.notifications_pending().expect("pending")["email"], 0);
+    }
 
     #[test]
     fn counters_add_up_across_calls_and_keep_their_labels() {

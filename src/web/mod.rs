@@ -436,6 +436,7 @@ async fn metrics(State(web): State<Arc<Web>>) -> Response {
                     .collect(),
                 tracking_requests: s.counters(crate::pipeline::tracking::TRACKING_REQUESTS)?,
                 notifications: s.notification_counts()?,
+                notifications_pending: s.notifications_pending()?,
             };
             Ok(render_metrics(&report, &input))
         })

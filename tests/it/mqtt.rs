@@ -508,7 +508,10 @@ fn a_lan_broker_over_plain_mqtt_is_accepted_with_one_warning_and_a_public_one_is
         );
         (out.status.code(), util::stderr(&out))
     };
-    let mqtt_pw = format!("username = \"ha\"\npassword_file = \"{}/pw\"", dir.path().display());
+    let mqtt_pw = format!(
+        "username = \"ha\"\npassword_file = \"{}/pw\"",
+        dir.path().display()
+    );
     let ntfy_token = format!("token_file = \"{}/pw\"", dir.path().display());
     for url in [
         "mqtt://192.168.1.10:1883",
@@ -527,7 +530,11 @@ fn a_lan_broker_over_plain_mqtt_is_accepted_with_one_warning_and_a_public_one_is
     for (url, kind, secret) in [
         ("mqtt://broker.example.com:1883", "mqtt", &mqtt_pw),
         ("mqtt://8.8.8.8", "mqtt", &mqtt_pw),
-        ("http://ntfy.example.com/aliwatch-topic", "ntfy", &ntfy_token),
+        (
+            "http://ntfy.example.com/aliwatch-topic",
+            "ntfy",
+            &ntfy_token,
+        ),
     ] {
         let (code, err) = check(url, kind, secret);
         assert_eq!(code, Some(78), "{url}: {err}");
@@ -549,5 +556,9 @@ fn a_quiet_sync_with_mqtt_prints_nothing() {
         assert_eq!(util::stdout(&out), "", "stdout");
     }
     let out = util::run(w.cmd(&["sync"]).env("ALIWATCH_LOG", "info"));
-    assert!(!util::stderr(&out).contains("connection lost"), "{}", util::stderr(&out));
+    assert!(
+        !util::stderr(&out).contains("connection lost"),
+        "{}",
+        util::stderr(&out)
+    );
 }
