@@ -391,7 +391,7 @@ fn web_endpoints_answer_on_a_running_daemon() {
     assert_eq!(
         sample(
             &m.body,
-            "aliwatch_notifications_total{channel=\"email\",state=\"pending\"}"
+            "aliwatch_notifications_pending{channel=\"email\"}"
         ),
         Some(db_count("pending"))
     );
