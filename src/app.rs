@@ -160,6 +160,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ops::done(&mut open_store(&cfg)?, &order_id, now())
             })
         }
+        Command::Untrack { order_id } => {
+            let request = Request::Untrack {
+                order_id: order_id.clone(),
+            };
+            beside_service(&cfg, request, quiet, || {
+                ops::untrack(&mut open_store(&cfg)?, &order_id, now())
+            })
+        }
         Command::Digest { print, send } => cmd_digest(&cfg, print, send, quiet),
         Command::Sync => cmd_sync(&cfg, quiet),
     }
@@ -517,7 +525,8 @@ fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
         }
         let sender = smtp_sender(cfg)?;
         let instance = store.instance_id()?;
-        let push = crate::daemon::push_channels_or_log(cfg, Arc::new(|| {}), &instance);
+        let push =
+            crate::daemon::push_channels_or_log(cfg, crate::notify::Hooks::none(), &instance);
         let notified = pipeline::notify::notification_pass(
             cfg,
             &mut store,

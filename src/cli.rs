@@ -123,6 +123,12 @@ pub enum Command {
         #[arg(value_name = "ORDER_ID")]
         order_id: String,
     },
+    /// Stop asking the tracking provider about this order's parcels (its
+    /// protection deadline and warnings go on).
+    Untrack {
+        #[arg(value_name = "ORDER_ID")]
+        order_id: String,
+    },
     /// Write the man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate {

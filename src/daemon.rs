@@ -153,19 +153,19 @@ pub async fn tracking_pass(
 /// The `[[notify]]` channels that can be set up (needs the runtime: an
 /// MQTT channel starts its connection task). One that cannot (an unreadable
 /// `ca_file`) is logged and left out, so it never keeps the others or the
-/// email from being sent. `on_change` is called when a channel wants its
-/// state published again soon (MQTT reconnected, Home Assistant restarted).
+/// email from being sent. `hooks` are what a channel may ask of this
+/// process (publish the state again soon; a Home Assistant button press).
 /// `instance` is the database's instance id (MQTT discovery ids).
 pub fn push_channels_or_log(
     cfg: &Config,
-    on_change: Arc<dyn Fn() + Send + Sync>,
+    hooks: crate::notify::Hooks,
     instance: &str,
 ) -> Vec<Box<dyn crate::notify::Notifier>> {
     let mut out: Vec<Box<dyn crate::notify::Notifier>> = Vec::new();
     for n in &cfg.notify {
         let made: Result<Box<dyn crate::notify::Notifier>> = match n.kind {
             crate::config::NotifyKind::Mqtt => {
-                crate::notify::MqttChannel::start(n, on_change.clone(), instance)
+                crate::notify::MqttChannel::start(n, hooks.clone(), instance)
                     .map(|c| Box::new(c) as _)
             }
             _ => crate::notify::PushChannel::new(n).map(|c| Box::new(c) as _),
@@ -510,6 +510,29 @@ fn task_store<'a>(slot: &'a mut Option<Store>, cfg: &Config) -> Result<&'a mut S
     slot.as_mut().context("store slot was just filled")
 }
 
+/// A Home Assistant button: the same as the command line's `done` or
+/// `untrack`, carried out on the blocking pool (SQLite), then the
+/// notification pass publishes the new state at once.
+fn button_pressed(cfg: Arc<Config>, live: Arc<Live>, c: crate::notify::mqtt::Command) {
+    use crate::notify::mqtt::ButtonAction;
+    tokio::task::spawn_blocking(move || {
+        let now = Utc::now();
+        let result = Store::open(&cfg.database).and_then(|mut s| match c.action {
+            ButtonAction::Received => crate::ops::done(&mut s, &c.order_id, now),
+            ButtonAction::StopTracking => crate::ops::untrack(&mut s, &c.order_id, now),
+        });
+        match result {
+            Ok(said) => {
+                info!(order = %c.order_id, button = c.action.as_str(), "Home Assistant: {}", said.trim());
+                live.kick();
+            }
+            Err(e) => {
+                warn!(order = %c.order_id, button = c.action.as_str(), "Home Assistant button ignored: {e:#}")
+            }
+        }
+    });
+}
+
 /// The tracking scheduler: a pass every [`SCHEDULER_TICK`] (the per-parcel
 /// schedule decides what is actually asked for) and after new mail.
 async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationToken, live: &Live) {
@@ -556,10 +579,15 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<
             return;
         }
     };
-    let push = {
-        let live = live.clone();
-        push_channels_or_log(cfg, Arc::new(move || live.notifications.kick()), &instance)
+    let hooks = {
+        let (on_change, on_command) = (live.clone(), live.clone());
+        let cfg = Arc::new(cfg.clone());
+        crate::notify::Hooks {
+            on_change: Arc::new(move || on_change.notifications.kick()),
+            on_command: Arc::new(move |c| button_pressed(cfg.clone(), on_command.clone(), c)),
+        }
     };
+    let push = push_channels_or_log(cfg, hooks, &instance);
     let mut slot = None;
     let mut failures = 0;
     loop {

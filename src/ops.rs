@@ -140,6 +140,16 @@ pub fn done(store: &mut Store, order_id: &str, now: DateTime<Utc>) -> Result<Str
     ))
 }
 
+/// `untrack ORDER` (Home Assistant's "Stop tracking").
+pub fn untrack(store: &mut Store, order_id: &str, now: DateTime<Utc>) -> Result<String> {
+    let n = store.stop_tracking_order(order_id, now)?;
+    Ok(format!(
+        "order {}: tracking stopped ({n} parcel{} no longer asked for); its protection warnings go on\n",
+        crate::model::normalise_number(order_id),
+        if n == 1 { "" } else { "s" }
+    ))
+}
+
 /// One email for `import`, wherever it was read.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImportedEmail {

@@ -49,6 +49,9 @@ _aliwatch() {
             aliwatch,sync)
                 cmd="aliwatch__subcmd__sync"
                 ;;
+            aliwatch,untrack)
+                cmd="aliwatch__subcmd__untrack"
+                ;;
             *)
                 ;;
         esac
@@ -56,7 +59,7 @@ _aliwatch() {
 
     case "${cmd}" in
         aliwatch)
-            opts="-c -v -q -h -V --config --database --verbose --quiet --help --version run sync check-config extract import status calendar digest add protection done"
+            opts="-c -v -q -h -V --config --database --verbose --quiet --help --version run sync check-config extract import status calendar digest add protection done untrack"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -354,6 +357,32 @@ _aliwatch() {
             return 0
             ;;
         aliwatch__subcmd__sync)
+            opts="-c -v -q -h --config --database --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aliwatch__subcmd__untrack)
             opts="-c -v -q -h --config --database --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

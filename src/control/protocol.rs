@@ -56,6 +56,9 @@ pub enum Request {
     Done {
         order_id: String,
     },
+    Untrack {
+        order_id: String,
+    },
     /// Followed by [`ImportFrame`]s, the last one `End`.
     Import,
     Sync,
@@ -72,6 +75,7 @@ impl Request {
             Request::Add { .. } => "add",
             Request::Protection { .. } => "protection",
             Request::Done { .. } => "done",
+            Request::Untrack { .. } => "untrack",
             Request::Import => "import",
             Request::Sync => "sync",
         }

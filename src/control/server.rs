@@ -227,6 +227,9 @@ fn execute(
         Request::Done { order_id } => {
             changed(write().and_then(|mut s| ops::done(&mut s, &order_id, now)))
         }
+        Request::Untrack { order_id } => {
+            changed(write().and_then(|mut s| ops::untrack(&mut s, &order_id, now)))
+        }
         Request::Import => changed(import(reader, cfg)),
         Request::DigestSend => {
             let r = handle.block_on(digest_send(service));

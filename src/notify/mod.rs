@@ -32,6 +32,29 @@ pub use mqtt::MqttChannel;
 pub use push::PushChannel;
 pub use smtp::{OutgoingEmail, Sender, SmtpSender};
 
+/// What a channel may ask of the process that runs it.
+#[derive(Clone)]
+pub struct Hooks {
+    /// Publish the channel's state again soon (it reconnected, Home
+    /// Assistant restarted): the daemon kicks its notification pass.
+    pub on_change: std::sync::Arc<dyn Fn() + Send + Sync>,
+    /// A command from the channel's side (a Home Assistant button press);
+    /// the daemon carries it out as the command line would.
+    pub on_command: std::sync::Arc<dyn Fn(mqtt::Command) + Send + Sync>,
+}
+
+impl Hooks {
+    /// Hooks that do nothing (a `sync` or a check: nobody listens).
+    pub fn none() -> Hooks {
+        Hooks {
+            on_change: std::sync::Arc::new(|| {}),
+            on_command: std::sync::Arc::new(|c| {
+                tracing::info!(order = %c.order_id, action = c.action.as_str(), "a Home Assistant button was pressed while only a one-off command ran; press it again while the service runs");
+            }),
+        }
+    }
+}
+
 /// Why a channel did not accept a notification.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

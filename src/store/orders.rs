@@ -151,6 +151,26 @@ impl Store {
         order_known(&self.conn, &normalise_number(order))
     }
 
+    /// `untrack ORDER_ID` (Home Assistant's "Stop tracking"): its parcels
+    /// are never asked for again; the order itself, its protection
+    /// deadline and its warnings stay. Returns how many parcels stopped.
+    pub fn stop_tracking_order(&mut self, order: &str, now: DateTime<Utc>) -> Result<usize> {
+        let order = normalise_number(order);
+        check_order_id(&order).map_err(anyhow::Error::msg)?;
+        let tx = self.write_tx()?;
+        if !order_known(&tx, &order)? {
+            bail!("order {order} is not known; check the number with `aliwatch status --all`");
+        }
+        let n = tx.execute(
+            "UPDATE parcels SET tracking_done_at = ?2, next_check_at = NULL
+             WHERE tracking_done_at IS NULL
+               AND tracking_number IN (SELECT tracking_number FROM order_parcels WHERE order_id = ?1)",
+            rusqlite::params![order, crate::store::fmt_time(now)],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// `protection ORDER_ID --extend/--until` and `done ORDER_ID`.
     pub fn add_order_action(
         &mut self,

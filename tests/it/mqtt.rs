@@ -4,7 +4,7 @@
 //! rumqttc client: retained discovery configs, states, attributes and
 //! availability, and the events on `aliwatch/event`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -256,7 +256,8 @@ pub(crate) fn config_topic_of(r: &BTreeMap<String, String>, id: &str) -> Option<
     let suffix = format!("/aliwatch_{id}/config");
     r.keys()
         .find(|k| {
-            k.starts_with("homeassistant/sensor/aliwatch_")
+            k.starts_with("homeassistant/")
+                && k.split('/').nth(2).is_some_and(|node| node.starts_with("aliwatch_"))
                 && k.ends_with(&suffix)
                 && k.split('/').count() == 5
         })
@@ -456,7 +457,11 @@ fn a_second_instance_on_the_same_broker_removes_nothing_of_the_first() {
         .filter(|k| k.starts_with("homeassistant/") && k.ends_with("/config"))
         .cloned()
         .collect();
-    assert_eq!(configs.len(), 3, "two orders and the summary: {configs:?}");
+    assert_eq!(
+        configs.len(),
+        8,
+        "a sensor and two buttons per order, the summary and the events: {configs:?}"
+    );
 
     let second = World::new(broker.port);
     second.ok(&["sync"]);
@@ -471,7 +476,7 @@ fn a_second_instance_on_the_same_broker_removes_nothing_of_the_first() {
     // The second one has its own summary entity, under its own node id.
     let summaries: Vec<&String> = after
         .keys()
-        .filter(|k| k.ends_with("/aliwatch_need_action/config"))
+        .filter(|k| k.ends_with("/aliwatch_need_action/config") && !after[*k].is_empty())
         .collect();
     assert_eq!(summaries.len(), 2, "{summaries:?}");
 
@@ -561,4 +566,296 @@ fn a_quiet_sync_with_mqtt_prints_nothing() {
         "{}",
         util::stderr(&out)
     );
+}
+
+/// What Home Assistant's MQTT discovery accepts for the platforms aliwatch
+/// uses (its current schema: the keys of `sensor`, `button` and `event`
+/// with the shared entity, availability and device keys; the required
+/// ones; `default_entity_id` with the platform's prefix; no key given both
+/// in full and abbreviated).
+fn check_discovery_schema(platform: &str, cfg: &Value) -> Result<(), String> {
+    const COMMON: &[&str] = &[
+        "name",
+        "unique_id",
+        "default_entity_id",
+        "object_id",
+        "icon",
+        "availability_topic",
+        "payload_available",
+        "payload_not_available",
+        "availability",
+        "availability_mode",
+        "device",
+        "entity_category",
+        "enabled_by_default",
+        "qos",
+        "json_attributes_topic",
+        "json_attributes_template",
+        "encoding",
+        "origin",
+    ];
+    let (required, own): (&[&str], &[&str]) = match platform {
+        "sensor" => (
+            &["state_topic"],
+            &[
+                "state_topic",
+                "value_template",
+                "unit_of_measurement",
+                "state_class",
+                "device_class",
+                "expire_after",
+                "force_update",
+                "suggested_display_precision",
+            ],
+        ),
+        "button" => (
+            &["command_topic"],
+            &[
+                "command_topic",
+                "command_template",
+                "payload_press",
+                "retain",
+                "device_class",
+            ],
+        ),
+        "event" => (
+            &["state_topic", "event_types"],
+            &[
+                "state_topic",
+                "event_types",
+                "value_template",
+                "device_class",
+            ],
+        ),
+        other => return Err(format!("platform {other} is not one aliwatch uses")),
+    };
+    let obj = cfg.as_object().ok_or("not an object")?;
+    for key in obj.keys() {
+        if !COMMON.contains(&key.as_str()) && !own.contains(&key.as_str()) {
+            return Err(format!("{platform}: key {key} is not in the schema"));
+        }
+    }
+    for key in required {
+        if obj.get(*key).is_none_or(|v| v.is_null()) {
+            return Err(format!("{platform}: required key {key} missing"));
+        }
+    }
+    for (full, short) in [
+        ("state_topic", "stat_t"),
+        ("command_topic", "cmd_t"),
+        ("unique_id", "uniq_id"),
+        ("availability_topic", "avty_t"),
+        ("default_entity_id", "def_ent_id"),
+        ("device", "dev"),
+    ] {
+        if obj.contains_key(full) && obj.contains_key(short) {
+            return Err(format!("{full} given twice ({short})"));
+        }
+    }
+    let id = obj["default_entity_id"]
+        .as_str()
+        .ok_or("default_entity_id missing")?;
+    let (prefix, rest) = id
+        .split_once('.')
+        .ok_or("default_entity_id without a platform")?;
+    if prefix != platform
+        || rest.is_empty()
+        || !rest
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!(
+            "default_entity_id {id} is not {platform}.<lower_case_id>"
+        ));
+    }
+    if obj["unique_id"].as_str().is_none_or(str::is_empty) {
+        return Err("unique_id missing".into());
+    }
+    let ids = obj["device"]["identifiers"]
+        .as_array()
+        .ok_or("device.identifiers missing")?;
+    if ids.is_empty() {
+        return Err("device.identifiers empty".into());
+    }
+    if platform == "event" && obj["event_types"].as_array().is_none_or(Vec::is_empty) {
+        return Err("event_types empty".into());
+    }
+    Ok(())
+}
+
+/// Presses a button the way Home Assistant does (`PRESS`, not retained).
+fn press(port: u16, topic: &str, payload: &str) {
+    let (c, mut conn) = Client::new(options(port, "test-ha-button"), 10);
+    c.publish(topic, QoS::AtLeastOnce, false, payload)
+        .expect("publish");
+    c.disconnect().expect("disconnect");
+    for ev in conn.iter() {
+        if ev.is_err() {
+            break;
+        }
+    }
+}
+
+/// Issue 21: act from Home Assistant; configs Home Assistant accepts today.
+#[test]
+fn home_assistant_buttons_act_as_the_command_line_and_every_config_passes_the_schema() {
+    let broker = Broker::start();
+    let w = World::new(broker.port);
+    import_two(&w);
+    let log = fs::File::create(w.path().join("run.log")).expect("log");
+    let mut run = util::Reaped(
+        w.cmd(&["run"])
+            .env("ALIWATCH_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run"),
+    );
+    let r = wait_for(Duration::from_secs(20), "the entities", || {
+        let r = retained(broker.port);
+        (config_of(&r, &format!("{B}_received")).is_some()).then_some(r)
+    });
+    let mut platforms = BTreeSet::new();
+    for (topic, payload) in r
+        .iter()
+        .filter(|(t, p)| t.ends_with("/config") && !p.is_empty())
+    {
+        let platform = topic.split('/').nth(1).expect("platform");
+        platforms.insert(platform.to_string());
+        let cfg: Value = serde_json::from_str(payload).expect("json");
+        check_discovery_schema(platform, &cfg)
+            .unwrap_or_else(|e| panic!("{topic}: {e}\n{payload}"));
+    }
+    assert_eq!(
+        platforms.into_iter().collect::<Vec<_>>(),
+        ["button", "event", "sensor"]
+    );
+    let received: Value =
+        serde_json::from_str(config_of(&r, &format!("{B}_received")).expect("button"))
+            .expect("json");
+    assert_eq!(
+        received["default_entity_id"],
+        format!("button.aliwatch_{B}_received")
+    );
+
+    // Garbage on a command topic is ignored (and logged).
+    press(
+        broker.port,
+        &format!("aliwatch/order/{B}/received/set"),
+        "DELETE",
+    );
+    press(broker.port, "aliwatch/order/123/received/set", "PRESS");
+    // "Stop tracking" on A: its parcels are no longer asked for.
+    press(
+        broker.port,
+        &format!("aliwatch/order/{A}/stop_tracking/set"),
+        "PRESS",
+    );
+    // "Received" on B: exactly `aliwatch done B`.
+    let cmd = received["command_topic"]
+        .as_str()
+        .expect("topic")
+        .to_string();
+    press(
+        broker.port,
+        &cmd,
+        received["payload_press"].as_str().expect("payload"),
+    );
+    wait_for(Duration::from_secs(5), "B's entities removed", || {
+        config_of(&retained(broker.port), B).is_none().then_some(())
+    });
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(run.0.id().to_string())
+        .status();
+    let _ = run.0.wait();
+    let status: Value = serde_json::from_str(&w.ok(&["status", "--json", "--all"])).expect("json");
+    let order = |id: &str| {
+        status["orders"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["order_id"] == id))
+            .cloned()
+            .expect("order")
+    };
+    assert_eq!(order(B)["state"], "completed");
+    assert_eq!(order(B)["completed_reason"], "done");
+    assert_ne!(
+        order(A)["state"],
+        "completed",
+        "stop tracking keeps the order"
+    );
+    let db = rusqlite::Connection::open(w.path().join("aliwatch.db")).expect("db");
+    let untracked: i64 = db
+        .query_row(
+            &format!("SELECT count(*) FROM parcels p JOIN order_parcels o USING (tracking_number) WHERE o.order_id = '{A}' AND p.tracking_done_at IS NOT NULL"),
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(untracked, 1);
+    let log = fs::read_to_string(w.path().join("run.log")).unwrap_or_default();
+    assert!(
+        log.contains("ignored a message on a command topic"),
+        "{log}"
+    );
+}
+
+/// Issue 21: a foreign 300 KB retained config and an order of 1,024
+/// parcels stopped the channel (16 reconnects in 30 s, 0 events).
+#[test]
+fn a_huge_foreign_config_and_an_order_of_1024_parcels_leave_events_flowing() {
+    let broker = Broker::start();
+    let w = World::new(broker.port);
+    {
+        let (c, mut conn) = Client::new(options(broker.port, "test-foreign"), 10);
+        c.publish(
+            "homeassistant/sensor/someone_else/big/config",
+            QoS::AtLeastOnce,
+            true,
+            vec![b'x'; 300 * 1024],
+        )
+        .expect("publish");
+        c.disconnect().expect("disconnect");
+        for ev in conn.iter() {
+            if ev.is_err() {
+                break;
+            }
+        }
+    }
+    import_two(&w);
+    {
+        let db = rusqlite::Connection::open(w.path().join("aliwatch.db")).expect("db");
+        let tx = db.unchecked_transaction().expect("tx");
+        for i in 0..1024 {
+            let n = format!("LP{:014}", 70_000_000_000u64 + i);
+            tx.execute(
+                "INSERT INTO parcels (tracking_number, first_seen_at) VALUES (?1, '2026-11-01T00:00:00Z')",
+                [&n],
+            )
+            .expect("parcel");
+            tx.execute(
+                "INSERT INTO order_parcels (order_id, tracking_number) VALUES (?1, ?2)",
+                [A, n.as_str()],
+            )
+            .expect("order parcel");
+        }
+        tx.commit().expect("commit");
+    }
+    let events = EventLog::start(broker.port);
+    let out = util::run(w.cmd(&["sync"]).env("ALIWATCH_LOG", "info"));
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let err = util::stderr(&out);
+    assert!(!err.contains("connection lost"), "{err}");
+    let ids = wait_for(Duration::from_secs(5), "events", || {
+        let ids = events.ids();
+        (ids.iter().any(|i| i == &format!("warning:{A}:7d"))).then_some(ids)
+    });
+    assert!(ids.iter().any(|i| i.starts_with("digest:")), "{ids:?}");
+    let r = retained(broker.port);
+    let attrs: Value =
+        serde_json::from_str(&r[&format!("aliwatch/order/{A}/attributes")]).expect("json");
+    assert_eq!(attrs["parcels_total"], 1025);
+    let size = r[&format!("aliwatch/order/{A}/attributes")].len();
+    assert!(size <= 64 * 1024, "{size} bytes, {} parcels shown", attrs["parcels_shown"]);
+    assert!(config_of(&r, A).is_some() && config_of(&r, B).is_some());
 }

@@ -12,7 +12,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -190,16 +190,17 @@ events = ["protection_warning", "action_needed", "digest"]
 
     // `run` the way the unit starts it.
     let log = fs::File::create(w.dir.path().join("run.log")).expect("log");
-    let mut run: Child = w
-        .cmd(&["run"])
-        .env("ALIWATCH_LOG", "info")
-        .env("STATE_DIRECTORY", &state_dir)
-        .env("RUNTIME_DIRECTORY", &runtime_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("run");
+    let mut run = util::Reaped(
+        w.cmd(&["run"])
+            .env("ALIWATCH_LOG", "info")
+            .env("STATE_DIRECTORY", &state_dir)
+            .env("RUNTIME_DIRECTORY", &runtime_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run"),
+    );
     assert!(
         runtime_dir.join("control.sock").exists() || {
             wait_for(Duration::from_secs(20), "the control socket", || {
@@ -291,9 +292,9 @@ events = ["protection_warning", "action_needed", "digest"]
 
     let _ = Command::new("kill")
         .arg("-TERM")
-        .arg(run.id().to_string())
+        .arg(run.0.id().to_string())
         .status();
-    let status = run.wait().expect("run exits");
+    let status = run.0.wait().expect("run exits");
     assert_eq!(status.code(), Some(0), "{}", w.log());
     assert!(
         !runtime_dir.join("control.sock").exists(),

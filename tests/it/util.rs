@@ -58,3 +58,14 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A child process (`aliwatch run`) killed when the test ends, also when it
+/// panics, so no daemon outlives its test.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

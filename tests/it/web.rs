@@ -389,10 +389,7 @@ fn web_endpoints_answer_on_a_running_daemon() {
         Some(db_count("sent"))
     );
     assert_eq!(
-        sample(
-            &m.body,
-            "aliwatch_notifications_pending{channel=\"email\"}"
-        ),
+        sample(&m.body, "aliwatch_notifications_pending{channel=\"email\"}"),
         Some(db_count("pending"))
     );
     assert_eq!(

@@ -4,35 +4,37 @@
 //! - connects with a last will `offline` (retained) on
 //!   `<topic_prefix>/status` and publishes `online` there on every connect;
 //! - reconnects with the crate-wide backoff (1 s doubling to 5 min, jittered);
-//! - subscribes to `homeassistant/status` only (Home Assistant announces
-//!   `online` after it starts): never to other clients' topics;
+//! - subscribes to `homeassistant/status` (Home Assistant announces
+//!   `online` after it starts) and to its own command topics
+//!   `<topic_prefix>/order/+/+/set` only, never to other clients' topics;
 //! - asks for the retained state to be published again on every connect
-//!   and every `online` of Home Assistant (`on_change`, the daemon's kick).
+//!   and every `online` of Home Assistant (`Hooks::on_change`, the daemon's
+//!   kick), and hands every well-formed button press to `Hooks::on_command`
+//!   (the daemon runs `done` or `untrack` as the command line would);
+//!   anything else on a command topic is logged and ignored.
 //!
 //! **Retained state** ([`Notifier::sync_state`], every notification pass):
-//! per active order a discovery config
-//! `<discovery_prefix>/sensor/aliwatch_<instance>/aliwatch_<order_id>/config`
-//! (a sensor named by the item title, its state the parcel status in words
-//! on `<topic_prefix>/order/<order_id>`, its attributes the order as in
-//! `status --json` on `<topic_prefix>/order/<order_id>/attributes`), and a
-//! summary sensor `aliwatch_need_action` (the needs-action count on
-//! `<topic_prefix>/need_action`). The instance id (8 hex digits, stable
-//! per database) is the discovery node id and part of every `unique_id`,
-//! so two installs on one broker never share a config; `default_entity_id`
-//! (`sensor.aliwatch_<order_id>`) names the entity, with `object_id` beside
-//! it for Home Assistant before 2025.10.
+//! the entities of [`discovery`] (per active order a sensor and the
+//! buttons "Received" and "Stop tracking"; the needs-action summary; the
+//! event entity), each a config under the node id `aliwatch_<instance>`
+//! and its retained states. Every payload is kept under [`MAX_PAYLOAD`]
+//! (an order's parcels are summarised), so no state is ever a reason for
+//! the broker to drop the connection.
 //!
-//! Every config topic is recorded in the database before it is published
-//! ([`RetainedLedger`]). An order that stops being active gets empty
-//! retained messages on its three topics, which removes its entity; only
-//! recorded topics are ever cleared, so a fresh or empty database removes
-//! nothing and another install's entities stay. The configs that versions
-//! before instance ids published (`<discovery_prefix>/sensor/aliwatch_<order_id>/config`)
-//! are cleared once, for the orders this database knows. A topic is
-//! published again only when its payload changed, or after a (re)connect.
+//! Every retained topic is recorded in the database before it is
+//! published ([`RetainedLedger`]); one no longer wanted (its order stopped
+//! being active) gets an empty retained message, which removes the entity.
+//! Only recorded topics are ever cleared, so a fresh or empty database
+//! removes nothing and another install's entities stay. The configs that
+//! versions before instance ids published
+//! (`<discovery_prefix>/sensor/aliwatch_<order_id>/config`) are cleared
+//! once, for the orders this database knows. A topic is published again
+//! only when its payload changed, or after a (re)connect.
 //!
 //! **Events** go to `<topic_prefix>/event`, not retained, QoS 1, as the
-//! webhook's JSON object (`push::webhook_body`); the ledger counts one as
+//! webhook's JSON object (`push::webhook_body`, its order shortened like
+//! the attributes when needed); Home Assistant's event entity reads them
+//! there. The ledger counts one as
 //! sent when the broker's PUBACK came back (at most [`ACK_TIMEOUT`]).
 //!
 //! TLS (`mqtts://`) is verified as IMAP's is: the system roots plus
@@ -46,16 +48,22 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
-use serde_json::json;
 use tokio::sync::{mpsc, Notify};
 
-use super::{Delivery, Notifier, RetainedLedger, SendError};
+use super::{Delivery, Hooks, Notifier, RetainedLedger, SendError};
 use crate::config::{MqttSettings, NotifyConfig};
 use crate::decide::Rules;
-use crate::model::{EventKind, OrderState};
-use crate::render::email::order_name;
+use crate::model::EventKind;
 use crate::render::push::render_push;
-use crate::report::{OrderView, StatusReport};
+use crate::report::StatusReport;
+
+pub mod discovery;
+
+use discovery::{
+    command_filter, discovery, event_topic, legacy_config_topic, parse_command, shorten_parcels,
+    status_topic, MAX_PAYLOAD, NEED_ACTION,
+};
+pub use discovery::{ButtonAction, Command};
 
 /// How long a publish waits for the broker's PUBACK.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -64,8 +72,9 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Reconnect backoff: first wait and cap.
 pub const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 pub const RECONNECT_CAP: Duration = Duration::from_secs(300);
-/// The largest MQTT packet sent or accepted (an order's attributes are a
-/// few KB).
+/// The largest MQTT packet sent or accepted, both ways (what aliwatch
+/// publishes is kept under [`MAX_PAYLOAD`]; it subscribes only to its own
+/// command topics and Home Assistant's birth topic).
 pub const MAX_PACKET: usize = 256 * 1024;
 /// Home Assistant's birth topic.
 pub const HA_STATUS: &str = "homeassistant/status";
@@ -118,23 +127,19 @@ impl MqttChannel {
     /// Starts the connection task (needs a tokio runtime). `on_change` is
     /// called when the retained state should be published again soon.
     /// `instance` is the database's instance id.
-    pub fn start(
-        cfg: &NotifyConfig,
-        on_change: Arc<dyn Fn() + Send + Sync>,
-        instance: &str,
-    ) -> Result<MqttChannel> {
-        MqttChannel::start_with(cfg, on_change, false, instance)
+    pub fn start(cfg: &NotifyConfig, hooks: Hooks, instance: &str) -> Result<MqttChannel> {
+        MqttChannel::start_with(cfg, hooks, false, instance)
     }
 
     /// A connection for `check-config --connect` only: no last will, no
     /// `online`, no subscriptions, so a check leaves nothing on the broker.
     pub fn probe(cfg: &NotifyConfig) -> Result<MqttChannel> {
-        MqttChannel::start_with(cfg, Arc::new(|| {}), true, "probe")
+        MqttChannel::start_with(cfg, Hooks::none(), true, "probe")
     }
 
     fn start_with(
         cfg: &NotifyConfig,
-        on_change: Arc<dyn Fn() + Send + Sync>,
+        hooks: Hooks,
         probe: bool,
         instance: &str,
     ) -> Result<MqttChannel> {
@@ -199,18 +204,32 @@ impl MqttChannel {
                                 let online = status_topic(&m);
                                 let _ = client.try_publish(online, QoS::AtMostOnce, true, "online");
                                 let _ = client.try_subscribe(HA_STATUS, QoS::AtMostOnce);
+                                let _ = client.try_subscribe(command_filter(&m), QoS::AtMostOnce);
                             }
                             shared.republish.store(true, Ordering::SeqCst);
                             shared.subacks.store(0, Ordering::SeqCst);
                             shared.connected.store(true, Ordering::SeqCst);
                             shared.connected_now.notify_waiters();
-                            on_change();
+                            (hooks.on_change)();
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) => {
-                            if p.topic == HA_STATUS && p.payload.as_ref() == b"online" {
-                                tracing::info!(channel = %name, "Home Assistant is online: publishing the state again");
-                                shared.republish.store(true, Ordering::SeqCst);
-                                on_change();
+                            if p.topic == HA_STATUS {
+                                if p.payload.as_ref() == b"online" {
+                                    tracing::info!(channel = %name, "Home Assistant is online: publishing the state again");
+                                    shared.republish.store(true, Ordering::SeqCst);
+                                    (hooks.on_change)();
+                                }
+                            } else if p.retain {
+                                // A retained command would act again on
+                                // every connect: never carried out.
+                                tracing::warn!(channel = %name, topic = %p.topic, "ignored a retained message on a command topic");
+                            } else {
+                                match parse_command(&m, &p.topic, &p.payload) {
+                                    Ok(c) => (hooks.on_command)(c),
+                                    Err(why) => {
+                                        tracing::warn!(channel = %name, topic = %p.topic, "ignored a message on a command topic: {why}")
+                                    }
+                                }
                             }
                         }
                         Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
@@ -369,7 +388,7 @@ impl MqttChannel {
             // After a connect: the birth-topic subscription first, so an
             // `online` of Home Assistant during the publish is not missed.
             let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
-            while self.shared.subacks.load(Ordering::SeqCst) < 1
+            while self.shared.subacks.load(Ordering::SeqCst) < 2
                 && tokio::time::Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -409,36 +428,53 @@ impl MqttChannel {
             tracing::info!(channel = %self.name, cleared = old.len(), "cleared the Home Assistant configs of the topics before instance ids");
         }
         let recorded = ledger.recorded().map_err(db)?;
-        let wanted = discovery_messages(report, m, &self.instance);
-        let active: BTreeSet<String> = wanted.iter().map(|w| w.config_topic.clone()).collect();
-        for w in wanted {
-            if !recorded.contains(&w.config_topic) {
-                ledger.record(&w.config_topic).map_err(db)?;
-            }
-            self.retain(w.config_topic, w.config, all).await?;
-            self.retain(w.state_topic, w.state, all).await?;
-            if let Some((t, a)) = w.attributes {
-                self.retain(t, a, all).await?;
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for e in discovery(report, m, &self.instance) {
+            // The config before its states: Home Assistant makes the
+            // entity, then reads the retained state.
+            for r in std::iter::once(e.config).chain(e.states) {
+                if !recorded.contains(&r.topic) {
+                    ledger.record(&r.topic).map_err(db)?;
+                }
+                wanted.insert(r.topic.clone());
+                self.retain(r.topic, r.payload, all).await?;
             }
         }
-        // Orders no longer active: the entities this instance published
-        // go away; nobody else's.
-        for config in recorded.difference(&active) {
-            let mut topics = vec![config.clone()];
-            if let Some(order_id) = order_of_config(config, m, &self.instance) {
-                let state = order_topic(m, order_id);
-                topics.push(format!("{state}/attributes"));
-                topics.push(state);
-            }
-            for topic in &topics {
-                self.publish_acked(topic, true, Vec::new()).await?;
-                lock(&self.published).remove(topic);
-            }
-            ledger.forget(config).map_err(db)?;
-            tracing::info!(channel = %self.name, topic = %config, "order no longer active: Home Assistant entity removed");
+        // Orders no longer active: the retained messages this instance
+        // published go away (an empty config removes the entity); nobody
+        // else's.
+        let gone: Vec<&String> = recorded.difference(&wanted).collect();
+        for topic in &gone {
+            self.publish_acked(topic, true, Vec::new()).await?;
+            lock(&self.published).remove(*topic);
+            ledger.forget(topic).map_err(db)?;
+        }
+        if !gone.is_empty() {
+            tracing::info!(channel = %self.name, cleared = gone.len(), "orders no longer active: their Home Assistant entities removed");
         }
         Ok(())
     }
+}
+
+/// An event's JSON at most [`MAX_PAYLOAD`] bytes: the order inside it
+/// loses parcels first (see [`discovery::bounded_order`]).
+fn bounded_event(body: Vec<u8>) -> Vec<u8> {
+    if body.len() <= MAX_PAYLOAD {
+        return body;
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let room = MAX_PAYLOAD.saturating_sub(
+        body.len().saturating_sub(
+            v.get("order")
+                .map_or(0, |o| serde_json::to_vec(o).map_or(0, |b| b.len())),
+        ),
+    );
+    if let Some(order) = v.get_mut("order") {
+        shorten_parcels(order, room);
+    }
+    serde_json::to_vec(&v).unwrap_or(body)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -466,7 +502,7 @@ impl Notifier for MqttChannel {
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
             let m = render_push(&d.content, d.report, d.rules, d.now);
-            let body = super::push::webhook_body(&m, d.id, d.now);
+            let body = bounded_event(super::push::webhook_body(&m, d.id, d.now));
             self.publish_acked(&event_topic(&self.settings), false, body)
                 .await
         })
@@ -474,251 +510,5 @@ impl Notifier for MqttChannel {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(MqttChannel::close(self))
-    }
-}
-
-// ------------------------------------------------------ pure: topics --
-
-/// `<topic_prefix>/status`: `online` / `offline`.
-pub fn status_topic(m: &MqttSettings) -> String {
-    format!("{}/status", m.topic_prefix)
-}
-
-/// `<topic_prefix>/event`.
-pub fn event_topic(m: &MqttSettings) -> String {
-    format!("{}/event", m.topic_prefix)
-}
-
-/// `<topic_prefix>/order/<order_id>`.
-pub fn order_topic(m: &MqttSettings, order_id: &str) -> String {
-    format!("{}/order/{order_id}", m.topic_prefix)
-}
-
-/// The discovery node id of `instance`: `aliwatch_<instance>`.
-pub fn node_id(instance: &str) -> String {
-    format!("aliwatch_{instance}")
-}
-
-/// `<discovery_prefix>/sensor/aliwatch_<instance>/<object_id>/config`.
-pub fn config_topic(m: &MqttSettings, instance: &str, object_id: &str) -> String {
-    format!(
-        "{}/sensor/{}/{object_id}/config",
-        m.discovery_prefix,
-        node_id(instance)
-    )
-}
-
-/// The config topic of versions before instance ids:
-/// `<discovery_prefix>/sensor/<object_id>/config`.
-pub fn legacy_config_topic(m: &MqttSettings, object_id: &str) -> String {
-    format!("{}/sensor/{object_id}/config", m.discovery_prefix)
-}
-
-/// The order id of one of this instance's order config topics.
-fn order_of_config<'t>(topic: &'t str, m: &MqttSettings, instance: &str) -> Option<&'t str> {
-    let prefix = format!(
-        "{}/sensor/{}/aliwatch_",
-        m.discovery_prefix,
-        node_id(instance)
-    );
-    topic
-        .strip_prefix(&prefix)?
-        .strip_suffix("/config")
-        .filter(|id| format!("aliwatch_{id}") != NEED_ACTION)
-}
-
-/// The summary sensor's object id.
-pub const NEED_ACTION: &str = "aliwatch_need_action";
-
-/// One entity's retained messages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Retained {
-    pub object_id: String,
-    pub config_topic: String,
-    pub config: Vec<u8>,
-    pub state_topic: String,
-    pub state: Vec<u8>,
-    pub attributes: Option<(String, Vec<u8>)>,
-}
-
-/// An order's status in words, for its sensor's state: its parcels'
-/// statuses (`in transit`, `delivered`, …), else the order state.
-pub fn status_words(o: &OrderView) -> String {
-    let mut words: Vec<&str> = Vec::new();
-    for p in &o.parcels {
-        let w = p.status.words();
-        if !words.contains(&w) {
-            words.push(w);
-        }
-    }
-    if words.is_empty() {
-        return match o.state {
-            OrderState::AwaitingShipment => "awaiting shipment".into(),
-            s => s.as_str().replace('_', " "),
-        };
-    }
-    let mut s = words.join(", ");
-    // Home Assistant refuses states over 255 characters.
-    if s.len() > 250 {
-        s = crate::render::text::shorten(&s, 200);
-    }
-    s
-}
-
-/// The device the entities belong to: one per instance.
-fn device(instance: &str) -> serde_json::Value {
-    json!({
-        "identifiers": [node_id(instance)],
-        "name": "aliwatch",
-        "manufacturer": "aliwatch",
-        "model": "AliExpress order tracker",
-        "sw_version": env!("CARGO_PKG_VERSION"),
-    })
-}
-
-/// The retained messages for `report`: one sensor per active order and the
-/// needs-action summary (pure; see the module docs).
-pub fn discovery_messages(
-    report: &StatusReport,
-    m: &MqttSettings,
-    instance: &str,
-) -> Vec<Retained> {
-    let availability = status_topic(m);
-    let mut out = Vec::new();
-    for o in report.orders.iter().filter(|o| o.is_active()) {
-        let object_id = format!("aliwatch_{}", o.order_id);
-        let state_topic = order_topic(m, &o.order_id);
-        let attributes_topic = format!("{state_topic}/attributes");
-        let config = json!({
-            "name": order_name(o, 60),
-            "unique_id": format!("{}_{}", node_id(instance), o.order_id),
-            "default_entity_id": format!("sensor.{object_id}"),
-            "object_id": object_id,
-            "state_topic": state_topic,
-            "json_attributes_topic": attributes_topic,
-            "availability_topic": availability,
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "icon": "mdi:package-variant",
-            "device": device(instance),
-        });
-        out.push(Retained {
-            config_topic: config_topic(m, instance, &object_id),
-            object_id,
-            config: config.to_string().into_bytes(),
-            state_topic,
-            state: status_words(o).into_bytes(),
-            attributes: Some((attributes_topic, serde_json::to_vec(o).unwrap_or_default())),
-        });
-    }
-    let need = report
-        .orders
-        .iter()
-        .filter(|o| o.is_active() && o.needs_action())
-        .count();
-    let state_topic = format!("{}/need_action", m.topic_prefix);
-    let config = json!({
-        "name": "AliExpress orders needing action",
-        "unique_id": format!("{}_need_action", node_id(instance)),
-        "default_entity_id": format!("sensor.{NEED_ACTION}"),
-        "object_id": NEED_ACTION,
-        "state_topic": state_topic,
-        "availability_topic": availability,
-        "payload_available": "online",
-        "payload_not_available": "offline",
-        "unit_of_measurement": "orders",
-        "state_class": "measurement",
-        "icon": "mdi:alert-circle-outline",
-        "device": device(instance),
-    });
-    out.push(Retained {
-        object_id: NEED_ACTION.into(),
-        config_topic: config_topic(m, instance, NEED_ACTION),
-        config: config.to_string().into_bytes(),
-        state_topic,
-        state: need.to_string().into_bytes(),
-        attributes: None,
-    });
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::ParcelStatus;
-
-    fn settings() -> MqttSettings {
-        MqttSettings {
-            host: "localhost".into(),
-            port: 1883,
-            tls: false,
-            username: None,
-            password: None,
-            discovery_prefix: "homeassistant".into(),
-            topic_prefix: "aliwatch".into(),
-        }
-    }
-
-    fn order(id: &str, state: OrderState, statuses: &[ParcelStatus]) -> OrderView {
-        OrderView {
-            items: vec![crate::model::Item::titled("USB-C cable")],
-            parcels: statuses
-                .iter()
-                .map(|s| crate::report::ParcelView::sample("LP1", *s))
-                .collect(),
-            ..OrderView::sample(id, state)
-        }
-    }
-
-    #[test]
-    fn one_sensor_per_active_order_and_a_summary() {
-        let r = StatusReport {
-            generated_at: chrono::DateTime::UNIX_EPOCH,
-            orders: vec![
-                order(
-                    "81",
-                    OrderState::Shipped,
-                    &[ParcelStatus::InTransit, ParcelStatus::Delivered],
-                ),
-                order("82", OrderState::Completed, &[ParcelStatus::Delivered]),
-                order("83", OrderState::AwaitingShipment, &[]),
-            ],
-            unassigned_parcels: vec![],
-            notices: vec![],
-        };
-        let msgs = discovery_messages(&r, &settings(), "0a1b2c3d");
-        let ids: Vec<&str> = msgs.iter().map(|m| m.object_id.as_str()).collect();
-        assert_eq!(ids, ["aliwatch_81", "aliwatch_83", "aliwatch_need_action"]);
-        assert_eq!(
-            msgs[0].config_topic,
-            "homeassistant/sensor/aliwatch_0a1b2c3d/aliwatch_81/config"
-        );
-        assert_eq!(msgs[0].state_topic, "aliwatch/order/81");
-        assert_eq!(msgs[0].state, b"in transit, delivered");
-        assert_eq!(msgs[1].state, b"awaiting shipment");
-        let cfg: serde_json::Value = serde_json::from_slice(&msgs[0].config).expect("json");
-        assert_eq!(cfg["name"], "USB-C cable");
-        assert_eq!(cfg["unique_id"], "aliwatch_0a1b2c3d_81");
-        assert_eq!(cfg["default_entity_id"], "sensor.aliwatch_81");
-        assert_eq!(cfg["object_id"], "aliwatch_81");
-        assert_eq!(cfg["device"]["identifiers"][0], "aliwatch_0a1b2c3d");
-        assert_eq!(cfg["availability_topic"], "aliwatch/status");
-        assert_eq!(cfg["json_attributes_topic"], "aliwatch/order/81/attributes");
-        let (_, attrs) = msgs[0].attributes.clone().expect("attributes");
-        let attrs: serde_json::Value = serde_json::from_slice(&attrs).expect("json");
-        assert_eq!(attrs["order_id"], "81");
-        assert_eq!(msgs[2].state, b"0");
-        let s = settings();
-        assert_eq!(
-            order_of_config(&msgs[0].config_topic, &s, "0a1b2c3d"),
-            Some("81")
-        );
-        // Another instance's topic, the summary and old topics are no order of ours.
-        assert_eq!(order_of_config(&msgs[0].config_topic, &s, "ffffffff"), None);
-        assert_eq!(order_of_config(&msgs[2].config_topic, &s, "0a1b2c3d"), None);
-        assert_eq!(
-            order_of_config("homeassistant/sensor/aliwatch_81/config", &s, "0a1b2c3d"),
-            None
-        );
     }
 }
