@@ -84,9 +84,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     if let Command::Generate { what } = &cli.command {
         return crate::docgen::run(what);
     }
+    // `demo` never reads the config: it must not touch the user's database.
+    if let Command::Demo { listen } = &cli.command {
+        return cmd_demo(cli.database.as_deref(), *listen);
+    }
     let cfg = load_config(cli.config.as_deref(), cli.database.clone())?;
     match cli.command {
-        Command::Extract { .. } | Command::Generate { .. } => unreachable!("handled above"),
+        Command::Extract { .. } | Command::Generate { .. } | Command::Demo { .. } => {
+            unreachable!("handled above")
+        }
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
         Command::Import { paths } => cmd_import(&cfg, &paths),
         Command::Status { json, all, wide } => cmd_status(&cfg, json, all, wide),
@@ -120,7 +126,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     (Some(end), Some(left)) => println!(
                         "order {}: protection ends {end} ({left} days left, source {})",
                         o.order_id,
-                        o.protection_source.map_or("unknown", |s| s.as_str())
+                        o.protection_source.as_str()
                     ),
                     _ => println!("order {}: recorded", o.order_id),
                 }
@@ -169,10 +175,17 @@ fn cmd_add(
     force: bool,
 ) -> Result<ExitCode> {
     let number = TrackingNumber::new(tracking_number);
-    let format = crate::extract::numbers::check_typed(number.as_str(), force)
-        .map_err(|message| Failed { message })?;
     let mut store = open_store(cfg)?;
-    if store.order_known(number.as_str())? {
+    // A number aliwatch itself took from an AliExpress email (a subject's
+    // parcel position accepts formats it does not know) is a parcel by
+    // that email's word: the digest suggests `add NUMBER --order ID` for
+    // exactly these, so the suggestion must work without --force.
+    let from_email = store.parcel_named_by_email(number.as_str())?;
+    let format = match crate::extract::numbers::check_typed(number.as_str(), force || from_email) {
+        Ok(f) => f,
+        Err(message) => return Err(Failed { message }.into()),
+    };
+    if !from_email && store.order_known(number.as_str())? {
         return Err(Failed {
             message: format!(
                 "{number} is an AliExpress order number (an email named it), not a tracking number; to tie a parcel to it use `aliwatch add TRACKING_NUMBER --order {number}`"
@@ -190,6 +203,71 @@ fn cmd_add(
             .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `aliwatch demo`: the demo database (a new file), then its dashboard
+/// until Ctrl-C. No SMTP, push or tracking is set up, so nothing is sent.
+fn cmd_demo(database: Option<&std::path::Path>, listen: std::net::SocketAddr) -> Result<ExitCode> {
+    let (path, _temp) = match database {
+        Some(p) if p.exists() => {
+            return Err(Failed {
+                message: format!(
+                    "{} exists; the demo writes a new database (give a new file name, or none for a temporary one)",
+                    p.display()
+                ),
+            }
+            .into())
+        }
+        Some(p) => (p.to_path_buf(), None),
+        None => {
+            let dir = TempDir::new()?;
+            (dir.0.join("demo.sqlite"), Some(dir))
+        }
+    };
+    let emails = crate::demo::build(&path, Utc::now())?;
+    let mut cfg = Config::defaults(path.clone());
+    cfg.http = Some(crate::config::HttpConfig {
+        listen,
+        token: None,
+    });
+    let cfg = Arc::new(cfg);
+    runtime()?.block_on(async move {
+        let listener = crate::web::bind(listen).await?;
+        let web = crate::web::Web::new(cfg.clone(), crate::live::Live::new())?;
+        let addr = listener.local_addr()?;
+        info!(emails, database = %path.display(), "demo database built");
+        println!("aliwatch demo: open http://{addr}/ (Ctrl-C to stop; nothing is sent)");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let serving = tokio::spawn(crate::web::serve(listener, web, cancel.clone()));
+        tokio::signal::ctrl_c().await?;
+        cancel.cancel();
+        let _ = serving.await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory of our own under the system's temporary directory, removed
+/// when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!(
+            "aliwatch-demo-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn open_store(cfg: &Config) -> Result<Store> {

@@ -266,6 +266,8 @@ async fn run(
     let tasks = TaskTracker::new();
     // New mail or new state: the schedulers look again at once.
     let kick = Arc::new(Notify::new());
+    // A tracking pass finished: the notification scheduler looks again.
+    let tracked = Arc::new(Notify::new());
     // What the watchers know about their connections (for the web face)
     // and what keeps failing (for the status line).
     let live = crate::live::Live::new();
@@ -294,16 +296,20 @@ async fn run(
     }
     if let Some(tracker) = tracker {
         let (cfg, cancel, kick, live) = (cfg.clone(), cancel.clone(), kick.clone(), live.clone());
-        tasks.spawn(
-            async move { tracking_loop(&cfg, &tracker, &cancel, &kick, &live.troubles).await },
-        );
+        let tracked = tracked.clone();
+        tasks.spawn(async move {
+            tracking_loop(&cfg, &tracker, &cancel, (&kick, &tracked), &live.troubles).await
+        });
     }
     if cfg.smtp.is_none() {
         warn!("no [smtp] configured: warnings and digests stay due and are not sent");
     }
     {
         let (cfg, cancel, kick, live) = (cfg.clone(), cancel.clone(), kick.clone(), live.clone());
-        tasks.spawn(async move { notification_loop(&cfg, &cancel, &kick, &live.troubles).await });
+        let tracked = tracked.clone();
+        tasks.spawn(async move {
+            notification_loop(&cfg, &cancel, (&kick, &tracked), &live.troubles).await
+        });
     }
     if let Some(listener) = listener {
         let web = crate::web::Web::new(cfg.clone(), live.clone())?;
@@ -410,11 +416,19 @@ fn status_line(
     status_text(mailboxes, &parcels, digest, &troubles.now())
 }
 
-/// Waits `delay`, or less when kicked. False when cancelled.
-async fn wait_next(cancel: &CancellationToken, kick: &Notify, delay: Duration) -> bool {
+/// Waits `delay`, or less when kicked. False when cancelled. `kicked` is
+/// registered (`enable`d) before the pass it follows: a kick that comes
+/// while the pass runs (the first mail ingested right after start) is not
+/// lost to `notify_waiters`, which wakes only registered waiters, and the
+/// next pass follows at once instead of a tick later.
+async fn wait_next(
+    cancel: &CancellationToken,
+    kicked: impl std::future::Future<Output = ()>,
+    delay: Duration,
+) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => false,
-        _ = kick.notified() => {
+        _ = kicked => {
             // Let a burst of new mail settle into one pass.
             tokio::select! {
                 _ = cancel.cancelled() => false,
@@ -467,12 +481,15 @@ async fn tracking_loop(
     cfg: &Config,
     tracker: &Tracker,
     cancel: &CancellationToken,
-    kick: &Notify,
+    (kick, tracked): (&Notify, &Notify),
     troubles: &Troubles,
 ) {
     let mut slot = None;
     let mut failures = 0;
     loop {
+        let kicked = kick.notified();
+        tokio::pin!(kicked);
+        kicked.as_mut().enable();
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
                 r = tracking_pass(cfg, store, Some(tracker)) => r,
@@ -482,9 +499,12 @@ async fn tracking_loop(
         };
         if result.is_err() {
             slot = None;
+        } else {
+            // What the provider said may be due now (a delivery).
+            tracked.notify_waiters();
         }
         let delay = next_delay("tracking", result, &mut failures, troubles);
-        if !wait_next(cancel, kick, delay).await {
+        if !wait_next(cancel, kicked, delay).await {
             return;
         }
     }
@@ -495,7 +515,7 @@ async fn tracking_loop(
 async fn notification_loop(
     cfg: &Config,
     cancel: &CancellationToken,
-    kick: &Arc<Notify>,
+    (kick, tracked): (&Arc<Notify>, &Notify),
     troubles: &Troubles,
 ) {
     let sender = match smtp_sender(cfg) {
@@ -512,6 +532,12 @@ async fn notification_loop(
     let mut slot = None;
     let mut failures = 0;
     loop {
+        // New mail, a command, or a tracking pass: look again at once.
+        let mail = kick.notified();
+        let track = tracked.notified();
+        tokio::pin!(mail, track);
+        mail.as_mut().enable();
+        track.as_mut().enable();
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
                 r = pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()) => r,
@@ -523,7 +549,13 @@ async fn notification_loop(
             slot = None;
         }
         let delay = next_delay("notifications", result, &mut failures, troubles);
-        if !wait_next(cancel, kick, delay).await {
+        let kicked = async {
+            tokio::select! {
+                _ = mail => {}
+                _ = track => {}
+            }
+        };
+        if !wait_next(cancel, kicked, delay).await {
             return;
         }
     }

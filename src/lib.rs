@@ -23,6 +23,7 @@
 //! | [`live`] | memory | what only the running daemon knows: mailbox connections |
 //! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
 //! | [`docgen`] | file write | man pages and completions from the clap definitions |
+//! | [`demo`] | file write | `aliwatch demo`: embedded demo emails, dated relative to now, into a database of their own |
 //! | [`cli`], [`app`] | face | the commands and exit codes |
 
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decide;
+pub mod demo;
 pub mod docgen;
 pub mod extract;
 pub mod facts;

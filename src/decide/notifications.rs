@@ -175,7 +175,7 @@ pub fn due_events(
     events: &[EventKind],
 ) -> Vec<Notification> {
     let wants = |e: EventKind| events.contains(&e);
-    let mut keys: Vec<Notification> = Vec::new();
+    let mut parcel_keys: Vec<Notification> = Vec::new();
     let push = |key: NotificationKey, out: &mut Vec<Notification>| {
         if !recorded.contains(&key) && !out.iter().any(|n| n.key == key) {
             out.push(Notification {
@@ -184,6 +184,42 @@ pub fn due_events(
             });
         }
     };
+    // Parcel news first: one push per event. Parcels of one order that
+    // turned the same way at the same moment (an order-wide "delivered"
+    // email marks each number of the order, an LP number and its last-mile
+    // number among them) are one event; a parcel renumbered after its
+    // news was pushed is not news again.
+    let mut parcel_news: Vec<(Option<&str>, EventKind, Option<DateTime<Utc>>, usize)> = Vec::new();
+    let claimed = report
+        .orders
+        .iter()
+        .filter(|o| o.is_active())
+        .flat_map(|o| o.parcels.iter().map(move |p| (Some(o.order_id.as_str()), p)));
+    let loose = report.unassigned_parcels.iter().map(|p| (None, p));
+    for (order_id, p) in claimed.chain(loose) {
+        let Some(key) = parcel_event_key(p, now) else {
+            continue;
+        };
+        let event = key.event();
+        if !wants(event)
+            || already_news(p, &key, recorded)
+            || parcel_keys.iter().any(|n| n.key == key)
+        {
+            continue;
+        }
+        let when = news_time(p, event);
+        let same = parcel_news
+            .iter()
+            .find(|(o, e, t, _)| order_id.is_some() && *o == order_id && *e == event && *t == when);
+        match same {
+            Some(&(_, _, _, i)) => parcel_keys[i].supersedes.push(key),
+            None => {
+                parcel_news.push((order_id, event, when, parcel_keys.len()));
+                push(key, &mut parcel_keys);
+            }
+        }
+    }
+    let mut keys: Vec<Notification> = Vec::new();
     for order in report.orders.iter().filter(|o| o.is_active()) {
         if wants(EventKind::ProtectionWarning) {
             keys.extend(due_warning(order, recorded, now, rules));
@@ -197,27 +233,56 @@ pub fn due_events(
                     order_id: order.order_id.clone(),
                     reason: need.reason,
                 };
-                push(key, &mut keys);
+                if recorded.contains(&key) || keys.iter().any(|n| n.key == key) {
+                    continue;
+                }
+                // "Delivered, confirm by D" is the delivery's own news: a
+                // channel that gets the `delivered` push of that order in
+                // this pass (it names the day) does not get it twice.
+                let delivery = parcel_news.iter().find(|(o, e, _, _)| {
+                    *o == Some(order.order_id.as_str()) && *e == EventKind::Delivered
+                });
+                match delivery {
+                    Some(&(_, _, _, i)) if need.reason == ActionReason::DeliveredNotConfirmed => {
+                        parcel_keys[i].supersedes.push(key)
+                    }
+                    _ => push(key, &mut keys),
+                }
             }
         }
     }
-    let parcels = report
-        .orders
-        .iter()
-        .filter(|o| o.is_active())
-        .flat_map(|o| o.parcels.iter())
-        .chain(report.unassigned_parcels.iter());
-    for p in parcels {
-        if let Some(key) = parcel_event_key(p, now) {
-            if wants(key.event()) {
-                push(key, &mut keys);
-            }
-        }
-    }
+    keys.extend(parcel_keys);
     if wants(EventKind::Digest) {
         keys.extend(due_digest(report, recorded, now, rules));
     }
     keys
+}
+
+/// Whether the parcel's news was pushed already, under its number or an
+/// earlier one (the `LP…` number before the last-mile number).
+fn already_news(p: &ParcelView, key: &NotificationKey, recorded: &HashSet<NotificationKey>) -> bool {
+    recorded.contains(key)
+        || p.previous_numbers.iter().any(|n| {
+            let earlier = match key {
+                NotificationKey::Delivered { .. } => NotificationKey::Delivered {
+                    tracking_number: n.clone(),
+                },
+                NotificationKey::OutForDelivery { .. } => NotificationKey::OutForDelivery {
+                    tracking_number: n.clone(),
+                },
+                _ => return false,
+            };
+            recorded.contains(&earlier)
+        })
+}
+
+/// When a parcel's news happened: its delivery, else its last event.
+fn news_time(p: &ParcelView, event: EventKind) -> Option<DateTime<Utc>> {
+    let last = p.last_event.as_ref().map(|e| e.time);
+    match event {
+        EventKind::Delivered => p.delivered_at.or(last),
+        _ => last,
+    }
 }
 
 /// The parcel event a parcel is news for now, if any.

@@ -64,7 +64,7 @@ fn order(id: &str, state: OrderState, shipped: Option<&str>, ends: Option<&str>)
         confirmed_at: Some(date("2026-10-01")),
         shipped_at: shipped.map(date),
         protection_ends: ends.map(date),
-        protection_source: ends.map(|_| ProtectionSource::Default),
+        protection_source: ends.map_or(ProtectionSource::Unknown, |_| ProtectionSource::Default),
         ..OrderView::sample(id, state)
     }
 }

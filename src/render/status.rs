@@ -15,9 +15,9 @@ use chrono::NaiveDate;
 use crate::decide::lifecycle::completed_on;
 use crate::decide::Rules;
 use crate::model::{CompletedReason, OrderState};
-use crate::report::{OrderView, ParcelView, StatusReport};
+use crate::report::{OrderView, ParcelOrigin, ParcelView, StatusReport};
 
-use super::email::{items_name, one_line};
+use super::email::{items_name, one_line, protection_unknown, PROTECTION_UNKNOWN};
 use super::text::{pad, shorten, width};
 
 /// The narrowest table the fitted layout makes; a narrower terminal gets
@@ -74,7 +74,23 @@ fn when(o: &OrderView, soon: i64) -> String {
             };
             format!("{end} ({left}d){mark}")
         }
+        _ if protection_unknown(o) => "unknown".into(),
         _ => "-".into(),
+    }
+}
+
+/// The line under an order whose protection end is unknown: what to do,
+/// with the page that shows it.
+fn unknown_line(o: &OrderView) -> Option<String> {
+    protection_unknown(o).then(|| format!("{PROTECTION_UNKNOWN} {}", o.url))
+}
+
+/// Where a parcel without an order came from, truthfully (an AliExpress
+/// email that named no order, or `aliwatch add`); first, so no cut loses it.
+fn origin_words(p: &ParcelView) -> &'static str {
+    match p.origin {
+        ParcelOrigin::Email => "(email)",
+        ParcelOrigin::Hand => "(by hand)",
     }
 }
 
@@ -178,6 +194,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
     struct OrderRow {
         cells: [String; 4],
         parcels: Vec<(String, String, &'static str)>,
+        note: Option<String>,
     }
     let mut rows: Vec<OrderRow> = report
         .orders
@@ -202,6 +219,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
                     when(o, soon),
                 ],
                 parcels,
+                note: unknown_line(o),
             }
         })
         .collect();
@@ -209,7 +227,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
         rows.push(OrderRow {
             cells: [
                 "(no order)".into(),
-                "parcels added by hand".into(),
+                "no order yet".into(),
                 "-".into(),
                 "-".into(),
             ],
@@ -218,9 +236,14 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
                 .iter()
                 .map(|p| {
                     let (s, m) = parcel_status(p, rules);
-                    (p.tracking_number.clone(), s, m)
+                    (
+                        p.tracking_number.clone(),
+                        format!("{} {s}", origin_words(p)),
+                        m,
+                    )
                 })
                 .collect(),
+            note: None,
         });
     }
     let col = |i: usize| max_width(HEAD[i], rows.iter().map(|r| &r.cells[i]));
@@ -263,6 +286,9 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
             o.push_str(&with_mark(status, mark, room.max(10)));
             o.push('\n');
         }
+        if let Some(note) = &r.note {
+            o.push_str(&format!("  {note}\n"));
+        }
     }
     o
 }
@@ -292,7 +318,7 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
                 parcel,
                 status,
                 shipped.clone(),
-                when(o, soon),
+                unknown_line(o).unwrap_or_else(|| when(o, soon)),
                 o.store.as_deref().map_or_else(|| "-".into(), one_line),
                 what(o),
             ]
@@ -310,7 +336,7 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
         }
     }
     for p in &report.unassigned_parcels {
-        let status = marked_status(p, rules);
+        let status = format!("{} {}", origin_words(p), marked_status(p, rules));
         rows.push([
             "(no order)".into(),
             "-".into(),
