@@ -85,6 +85,12 @@ fn unknown_line(o: &OrderView) -> Option<String> {
     protection_unknown(o).then(|| format!("{PROTECTION_UNKNOWN} {}", o.url))
 }
 
+/// The same in the fitted layout: the words, then the link on a line of
+/// its own (a link is never cut).
+fn unknown_lines(o: &OrderView) -> Option<String> {
+    protection_unknown(o).then(|| format!("  {PROTECTION_UNKNOWN}:\n  {}\n", o.url))
+}
+
 /// Where a parcel without an order came from, truthfully (an AliExpress
 /// email that named no order, or `aliwatch add`); first, so no cut loses it.
 fn origin_words(p: &ParcelView) -> &'static str {
@@ -219,7 +225,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
                     when(o, soon),
                 ],
                 parcels,
-                note: unknown_line(o),
+                note: unknown_lines(o),
             }
         })
         .collect();
@@ -287,7 +293,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
             o.push('\n');
         }
         if let Some(note) = &r.note {
-            o.push_str(&format!("  {note}\n"));
+            o.push_str(note);
         }
     }
     o
