@@ -258,8 +258,7 @@ impl TempDir {
             std::process::id(),
             fastrand::u64(..)
         ));
-        std::fs::create_dir(&dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(TempDir(dir))
     }
 }

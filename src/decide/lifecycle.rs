@@ -314,7 +314,13 @@ mod tests {
             (&unknown, "2026-11-29", S::AwaitingShipment, None, None),
             (&unknown, "2026-11-30", S::Completed, Some(R::Stale), None),
             (&in_transit_only, "2026-11-29", S::Shipped, None, None),
-            (&in_transit_only, "2026-11-30", S::Completed, Some(R::Stale), None),
+            (
+                &in_transit_only,
+                "2026-11-30",
+                S::Completed,
+                Some(R::Stale),
+                None,
+            ),
             // delivered only: automatic completion from the delivery date
             (
                 &delivered_only,

@@ -194,7 +194,11 @@ pub fn due_events(
         .orders
         .iter()
         .filter(|o| o.is_active())
-        .flat_map(|o| o.parcels.iter().map(move |p| (Some(o.order_id.as_str()), p)));
+        .flat_map(|o| {
+            o.parcels
+                .iter()
+                .map(move |p| (Some(o.order_id.as_str()), p))
+        });
     let loose = report.unassigned_parcels.iter().map(|p| (None, p));
     for (order_id, p) in claimed.chain(loose) {
         let Some(key) = parcel_event_key(p, now) else {
@@ -260,7 +264,11 @@ pub fn due_events(
 
 /// Whether the parcel's news was pushed already, under its number or an
 /// earlier one (the `LP…` number before the last-mile number).
-fn already_news(p: &ParcelView, key: &NotificationKey, recorded: &HashSet<NotificationKey>) -> bool {
+fn already_news(
+    p: &ParcelView,
+    key: &NotificationKey,
+    recorded: &HashSet<NotificationKey>,
+) -> bool {
     recorded.contains(key)
         || p.previous_numbers.iter().any(|n| {
             let earlier = match key {
@@ -847,6 +855,91 @@ mod tests {
         let r2 = report(vec![event_order(now)], now + Duration::hours(24));
         let later = due_keys(&r2, &mut rec, now + Duration::hours(24), &EventKind::ALL);
         assert_eq!(later, ["digest:2026-11-29"]);
+    }
+
+    /// A delivered order as the issue saw it: an order-wide "delivered"
+    /// email marks both numbers of the parcel (LP and last mile, not linked)
+    /// delivered at the same moment, and the order needs confirming.
+    fn delivered_twice(now: DateTime<Utc>) -> OrderView {
+        use crate::report::ActionNeeded;
+        let mut o = order(
+            "8123456789012345",
+            OrderState::Delivered,
+            "2026-10-04",
+            "2026-12-01",
+        );
+        o.needs_action = vec![ActionNeeded {
+            reason: ActionReason::DeliveredNotConfirmed,
+            by: Some(date("2026-12-01")),
+            tracking_number: None,
+        }];
+        let mut lp = o.parcels[0].clone();
+        lp.status = ParcelStatus::Delivered;
+        lp.delivered_at = Some(now - Duration::hours(3));
+        let mut last_mile = lp.clone();
+        last_mile.tracking_number = "RB778899002CN".into();
+        o.parcels = vec![lp, last_mile];
+        o
+    }
+
+    #[test]
+    fn one_delivery_is_one_push_per_channel() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let r = report(vec![delivered_twice(now)], now);
+        let events = [EventKind::Delivered, EventKind::ActionNeeded];
+        let due = due_events(&r, &HashSet::new(), now, &rules, &events);
+        // one message; the other number and the "confirm by" action are the
+        // same event, recorded with it and never sent
+        assert_eq!(keys(&due), ["delivered:LP00000000000001"]);
+        let folded: Vec<String> = due[0].supersedes.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            folded,
+            [
+                "delivered:RB778899002CN",
+                "action:8123456789012345:delivered_not_confirmed"
+            ]
+        );
+        // a channel without `delivered` still gets the action
+        let due = due_events(&r, &HashSet::new(), now, &rules, &[EventKind::ActionNeeded]);
+        assert_eq!(
+            keys(&due),
+            ["action:8123456789012345:delivered_not_confirmed"]
+        );
+        // deliveries at different moments are different events
+        let mut apart = delivered_twice(now);
+        apart.parcels[1].delivered_at = Some(now - Duration::hours(1));
+        let r = report(vec![apart], now);
+        let due = due_events(&r, &HashSet::new(), now, &rules, &[EventKind::Delivered]);
+        assert_eq!(
+            keys(&due),
+            ["delivered:LP00000000000001", "delivered:RB778899002CN"]
+        );
+    }
+
+    #[test]
+    fn a_renumbered_parcel_is_not_news_again() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let mut o = delivered_twice(now);
+        o.parcels.truncate(1);
+        o.parcels[0].tracking_number = "RB778899002CN".into();
+        o.parcels[0].previous_numbers = vec!["LP00000000000001".into()];
+        let r = report(vec![o], now);
+        let sent: HashSet<NotificationKey> = ["delivered:LP00000000000001".parse().expect("key")]
+            .into_iter()
+            .collect();
+        assert!(due_events(&r, &sent, now, &rules, &[EventKind::Delivered]).is_empty());
+        assert_eq!(
+            keys(&due_events(
+                &r,
+                &HashSet::new(),
+                now,
+                &rules,
+                &[EventKind::Delivered]
+            )),
+            ["delivered:RB778899002CN"]
+        );
     }
 
     #[test]

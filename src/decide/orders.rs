@@ -292,8 +292,7 @@ impl<'f> Derivation<'f> {
             .copied()
             .max()
             .unwrap_or(0);
-        let needs_action =
-            lifecycle::needs_action(&now_state, prot.ends, &parcels, horizon, today);
+        let needs_action = lifecycle::needs_action(&now_state, prot.ends, &parcels, horizon, today);
         OrderView {
             order_id: order_id.to_owned(),
             state: now_state.state,
@@ -535,4 +534,248 @@ fn best_store(emails: &[OrderEmail]) -> Option<String> {
         .filter(|e| e.store.is_some())
         .max_by_key(|e| e.date)
         .and_then(|e| e.store.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The derivation's own rules, each across its boundary in "today":
+    //! what dates the shipping, when a parcel is stalled, and what an order
+    //! first seen late (in transit, delivered) becomes over the days.
+    use super::*;
+    use crate::model::{OrderState, ProtectionSource};
+    use chrono::{NaiveDate, TimeZone};
+
+    const ORDER: &str = "8100000000000001";
+    const PARCEL: &str = "LP00100000000001";
+
+    fn t(day: &str) -> DateTime<Utc> {
+        let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("date");
+        Utc.from_utc_datetime(&d.and_hms_opt(10, 0, 0).expect("time"))
+    }
+
+    fn d(day: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("date")
+    }
+
+    fn email(kind: EmailKind, day: &str) -> OrderEmail {
+        OrderEmail {
+            kind,
+            date: t(day),
+            status: kind.implied_parcel_status(),
+            parcel_count: 1,
+            protection_until: None,
+            extended_days: None,
+            completed: false,
+            disputed: false,
+            eta: None,
+            items: vec![],
+            store: None,
+        }
+    }
+
+    /// One order with one parcel, told by `emails` (the parcel's own
+    /// emails say the same) and, where given, carrier events from Cainiao.
+    fn facts(emails: &[OrderEmail], events: Option<(&str, &str)>) -> Facts {
+        let mut f = Facts {
+            orders: vec![ORDER.into()],
+            ..Facts::default()
+        };
+        f.order_emails.insert(ORDER.into(), emails.to_vec());
+        f.order_parcels
+            .insert(ORDER.into(), [PARCEL.to_string()].into_iter().collect());
+        f.parcel_orders
+            .insert(PARCEL.into(), [ORDER.to_string()].into_iter().collect());
+        f.parcel_emails.insert(
+            PARCEL.into(),
+            emails
+                .iter()
+                .map(|e| ParcelEmail {
+                    date: e.date,
+                    status: e.status,
+                    subject: format!("{:?}", e.kind),
+                })
+                .collect(),
+        );
+        f.parcels.insert(
+            PARCEL.into(),
+            crate::facts::ParcelRow {
+                number: PARCEL.into(),
+                replaced_by: None,
+                carrier: None,
+                provider_status: events.map(|_| ParcelStatus::InTransit),
+                status_detail: None,
+                eta: None,
+                delivered_at: None,
+                last_checked_at: None,
+                first_seen_at: emails.first().map_or(t("2026-01-01"), |e| e.date),
+            },
+        );
+        if let Some((first, last)) = events {
+            f.first_events.insert(PARCEL.into(), t(first));
+            f.last_events.insert(
+                PARCEL.into(),
+                EventView {
+                    time: t(last),
+                    description: "Departed from sorting center".into(),
+                    location: None,
+                },
+            );
+            f.event_providers.insert(PARCEL.into(), Provider::Cainiao);
+        }
+        f
+    }
+
+    fn rules(provider: Provider) -> Rules {
+        let mut r = Rules::default();
+        r.tracking.provider = provider;
+        r
+    }
+
+    fn view(f: &Facts, today: &str, provider: Provider) -> OrderView {
+        report(f, t(today), &rules(provider))
+            .orders
+            .into_iter()
+            .next()
+            .expect("one order")
+    }
+
+    #[test]
+    fn only_a_shipped_email_or_the_first_carrier_event_dates_the_shipping() {
+        use EmailKind as K;
+        // (emails, carrier events (first, last), shipped_at, protection end)
+        type Case<'a> = (
+            Vec<OrderEmail>,
+            Option<(&'a str, &'a str)>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![email(K::Shipped, "2026-11-01")],
+                None,
+                Some("2026-11-01"),
+                Some("2026-12-31"),
+            ),
+            // later-stage emails date nothing: unknown, never invented
+            (vec![email(K::InTransit, "2026-11-20")], None, None, None),
+            (vec![email(K::Delivered, "2026-11-20")], None, None, None),
+            (
+                vec![email(K::OrderConfirmed, "2026-10-28")],
+                None,
+                None,
+                None,
+            ),
+            // a carrier's first event fills the date in, later too
+            (
+                vec![email(K::InTransit, "2026-11-20")],
+                Some(("2026-11-03", "2026-11-19")),
+                Some("2026-11-03"),
+                Some("2027-01-02"),
+            ),
+            // the earlier of the shipped email and the first event
+            (
+                vec![email(K::Shipped, "2026-11-05")],
+                Some(("2026-11-03", "2026-11-19")),
+                Some("2026-11-03"),
+                Some("2027-01-02"),
+            ),
+            (
+                vec![
+                    email(K::InTransit, "2026-11-02"),
+                    email(K::Shipped, "2026-11-04"),
+                ],
+                None,
+                Some("2026-11-04"),
+                Some("2027-01-03"),
+            ),
+        ];
+        for (emails, events, shipped, ends) in cases {
+            let kinds: Vec<EmailKind> = emails.iter().map(|e| e.kind).collect();
+            let o = view(&facts(&emails, events), "2026-11-21", Provider::None);
+            assert_eq!(o.shipped_at, shipped.map(d), "{kinds:?} {events:?}");
+            assert_eq!(o.protection_ends, ends.map(d), "{kinds:?} {events:?}");
+            let source = if ends.is_some() {
+                ProtectionSource::Default
+            } else {
+                ProtectionSource::Unknown
+            };
+            assert_eq!(o.protection_source, source, "{kinds:?} {events:?}");
+        }
+    }
+
+    #[test]
+    fn stalled_only_on_a_providers_events_older_than_stalled_after() {
+        use EmailKind as K;
+        let shipped = [email(K::Shipped, "2026-11-01")];
+        let tracked = facts(&shipped, Some(("2026-11-02", "2026-11-10")));
+        let silent = facts(&shipped, None);
+        // (facts, provider, today, stalled)
+        let cases = [
+            // newest event 2026-11-10 10:00, stalled_after 10 days
+            (&tracked, Provider::Cainiao, "2026-11-20", false),
+            (&tracked, Provider::Cainiao, "2026-11-21", true),
+            // provider switched off: its old events are no evidence now
+            (&tracked, Provider::None, "2026-11-21", false),
+            // no provider, or one without events yet: silence is no evidence
+            (&silent, Provider::None, "2026-11-15", false),
+            (&silent, Provider::None, "2026-12-20", false),
+            (&silent, Provider::Cainiao, "2026-12-20", false),
+        ];
+        for (f, provider, today, want) in cases {
+            let o = view(f, today, provider);
+            assert_eq!(o.parcels[0].stalled, want, "{provider:?} on {today}");
+            let asks = o
+                .needs_action
+                .iter()
+                .any(|a| a.reason == crate::model::ActionReason::Stalled);
+            assert_eq!(asks, want, "{provider:?} on {today}: {:?}", o.needs_action);
+        }
+        assert_eq!(
+            view(&tracked, "2026-11-21", Provider::Cainiao).parcels[0].provider,
+            Some(Provider::Cainiao)
+        );
+        assert_eq!(
+            view(&silent, "2026-11-21", Provider::None).parcels[0].provider,
+            None
+        );
+    }
+
+    #[test]
+    fn an_order_first_seen_late_moves_on_by_its_own_dates() {
+        use EmailKind as K;
+        use OrderState as S;
+        let in_transit = facts(&[email(K::InTransit, "2026-08-01")], None);
+        let delivered = facts(&[email(K::Delivered, "2026-11-20")], None);
+        // (facts, today, state, auto completes, dispute until)
+        type Case<'a> = (&'a Facts, &'a str, S, Option<&'a str>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            // in transit, unknown end: active until 120 days of silence
+            (&in_transit, "2026-11-29", S::Shipped, None, None),
+            (&in_transit, "2026-11-30", S::Completed, None, None),
+            // delivered only: §7 from the delivery date
+            (
+                &delivered,
+                "2026-11-25",
+                S::Delivered,
+                Some("2026-11-25"),
+                Some("2026-12-10"),
+            ),
+            (
+                &delivered,
+                "2026-11-26",
+                S::Completed,
+                Some("2026-11-25"),
+                Some("2026-12-10"),
+            ),
+        ];
+        for (f, today, state, auto, until) in cases {
+            let o = view(f, today, Provider::None);
+            assert_eq!(o.state, state, "{today}");
+            assert_eq!(o.shipped_at, None, "{today}");
+            assert_eq!(o.protection_ends, None, "{today}");
+            assert_eq!(o.protection_source, ProtectionSource::Unknown, "{today}");
+            assert_eq!(o.auto_completes_on, auto.map(d), "{today}");
+            assert_eq!(o.dispute_until, until.map(d), "{today}");
+        }
+    }
 }

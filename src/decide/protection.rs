@@ -539,12 +539,7 @@ mod tests {
             let p = protection(&facts, 60);
             assert_eq!(
                 (p.ends, p.source, p.auto_completes_on, p.dispute_until),
-                (
-                    want.0.map(d),
-                    want.1,
-                    want.2.map(d),
-                    want.3.map(d)
-                ),
+                (want.0.map(d), want.1, want.2.map(d), want.3.map(d)),
                 "case: {name}"
             );
         }

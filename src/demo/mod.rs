@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn placeholders_are_filled_relative_to_now() {
         let cases = [
-            ("Date: {{DATE:-14}}", "Date: Mon, 23 Nov 2026 09:30:00 +0000"),
+            (
+                "Date: {{DATE:-14}}",
+                "Date: Mon, 23 Nov 2026 09:30:00 +0000",
+            ),
             ("Delivered {{DAY:-2}}", "Delivered 05/12/2026"),
             ("{{DAY:0}}", "07/12/2026"),
             // not ours: left alone

@@ -814,7 +814,12 @@ fn warning_order_text(t: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
         "* ",
         "  ",
     ));
-    t.push_str(&wrap(&order_facts(o, today, true), TEXT_COLUMNS, "  ", "  "));
+    t.push_str(&wrap(
+        &order_facts(o, today, true),
+        TEXT_COLUMNS,
+        "  ",
+        "  ",
+    ));
     for p in &o.parcels {
         t.push_str(&wrap(&parcel_detail(p, tz), TEXT_COLUMNS, "  - ", "    "));
     }
@@ -965,5 +970,128 @@ pub fn render_warnings(
         subject,
         text: t,
         html: h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The digest says only what is true today, in one zone.
+    use super::*;
+    use crate::model::ParcelStatus;
+    use crate::report::EventView;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn rules(provider: Provider) -> Rules {
+        let mut r = Rules {
+            timezone: chrono_tz::Europe::Berlin,
+            ..Rules::default()
+        };
+        r.tracking.provider = provider;
+        r
+    }
+
+    fn report(orders: Vec<OrderView>) -> StatusReport {
+        StatusReport {
+            generated_at: utc("2026-11-28T08:00:00Z"),
+            orders,
+            unassigned_parcels: vec![],
+            notices: vec![],
+        }
+    }
+
+    /// Shipped, one parcel whose last event is 23:30 UTC on 11-26, which
+    /// is 00:30 on 11-27 in Berlin.
+    fn late_event_order() -> OrderView {
+        let mut p = ParcelView::sample("LP00100000000001", ParcelStatus::InTransit);
+        p.last_event = Some(EventView {
+            time: utc("2026-11-26T23:30:00Z"),
+            description: "Departed from sorting center".into(),
+            location: None,
+        });
+        OrderView {
+            shipped_at: Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 10).expect("date")),
+            protection_ends: chrono::NaiveDate::from_ymd_opt(2027, 1, 9),
+            protection_days_left: Some(42),
+            protection_source: ProtectionSource::Default,
+            url: crate::decide::orders::order_url("8100000000000001"),
+            parcels: vec![p],
+            ..OrderView::sample("8100000000000001", OrderState::Shipped)
+        }
+    }
+
+    #[test]
+    fn every_date_in_the_digest_is_in_the_users_zone() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
+            .single()
+            .expect("time");
+        let d = render_digest(
+            &report(vec![late_event_order()]),
+            &rules(Provider::None),
+            now,
+        );
+        // the one-line entry and nothing else: the Berlin day only
+        assert!(d.text.contains("2026-11-27"), "{}", d.text);
+        assert!(!d.text.contains("2026-11-26"), "{}", d.text);
+        assert!(!d.html.contains("2026-11-26"), "{}", d.html);
+    }
+
+    #[test]
+    fn the_footer_says_once_that_tracking_is_off_and_only_then() {
+        let now = utc("2026-11-28T08:00:00Z");
+        for (provider, want) in [(Provider::None, 1), (Provider::Cainiao, 0)] {
+            let d = render_digest(&report(vec![late_event_order()]), &rules(provider), now);
+            let flat = d.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(flat.matches("Tracking is off").count(), want, "{}", d.text);
+            assert_eq!(
+                d.html.matches("Tracking is off").count(),
+                want,
+                "{provider:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_protection_end_says_where_to_look_with_the_link() {
+        let now = utc("2026-11-28T08:00:00Z");
+        let mut o = late_event_order();
+        o.shipped_at = None;
+        o.protection_ends = None;
+        o.protection_days_left = None;
+        o.protection_source = ProtectionSource::Unknown;
+        let mut awaiting = OrderView::sample("8100000000000002", OrderState::AwaitingShipment);
+        awaiting.url = crate::decide::orders::order_url("8100000000000002");
+        let d = render_digest(&report(vec![o, awaiting]), &rules(Provider::None), now);
+        let flat = d.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!(
+                "{PROTECTION_UNKNOWN} https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000001"
+            )),
+            "{}",
+            d.text
+        );
+        // not for an order that has not shipped: its protection has not
+        // started, nothing is unknown yet
+        assert_eq!(
+            flat.matches("protection end unknown").count(),
+            1,
+            "{}",
+            d.text
+        );
+        assert!(
+            d.html.contains(
+                "protection end unknown: <a href=\"https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000001\">check the order page</a>"
+            ),
+            "{}",
+            d.html
+        );
+        // no day count, no "shipped" day invented
+        assert!(!flat.contains(", day "), "{}", d.text);
     }
 }

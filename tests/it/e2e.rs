@@ -1326,7 +1326,10 @@ fn without_a_provider_aliwatch_invents_nothing() {
     // that tracking is off.
     let out = util::run(&mut world.cmd(&["digest", "--print"]));
     let digest = util::stdout(&out);
-    assert!(!digest.to_lowercase().contains("ask the seller"), "{digest}");
+    assert!(
+        !digest.to_lowercase().contains("ask the seller"),
+        "{digest}"
+    );
     let transit = digest.find("IN TRANSIT").expect("in transit section");
     let at = digest.find(shipped.0).expect("the shipped order is listed");
     assert!(at > transit, "the shipped order needs no action:\n{digest}");
