@@ -189,7 +189,7 @@ pub fn due_events(
     // email marks each number of the order, an LP number and its last-mile
     // number among them) are one event; a parcel renumbered after its
     // news was pushed is not news again.
-    let mut parcel_news: Vec<(Option<&str>, EventKind, Option<DateTime<Utc>>, usize)> = Vec::new();
+    let mut parcel_news: Vec<News> = Vec::new();
     let claimed = report
         .orders
         .iter()
@@ -211,14 +211,22 @@ pub fn due_events(
         {
             continue;
         }
-        let when = news_time(p, event);
-        let same = parcel_news
-            .iter()
-            .find(|(o, e, t, _)| order_id.is_some() && *o == order_id && *e == event && *t == when);
+        let news = News {
+            order_id,
+            event,
+            when: news_time(p, event),
+            index: parcel_keys.len(),
+        };
+        let same = parcel_news.iter().find(|n| {
+            n.order_id.is_some()
+                && n.order_id == news.order_id
+                && n.event == news.event
+                && n.when == news.when
+        });
         match same {
-            Some(&(_, _, _, i)) => parcel_keys[i].supersedes.push(key),
+            Some(n) => parcel_keys[n.index].supersedes.push(key),
             None => {
-                parcel_news.push((order_id, event, when, parcel_keys.len()));
+                parcel_news.push(news);
                 push(key, &mut parcel_keys);
             }
         }
@@ -243,12 +251,12 @@ pub fn due_events(
                 // "Delivered, confirm by D" is the delivery's own news: a
                 // channel that gets the `delivered` push of that order in
                 // this pass (it names the day) does not get it twice.
-                let delivery = parcel_news.iter().find(|(o, e, _, _)| {
-                    *o == Some(order.order_id.as_str()) && *e == EventKind::Delivered
+                let delivery = parcel_news.iter().find(|n| {
+                    n.order_id == Some(order.order_id.as_str()) && n.event == EventKind::Delivered
                 });
                 match delivery {
-                    Some(&(_, _, _, i)) if need.reason == ActionReason::DeliveredNotConfirmed => {
-                        parcel_keys[i].supersedes.push(key)
+                    Some(n) if need.reason == ActionReason::DeliveredNotConfirmed => {
+                        parcel_keys[n.index].supersedes.push(key)
                     }
                     _ => push(key, &mut keys),
                 }
@@ -260,6 +268,17 @@ pub fn due_events(
         keys.extend(due_digest(report, recorded, now, rules));
     }
     keys
+}
+
+/// One parcel event due in this pass, to recognise the same event under
+/// another number of the same order.
+struct News<'r> {
+    order_id: Option<&'r str>,
+    event: EventKind,
+    /// When it happened (the delivery, else the last event).
+    when: Option<DateTime<Utc>>,
+    /// Its notification among the parcel events.
+    index: usize,
 }
 
 /// Whether the parcel's news was pushed already, under its number or an
