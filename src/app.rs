@@ -194,14 +194,19 @@ fn cmd_add(
         .into());
     }
     let new = store.add_parcel(&number, order, create, Utc::now())?;
-    println!(
-        "{} {number} ({}){}",
-        if new { "tracking" } else { "already tracking" },
-        format.unwrap_or("format unknown to aliwatch"),
-        order
-            .map(|o| format!(" for order {}", crate::model::normalise_number(o)))
-            .unwrap_or_default()
-    );
+    let format = match (format, from_email) {
+        (Some(f), _) => f,
+        (None, true) => "named by an AliExpress email",
+        (None, false) => "format unknown to aliwatch",
+    };
+    let order = order.map(crate::model::normalise_number);
+    let line = match (new, &order) {
+        (true, Some(o)) => format!("tracking {number} ({format}) for order {o}"),
+        (true, None) => format!("tracking {number} ({format})"),
+        (false, Some(o)) => format!("{number} ({format}) is tied to order {o}"),
+        (false, None) => format!("already tracking {number} ({format})"),
+    };
+    println!("{line}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -252,8 +252,9 @@ impl<'f> Derivation<'f> {
             .iter()
             .map(|n| self.parcel_view(n, now, rules))
             .collect();
-        let state = facts_state(emails, &parcels, completion.is_some(), shipped.is_some());
-        let delivered_on = delivered_on(state, emails, &parcels, completion.is_some()).map(local);
+        let state = facts_state(emails, &parcels, completion.is_some(), shipped);
+        let delivered_on =
+            delivered_on(state, emails, &parcels, shipped, completion.is_some()).map(local);
         let prot = protection::protection(
             &ProtectionFacts {
                 shipped_on: shipped.map(local),
@@ -410,12 +411,21 @@ fn completion(
     done.into_iter().chain(email).min_by_key(|c| c.0)
 }
 
+/// Whether a parcel's delivery counts for its order. A delivery dated
+/// before the order shipped belongs to another journey (an old email about
+/// a number tied to the order later, with `add --order`): it must not
+/// deliver the order, nor cut its protection to a day before it shipped.
+fn delivers_order(p: &ParcelView, shipped: Option<DateTime<Utc>>) -> bool {
+    p.status == ParcelStatus::Delivered
+        && !matches!((p.delivered_at, shipped), (Some(d), Some(s)) if d < s)
+}
+
 /// The state the facts alone show (no date rules yet).
 fn facts_state(
     emails: &[OrderEmail],
     parcels: &[ParcelView],
     completed: bool,
-    shipped: bool,
+    shipped: Option<DateTime<Utc>>,
 ) -> OrderState {
     protection::order_state(StateFacts {
         completed,
@@ -426,10 +436,10 @@ fn facts_state(
         parcels: parcels.len(),
         parcels_delivered: parcels
             .iter()
-            .filter(|p| p.status == ParcelStatus::Delivered)
+            .filter(|p| delivers_order(p, shipped))
             .count(),
         // A later-stage email dates nothing but shows the order moving.
-        shipped: shipped || emails.iter().any(|e| e.kind.shows_shipped()),
+        shipped: shipped.is_some() || emails.iter().any(|e| e.kind.shows_shipped()),
     })
 }
 
@@ -440,14 +450,16 @@ fn delivered_on(
     state: OrderState,
     emails: &[OrderEmail],
     parcels: &[ParcelView],
+    shipped: Option<DateTime<Utc>>,
     completed: bool,
 ) -> Option<DateTime<Utc>> {
-    let delivered_any = parcels.iter().any(|p| p.status == ParcelStatus::Delivered);
+    let delivered_any = parcels.iter().any(|p| delivers_order(p, shipped));
     if state != OrderState::Delivered && !(completed && delivered_any) {
         return None;
     }
     parcels
         .iter()
+        .filter(|p| delivers_order(p, shipped))
         .filter_map(|p| p.delivered_at)
         .max()
         .or_else(|| {
@@ -776,6 +788,60 @@ mod tests {
             assert_eq!(o.protection_source, ProtectionSource::Unknown, "{today}");
             assert_eq!(o.auto_completes_on, auto.map(d), "{today}");
             assert_eq!(o.dispute_until, until.map(d), "{today}");
+        }
+    }
+
+    #[test]
+    fn a_delivery_before_the_order_shipped_keeps_the_orders_dates() {
+        use EmailKind as K;
+        // shipped 2026-11-17; a parcel tied to it later (add --order) with
+        // an old "delivered" email
+        let tied = |delivered: &str| {
+            let mut f = facts(&[email(K::Shipped, "2026-11-17")], None);
+            f.parcel_emails.insert(
+                PARCEL.into(),
+                vec![ParcelEmail {
+                    date: t(delivered),
+                    status: Some(ParcelStatus::Delivered),
+                    subject: "Package delivered".into(),
+                }],
+            );
+            f
+        };
+        // (delivered on, today, state, protection end)
+        let cases = [
+            // before shipping: not this order's delivery
+            (
+                "2026-10-28",
+                "2026-11-20",
+                OrderState::Shipped,
+                "2027-01-16",
+            ),
+            (
+                "2026-10-28",
+                "2027-01-16",
+                OrderState::Shipped,
+                "2027-01-16",
+            ),
+            // after shipping: delivered, protection cut to delivery + 5
+            (
+                "2026-11-25",
+                "2026-11-26",
+                OrderState::Delivered,
+                "2026-11-30",
+            ),
+            (
+                "2026-11-25",
+                "2026-12-01",
+                OrderState::Completed,
+                "2026-11-30",
+            ),
+        ];
+        for (delivered, today, state, ends) in cases {
+            let o = view(&tied(delivered), today, Provider::None);
+            assert_eq!(o.state, state, "delivered {delivered}, {today}");
+            assert_eq!(o.protection_ends, Some(d(ends)), "delivered {delivered}");
+            assert_eq!(o.shipped_at, Some(d("2026-11-17")));
         }
     }
 }
