@@ -1382,3 +1382,55 @@ fn without_a_provider_aliwatch_invents_nothing() {
     );
     assert_eq!(status["unassigned_parcels"], serde_json::json!([]));
 }
+
+/// A warning that only the tracking provider's answer makes due (the email
+/// is an "in transit" one and dates nothing; the first carrier event, 55
+/// days ago, does) goes out right after the daemon's first tracking pass,
+/// not a scheduler tick (60 s) later: a finished tracking pass kicks the
+/// notification scheduler.
+#[test]
+fn due_notifications_go_out_in_the_first_pass_after_start() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let standin = Standin::start();
+    standin.set_epoch(Utc::now() - chrono::Duration::days(55));
+    let world = World::new(&stack, &standin);
+    let (order, number) = (order_id(900), tracking_number(900));
+    standin.set_timeline(&number, journey());
+    standin.advance(&number);
+    standin.advance(&number);
+    stack.append(
+        "alice",
+        "INBOX",
+        &stage_email(
+            0,
+            &order,
+            &number,
+            &format!("Order {order}: package in transit"),
+            "Your package is on its way. Click below to see the latest status.",
+            Utc::now() - chrono::Duration::days(3),
+        ),
+        None,
+    );
+    let started = Instant::now();
+    let mut child = world.spawn_run(&[]);
+    let sent = wait_for(Duration::from_secs(90), "the warning at the sink", || {
+        let w: Vec<_> = sink_messages(&stack)
+            .into_iter()
+            .filter(|(_, s, _)| s.starts_with("Buyer Protection"))
+            .collect();
+        (!w.is_empty()).then_some(w)
+    });
+    let took = started.elapsed();
+    eprintln!("e2e: start -> warning sent in {took:?}");
+    assert_eq!(sent.len(), 1);
+    assert!(
+        took < Duration::from_secs(20),
+        "took {took:?}; log:\n{}",
+        world.log()
+    );
+    let st = terminate(&mut child, || world.log());
+    assert_eq!(st.code(), Some(0), "log:\n{}", world.log());
+}
