@@ -205,10 +205,18 @@ pub fn due_events(
             continue;
         };
         let event = key.event();
-        if !wants(event)
-            || already_news(p, &key, recorded)
-            || parcel_keys.iter().any(|n| n.key == key)
-        {
+        if !wants(event) || already_news(p, &key, recorded) {
+            continue;
+        }
+        // One parcel of two orders (one package for both) is one event:
+        // remember the second order too, so its "confirm receipt" folds in.
+        if let Some(index) = parcel_keys.iter().position(|n| n.key == key) {
+            parcel_news.push(News {
+                order_id,
+                event,
+                when: news_time(p, event),
+                index,
+            });
             continue;
         }
         let news = News {
@@ -933,6 +941,28 @@ mod tests {
         assert_eq!(
             keys(&due),
             ["delivered:LP00000000000001", "delivered:RB778899002CN"]
+        );
+    }
+
+    #[test]
+    fn one_package_for_two_orders_is_one_push() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let mut a = delivered_twice(now);
+        a.parcels.truncate(1);
+        let mut b = a.clone();
+        b.order_id = "8123456789012399".into();
+        let r = report(vec![a, b], now);
+        let events = [EventKind::Delivered, EventKind::ActionNeeded];
+        let due = due_events(&r, &HashSet::new(), now, &rules, &events);
+        assert_eq!(keys(&due), ["delivered:LP00000000000001"]);
+        let folded: Vec<String> = due[0].supersedes.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            folded,
+            [
+                "action:8123456789012345:delivered_not_confirmed",
+                "action:8123456789012399:delivered_not_confirmed"
+            ]
         );
     }
 
