@@ -6,7 +6,8 @@
 //! too, by the date, without any job rewriting the database.
 //!
 //! - delivered: `delivered` until `auto_completes_on` (delivery + 5 days,
-//!   never after the protection end), `completed` (`auto`) after it;
+//!   never after the protection end), `completed` (`auto`) after it, also
+//!   when the protection end is unknown (an order first seen delivered);
 //! - protection ended, not delivered: `protection_ended` from the day after
 //!   `protection_ends` until `dispute_until` (= end + 15 days), then
 //!   `completed` (`auto`);

@@ -21,6 +21,10 @@
 //! - Push channels (SPEC §8) get the same warnings and digest, and the
 //!   events of [`due_events`]: from the same `needs_action` view and parcel
 //!   statuses that `status` shows, so every channel says the same thing.
+//!   One event is one message per channel: the same delivery under several
+//!   keys (two numbers of one parcel, one package for two orders, the
+//!   order's "confirm receipt") is sent once, the other keys recorded as
+//!   superseded with it.
 
 use std::collections::HashSet;
 

@@ -15,7 +15,11 @@
 //!   about five days ([`AUTO_COMPLETE_AFTER_DELIVERY_DAYS`]) and then leaves
 //!   15 days to open a dispute ([`DISPUTE_DAYS_AFTER_COMPLETION`]). Without
 //!   an email or manual date, the protection end becomes the earlier of the
-//!   default end and the expected auto-completion.
+//!   default end and the expected auto-completion;
+//! - `unknown`: no shipping date, no stated date, no manual date: the end
+//!   is `None`, never guessed (a late date is the dangerous direction); a
+//!   delivered order still gets its auto-completion from the delivery;
+//! - a parcel is stalled only on a provider's evidence ([`Tracked`]).
 
 use chrono::{Duration as ChronoDuration, NaiveDate};
 

@@ -862,6 +862,14 @@ fn demo_serves_a_true_story_dated_today_and_refuses_an_existing_database() {
     let page = get(port, "/");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("LED desk lamp"), "{}", page.body);
+    // the order first seen in transit: no date invented, the page to check
+    assert!(
+        page.body.contains(
+            "protection end unknown: <a href=\"https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000505\">check the order page</a>"
+        ),
+        "{}",
+        page.body
+    );
     let status: Value = serde_json::from_str(&get(port, "/api/status").body).expect("json");
     let orders = status["orders"].as_array().expect("orders");
     let state = |id: &str| {
