@@ -112,7 +112,7 @@ pub fn in_time(f: &TimeFacts, today: NaiveDate) -> Today {
 /// newest email, carrier event or command (`last_activity`), else the
 /// newest date the order shows (delivery, last carrier event, shipping,
 /// order date).
-pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
+pub fn completed_on(o: &OrderView, tz: chrono_tz::Tz) -> Option<NaiveDate> {
     match o.completed_reason {
         Some(CompletedReason::Auto) => {
             if let Some(d) = o.dispute_until {
@@ -129,10 +129,12 @@ pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
     if o.last_activity.is_some() {
         return o.last_activity;
     }
+    // the day in the user's zone, like every date a person reads
+    let day = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).date_naive();
     let parcel_dates = o.parcels.iter().flat_map(|p| {
         [
-            p.delivered_at.map(|t| t.date_naive()),
-            p.last_event.as_ref().map(|e| e.time.date_naive()),
+            p.delivered_at.map(day),
+            p.last_event.as_ref().map(|e| day(e.time)),
         ]
     });
     parcel_dates

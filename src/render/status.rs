@@ -11,6 +11,7 @@
 //! both survive every cut.
 
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 
 use crate::decide::lifecycle::completed_on;
 use crate::decide::Rules;
@@ -56,9 +57,9 @@ fn what(o: &OrderView) -> String {
 
 /// The date that matters for the order, with a mark when it is soon:
 /// protection's end for active orders, why and when for completed ones.
-fn when(o: &OrderView, soon: i64) -> String {
+fn when(o: &OrderView, soon: i64, tz: Tz) -> String {
     if o.state == OrderState::Completed {
-        return completed_words(o);
+        return completed_words(o, tz);
     }
     if o.state == OrderState::ProtectionEnded {
         if let Some(d) = o.dispute_until {
@@ -104,14 +105,14 @@ fn origin_words(p: &ParcelView) -> &'static str {
 /// "auto-completed 2026-10-02", "confirmed 2026-09-20", "closed", "done",
 /// "no news since 2026-07-01" (the day of the last news, not the day it
 /// went stale: that is what a user can look up).
-fn completed_words(o: &OrderView) -> String {
+fn completed_words(o: &OrderView, tz: Tz) -> String {
     let with_day = |word: &str, day: Option<NaiveDate>| match day {
         Some(d) => format!("{word} {d}"),
         None => word.to_owned(),
     };
     match o.completed_reason {
-        Some(CompletedReason::Auto) => with_day("auto-completed", completed_on(o)),
-        Some(CompletedReason::Confirmed) => with_day("confirmed", completed_on(o)),
+        Some(CompletedReason::Auto) => with_day("auto-completed", completed_on(o, tz)),
+        Some(CompletedReason::Confirmed) => with_day("confirmed", completed_on(o, tz)),
         Some(CompletedReason::Closed) => "closed".into(),
         Some(CompletedReason::Done) => "done".into(),
         Some(CompletedReason::Stale) => with_day("no news since", o.last_activity),
@@ -222,7 +223,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
                     o.order_id.clone(),
                     what(o),
                     o.state.as_str().to_owned(),
-                    when(o, soon),
+                    when(o, soon, rules.timezone),
                 ],
                 parcels,
                 note: unknown_lines(o),
@@ -324,7 +325,7 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
                 parcel,
                 status,
                 shipped.clone(),
-                unknown_line(o).unwrap_or_else(|| when(o, soon)),
+                unknown_line(o).unwrap_or_else(|| when(o, soon, rules.timezone)),
                 o.store.as_deref().map_or_else(|| "-".into(), one_line),
                 what(o),
             ]
