@@ -128,6 +128,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         o.order_id,
                         o.protection_source.as_str()
                     ),
+                    // Advice that works: say why nothing moved and what does.
+                    _ if o.protection_source == crate::model::ProtectionSource::Unknown => println!(
+                        "order {}: recorded; its protection end is unknown (nothing dates its shipping), so the extension applies once a date is known; check the order page ({}) and give its date with --until YYYY-MM-DD",
+                        o.order_id, o.url
+                    ),
                     _ => println!("order {}: recorded", o.order_id),
                 }
             }
