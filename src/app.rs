@@ -180,16 +180,26 @@ fn cmd_add(
     force: bool,
 ) -> Result<ExitCode> {
     let number = TrackingNumber::new(tracking_number);
-    let mut store = open_store(cfg)?;
-    // A number aliwatch itself took from an AliExpress email (a subject's
-    // parcel position accepts formats it does not know) is a parcel by
-    // that email's word: the digest suggests `add NUMBER --order ID` for
-    // exactly these, so the suggestion must work without --force.
-    let from_email = store.parcel_named_by_email(number.as_str())?;
-    let format = match crate::extract::numbers::check_typed(number.as_str(), force || from_email) {
-        Ok(f) => f,
-        Err(message) => return Err(Failed { message }.into()),
+    let (format, from_email) = match crate::extract::numbers::check_typed(number.as_str(), force) {
+        Ok(f) => (f, false),
+        // A number aliwatch itself took from an AliExpress email (a
+        // subject's parcel position accepts formats it does not know) is a
+        // parcel by that email's word: the digest suggests `add NUMBER
+        // --order ID` for exactly these, so the suggestion must work
+        // without --force. Anything else refused stays refused, and the
+        // database is not created for it.
+        Err(message) => {
+            let named = cfg.database.exists()
+                && Store::open_read_only(&cfg.database)?.parcel_named_by_email(number.as_str())?;
+            if !named {
+                return Err(Failed { message }.into());
+            }
+            let f = crate::extract::numbers::check_typed(number.as_str(), true)
+                .map_err(|message| Failed { message })?;
+            (f, true)
+        }
     };
+    let mut store = open_store(cfg)?;
     if !from_email && store.order_known(number.as_str())? {
         return Err(Failed {
             message: format!(
