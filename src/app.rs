@@ -84,11 +84,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     if let Command::Generate { what } = &cli.command {
         return crate::docgen::run(what);
     }
+    // `demo` never reads the config: it must not touch the user's database.
+    if let Command::Demo { listen } = &cli.command {
+        return cmd_demo(cli.database.as_deref(), *listen);
+    }
     let cfg = load_config(cli.config.as_deref(), cli.database.clone())?;
     let quiet = cli.quiet > 0;
     let now = Utc::now;
     match cli.command {
-        Command::Extract { .. } | Command::Generate { .. } => unreachable!("handled above"),
+        Command::Extract { .. } | Command::Generate { .. } | Command::Demo { .. } => {
+            unreachable!("handled above")
+        }
         Command::CheckConfig { connect } => cmd_check_config(&cfg, connect),
         Command::Run => cmd_run(&cfg),
         Command::Import { paths } => cmd_import(&cfg, &paths, quiet),
@@ -233,6 +239,70 @@ pub fn load_config(
         cfg.database = db;
     }
     Ok(cfg)
+}
+
+/// `aliwatch demo`: the demo database (a new file), then its dashboard
+/// until Ctrl-C. No SMTP, push or tracking is set up, so nothing is sent.
+fn cmd_demo(database: Option<&std::path::Path>, listen: std::net::SocketAddr) -> Result<ExitCode> {
+    let (path, _temp) = match database {
+        Some(p) if p.exists() => {
+            return Err(Failed {
+                message: format!(
+                    "{} exists; the demo writes a new database (give a new file name, or none for a temporary one)",
+                    p.display()
+                ),
+            }
+            .into())
+        }
+        Some(p) => (p.to_path_buf(), None),
+        None => {
+            let dir = TempDir::new()?;
+            (dir.0.join("demo.sqlite"), Some(dir))
+        }
+    };
+    let emails = crate::demo::build(&path, Utc::now())?;
+    let mut cfg = Config::defaults(path.clone());
+    cfg.http = Some(crate::config::HttpConfig {
+        listen,
+        token: None,
+    });
+    let cfg = Arc::new(cfg);
+    runtime()?.block_on(async move {
+        let listener = crate::web::bind(listen).await?;
+        let web = crate::web::Web::new(cfg.clone(), crate::live::Live::new())?;
+        let addr = listener.local_addr()?;
+        info!(emails, database = %path.display(), "demo database built");
+        println!("aliwatch demo: open http://{addr}/ (Ctrl-C to stop; nothing is sent)");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let serving = tokio::spawn(crate::web::serve(listener, web, cancel.clone()));
+        tokio::signal::ctrl_c().await?;
+        cancel.cancel();
+        let _ = serving.await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A directory of our own under the system's temporary directory, removed
+/// when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!(
+            "aliwatch-demo-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn open_store(cfg: &Config) -> Result<Store> {

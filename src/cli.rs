@@ -129,6 +129,15 @@ pub enum Command {
         #[arg(value_name = "ORDER_ID")]
         order_id: String,
     },
+    /// A first look: build a demo database from example emails embedded in
+    /// aliwatch (dated relative to today) and serve its dashboard until
+    /// Ctrl-C. Sends nothing; never touches your database (--database
+    /// names a new file to keep it, else a temporary one is used).
+    Demo {
+        /// Where the dashboard listens.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+    },
     /// Write the man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate {

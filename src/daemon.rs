@@ -10,6 +10,11 @@
 //! span an await either, so cancelling a task at any await point leaves
 //! the database consistent; SIGTERM therefore only has to cancel, wait a
 //! few seconds for the tasks to return, and exit 0.
+//!
+//! The schedulers pass every [`SCHEDULER_TICK`] and at once when kicked:
+//! new mail kicks both, a finished tracking pass kicks the notification
+//! scheduler (what a provider said may be due now). Each registers for the
+//! kick before its pass, so a kick during a pass is not lost.
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::model::{
-    EmailKind, Item, NotificationKey, NotificationState, OrderAction, ParcelStatus, TrackingNumber,
+    EmailKind, Item, NotificationKey, NotificationState, OrderAction, ParcelStatus, Provider,
+    TrackingNumber,
 };
 use crate::report::EventView;
 
@@ -83,6 +84,9 @@ pub struct Facts {
     pub last_events: HashMap<String, EventView>,
     /// The time of the oldest carrier event per parcel.
     pub first_events: HashMap<String, DateTime<Utc>>,
+    /// The provider of the newest carrier event per parcel: the evidence a
+    /// provider tracks it (only then can it be stalled).
+    pub event_providers: HashMap<String, Provider>,
 }
 
 // ---------------------------------------------------------------------------

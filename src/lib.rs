@@ -25,6 +25,7 @@
 //! | [`docgen`] | file write | man pages and completions from the clap definitions |
 //! | [`ops`] | wiring | what the database commands do (`status`, `add`, `done`, `import`, …), shared by the command line and the service |
 //! | [`control`] | Unix socket | the command line beside the running service: routing, the control socket's protocol, client and server |
+//! | [`demo`] | file write | `aliwatch demo`: embedded demo emails, dated relative to now, into a database of their own |
 //! | [`cli`], [`app`] | face | the commands and exit codes |
 
 #![forbid(unsafe_code)]
@@ -36,6 +37,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod decide;
+pub mod demo;
 pub mod docgen;
 pub mod extract;
 pub mod facts;

@@ -62,12 +62,22 @@ impl EmailKind {
         EmailKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Kinds that show an order shipped or moving (SPEC §4 `shipped_at`).
+    /// Kinds that show an order is on its way (its state is at least
+    /// `shipped`). Not a shipping date: see [`EmailKind::dates_shipping`].
     pub fn shows_shipped(self) -> bool {
         matches!(
             self,
             EmailKind::Shipped | EmailKind::InTransit | EmailKind::Delivered
         )
+    }
+
+    /// Whether an email of this kind dates the shipping (SPEC §4
+    /// `shipped_at`): only "your order has shipped". A later-stage email
+    /// (in transit, customs, out for delivery, delivered) arrives days or
+    /// weeks after the parcel left; taking its date would move the
+    /// protection end later than the real one, the dangerous direction.
+    pub fn dates_shipping(self) -> bool {
+        self == EmailKind::Shipped
     }
 
     /// The parcel status an email of this kind implies when it names no
@@ -339,6 +349,9 @@ pub enum ProtectionSource {
     Manual,
     /// Shipping date plus `protection.days`.
     Default,
+    /// Nothing shows when the order shipped and no email or command states
+    /// a date: `protection_ends` is `null` (SPEC §4). Never guessed.
+    Unknown,
 }
 
 impl ProtectionSource {
@@ -348,6 +361,7 @@ impl ProtectionSource {
             ProtectionSource::Email => "email",
             ProtectionSource::Manual => "manual",
             ProtectionSource::Default => "default",
+            ProtectionSource::Unknown => "unknown",
         }
     }
 }
@@ -368,6 +382,13 @@ impl Provider {
             Provider::Cainiao => "cainiao",
             Provider::None => "none",
         }
+    }
+
+    /// Parses the config spelling (as stored in the `provider` column).
+    pub fn parse(s: &str) -> Option<Provider> {
+        [Provider::SeventeenTrack, Provider::Cainiao, Provider::None]
+            .into_iter()
+            .find(|p| p.as_str() == s)
     }
 }
 

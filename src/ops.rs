@@ -63,8 +63,8 @@ pub fn digest_text(store: &Store, cfg: &Config, now: DateTime<Utc>) -> Result<St
     Ok(crate::render::render_digest(&report, &rules, now).text)
 }
 
-/// `add`: the number is checked before the database is touched (a typo or
-/// an order number never becomes a parcel that is asked for every day).
+/// `add`: the number is checked before it is recorded (a typo or an order
+/// number never becomes a parcel that is asked for every day).
 pub fn add(
     store: &mut Store,
     tracking_number: &str,
@@ -74,23 +74,41 @@ pub fn add(
     now: DateTime<Utc>,
 ) -> Result<String> {
     let number = TrackingNumber::new(tracking_number);
-    let format =
-        crate::extract::numbers::check_typed(number.as_str(), force).map_err(Failed::new)?;
-    if store.order_known(number.as_str())? {
+    let (format, from_email) = match crate::extract::numbers::check_typed(number.as_str(), force) {
+        Ok(f) => (f, false),
+        // A number aliwatch itself took from an AliExpress email (a
+        // subject's parcel position accepts formats it does not know) is a
+        // parcel by that email's word: the digest suggests `add NUMBER
+        // --order ID` for exactly these, so the suggestion must work
+        // without --force. Anything else refused stays refused.
+        Err(message) => {
+            if !store.parcel_named_by_email(number.as_str())? {
+                return Err(Failed::new(message).into());
+            }
+            let f =
+                crate::extract::numbers::check_typed(number.as_str(), true).map_err(Failed::new)?;
+            (f, true)
+        }
+    };
+    if !from_email && store.order_known(number.as_str())? {
         return Err(Failed::new(format!(
             "{number} is an AliExpress order number (an email named it), not a tracking number; to tie a parcel to it use `aliwatch add TRACKING_NUMBER --order {number}`"
         ))
         .into());
     }
     let new = store.add_parcel(&number, order, create, now)?;
-    Ok(format!(
-        "{} {number} ({}){}\n",
-        if new { "tracking" } else { "already tracking" },
-        format.unwrap_or("format unknown to aliwatch"),
-        order
-            .map(|o| format!(" for order {}", crate::model::normalise_number(o)))
-            .unwrap_or_default()
-    ))
+    let format = match (format, from_email) {
+        (Some(f), _) => f,
+        (None, true) => "named by an AliExpress email",
+        (None, false) => "format unknown to aliwatch",
+    };
+    let order = order.map(crate::model::normalise_number);
+    Ok(match (new, &order) {
+        (true, Some(o)) => format!("tracking {number} ({format}) for order {o}\n"),
+        (true, None) => format!("tracking {number} ({format})\n"),
+        (false, Some(o)) => format!("{number} ({format}) is tied to order {o}\n"),
+        (false, None) => format!("already tracking {number} ({format})\n"),
+    })
 }
 
 /// What `protection --extend DAYS | --until DATE` records (`--extend`
@@ -125,7 +143,12 @@ pub fn protection(
         (Some(end), Some(left)) => format!(
             "order {}: protection ends {end} ({left} days left, source {})\n",
             o.order_id,
-            o.protection_source.map_or("unknown", |s| s.as_str())
+            o.protection_source.as_str()
+        ),
+        // Advice that works: say why nothing moved and what does.
+        _ if o.protection_source == crate::model::ProtectionSource::Unknown => format!(
+            "order {}: recorded; its protection end is unknown (nothing dates its shipping), so the extension applies once a date is known; check the order page ({}) and give its date with --until YYYY-MM-DD\n",
+            o.order_id, o.url
         ),
         _ => format!("order {}: recorded\n", o.order_id),
     })

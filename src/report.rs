@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::model::{
-    ActionReason, CompletedReason, Item, OrderState, ParcelStatus, ProtectionSource,
+    ActionReason, CompletedReason, Item, OrderState, ParcelStatus, ProtectionSource, Provider,
 };
 
 /// The whole `status --json` document.
@@ -35,7 +35,8 @@ pub struct OrderView {
     pub shipped_at: Option<NaiveDate>,
     pub protection_ends: Option<NaiveDate>,
     pub protection_days_left: Option<i64>,
-    pub protection_source: Option<ProtectionSource>,
+    /// `unknown` while `protection_ends` is `null` (SPEC §4).
+    pub protection_source: ProtectionSource,
     /// After delivery: the day AliExpress is expected to complete the order
     /// automatically (extension to SPEC §4).
     pub auto_completes_on: Option<NaiveDate>,
@@ -75,6 +76,10 @@ pub struct ParcelView {
     /// A public tracking page for the number.
     pub tracking_url: String,
     pub carrier: Option<String>,
+    /// The provider whose answer the parcel shows; `null` when none tracks
+    /// it (additive to SPEC §4).
+    #[serde(serialize_with = "ser_provider")]
+    pub provider: Option<Provider>,
     pub status: ParcelStatus,
     pub status_detail: Option<String>,
     pub last_event: Option<EventView>,
@@ -88,6 +93,19 @@ pub struct ParcelView {
     /// last-mile number; extension to SPEC §4).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub previous_numbers: Vec<String>,
+    /// Where aliwatch learned of the parcel (for `status`, not in JSON).
+    #[serde(skip)]
+    pub origin: ParcelOrigin,
+}
+
+/// Where aliwatch learned of a parcel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ParcelOrigin {
+    /// An AliExpress email named it.
+    #[default]
+    Email,
+    /// `aliwatch add`, and no email named it since.
+    Hand,
 }
 
 /// A carrier event.
@@ -118,6 +136,13 @@ fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::E
 fn ser_opt_time<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&fmt_utc(t)),
+        None => s.serialize_none(),
+    }
+}
+
+fn ser_provider<S: serde::Serializer>(p: &Option<Provider>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_str(p.as_str()),
         None => s.serialize_none(),
     }
 }
@@ -153,6 +178,7 @@ impl ParcelView {
             tracking_number: number.into(),
             tracking_url: String::new(),
             carrier: None,
+            provider: None,
             status,
             status_detail: None,
             last_event: None,
@@ -161,6 +187,7 @@ impl ParcelView {
             delivered_at: None,
             stalled: false,
             previous_numbers: vec![],
+            origin: ParcelOrigin::Email,
         }
     }
 }
@@ -176,7 +203,7 @@ impl OrderView {
             shipped_at: None,
             protection_ends: None,
             protection_days_left: None,
-            protection_source: None,
+            protection_source: ProtectionSource::Unknown,
             auto_completes_on: None,
             dispute_until: None,
             last_activity: None,

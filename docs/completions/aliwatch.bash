@@ -25,6 +25,9 @@ _aliwatch() {
             aliwatch,check-config)
                 cmd="aliwatch__subcmd__check__subcmd__config"
                 ;;
+            aliwatch,demo)
+                cmd="aliwatch__subcmd__demo"
+                ;;
             aliwatch,digest)
                 cmd="aliwatch__subcmd__digest"
                 ;;
@@ -59,7 +62,7 @@ _aliwatch() {
 
     case "${cmd}" in
         aliwatch)
-            opts="-c -v -q -h -V --config --database --verbose --quiet --help --version run sync check-config extract import status calendar digest add protection done untrack"
+            opts="-c -v -q -h -V --config --database --verbose --quiet --help --version run sync check-config extract import status calendar digest add protection done untrack demo"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +150,36 @@ _aliwatch() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        aliwatch__subcmd__demo)
+            opts="-c -v -q -h --listen --config --database --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

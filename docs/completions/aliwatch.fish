@@ -42,6 +42,7 @@ complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "add" -d 'Track a 
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "protection" -d 'Record a protection extension granted by the seller'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "done" -d 'You confirmed receipt: stop tracking and warning for this order'
 complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "untrack" -d 'Stop asking the tracking provider about this order\'s parcels (its protection deadline and warnings go on)'
+complete -c aliwatch -n "__fish_aliwatch_needs_command" -f -a "demo" -d 'A first look: build a demo database from example emails embedded in aliwatch (dated relative to today) and serve its dashboard until Ctrl-C. Sends nothing; never touches your database (--database names a new file to keep it, else a temporary one is used)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand run" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand run" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand run" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
@@ -114,3 +115,9 @@ complete -c aliwatch -n "__fish_aliwatch_using_subcommand untrack" -l database -
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand untrack" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand untrack" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
 complete -c aliwatch -n "__fish_aliwatch_using_subcommand untrack" -s h -l help -d 'Print help'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand demo" -l listen -d 'Where the dashboard listens' -r
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand demo" -s c -l config -d 'Config file (else $ALIWATCH_CONFIG, /etc/aliwatch/config.toml, $XDG_CONFIG_HOME/aliwatch/config.toml)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand demo" -l database -d 'Database file (overrides the config\'s `database`)' -r -F
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand demo" -s v -l verbose -d 'More log output (-v debug, -vv trace)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand demo" -s q -l quiet -d 'Less log output (-q warnings and errors only, -qq errors only)'
+complete -c aliwatch -n "__fish_aliwatch_using_subcommand demo" -s h -l help -d 'Print help'

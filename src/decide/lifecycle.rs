@@ -6,7 +6,8 @@
 //! too, by the date, without any job rewriting the database.
 //!
 //! - delivered: `delivered` until `auto_completes_on` (delivery + 5 days,
-//!   never after the protection end), `completed` (`auto`) after it;
+//!   never after the protection end), `completed` (`auto`) after it, also
+//!   when the protection end is unknown (an order first seen delivered);
 //! - protection ended, not delivered: `protection_ended` from the day after
 //!   `protection_ends` until `dispute_until` (= end + 15 days), then
 //!   `completed` (`auto`);
@@ -32,7 +33,7 @@ pub struct TimeFacts {
     pub state: OrderState,
     /// Why a `completed` state is completed (an email or `done`).
     pub completion: Option<CompletedReason>,
-    pub protection: Option<Protection>,
+    pub protection: Protection,
     /// The day of the newest email, carrier event or command.
     pub last_activity: Option<NaiveDate>,
 }
@@ -52,12 +53,12 @@ fn days(n: i64) -> Duration {
 
 /// The order's state on `today`.
 pub fn in_time(f: &TimeFacts, today: NaiveDate) -> Today {
-    let prot = f.protection;
+    let p = f.protection;
     let mut out = Today {
         state: f.state,
         completed_reason: None,
-        auto_completes_on: prot.and_then(|p| p.auto_completes_on),
-        dispute_until: prot.and_then(|p| p.dispute_until),
+        auto_completes_on: p.auto_completes_on,
+        dispute_until: p.dispute_until,
     };
     let auto = |out: Today, dispute_until: NaiveDate| Today {
         state: OrderState::Completed,
@@ -69,26 +70,18 @@ pub fn in_time(f: &TimeFacts, today: NaiveDate) -> Today {
         out.completed_reason = Some(f.completion.unwrap_or(CompletedReason::Closed));
         return out;
     }
-    let Some(p) = prot else {
-        let silent = f
-            .last_activity
-            .is_some_and(|d| today > d + days(STALE_AFTER_DAYS));
-        if silent {
-            out.state = OrderState::Completed;
-            out.completed_reason = Some(CompletedReason::Stale);
-        }
-        return out;
-    };
-    match f.state {
-        OrderState::Delivered => {
-            let completes = p.auto_completes_on.unwrap_or(p.ends);
+    match (f.state, p.ends) {
+        (OrderState::Delivered, ends) if p.auto_completes_on.or(ends).is_some() => {
+            // A delivered order completes from its delivery date even when
+            // its protection end is unknown.
+            let completes = p.auto_completes_on.or(ends).unwrap_or(today);
             if today > completes {
                 return auto(out, completes + days(DISPUTE_DAYS_AFTER_COMPLETION));
             }
         }
-        OrderState::AwaitingShipment | OrderState::Shipped => {
-            if today > p.ends {
-                let until = p.ends + days(DISPUTE_DAYS_AFTER_COMPLETION);
+        (OrderState::AwaitingShipment | OrderState::Shipped, Some(ends)) => {
+            if today > ends {
+                let until = ends + days(DISPUTE_DAYS_AFTER_COMPLETION);
                 if today > until {
                     return auto(out, until);
                 }
@@ -97,8 +90,18 @@ pub fn in_time(f: &TimeFacts, today: NaiveDate) -> Today {
             }
         }
         // An open dispute is AliExpress's to decide; it stays until an
-        // email closes it (or no news for long, above).
-        OrderState::Disputed | OrderState::ProtectionEnded | OrderState::Completed => {}
+        // email closes it (or no news for long, below).
+        (OrderState::Disputed | OrderState::ProtectionEnded | OrderState::Completed, Some(_)) => {}
+        // Nothing dates the order: only long silence ends it.
+        (_, _) => {
+            let silent = f
+                .last_activity
+                .is_some_and(|d| today > d + days(STALE_AFTER_DAYS));
+            if silent {
+                out.state = OrderState::Completed;
+                out.completed_reason = Some(CompletedReason::Stale);
+            }
+        }
     }
     out
 }
@@ -109,7 +112,7 @@ pub fn in_time(f: &TimeFacts, today: NaiveDate) -> Today {
 /// newest email, carrier event or command (`last_activity`), else the
 /// newest date the order shows (delivery, last carrier event, shipping,
 /// order date).
-pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
+pub fn completed_on(o: &OrderView, tz: chrono_tz::Tz) -> Option<NaiveDate> {
     match o.completed_reason {
         Some(CompletedReason::Auto) => {
             if let Some(d) = o.dispute_until {
@@ -126,10 +129,12 @@ pub fn completed_on(o: &OrderView) -> Option<NaiveDate> {
     if o.last_activity.is_some() {
         return o.last_activity;
     }
+    // the day in the user's zone, like every date a person reads
+    let day = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).date_naive();
     let parcel_dates = o.parcels.iter().flat_map(|p| {
         [
-            p.delivered_at.map(|t| t.date_naive()),
-            p.last_event.as_ref().map(|e| e.time.date_naive()),
+            p.delivered_at.map(day),
+            p.last_event.as_ref().map(|e| day(e.time)),
         ]
     });
     parcel_dates
@@ -210,16 +215,23 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
     }
 
-    fn prot(ends: &str, auto: Option<&str>) -> Option<Protection> {
-        Some(Protection {
-            ends: d(ends),
+    fn prot(ends: &str, auto: Option<&str>) -> Protection {
+        Protection {
+            ends: Some(d(ends)),
             source: ProtectionSource::Default,
             auto_completes_on: auto.map(d),
             dispute_until: auto.map(|a| d(a) + days(15)),
-        })
+        }
     }
 
-    fn facts(state: OrderState, p: Option<Protection>, last: Option<&str>) -> TimeFacts {
+    const UNKNOWN: Protection = Protection {
+        ends: None,
+        source: ProtectionSource::Unknown,
+        auto_completes_on: None,
+        dispute_until: None,
+    };
+
+    fn facts(state: OrderState, p: Protection, last: Option<&str>) -> TimeFacts {
         TimeFacts {
             state,
             completion: None,
@@ -238,7 +250,19 @@ mod tests {
             prot("2026-11-25", Some("2026-11-25")),
             Some("2026-11-20"),
         );
-        let unknown = facts(S::AwaitingShipment, None, Some("2026-08-01"));
+        let unknown = facts(S::AwaitingShipment, UNKNOWN, Some("2026-08-01"));
+        // delivered, nothing shows when it shipped: §7 from the delivery
+        let delivered_only = facts(
+            S::Delivered,
+            Protection {
+                auto_completes_on: Some(d("2026-11-25")),
+                dispute_until: Some(d("2026-12-10")),
+                ..UNKNOWN
+            },
+            Some("2026-11-20"),
+        );
+        // in transit, first seen through a later-stage email: unknown end
+        let in_transit_only = facts(S::Shipped, UNKNOWN, Some("2026-08-01"));
         // (facts, today, state, reason, dispute_until)
         type Case<'a> = (&'a TimeFacts, &'a str, S, Option<R>, Option<&'a str>);
         let cases: Vec<Case> = vec![
@@ -292,6 +316,29 @@ mod tests {
             // 120 days of silence without a protection end
             (&unknown, "2026-11-29", S::AwaitingShipment, None, None),
             (&unknown, "2026-11-30", S::Completed, Some(R::Stale), None),
+            (&in_transit_only, "2026-11-29", S::Shipped, None, None),
+            (
+                &in_transit_only,
+                "2026-11-30",
+                S::Completed,
+                Some(R::Stale),
+                None,
+            ),
+            // delivered only: automatic completion from the delivery date
+            (
+                &delivered_only,
+                "2026-11-25",
+                S::Delivered,
+                None,
+                Some("2026-12-10"),
+            ),
+            (
+                &delivered_only,
+                "2026-11-26",
+                S::Completed,
+                Some(R::Auto),
+                Some("2026-12-10"),
+            ),
         ];
         for (f, today, state, reason, until) in cases {
             let t = in_time(f, d(today));
@@ -319,7 +366,7 @@ mod tests {
             in_time(&disputed, d("2027-01-30")).state,
             OrderState::Disputed
         );
-        let silent = facts(OrderState::Disputed, None, Some("2026-01-01"));
+        let silent = facts(OrderState::Disputed, UNKNOWN, Some("2026-01-01"));
         assert_eq!(
             in_time(&silent, d("2026-06-01")).state,
             OrderState::Completed

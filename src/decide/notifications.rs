@@ -21,6 +21,10 @@
 //! - Push channels (SPEC §8) get the same warnings and digest, and the
 //!   events of [`due_events`]: from the same `needs_action` view and parcel
 //!   statuses that `status` shows, so every channel says the same thing.
+//!   One event is one message per channel: the same delivery under several
+//!   keys (two numbers of one parcel, one package for two orders, the
+//!   order's "confirm receipt") is sent once, the other keys recorded as
+//!   superseded with it.
 
 use std::collections::HashSet;
 
@@ -175,7 +179,7 @@ pub fn due_events(
     events: &[EventKind],
 ) -> Vec<Notification> {
     let wants = |e: EventKind| events.contains(&e);
-    let mut keys: Vec<Notification> = Vec::new();
+    let mut parcel_keys: Vec<Notification> = Vec::new();
     let push = |key: NotificationKey, out: &mut Vec<Notification>| {
         if !recorded.contains(&key) && !out.iter().any(|n| n.key == key) {
             out.push(Notification {
@@ -184,6 +188,62 @@ pub fn due_events(
             });
         }
     };
+    // Parcel news first: one push per event. Parcels of one order that
+    // turned the same way at the same moment (an order-wide "delivered"
+    // email marks each number of the order, an LP number and its last-mile
+    // number among them) are one event; a parcel renumbered after its
+    // news was pushed is not news again.
+    let mut parcel_news: Vec<News> = Vec::new();
+    let claimed = report
+        .orders
+        .iter()
+        .filter(|o| o.is_active())
+        .flat_map(|o| {
+            o.parcels
+                .iter()
+                .map(move |p| (Some(o.order_id.as_str()), p))
+        });
+    let loose = report.unassigned_parcels.iter().map(|p| (None, p));
+    for (order_id, p) in claimed.chain(loose) {
+        let Some(key) = parcel_event_key(p, now) else {
+            continue;
+        };
+        let event = key.event();
+        if !wants(event) || already_news(p, &key, recorded) {
+            continue;
+        }
+        // One parcel of two orders (one package for both) is one event:
+        // remember the second order too, so its "confirm receipt" folds in.
+        if let Some(index) = parcel_keys.iter().position(|n| n.key == key) {
+            parcel_news.push(News {
+                order_id,
+                event,
+                when: news_time(p, event),
+                index,
+            });
+            continue;
+        }
+        let news = News {
+            order_id,
+            event,
+            when: news_time(p, event),
+            index: parcel_keys.len(),
+        };
+        let same = parcel_news.iter().find(|n| {
+            n.order_id.is_some()
+                && n.order_id == news.order_id
+                && n.event == news.event
+                && n.when == news.when
+        });
+        match same {
+            Some(n) => parcel_keys[n.index].supersedes.push(key),
+            None => {
+                parcel_news.push(news);
+                push(key, &mut parcel_keys);
+            }
+        }
+    }
+    let mut keys: Vec<Notification> = Vec::new();
     for order in report.orders.iter().filter(|o| o.is_active()) {
         if wants(EventKind::ProtectionWarning) {
             keys.extend(due_warning(order, recorded, now, rules));
@@ -197,27 +257,71 @@ pub fn due_events(
                     order_id: order.order_id.clone(),
                     reason: need.reason,
                 };
-                push(key, &mut keys);
+                if recorded.contains(&key) || keys.iter().any(|n| n.key == key) {
+                    continue;
+                }
+                // "Delivered, confirm by D" is the delivery's own news: a
+                // channel that gets the `delivered` push of that order in
+                // this pass (it names the day) does not get it twice.
+                let delivery = parcel_news.iter().find(|n| {
+                    n.order_id == Some(order.order_id.as_str()) && n.event == EventKind::Delivered
+                });
+                match delivery {
+                    Some(n) if need.reason == ActionReason::DeliveredNotConfirmed => {
+                        parcel_keys[n.index].supersedes.push(key)
+                    }
+                    _ => push(key, &mut keys),
+                }
             }
         }
     }
-    let parcels = report
-        .orders
-        .iter()
-        .filter(|o| o.is_active())
-        .flat_map(|o| o.parcels.iter())
-        .chain(report.unassigned_parcels.iter());
-    for p in parcels {
-        if let Some(key) = parcel_event_key(p, now) {
-            if wants(key.event()) {
-                push(key, &mut keys);
-            }
-        }
-    }
+    keys.extend(parcel_keys);
     if wants(EventKind::Digest) {
         keys.extend(due_digest(report, recorded, now, rules));
     }
     keys
+}
+
+/// One parcel event due in this pass, to recognise the same event under
+/// another number of the same order.
+struct News<'r> {
+    order_id: Option<&'r str>,
+    event: EventKind,
+    /// When it happened (the delivery, else the last event).
+    when: Option<DateTime<Utc>>,
+    /// Its notification among the parcel events.
+    index: usize,
+}
+
+/// Whether the parcel's news was pushed already, under its number or an
+/// earlier one (the `LP…` number before the last-mile number).
+fn already_news(
+    p: &ParcelView,
+    key: &NotificationKey,
+    recorded: &HashSet<NotificationKey>,
+) -> bool {
+    recorded.contains(key)
+        || p.previous_numbers.iter().any(|n| {
+            let earlier = match key {
+                NotificationKey::Delivered { .. } => NotificationKey::Delivered {
+                    tracking_number: n.clone(),
+                },
+                NotificationKey::OutForDelivery { .. } => NotificationKey::OutForDelivery {
+                    tracking_number: n.clone(),
+                },
+                _ => return false,
+            };
+            recorded.contains(&earlier)
+        })
+}
+
+/// When a parcel's news happened: its delivery, else its last event.
+fn news_time(p: &ParcelView, event: EventKind) -> Option<DateTime<Utc>> {
+    let last = p.last_event.as_ref().map(|e| e.time);
+    match event {
+        EventKind::Delivered => p.delivered_at.or(last),
+        _ => last,
+    }
 }
 
 /// The parcel event a parcel is news for now, if any.
@@ -782,6 +886,113 @@ mod tests {
         let r2 = report(vec![event_order(now)], now + Duration::hours(24));
         let later = due_keys(&r2, &mut rec, now + Duration::hours(24), &EventKind::ALL);
         assert_eq!(later, ["digest:2026-11-29"]);
+    }
+
+    /// A delivered order as the issue saw it: an order-wide "delivered"
+    /// email marks both numbers of the parcel (LP and last mile, not linked)
+    /// delivered at the same moment, and the order needs confirming.
+    fn delivered_twice(now: DateTime<Utc>) -> OrderView {
+        use crate::report::ActionNeeded;
+        let mut o = order(
+            "8123456789012345",
+            OrderState::Delivered,
+            "2026-10-04",
+            "2026-12-01",
+        );
+        o.needs_action = vec![ActionNeeded {
+            reason: ActionReason::DeliveredNotConfirmed,
+            by: Some(date("2026-12-01")),
+            tracking_number: None,
+        }];
+        let mut lp = o.parcels[0].clone();
+        lp.status = ParcelStatus::Delivered;
+        lp.delivered_at = Some(now - Duration::hours(3));
+        let mut last_mile = lp.clone();
+        last_mile.tracking_number = "RB778899002CN".into();
+        o.parcels = vec![lp, last_mile];
+        o
+    }
+
+    #[test]
+    fn one_delivery_is_one_push_per_channel() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let r = report(vec![delivered_twice(now)], now);
+        let events = [EventKind::Delivered, EventKind::ActionNeeded];
+        let due = due_events(&r, &HashSet::new(), now, &rules, &events);
+        // one message; the other number and the "confirm by" action are the
+        // same event, recorded with it and never sent
+        assert_eq!(keys(&due), ["delivered:LP00000000000001"]);
+        let folded: Vec<String> = due[0].supersedes.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            folded,
+            [
+                "delivered:RB778899002CN",
+                "action:8123456789012345:delivered_not_confirmed"
+            ]
+        );
+        // a channel without `delivered` still gets the action
+        let due = due_events(&r, &HashSet::new(), now, &rules, &[EventKind::ActionNeeded]);
+        assert_eq!(
+            keys(&due),
+            ["action:8123456789012345:delivered_not_confirmed"]
+        );
+        // deliveries at different moments are different events
+        let mut apart = delivered_twice(now);
+        apart.parcels[1].delivered_at = Some(now - Duration::hours(1));
+        let r = report(vec![apart], now);
+        let due = due_events(&r, &HashSet::new(), now, &rules, &[EventKind::Delivered]);
+        assert_eq!(
+            keys(&due),
+            ["delivered:LP00000000000001", "delivered:RB778899002CN"]
+        );
+    }
+
+    #[test]
+    fn one_package_for_two_orders_is_one_push() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let mut a = delivered_twice(now);
+        a.parcels.truncate(1);
+        let mut b = a.clone();
+        b.order_id = "8123456789012399".into();
+        let r = report(vec![a, b], now);
+        let events = [EventKind::Delivered, EventKind::ActionNeeded];
+        let due = due_events(&r, &HashSet::new(), now, &rules, &events);
+        assert_eq!(keys(&due), ["delivered:LP00000000000001"]);
+        let folded: Vec<String> = due[0].supersedes.iter().map(|k| k.to_string()).collect();
+        assert_eq!(
+            folded,
+            [
+                "action:8123456789012345:delivered_not_confirmed",
+                "action:8123456789012399:delivered_not_confirmed"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_renumbered_parcel_is_not_news_again() {
+        let now = utc("2026-11-28T09:00:00Z");
+        let rules = cfg(chrono_tz::Europe::Berlin);
+        let mut o = delivered_twice(now);
+        o.parcels.truncate(1);
+        o.parcels[0].tracking_number = "RB778899002CN".into();
+        o.parcels[0].previous_numbers = vec!["LP00000000000001".into()];
+        let r = report(vec![o], now);
+        let sent: HashSet<NotificationKey> = ["delivered:LP00000000000001".parse().expect("key")]
+            .into_iter()
+            .collect();
+        assert!(due_events(&r, &sent, now, &rules, &[EventKind::Delivered]).is_empty());
+        assert_eq!(
+            keys(&due_events(
+                &r,
+                &HashSet::new(),
+                now,
+                &rules,
+                &[EventKind::Delivered]
+            )),
+            ["delivered:RB778899002CN"]
+        );
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //!   about five days ([`AUTO_COMPLETE_AFTER_DELIVERY_DAYS`]) and then leaves
 //!   15 days to open a dispute ([`DISPUTE_DAYS_AFTER_COMPLETION`]). Without
 //!   an email or manual date, the protection end becomes the earlier of the
-//!   default end and the expected auto-completion.
+//!   default end and the expected auto-completion;
+//! - `unknown`: no shipping date, no stated date, no manual date: the end
+//!   is `None`, never guessed (a late date is the dangerous direction); a
+//!   delivered order still gets its auto-completion from the delivery;
+//! - a parcel is stalled only on a provider's evidence ([`Tracked`]).
 
 use chrono::{Duration as ChronoDuration, NaiveDate};
 
@@ -58,7 +62,9 @@ pub struct ProtectionFacts {
 /// The computed protection of one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Protection {
-    pub ends: NaiveDate,
+    /// `None` exactly when `source` is [`ProtectionSource::Unknown`]: no
+    /// shipping date, no stated date, no manual date. Never guessed.
+    pub ends: Option<NaiveDate>,
     pub source: ProtectionSource,
     /// After delivery: the day the order is expected to complete by itself.
     pub auto_completes_on: Option<NaiveDate>,
@@ -66,9 +72,9 @@ pub struct Protection {
     pub dispute_until: Option<NaiveDate>,
 }
 
-/// Computes the protection end of an order, or `None` while nothing (no
-/// shipping date, no stated date) is known.
-pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Option<Protection> {
+/// The end date and where it comes from, before delivery and completion
+/// are applied: `None` while nothing dates it.
+fn stated_end(facts: &ProtectionFacts, default_days: u32) -> Option<(NaiveDate, ProtectionSource)> {
     let days = |n: i64| ChronoDuration::days(n);
     let default_end = facts.shipped_on.map(|d| d + days(i64::from(default_days)));
 
@@ -88,10 +94,7 @@ pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Option<Protecti
     }
 
     // Delivery shortens a default window to the auto-completion date.
-    let auto_completes_on = facts
-        .delivered_on
-        .map(|d| d + days(AUTO_COMPLETE_AFTER_DELIVERY_DAYS));
-    if let (Some((d, ProtectionSource::Default)), Some(auto)) = (end, auto_completes_on) {
+    if let (Some((d, ProtectionSource::Default)), Some(auto)) = (end, auto_completion(facts)) {
         if auto < d {
             end = Some((auto, ProtectionSource::Default));
         }
@@ -108,20 +111,44 @@ pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Option<Protecti
             (ManualProtection::Extend(_), None) => None,
         };
     }
+    end
+}
 
-    let (ends, source) = end?;
+/// Delivery + 5 days: when AliExpress completes a delivered order by
+/// itself unless a date says otherwise.
+fn auto_completion(facts: &ProtectionFacts) -> Option<NaiveDate> {
+    facts
+        .delivered_on
+        .map(|d| d + ChronoDuration::days(AUTO_COMPLETE_AFTER_DELIVERY_DAYS))
+}
+
+/// Computes the protection of an order. While nothing dates the end (no
+/// shipping date, no stated date), the end is unknown — but a delivered
+/// order still completes by itself from its delivery date (SPEC §7).
+pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Protection {
+    let days = |n: i64| ChronoDuration::days(n);
+    let auto = auto_completion(facts);
+    let Some((ends, source)) = stated_end(facts, default_days) else {
+        let completion = facts.completed_on.or(auto);
+        return Protection {
+            ends: None,
+            source: ProtectionSource::Unknown,
+            auto_completes_on: auto.filter(|_| facts.completed_on.is_none()),
+            dispute_until: completion.map(|c| c + days(DISPUTE_DAYS_AFTER_COMPLETION)),
+        };
+    };
     // A date an email or the user stated after delivery is the day
     // AliExpress confirms the order by itself ("awaiting confirmation …
     // until D"); the 5-day rule is the estimate when nothing says so.
     let auto_completes_on = match source {
-        ProtectionSource::Default => auto_completes_on,
-        ProtectionSource::Email | ProtectionSource::Manual => auto_completes_on.map(|_| ends),
+        ProtectionSource::Default | ProtectionSource::Unknown => auto,
+        ProtectionSource::Email | ProtectionSource::Manual => auto.map(|_| ends),
     };
     let completion = facts
         .completed_on
         .or(auto_completes_on.map(|a| a.min(ends)));
-    Some(Protection {
-        ends,
+    Protection {
+        ends: Some(ends),
         source,
         auto_completes_on: if facts.completed_on.is_none() {
             auto_completes_on.map(|a| a.min(ends))
@@ -129,7 +156,7 @@ pub fn protection(facts: &ProtectionFacts, default_days: u32) -> Option<Protecti
             None
         },
         dispute_until: completion.map(|c| c + days(DISPUTE_DAYS_AFTER_COMPLETION)),
-    })
+    }
 }
 
 /// Whole days from `today` until `ends` (negative once it has passed).
@@ -166,20 +193,35 @@ pub fn order_state(f: StateFacts) -> OrderState {
     }
 }
 
-/// Whether a parcel that is not delivered has gone quiet: its last event
-/// (or, without events, the shipping date) is older than `stalled_after`.
+/// What a tracking provider has shown about a parcel: the only evidence
+/// that can make a parcel "stalled" (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracked {
+    /// No provider is configured: AliExpress emails a parcel's progress
+    /// only now and then, so silence says nothing.
+    Off,
+    /// A provider is configured but has no carrier event for the parcel
+    /// (yet): a new number often takes days to show up.
+    NoEvents,
+    /// A provider tracks it; the time of its newest carrier event.
+    NewestEvent(chrono::DateTime<chrono::Utc>),
+}
+
+/// Whether a parcel that is not delivered has gone quiet: a provider
+/// tracks it and its newest carrier event is older than `stalled_after`.
+/// Without that evidence it is never stalled.
 pub fn is_stalled(
     final_status: bool,
-    last_activity: Option<chrono::DateTime<chrono::Utc>>,
+    tracked: Tracked,
     now: chrono::DateTime<chrono::Utc>,
     stalled_after: std::time::Duration,
 ) -> bool {
+    let Tracked::NewestEvent(last) = tracked else {
+        return false;
+    };
     if final_status {
         return false;
     }
-    let Some(last) = last_activity else {
-        return false;
-    };
     let limit = ChronoDuration::from_std(stalled_after).unwrap_or(ChronoDuration::MAX);
     now.signed_duration_since(last) > limit
 }
@@ -310,7 +352,14 @@ mod tests {
         ];
         let mut ran = 0;
         for c in cases {
-            let got = protection(&c.facts, 60).map(|p| (p.ends, p.source));
+            let p = protection(&c.facts, 60);
+            let got = p.ends.map(|e| (e, p.source));
+            assert_eq!(
+                p.source == ProtectionSource::Unknown,
+                p.ends.is_none(),
+                "case: {}",
+                c.name
+            );
             let want = c.want.map(|(s, src)| (d(s), src));
             assert_eq!(got, want, "case: {}", c.name);
             ran += 1;
@@ -327,8 +376,7 @@ mod tests {
                 ..Default::default()
             },
             60,
-        )
-        .expect("known");
+        );
         assert_eq!(p.auto_completes_on, Some(d("2026-11-25")));
         assert_eq!(p.dispute_until, Some(d("2026-12-10")));
 
@@ -339,8 +387,7 @@ mod tests {
                 ..Default::default()
             },
             60,
-        )
-        .expect("known");
+        );
         assert_eq!(done.auto_completes_on, None);
         assert_eq!(done.dispute_until, Some(d("2026-12-07")));
     }
@@ -411,17 +458,94 @@ mod tests {
     }
 
     #[test]
-    fn stalled_after_threshold_only_when_not_final() {
+    fn stalled_only_on_a_providers_evidence_across_the_threshold() {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
             .single()
             .expect("time");
         let ten_days = std::time::Duration::from_secs(10 * 86400);
-        let old = now - ChronoDuration::days(11);
-        let recent = now - ChronoDuration::days(3);
-        assert!(is_stalled(false, Some(old), now, ten_days));
-        assert!(!is_stalled(false, Some(recent), now, ten_days));
-        assert!(!is_stalled(true, Some(old), now, ten_days));
-        assert!(!is_stalled(false, None, now, ten_days));
+        let ago = |h: i64| Tracked::NewestEvent(now - ChronoDuration::hours(h));
+        // (what is known, final status, stalled)
+        let cases = [
+            (ago(10 * 24 - 1), false, false),
+            (ago(10 * 24), false, false),
+            (ago(10 * 24 + 1), false, true),
+            (ago(30 * 24), false, true),
+            (ago(30 * 24), true, false),
+            // silence without a provider, or before its first event, is
+            // no evidence, however long
+            (Tracked::Off, false, false),
+            (Tracked::NoEvents, false, false),
+        ];
+        for (tracked, final_status, want) in cases {
+            assert_eq!(
+                is_stalled(final_status, tracked, now, ten_days),
+                want,
+                "{tracked:?} final={final_status}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_protection_is_never_guessed_but_delivery_still_completes() {
+        // (facts, ends, source, auto completes, dispute until)
+        type Want = (
+            Option<&'static str>,
+            ProtectionSource,
+            Option<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: Vec<(&str, ProtectionFacts, Want)> = vec![
+            (
+                "nothing dates it",
+                ProtectionFacts::default(),
+                (None, ProtectionSource::Unknown, None, None),
+            ),
+            (
+                "delivered only: unknown end, completes delivery + 5",
+                ProtectionFacts {
+                    delivered_on: Some(d("2026-11-20")),
+                    ..Default::default()
+                },
+                (
+                    None,
+                    ProtectionSource::Unknown,
+                    Some("2026-11-25"),
+                    Some("2026-12-10"),
+                ),
+            ),
+            (
+                "closed without a date: dispute from the closing",
+                ProtectionFacts {
+                    completed_on: Some(d("2026-11-22")),
+                    ..Default::default()
+                },
+                (None, ProtectionSource::Unknown, None, Some("2026-12-07")),
+            ),
+            (
+                "an extension of an unknown end stays unknown",
+                ProtectionFacts {
+                    manual: vec![ManualProtection::Extend(10)],
+                    ..Default::default()
+                },
+                (None, ProtectionSource::Unknown, None, None),
+            ),
+            (
+                "a shipping date fills it in",
+                ProtectionFacts {
+                    shipped_on: Some(d("2026-11-01")),
+                    ..Default::default()
+                },
+                (Some("2026-12-31"), ProtectionSource::Default, None, None),
+            ),
+        ];
+        for (name, facts, want) in cases {
+            let p = protection(&facts, 60);
+            assert_eq!(
+                (p.ends, p.source, p.auto_completes_on, p.dispute_until),
+                (want.0.map(d), want.1, want.2.map(d), want.3.map(d)),
+                "case: {name}"
+            );
+        }
     }
 }

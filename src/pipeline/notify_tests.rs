@@ -64,7 +64,7 @@ fn order(id: &str, state: OrderState, shipped: Option<&str>, ends: Option<&str>)
         confirmed_at: Some(date("2026-10-01")),
         shipped_at: shipped.map(date),
         protection_ends: ends.map(date),
-        protection_source: ends.map(|_| ProtectionSource::Default),
+        protection_source: ends.map_or(ProtectionSource::Unknown, |_| ProtectionSource::Default),
         ..OrderView::sample(id, state)
     }
 }
@@ -992,5 +992,44 @@ fn status_table_blanks_control_characters_from_emails_and_providers() {
             !t.chars().any(|c| c.is_control() && c != '\n'),
             "{layout:?}: {t:?}"
         );
+    }
+}
+
+#[test]
+fn status_table_says_where_a_parcel_came_from_and_what_is_unknown() {
+    use crate::render::status::Layout;
+    let now = utc(NOW);
+    let mut report = example_report(now);
+    let mut by_hand = report.unassigned_parcels[0].clone();
+    by_hand.tracking_number = "RB123456785GB".into();
+    by_hand.origin = crate::report::ParcelOrigin::Hand;
+    report.unassigned_parcels.push(by_hand);
+    let mut unknown = report.orders[0].clone();
+    unknown.order_id = "8100000000000505".into();
+    unknown.state = OrderState::Shipped;
+    unknown.shipped_at = None;
+    unknown.protection_ends = None;
+    unknown.protection_days_left = None;
+    unknown.protection_source = ProtectionSource::Unknown;
+    unknown.needs_action.clear();
+    unknown.url = crate::decide::orders::order_url("8100000000000505");
+    report.orders.push(unknown);
+    for layout in [Layout::Fit(80), Layout::Wide] {
+        let t = status_table(&report, layout);
+        let line = |n: &str| t.lines().find(|l| l.contains(n)).unwrap_or_default();
+        assert!(line("YT2412345678901234").contains("(email)"), "{t}");
+        assert!(line("RB123456785GB").contains("(by hand)"), "{t}");
+        assert!(!t.contains("added by hand"), "{t}");
+        assert!(
+            t.contains("protection end unknown: check the order page"),
+            "{t}"
+        );
+        assert!(
+            t.contains("https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000505"),
+            "{t}"
+        );
+        if layout == Layout::Fit(80) {
+            assert!(t.lines().all(|l| l.chars().count() <= 80), "{t}");
+        }
     }
 }

@@ -167,7 +167,7 @@ fn event(
         ),
     }
     for a in &o.needs_action {
-        description.push(format!("Now: {}", todo(a, o, today)));
+        description.push(format!("Now: {}", todo(a, o, today, rules.timezone)));
     }
     for p in &o.parcels {
         description.push(format!(

@@ -57,7 +57,7 @@ pub fn render_dashboard(report: &StatusReport, rules: &Rules, now: DateTime<Utc>
         .orders
         .iter()
         .filter(|o| !o.is_active())
-        .filter_map(|o| completed_on(o).map(|d| (d, o)))
+        .filter_map(|o| completed_on(o, tz).map(|d| (d, o)))
         .filter(|(d, _)| (today - *d).num_days() <= COMPLETED_DAYS)
         .collect();
     completed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.order_id.cmp(&b.1.order_id)));

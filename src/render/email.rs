@@ -24,7 +24,7 @@ use chrono_tz::Tz;
 use super::text::{shorten, wrap};
 use crate::decide::notifications::{days_left, local_today};
 use crate::decide::Rules;
-use crate::model::{ActionReason, OrderState};
+use crate::model::{ActionReason, OrderState, ProtectionSource, Provider};
 use crate::report::{ActionNeeded, OrderView, ParcelView, StatusReport};
 
 /// A rendered email, before headers are added.
@@ -95,6 +95,26 @@ pub(crate) fn fmt_date(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
+/// The day of `t` in `tz`: a carrier event at 23:30 UTC is the next day
+/// in Berlin, and the digest must not say both.
+pub(crate) fn local_date(t: DateTime<Utc>, tz: Tz) -> NaiveDate {
+    t.with_timezone(&tz).date_naive()
+}
+
+/// What the digest, the dashboard and `status` say for an active order
+/// whose protection end nothing dates (SPEC §4 `protection_source`
+/// `unknown`): never a guessed date.
+pub const PROTECTION_UNKNOWN: &str = "protection end unknown: check the order page";
+
+/// Whether the order's protection end is unknown while it matters: the
+/// order is on its way (not awaiting shipment, where protection has not
+/// started, nor delivered, where the completion date is what counts).
+pub fn protection_unknown(o: &OrderView) -> bool {
+    o.is_active()
+        && o.protection_source == ProtectionSource::Unknown
+        && matches!(o.state, OrderState::Shipped | OrderState::Disputed)
+}
+
 pub(crate) fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
@@ -141,8 +161,9 @@ fn shipping_day(o: &OrderView, today: NaiveDate) -> Option<i64> {
     o.shipped_at.map(|s| (today - s).num_days() + 1)
 }
 
-/// The one thing to do about `a`, with its date.
-pub fn todo(a: &ActionNeeded, o: &OrderView, today: NaiveDate) -> String {
+/// The one thing to do about `a`, with its date (in `tz`, like every date
+/// a person reads).
+pub fn todo(a: &ActionNeeded, o: &OrderView, today: NaiveDate, tz: Tz) -> String {
     let by = a.by.map(fmt_date).unwrap_or_default();
     let n = a
         .tracking_number
@@ -196,7 +217,7 @@ pub fn todo(a: &ActionNeeded, o: &OrderView, today: NaiveDate) -> String {
         ActionReason::Stalled => {
             let quiet = parcel
                 .and_then(|p| p.last_event.as_ref())
-                .map(|e| format!(" since {}", fmt_date(e.time.date_naive())))
+                .map(|e| format!(" since {}", fmt_date(local_date(e.time, tz))))
                 .unwrap_or_default();
             format!(
                 "Ask the seller about {n}, or open a dispute{dispute_by} — no tracking news{quiet}"
@@ -217,8 +238,9 @@ fn eta_words(p: &ParcelView) -> Option<String> {
 
 /// The one line of an order that needs nothing: its status in words, the
 /// shipping day, the carrier and the expected delivery, each parcel's
-/// latest event, the protection end.
-fn status_line(o: &OrderView, today: NaiveDate) -> String {
+/// latest event, the protection end (text: with the order page's link
+/// where it is unknown; HTML adds the link itself).
+fn status_line(o: &OrderView, today: NaiveDate, tz: Tz, text: bool) -> String {
     let mut parts: Vec<String> = Vec::new();
     let p = o.parcels.first();
     let mut head = match (o.state, p) {
@@ -247,7 +269,7 @@ fn status_line(o: &OrderView, today: NaiveDate) -> String {
         if let Some(ev) = &p.last_event {
             s.push_str(&format!(
                 " {} {}",
-                fmt_date(ev.time.date_naive()),
+                fmt_date(local_date(ev.time, tz)),
                 shorten(&one_line(&ev.description), 40)
             ));
         }
@@ -263,6 +285,9 @@ fn status_line(o: &OrderView, today: NaiveDate) -> String {
                 plural(left, "day")
             ));
         }
+    }
+    if protection_unknown(o) && text {
+        parts.push(format!("{PROTECTION_UNKNOWN} {}", o.url));
     }
     parts.join(" · ")
 }
@@ -304,8 +329,9 @@ pub(super) fn parcel_detail(p: &ParcelView, tz: Tz) -> String {
     s
 }
 
-/// The facts line under an order that needs action.
-fn order_facts(o: &OrderView, today: NaiveDate) -> String {
+/// The facts line under an order that needs action (the order page's
+/// link follows on its own line in text, as the card's title in HTML).
+fn order_facts(o: &OrderView, today: NaiveDate, text: bool) -> String {
     let mut parts = vec![format!("order {}", one_line(&o.order_id))];
     if let Some(s) = &o.store {
         if !o.items.is_empty() {
@@ -330,7 +356,22 @@ fn order_facts(o: &OrderView, today: NaiveDate) -> String {
             ));
         }
     }
+    if protection_unknown(o) && text {
+        parts.push(PROTECTION_UNKNOWN.to_string());
+    }
     parts.join(" · ")
+}
+
+/// HTML: " · protection end unknown: check the order page", the last words
+/// a link to the order page; empty where the end is known.
+pub(super) fn html_unknown(o: &OrderView) -> String {
+    if !protection_unknown(o) {
+        return String::new();
+    }
+    let (words, page) = PROTECTION_UNKNOWN
+        .rsplit_once(": ")
+        .unwrap_or((PROTECTION_UNKNOWN, ""));
+    format!(" · {}: {}", esc(words), link(page, &o.url))
 }
 
 /// The digest's sections.
@@ -490,19 +531,20 @@ pub(super) fn html_action(h: &mut String, o: &OrderView, today: NaiveDate, tz: T
     for a in &o.needs_action {
         h.push_str(&format!(
             "<div class=\"x\" style=\"color:#b42318\">&#9888;&#xFE0E; {}</div>\n",
-            esc(&todo(a, o, today))
+            esc(&todo(a, o, today, tz))
         ));
     }
     h.push_str(&format!(
-        "<div class=\"m\">{}</div>\n",
-        esc(&order_facts(o, today))
+        "<div class=\"m\">{}{}</div>\n",
+        esc(&order_facts(o, today, false)),
+        html_unknown(o)
     ));
     html_parcels(h, o, tz);
     h.push_str("</div>\n");
 }
 
 /// One order that needs nothing, as a list item.
-pub(super) fn html_line(h: &mut String, o: &OrderView, today: NaiveDate) {
+pub(super) fn html_line(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
     let parcels: Vec<String> = o
         .parcels
         .iter()
@@ -514,9 +556,10 @@ pub(super) fn html_line(h: &mut String, o: &OrderView, today: NaiveDate) {
         format!(" · {}", parcels.join(", "))
     };
     h.push_str(&format!(
-        "<li>{} — {}<span class=\"m\">{}{parcels}</span></li>\n",
+        "<li>{} — {}{}<span class=\"m\">{}{parcels}</span></li>\n",
         link(&order_name(o, 120), &o.url),
-        esc(&status_line(o, today)),
+        esc(&status_line(o, today, tz, false)),
+        html_unknown(o),
         esc(&id_suffix(o))
     ));
 }
@@ -529,12 +572,29 @@ pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -
     let summary = summary(&s);
     let subject = format!("aliwatch: {summary}");
     let dateline = format!("{}", today.format("%A, %-d %B %Y"));
+    let foot = Footer {
+        tz,
+        tracking_off: rules.tracking.provider == Provider::None,
+    };
     RenderedEmail {
-        text: digest_text(report, &s, &summary, &dateline, today, tz),
-        html: digest_html(report, &s, &subject, &summary, &dateline, today, tz),
+        text: digest_text(report, &s, &summary, &dateline, today, foot),
+        html: digest_html(report, &s, &subject, &summary, &dateline, today, foot),
         subject,
     }
 }
+
+/// What the digest's footer says besides "sent by aliwatch".
+#[derive(Debug, Clone, Copy)]
+struct Footer {
+    tz: Tz,
+    /// `tracking.provider = "none"`: said once here, so the user knows why
+    /// no parcel is ever called stalled and how to change it.
+    tracking_off: bool,
+}
+
+/// The footer's note about tracking being off (SPEC §7: without a
+/// provider there is no "stalled").
+pub const TRACKING_OFF: &str = "Tracking is off (tracking.provider = \"none\"): parcels show what AliExpress emails say, and aliwatch calls none stalled. To follow carrier events, set provider = \"cainiao\" (no API key needed) under [tracking] in the config.";
 
 fn digest_text(
     report: &StatusReport,
@@ -542,8 +602,9 @@ fn digest_text(
     summary: &str,
     dateline: &str,
     today: NaiveDate,
-    tz: Tz,
+    foot: Footer,
 ) -> String {
+    let tz = foot.tz;
     let w = TEXT_COLUMNS;
     let mut t = wrap(&format!("Your AliExpress orders — {dateline}"), w, "", "");
     t.push_str(&wrap(summary, w, "", ""));
@@ -562,9 +623,9 @@ fn digest_text(
             t.push('\n');
             t.push_str(&wrap(&order_name(o, w - 2), w, "* ", "  "));
             for a in &o.needs_action {
-                t.push_str(&wrap(&todo(a, o, today), w, "  ! ", "    "));
+                t.push_str(&wrap(&todo(a, o, today, tz), w, "  ! ", "    "));
             }
-            t.push_str(&wrap(&order_facts(o, today), w, "  ", "  "));
+            t.push_str(&wrap(&order_facts(o, today, true), w, "  ", "  "));
             for p in &o.parcels {
                 t.push_str(&wrap(&parcel_detail(p, tz), w, "  - ", "    "));
             }
@@ -580,7 +641,7 @@ fn digest_text(
             let line = format!(
                 "{} — {}{}",
                 order_name(o, TITLE_COLUMNS),
-                status_line(o, today),
+                status_line(o, today, tz, true),
                 id_suffix(o)
             );
             t.push_str(&wrap(&line, w, "* ", "  "));
@@ -614,6 +675,9 @@ fn digest_text(
         "",
         "",
     ));
+    if foot.tracking_off {
+        t.push_str(&wrap(TRACKING_OFF, w, "", ""));
+    }
     t
 }
 
@@ -662,7 +726,7 @@ pub(super) fn html_sections(
         }
         h.push_str(&format!("<h2>{heading} ({})</h2>\n<ul>\n", orders.len()));
         for o in orders {
-            html_line(h, o, today);
+            html_line(h, o, today, tz);
         }
         h.push_str("</ul>\n");
     };
@@ -701,8 +765,9 @@ fn digest_html(
     summary: &str,
     dateline: &str,
     today: NaiveDate,
-    tz: Tz,
+    foot: Footer,
 ) -> String {
+    let tz = foot.tz;
     let mut h = html_head(subject);
     h.push_str(&format!(
         "<h1>Your AliExpress orders</h1>\n<p class=\"m\">{} · <strong>{}</strong></p>\n",
@@ -710,8 +775,13 @@ fn digest_html(
         esc(summary)
     ));
     html_sections(&mut h, report, s, today, tz, Medium::Mail);
+    let off = if foot.tracking_off {
+        format!("<br>\n{}", esc(TRACKING_OFF))
+    } else {
+        String::new()
+    };
     h.push_str(&html_foot(&format!(
-        "Sent by aliwatch. Times are in {}. <code>aliwatch status</code> shows the same any time.",
+        "Sent by aliwatch. Times are in {}. <code>aliwatch status</code> shows the same any time.{off}",
         esc(tz.name())
     )));
     h
@@ -744,7 +814,12 @@ fn warning_order_text(t: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
         "* ",
         "  ",
     ));
-    t.push_str(&wrap(&order_facts(o, today), TEXT_COLUMNS, "  ", "  "));
+    t.push_str(&wrap(
+        &order_facts(o, today, true),
+        TEXT_COLUMNS,
+        "  ",
+        "  ",
+    ));
     for p in &o.parcels {
         t.push_str(&wrap(&parcel_detail(p, tz), TEXT_COLUMNS, "  - ", "    "));
     }
@@ -755,7 +830,7 @@ fn warning_order_html(h: &mut String, o: &OrderView, today: NaiveDate, tz: Tz) {
     h.push_str(&format!(
         "<div class=\"c\">\n<div class=\"n\">{}</div>\n<div class=\"m\">{}</div>\n",
         link(&order_name(o, 200), &o.url),
-        esc(&order_facts(o, today))
+        esc(&order_facts(o, today, false))
     ));
     html_parcels(h, o, tz);
     h.push_str("</div>\n");
@@ -895,5 +970,128 @@ pub fn render_warnings(
         subject,
         text: t,
         html: h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The digest says only what is true today, in one zone.
+    use super::*;
+    use crate::model::ParcelStatus;
+    use crate::report::EventView;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn rules(provider: Provider) -> Rules {
+        let mut r = Rules {
+            timezone: chrono_tz::Europe::Berlin,
+            ..Rules::default()
+        };
+        r.tracking.provider = provider;
+        r
+    }
+
+    fn report(orders: Vec<OrderView>) -> StatusReport {
+        StatusReport {
+            generated_at: utc("2026-11-28T08:00:00Z"),
+            orders,
+            unassigned_parcels: vec![],
+            notices: vec![],
+        }
+    }
+
+    /// Shipped, one parcel whose last event is 23:30 UTC on 11-26, which
+    /// is 00:30 on 11-27 in Berlin.
+    fn late_event_order() -> OrderView {
+        let mut p = ParcelView::sample("LP00100000000001", ParcelStatus::InTransit);
+        p.last_event = Some(EventView {
+            time: utc("2026-11-26T23:30:00Z"),
+            description: "Departed from sorting center".into(),
+            location: None,
+        });
+        OrderView {
+            shipped_at: Some(chrono::NaiveDate::from_ymd_opt(2026, 11, 10).expect("date")),
+            protection_ends: chrono::NaiveDate::from_ymd_opt(2027, 1, 9),
+            protection_days_left: Some(42),
+            protection_source: ProtectionSource::Default,
+            url: crate::decide::orders::order_url("8100000000000001"),
+            parcels: vec![p],
+            ..OrderView::sample("8100000000000001", OrderState::Shipped)
+        }
+    }
+
+    #[test]
+    fn every_date_in_the_digest_is_in_the_users_zone() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 28, 8, 0, 0)
+            .single()
+            .expect("time");
+        let d = render_digest(
+            &report(vec![late_event_order()]),
+            &rules(Provider::None),
+            now,
+        );
+        // the one-line entry and nothing else: the Berlin day only
+        assert!(d.text.contains("2026-11-27"), "{}", d.text);
+        assert!(!d.text.contains("2026-11-26"), "{}", d.text);
+        assert!(!d.html.contains("2026-11-26"), "{}", d.html);
+    }
+
+    #[test]
+    fn the_footer_says_once_that_tracking_is_off_and_only_then() {
+        let now = utc("2026-11-28T08:00:00Z");
+        for (provider, want) in [(Provider::None, 1), (Provider::Cainiao, 0)] {
+            let d = render_digest(&report(vec![late_event_order()]), &rules(provider), now);
+            let flat = d.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(flat.matches("Tracking is off").count(), want, "{}", d.text);
+            assert_eq!(
+                d.html.matches("Tracking is off").count(),
+                want,
+                "{provider:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_protection_end_says_where_to_look_with_the_link() {
+        let now = utc("2026-11-28T08:00:00Z");
+        let mut o = late_event_order();
+        o.shipped_at = None;
+        o.protection_ends = None;
+        o.protection_days_left = None;
+        o.protection_source = ProtectionSource::Unknown;
+        let mut awaiting = OrderView::sample("8100000000000002", OrderState::AwaitingShipment);
+        awaiting.url = crate::decide::orders::order_url("8100000000000002");
+        let d = render_digest(&report(vec![o, awaiting]), &rules(Provider::None), now);
+        let flat = d.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!(
+                "{PROTECTION_UNKNOWN} https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000001"
+            )),
+            "{}",
+            d.text
+        );
+        // not for an order that has not shipped: its protection has not
+        // started, nothing is unknown yet
+        assert_eq!(
+            flat.matches("protection end unknown").count(),
+            1,
+            "{}",
+            d.text
+        );
+        assert!(
+            d.html.contains(
+                "protection end unknown: <a href=\"https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000001\">check the order page</a>"
+            ),
+            "{}",
+            d.html
+        );
+        // no day count, no "shipped" day invented
+        assert!(!flat.contains(", day "), "{}", d.text);
     }
 }

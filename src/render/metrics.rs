@@ -208,15 +208,16 @@ mod tests {
 
     #[test]
     fn every_state_and_status_is_listed_and_counters_carry_their_labels() {
+        // A fixed "now", like every other test of the pure core.
+        let t = DateTime::parse_from_rfc3339("2026-02-10T12:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
         let report = StatusReport {
-            generated_at: Utc::now(),
+            generated_at: t,
             orders: vec![],
             unassigned_parcels: vec![],
             notices: vec![],
         };
-        let t = DateTime::parse_from_rfc3339("2026-02-10T12:00:00Z")
-            .expect("valid")
-            .with_timezone(&Utc);
         let input = MetricsInput {
             mailboxes: vec![
                 MailboxMetric {

@@ -87,7 +87,7 @@ pub fn render_push<'r>(
                 message: format!(
                     "{name} (order {}): {}.",
                     one_line(&order.order_id),
-                    todo(need, order, today)
+                    todo(need, order, today, tz)
                 ),
                 high: need.reason == ActionReason::ProtectionEnded,
                 tags: vec![reason_tag(need.reason)],
@@ -206,7 +206,7 @@ fn digest<'r>(report: &'r StatusReport, rules: &Rules, now: DateTime<Utc>) -> Pu
             let first = o
                 .needs_action
                 .first()
-                .map(|a| todo(a, o, today))
+                .map(|a| todo(a, o, today, rules.timezone))
                 .unwrap_or_default();
             format!("• {}: {first}", order_name(o, 40))
         })

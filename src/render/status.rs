@@ -11,13 +11,14 @@
 //! both survive every cut.
 
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 
 use crate::decide::lifecycle::completed_on;
 use crate::decide::Rules;
 use crate::model::{CompletedReason, OrderState};
-use crate::report::{OrderView, ParcelView, StatusReport};
+use crate::report::{OrderView, ParcelOrigin, ParcelView, StatusReport};
 
-use super::email::{items_name, one_line};
+use super::email::{items_name, one_line, protection_unknown, PROTECTION_UNKNOWN};
 use super::text::{pad, shorten, width};
 
 /// The narrowest table the fitted layout makes; a narrower terminal gets
@@ -56,9 +57,9 @@ fn what(o: &OrderView) -> String {
 
 /// The date that matters for the order, with a mark when it is soon:
 /// protection's end for active orders, why and when for completed ones.
-fn when(o: &OrderView, soon: i64) -> String {
+fn when(o: &OrderView, soon: i64, tz: Tz) -> String {
     if o.state == OrderState::Completed {
-        return completed_words(o);
+        return completed_words(o, tz);
     }
     if o.state == OrderState::ProtectionEnded {
         if let Some(d) = o.dispute_until {
@@ -74,7 +75,29 @@ fn when(o: &OrderView, soon: i64) -> String {
             };
             format!("{end} ({left}d){mark}")
         }
+        _ if protection_unknown(o) => "unknown".into(),
         _ => "-".into(),
+    }
+}
+
+/// The line under an order whose protection end is unknown: what to do,
+/// with the page that shows it.
+fn unknown_line(o: &OrderView) -> Option<String> {
+    protection_unknown(o).then(|| format!("{PROTECTION_UNKNOWN} {}", o.url))
+}
+
+/// The same in the fitted layout: the words, then the link on a line of
+/// its own (a link is never cut).
+fn unknown_lines(o: &OrderView) -> Option<String> {
+    protection_unknown(o).then(|| format!("  {PROTECTION_UNKNOWN}:\n  {}\n", o.url))
+}
+
+/// Where a parcel without an order came from, truthfully (an AliExpress
+/// email that named no order, or `aliwatch add`); first, so no cut loses it.
+fn origin_words(p: &ParcelView) -> &'static str {
+    match p.origin {
+        ParcelOrigin::Email => "(email)",
+        ParcelOrigin::Hand => "(by hand)",
     }
 }
 
@@ -82,14 +105,14 @@ fn when(o: &OrderView, soon: i64) -> String {
 /// "auto-completed 2026-10-02", "confirmed 2026-09-20", "closed", "done",
 /// "no news since 2026-07-01" (the day of the last news, not the day it
 /// went stale: that is what a user can look up).
-fn completed_words(o: &OrderView) -> String {
+fn completed_words(o: &OrderView, tz: Tz) -> String {
     let with_day = |word: &str, day: Option<NaiveDate>| match day {
         Some(d) => format!("{word} {d}"),
         None => word.to_owned(),
     };
     match o.completed_reason {
-        Some(CompletedReason::Auto) => with_day("auto-completed", completed_on(o)),
-        Some(CompletedReason::Confirmed) => with_day("confirmed", completed_on(o)),
+        Some(CompletedReason::Auto) => with_day("auto-completed", completed_on(o, tz)),
+        Some(CompletedReason::Confirmed) => with_day("confirmed", completed_on(o, tz)),
         Some(CompletedReason::Closed) => "closed".into(),
         Some(CompletedReason::Done) => "done".into(),
         Some(CompletedReason::Stale) => with_day("no news since", o.last_activity),
@@ -178,6 +201,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
     struct OrderRow {
         cells: [String; 4],
         parcels: Vec<(String, String, &'static str)>,
+        note: Option<String>,
     }
     let mut rows: Vec<OrderRow> = report
         .orders
@@ -199,9 +223,10 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
                     o.order_id.clone(),
                     what(o),
                     o.state.as_str().to_owned(),
-                    when(o, soon),
+                    when(o, soon, rules.timezone),
                 ],
                 parcels,
+                note: unknown_lines(o),
             }
         })
         .collect();
@@ -209,7 +234,7 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
         rows.push(OrderRow {
             cells: [
                 "(no order)".into(),
-                "parcels added by hand".into(),
+                "no order yet".into(),
                 "-".into(),
                 "-".into(),
             ],
@@ -218,9 +243,14 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
                 .iter()
                 .map(|p| {
                     let (s, m) = parcel_status(p, rules);
-                    (p.tracking_number.clone(), s, m)
+                    (
+                        p.tracking_number.clone(),
+                        format!("{} {s}", origin_words(p)),
+                        m,
+                    )
                 })
                 .collect(),
+            note: None,
         });
     }
     let col = |i: usize| max_width(HEAD[i], rows.iter().map(|r| &r.cells[i]));
@@ -263,6 +293,9 @@ fn fitted(report: &StatusReport, rules: &Rules, soon: i64, cols: usize) -> Strin
             o.push_str(&with_mark(status, mark, room.max(10)));
             o.push('\n');
         }
+        if let Some(note) = &r.note {
+            o.push_str(note);
+        }
     }
     o
 }
@@ -292,7 +325,7 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
                 parcel,
                 status,
                 shipped.clone(),
-                when(o, soon),
+                unknown_line(o).unwrap_or_else(|| when(o, soon, rules.timezone)),
                 o.store.as_deref().map_or_else(|| "-".into(), one_line),
                 what(o),
             ]
@@ -310,7 +343,7 @@ fn wide(report: &StatusReport, rules: &Rules, soon: i64) -> String {
         }
     }
     for p in &report.unassigned_parcels {
-        let status = marked_status(p, rules);
+        let status = format!("{} {}", origin_words(p), marked_status(p, rules));
         rows.push([
             "(no order)".into(),
             "-".into(),

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{parse_time, Store};
 use crate::facts::{Facts, ManualAction, OrderEmail, ParcelEmail, ParcelRow};
-use crate::model::{EmailKind, Item, OrderAction, ParcelStatus, Price};
+use crate::model::{EmailKind, Item, OrderAction, ParcelStatus, Price, Provider};
 use crate::report::EventView;
 
 /// A stored timestamp, or an error naming where it was found.
@@ -52,7 +52,11 @@ impl Store {
     /// Everything the status derivation needs, read in one go.
     pub fn load_facts(&self) -> Result<Facts> {
         let (order_parcels, parcel_orders) = self.load_order_parcels()?;
-        let (first_events, last_events) = self.load_events()?;
+        let Events {
+            first: first_events,
+            last: last_events,
+            providers: event_providers,
+        } = self.load_events()?;
         let order_first_seen = self.load_orders()?;
         let facts: Result<Facts> = Ok(Facts {
             orders: order_first_seen.iter().map(|(o, _)| o.clone()).collect(),
@@ -65,6 +69,7 @@ impl Store {
             parcel_emails: self.load_parcel_emails()?,
             last_events,
             first_events,
+            event_providers,
         });
         facts.context("reading the database")
     }
@@ -334,14 +339,12 @@ impl Store {
         Ok(out)
     }
 
-    /// The oldest event time and the newest event per parcel (ties broken
-    /// by id, newest insert wins).
-    #[allow(clippy::type_complexity)]
-    fn load_events(&self) -> Result<(HashMap<String, DateTime<Utc>>, HashMap<String, EventView>)> {
-        let mut first_events = HashMap::new();
-        let mut last_events = HashMap::new();
+    /// The oldest event time, the newest event and its provider per
+    /// parcel (ties broken by id, newest insert wins).
+    fn load_events(&self) -> Result<Events> {
+        let mut out = Events::default();
         let mut stmt = self.conn.prepare(
-            "SELECT id, tracking_number, time_utc, description, location FROM events
+            "SELECT id, tracking_number, time_utc, description, location, provider FROM events
              ORDER BY tracking_number, time_utc DESC, id DESC",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -351,21 +354,39 @@ impl Store {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
             ))
         })?;
         for r in rows {
-            let (id, p, t, d, l) = r?;
+            let (id, p, t, d, l, provider) = r?;
             let time = stored_time(&t, || format!("events row {id}"))?;
-            first_events
+            out.first
                 .entry(p.clone())
                 .and_modify(|f: &mut DateTime<Utc>| *f = (*f).min(time))
                 .or_insert(time);
-            last_events.entry(p).or_insert(EventView {
-                time,
-                description: d,
-                location: l.filter(|l| !l.is_empty()),
-            });
+            if out.last.contains_key(&p) {
+                continue;
+            }
+            if let Some(provider) = Provider::parse(&provider) {
+                out.providers.insert(p.clone(), provider);
+            }
+            out.last.insert(
+                p,
+                EventView {
+                    time,
+                    description: d,
+                    location: l.filter(|l| !l.is_empty()),
+                },
+            );
         }
-        Ok((first_events, last_events))
+        Ok(out)
     }
+}
+
+/// Carrier events per parcel, as the status derivation reads them.
+#[derive(Default)]
+struct Events {
+    first: HashMap<String, DateTime<Utc>>,
+    last: HashMap<String, EventView>,
+    providers: HashMap<String, Provider>,
 }

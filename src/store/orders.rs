@@ -146,6 +146,19 @@ impl Store {
         Ok(new)
     }
 
+    /// Whether an AliExpress email named this number as a parcel.
+    pub fn parcel_named_by_email(&self, number: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM parcel_emails WHERE tracking_number = ?1 LIMIT 1",
+                params![normalise_number(number)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Whether an email (or `add --create`) recorded this order.
     pub fn order_known(&self, order: &str) -> Result<bool> {
         order_known(&self.conn, &normalise_number(order))

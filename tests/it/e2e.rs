@@ -1172,3 +1172,269 @@ fn orders_move_on_with_today_and_a_first_sync_folds_its_warnings() {
     world.sync();
     assert_eq!(sink_messages(&stack).len(), 2, "a second sync sent more");
 }
+
+/// An AliExpress email about an order's parcel at a later stage than
+/// "shipped" (plain text, the English template's words): `kind` is the
+/// subject's ending ("package in transit", …).
+fn stage_email(
+    n: usize,
+    order: &str,
+    tracking: &str,
+    subject: &str,
+    body: &str,
+    date: DateTime<Utc>,
+) -> Vec<u8> {
+    format!(
+        "From: AliExpress <transaction@notice.aliexpress.com>\r\n\
+         To: alice@example.test\r\n\
+         Subject: {subject}\r\n\
+         Date: {date}\r\n\
+         Message-ID: <e2e-stage-{n}.{tracking}@notice.aliexpress.com>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=\"UTF-8\"\r\n\
+         \r\n\
+         {body}\r\n\
+         \r\n\
+         Track <https://www.aliexpress.com/p/tracking/index.html?tradeOrderId={order}&trackingNumber={tracking}>\r\n",
+        date = date.to_rfc2822(),
+    )
+    .into_bytes()
+}
+
+/// A "delivered" email naming the parcel and (through the link) its order.
+fn delivered_email(n: usize, order: &str, tracking: &str, date: DateTime<Utc>) -> Vec<u8> {
+    let day = date.format("%d/%m/%Y");
+    format!(
+        "From: AliExpress <transaction@notice.aliexpress.com>\r\n\
+         To: alice@example.test\r\n\
+         Subject: Package {tracking} has been delivered\r\n\
+         Date: {date}\r\n\
+         Message-ID: <e2e-delivered-{n}.{tracking}@notice.aliexpress.com>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=\"UTF-8\"\r\n\
+         \r\n\
+         Your package {tracking} has been successfully delivered!\r\n\
+         \r\n\
+         Delivered {day}\r\n\
+         \r\n\
+         Check details <https://www.aliexpress.com/ssr/300002636/BuyerPackageTracking?businessCode=ug&o_ids={order}>\r\n",
+        date = date.to_rfc2822(),
+    )
+    .into_bytes()
+}
+
+/// Issue 20 on real Dovecot and SMTP, with `provider = "none"` and emails
+/// dated relative to today: nothing false, nothing invented.
+#[test]
+fn without_a_provider_aliwatch_invents_nothing() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let standin = Standin::start();
+    let world = World::new(&stack, &standin);
+    // The example config's tracking: none.
+    let toml = fs::read_to_string(&world.cfg).expect("config");
+    let start = toml.find("[tracking]").expect("tracking section");
+    let end = toml.find("[digest]").expect("digest section");
+    let toml = format!(
+        "{}[tracking]\nprovider = \"none\"\n\n{}",
+        &toml[..start],
+        &toml[end..]
+    );
+    fs::write(&world.cfg, toml).expect("rewrite config");
+
+    let now = Utc::now();
+    let days = |n: i64| now - chrono::Duration::days(n);
+    let today = now.date_naive();
+    let shipped = ("8120000000000011", "LP00120000000011");
+    let in_transit = ("8120000000000022", "LP00120000000022");
+    let delivered = ("8120000000000033", "LP00120000000033");
+    let delivered_long_ago = ("8120000000000044", "LP00120000000044");
+    // A number of a format aliwatch does not know, from a subject's parcel
+    // position, in an email that names no order.
+    let loose = "ZX7766554433221";
+    let emails: Vec<Vec<u8>> = vec![
+        shipping_email(0, shipped.0, shipped.1, days(14)),
+        stage_email(
+            1,
+            in_transit.0,
+            in_transit.1,
+            &format!("Order {}: package in transit", in_transit.0),
+            "Your package is on its way. Click below to see the latest status.",
+            days(9),
+        ),
+        delivered_email(2, delivered.0, delivered.1, days(2)),
+        delivered_email(3, delivered_long_ago.0, delivered_long_ago.1, days(10)),
+        format!(
+            "From: AliExpress <transaction@notice.aliexpress.com>\r\n\
+             To: alice@example.test\r\n\
+             Subject: Package {loose} is in transit\r\n\
+             Date: {}\r\n\
+             Message-ID: <e2e-loose.{loose}@notice.aliexpress.com>\r\n\
+             Content-Type: text/plain; charset=\"UTF-8\"\r\n\
+             \r\n\
+             Your package {loose} is on its way with a local carrier.\r\n",
+            days(3).to_rfc2822()
+        )
+        .into_bytes(),
+    ];
+    for e in &emails {
+        stack.append("alice", "INBOX", e, None);
+    }
+    world.sync();
+
+    let status = world.status(true);
+    let order = |id: &str| -> Value {
+        status["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .find(|o| o["order_id"] == id)
+            .unwrap_or_else(|| panic!("order {id} missing: {status}"))
+            .clone()
+    };
+    // Shipped 14 days ago, no provider: silence is no evidence.
+    let a = order(shipped.0);
+    assert_eq!(a["state"], "shipped", "{a}");
+    assert_eq!(a["needs_action"], serde_json::json!([]), "{a}");
+    assert_eq!(a["parcels"][0]["stalled"], false, "{a}");
+    assert_eq!(a["parcels"][0]["provider"], Value::Null, "{a}");
+    let a_ends = (today - chrono::Duration::days(14) + chrono::Duration::days(60)).to_string();
+    assert_eq!(a["protection_ends"], a_ends.as_str(), "{a}");
+    // First seen in transit: no shipping date, no protection end invented.
+    let b = order(in_transit.0);
+    assert_eq!(b["state"], "shipped", "{b}");
+    assert_eq!(b["shipped_at"], Value::Null, "{b}");
+    assert_eq!(b["protection_ends"], Value::Null, "{b}");
+    assert_eq!(b["protection_source"], "unknown", "{b}");
+    // Delivered only: no shipping date; §7 from the delivery date.
+    let c = order(delivered.0);
+    assert_eq!(c["shipped_at"], Value::Null, "{c}");
+    assert_eq!(c["state"], "delivered", "{c}");
+    let auto = today - chrono::Duration::days(2) + chrono::Duration::days(5);
+    assert_eq!(c["auto_completes_on"], auto.to_string().as_str(), "{c}");
+    assert_eq!(
+        c["needs_action"][0]["reason"], "delivered_not_confirmed",
+        "{c}"
+    );
+    let d = order(delivered_long_ago.0);
+    assert_eq!(d["shipped_at"], Value::Null, "{d}");
+    assert_eq!(d["state"], "completed", "{d}");
+    assert_eq!(d["completed_reason"], "auto", "{d}");
+    let until = today - chrono::Duration::days(10) + chrono::Duration::days(5 + 15);
+    assert_eq!(d["dispute_until"], until.to_string().as_str(), "{d}");
+
+    // The digest: the shipped order is no card, nothing says "ask the
+    // seller", the unknown end says where to look, the footer says once
+    // that tracking is off.
+    let out = util::run(&mut world.cmd(&["digest", "--print"]));
+    let digest = util::stdout(&out);
+    assert!(
+        !digest.to_lowercase().contains("ask the seller"),
+        "{digest}"
+    );
+    let transit = digest.find("IN TRANSIT").expect("in transit section");
+    let at = digest.find(shipped.0).expect("the shipped order is listed");
+    assert!(at > transit, "the shipped order needs no action:\n{digest}");
+    let flat = digest.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("protection end unknown: check the order page"),
+        "{digest}"
+    );
+    assert_eq!(digest.matches("Tracking is off").count(), 1, "{digest}");
+    // The digest that went out says the same.
+    let sent = sink_messages(&stack);
+    let mailed = sent
+        .iter()
+        .find(|(_, s, _)| s.starts_with("aliwatch:"))
+        .map(|m| String::from_utf8_lossy(&m.2).to_lowercase())
+        .expect("the digest was sent");
+    assert!(!mailed.contains("ask the seller"), "{mailed}");
+    // No calendar event for a date nobody knows.
+    let out = util::run(&mut world.cmd(&["calendar"]));
+    let ics = util::stdout(&out);
+    assert!(ics.contains(shipped.0), "{ics}");
+    assert!(!ics.contains(in_transit.0), "{ics}");
+    // `status` says it too, and where the loose parcel came from.
+    let out = util::run(&mut world.cmd(&["status"]));
+    let table = util::stdout(&out);
+    assert!(table.contains("protection end unknown"), "{table}");
+    assert!(table.contains("(email)"), "{table}");
+
+    // The digest's advice works on the number aliwatch took from an email,
+    // and the order keeps its date.
+    let out = util::run(&mut world.cmd(&["add", loose, "--order", shipped.0]));
+    assert!(out.status.success(), "add failed: {}", util::stderr(&out));
+    let status = world.status(true);
+    let a = status["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .find(|o| o["order_id"] == shipped.0)
+        .expect("order")
+        .clone();
+    assert_eq!(a["protection_ends"], a_ends.as_str(), "{a}");
+    assert_eq!(a["protection_source"], "default", "{a}");
+    assert!(
+        a["parcels"]
+            .as_array()
+            .expect("parcels")
+            .iter()
+            .any(|p| p["tracking_number"] == loose),
+        "{a}"
+    );
+    assert_eq!(status["unassigned_parcels"], serde_json::json!([]));
+}
+
+/// A warning that only the tracking provider's answer makes due (the email
+/// is an "in transit" one and dates nothing; the first carrier event, 55
+/// days ago, does) goes out right after the daemon's first tracking pass,
+/// not a scheduler tick (60 s) later: a finished tracking pass kicks the
+/// notification scheduler.
+#[test]
+fn due_notifications_go_out_in_the_first_pass_after_start() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let standin = Standin::start();
+    standin.set_epoch(Utc::now() - chrono::Duration::days(55));
+    let world = World::new(&stack, &standin);
+    let (order, number) = (order_id(900), tracking_number(900));
+    standin.set_timeline(&number, journey());
+    standin.advance(&number);
+    standin.advance(&number);
+    stack.append(
+        "alice",
+        "INBOX",
+        &stage_email(
+            0,
+            &order,
+            &number,
+            &format!("Order {order}: package in transit"),
+            "Your package is on its way. Click below to see the latest status.",
+            Utc::now() - chrono::Duration::days(3),
+        ),
+        None,
+    );
+    let started = Instant::now();
+    let mut child = world.spawn_run(&[]);
+    let sent = wait_for(Duration::from_secs(90), "the warning at the sink", || {
+        let w: Vec<_> = sink_messages(&stack)
+            .into_iter()
+            .filter(|(_, s, _)| s.starts_with("Buyer Protection"))
+            .collect();
+        (!w.is_empty()).then_some(w)
+    });
+    let took = started.elapsed();
+    eprintln!("e2e: start -> warning sent in {took:?}");
+    assert_eq!(sent.len(), 1);
+    assert!(
+        took < Duration::from_secs(20),
+        "took {took:?}; log:\n{}",
+        world.log()
+    );
+    let st = terminate(&mut child, || world.log());
+    assert_eq!(st.code(), Some(0), "log:\n{}", world.log());
+}

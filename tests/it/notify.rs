@@ -59,6 +59,7 @@ fn parcel(number: &str, status: ParcelStatus, desc: &str) -> ParcelView {
         tracking_number: number.into(),
         tracking_url: String::new(),
         carrier: Some("Cainiao".into()),
+        provider: None,
         status,
         status_detail: Some(desc.into()),
         last_event: Some(EventView {
@@ -73,6 +74,7 @@ fn parcel(number: &str, status: ParcelStatus, desc: &str) -> ParcelView {
         last_checked_at: None,
         delivered_at: None,
         stalled: false,
+        origin: Default::default(),
         previous_numbers: vec![],
     }
 }
@@ -86,7 +88,7 @@ fn order(id: &str, state: OrderState, ends: &str, parcels: Vec<ParcelView>) -> O
         shipped_at: Some(date("2026-10-04")),
         protection_ends: Some(date(ends)),
         protection_days_left: None,
-        protection_source: Some(ProtectionSource::Default),
+        protection_source: ProtectionSource::Default,
         auto_completes_on: None,
         dispute_until: None,
         last_activity: None,

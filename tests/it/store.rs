@@ -23,7 +23,7 @@ fn a_database_written_by_schema_v1_migrates_and_keeps_its_data() {
         .find(|o| o.order_id == "3084943433511931")
         .expect("the order written by v1");
     assert_eq!(order.parcels[0].tracking_number, "LP00527423524449");
-    assert_eq!(order.protection_source.map(|s| s.as_str()), Some("manual"));
+    assert_eq!(order.protection_source.as_str(), "manual");
     assert_eq!(
         report.unassigned_parcels[0].tracking_number,
         "JY26CAA0D000551012"

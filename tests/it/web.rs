@@ -830,3 +830,88 @@ fn web_connections_beyond_the_limit_wait_until_one_closes() {
         "after the others closed: {text:?}"
     );
 }
+
+/// `aliwatch demo`: a database of its own from the embedded emails, dated
+/// relative to today, served until Ctrl-C; it refuses to touch an existing
+/// database.
+#[test]
+fn demo_serves_a_true_story_dated_today_and_refuses_an_existing_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("demo.db");
+    let port = free_port();
+    let mut child = util::aliwatch(&dir.path().join("home"))
+        .arg("--database")
+        .arg(&db)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let started = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the demo does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page = get(port, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("LED desk lamp"), "{}", page.body);
+    // the order first seen in transit: no date invented, the page to check
+    assert!(
+        page.body.contains(
+            "protection end unknown: <a href=\"https://www.aliexpress.com/p/order/detail.html?orderId=8100000000000505\">check the order page</a>"
+        ),
+        "{}",
+        page.body
+    );
+    let status: Value = serde_json::from_str(&get(port, "/api/status").body).expect("json");
+    let orders = status["orders"].as_array().expect("orders");
+    let state = |id: &str| {
+        orders
+            .iter()
+            .find(|o| o["order_id"] == id)
+            .map(|o| o["state"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    // a few orders at different stages, few that need action
+    assert_eq!(state("8100000000000101"), "shipped");
+    assert_eq!(state("8100000000000303"), "delivered");
+    assert_eq!(state("8100000000000404"), "awaiting_shipment");
+    assert_eq!(state("8100000000000606"), "completed");
+    let unknown = orders
+        .iter()
+        .find(|o| o["order_id"] == "8100000000000505")
+        .expect("the order first seen in transit");
+    assert_eq!(unknown["protection_source"], "unknown", "{unknown}");
+    let needing: usize = orders
+        .iter()
+        .filter(|o| !o["needs_action"].as_array().expect("list").is_empty())
+        .count();
+    assert_eq!(needing, 2, "{status}");
+    let st = std::process::Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let code = child.wait().expect("wait");
+    assert!(code.success(), "{code}");
+
+    // The database stays where it was asked for; a second demo will not
+    // write into it.
+    assert!(db.exists());
+    let out = util::run(
+        util::aliwatch(&dir.path().join("home"))
+            .arg("--database")
+            .arg(&db)
+            .args(["demo", "--listen", "127.0.0.1:0"]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", util::stderr(&out));
+    assert!(
+        util::stderr(&out).contains("exists"),
+        "{}",
+        util::stderr(&out)
+    );
+}
