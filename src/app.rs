@@ -593,19 +593,12 @@ fn cmd_sync(cfg: &Config, quiet: bool) -> Result<ExitCode> {
         if cfg.smtp.is_none() {
             info!("no [smtp] configured: warnings and digests stay due and are not sent");
         }
-        let sender = smtp_sender(cfg)?;
         let instance = store.instance_id()?;
         let push =
             crate::daemon::push_channels_or_log(cfg, crate::notify::Hooks::none(), &instance);
-        let notified = pipeline::notify::notification_pass(
-            cfg,
-            &mut store,
-            sender.as_ref(),
-            &push,
-            Utc::now(),
-        )
-        .await;
-        for channel in &push {
+        let channels = pipeline::notify::channels(cfg, push)?;
+        let notified = pipeline::notify::notification_pass(cfg, &channels, Utc::now()).await;
+        for channel in &channels {
             channel.close().await;
         }
         if let Err(e) = notified {

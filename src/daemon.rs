@@ -344,10 +344,7 @@ async fn run(
     if cfg.smtp.is_none() {
         warn!("no [smtp] configured: warnings and digests stay due and are not sent");
     }
-    {
-        let (cfg, cancel, live) = (cfg.clone(), cancel.clone(), live.clone());
-        tasks.spawn(async move { notification_loop(&cfg, &cancel, &live).await });
-    }
+    spawn_channel_loops(&cfg, &tasks, &cancel, &live);
     {
         let (listener, path) = control;
         let service = Arc::new(crate::control::server::Service {
@@ -567,16 +564,14 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
     }
 }
 
-/// The notification scheduler: warnings and the digest, checked every
-/// [`SCHEDULER_TICK`] and after every state change.
-async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<Live>) {
-    let sender = match smtp_sender(cfg) {
-        Ok(s) => s,
-        Err(e) => {
-            error!("cannot set up SMTP, no notifications will be sent: {e:#}");
-            return;
-        }
-    };
+/// Every channel's notification scheduler (the email's, each
+/// `[[notify]]` channel's), each a loop of its own.
+fn spawn_channel_loops(
+    cfg: &Arc<Config>,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+    live: &Arc<Live>,
+) {
     let instance = match Store::open(&cfg.database).and_then(|s| s.instance_id()) {
         Ok(id) => id,
         Err(e) => {
@@ -586,39 +581,65 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<
     };
     let hooks = {
         let (on_change, on_command) = (live.clone(), live.clone());
-        let cfg = Arc::new(cfg.clone());
+        let cfg = cfg.clone();
         crate::notify::Hooks {
             on_change: Arc::new(move || on_change.notifications.kick()),
             on_command: Arc::new(move |c| button_pressed(cfg.clone(), on_command.clone(), c)),
         }
     };
     let push = push_channels_or_log(cfg, hooks, &instance);
+    let channels = match pipeline::notify::channels(cfg, push) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("cannot set up SMTP, no notifications will be sent: {e:#}");
+            return;
+        }
+    };
+    for channel in channels {
+        let (cfg, cancel, live) = (cfg.clone(), cancel.clone(), live.clone());
+        let passes = live.notifications.register();
+        tasks.spawn(async move { channel_loop(&cfg, channel, &passes, &cancel, &live).await });
+    }
+}
+
+/// One channel's notification scheduler: its warnings, events and digest,
+/// checked every [`SCHEDULER_TICK`] and after every state change, on its
+/// own database connection.
+async fn channel_loop(
+    cfg: &Config,
+    channel: Box<dyn crate::notify::Notifier>,
+    passes: &Passes,
+    cancel: &CancellationToken,
+    live: &Live,
+) {
+    let name = format!("notifications {}", channel.channel());
+    // `digest --send` through the control socket sends email too: never
+    // beside the email channel's pass.
+    let is_email = channel.channel() == crate::notify::email::EMAIL;
     let mut slot = None;
     let mut failures = 0;
     loop {
-        live.notifications.begin();
+        passes.begin();
         let result = match task_store(&mut slot, cfg) {
             Ok(store) => tokio::select! {
                 r = async {
-                    // Nothing else in this process sends meanwhile
-                    // (`digest --send` from the control socket).
-                    let _sending = live.sending.lock().await;
-                    pipeline::notify::notification_pass(cfg, store, sender.as_ref(), &push, Utc::now()).await
+                    let _sending = if is_email { Some(live.sending.lock().await) } else { None };
+                    pipeline::notify::channel_notification_pass(cfg, store, channel.as_ref(), Utc::now()).await
                 } => r,
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => break,
             },
             Err(e) => Err(e),
         };
         if result.is_err() {
             slot = None;
         }
-        live.notifications
-            .end(result.as_ref().err().map(|e| format!("{e:#}")));
-        let delay = next_delay("notifications", result, &mut failures, &live.troubles);
-        if !wait_next(cancel, &live.notifications, delay).await {
-            return;
+        passes.end(result.as_ref().err().map(|e| format!("{e:#}")));
+        let delay = next_delay(&name, result, &mut failures, &live.troubles);
+        if !wait_next(cancel, passes, delay).await {
+            break;
         }
     }
+    channel.close().await;
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ pub struct Live {
     pub troubles: Troubles,
     /// The tracking scheduler's passes.
     pub tracking: Passes,
-    /// The notification scheduler's passes.
-    pub notifications: Passes,
+    /// The notification schedulers' passes, one per channel.
+    pub notifications: ChannelPasses,
     /// Held while anything in this process sends (a notification pass,
     /// `digest --send` from the control socket), so two never send the
     /// same notification.
@@ -151,6 +151,58 @@ mod tests {
         assert!(now[0].1.ends_with('…'));
         t.set("tracking", None);
         assert!(t.now().is_empty());
+    }
+}
+
+/// The passes of every channel's notification scheduler (each channel has
+/// its own, so a slow one delays no other).
+#[derive(Debug, Default)]
+pub struct ChannelPasses {
+    list: Mutex<Vec<Arc<Passes>>>,
+}
+
+impl ChannelPasses {
+    /// A new channel scheduler's passes.
+    pub fn register(&self) -> Arc<Passes> {
+        let p = Arc::new(Passes::default());
+        if let Ok(mut list) = self.list.lock() {
+            list.push(p.clone());
+        }
+        p
+    }
+
+    fn all(&self) -> Vec<Arc<Passes>> {
+        self.list.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Asks every channel for a pass.
+    pub fn kick(&self) {
+        for p in self.all() {
+            p.kick();
+        }
+    }
+
+    /// [`Passes::pass_now`] of every channel: `Some(Ok)` all succeeded,
+    /// `Some(Err)` the failures, `None` one did not finish in time. With
+    /// no channel there is nothing to wait for.
+    pub async fn pass_now(&self, limit: Duration) -> Option<Result<(), String>> {
+        let results = futures::future::join_all(self.all().iter().map(|p| {
+            let p = p.clone();
+            async move { p.pass_now(limit).await }
+        }))
+        .await;
+        let mut failures = Vec::new();
+        for r in results {
+            match r? {
+                Ok(()) => {}
+                Err(e) => failures.push(e),
+            }
+        }
+        Some(if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        })
     }
 }
 

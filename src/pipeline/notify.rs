@@ -11,6 +11,10 @@
 //! Without `[smtp]` nothing is recorded or sent by email, so what is due
 //! stays due until SMTP is configured.
 //!
+//! Every channel (email too) runs its own pass ([`channel_notification_pass`]):
+//! the daemon gives each its own loop and database connection, so a slow
+//! or hanging channel delays no other.
+//!
 //! Push channels (`[[notify]]`) run the same pass on their own ledger rows
 //! (channel = the table's `name`) with their own events
 //! (`decide::notifications::due_events`); they send one message per event
@@ -63,7 +67,7 @@ pub fn retry_delay(attempts: u32) -> Duration {
 }
 
 /// The email channel of `cfg` over `sender`.
-fn email_channel<S: Sender + Send + Sync>(sender: S, cfg: &Config) -> EmailChannel<S> {
+pub fn email_channel<S: Sender + Send + Sync>(sender: S, cfg: &Config) -> EmailChannel<S> {
     EmailChannel {
         sender,
         from: cfg.smtp.as_ref().map(|s| s.from.clone()),
@@ -336,60 +340,67 @@ pub async fn send_digest_now<S: Sender + Send + Sync>(
     }
 }
 
-/// One notification pass as `run` and `sync` do it: warnings and the
-/// digest that are due now over SMTP, then every `[[notify]]` channel's
-/// events. Without `[smtp]` (`sender` is `None`) no email is sent and what
-/// is due for email stays due. Each channel has its own ledger and its own
-/// failures: one that is down (refused, 5xx, timing out) is retried later
-/// and never keeps another channel, or the email, from being sent; the
-/// error names every channel that failed.
-pub async fn notification_pass(
+/// Every configured channel of `cfg`: the email over SMTP when `[smtp]`
+/// is there, then the `[[notify]]` channels in `push`. The daemon runs one
+/// loop per channel; `sync` runs them side by side.
+pub fn channels(cfg: &Config, push: Vec<Box<dyn Notifier>>) -> Result<Vec<Box<dyn Notifier>>> {
+    let mut out: Vec<Box<dyn Notifier>> = Vec::new();
+    if let Some(smtp) = &cfg.smtp {
+        out.push(Box::new(email_channel(SmtpSender::new(smtp)?, cfg)));
+    }
+    out.extend(push);
+    Ok(out)
+}
+
+/// One notification pass of one channel, as `run` and `sync` do it: its
+/// retained state (MQTT), then what is due for it, on its own ledger rows.
+/// A channel that is down (refused, 5xx, timing out) is retried later; it
+/// has its own database connection and is run beside the others, so it
+/// never keeps another channel waiting. Only the holder of the run lock
+/// runs passes (SPEC §1: the service, or a `sync` while no service runs).
+pub async fn channel_notification_pass(
     cfg: &Config,
     store: &mut Store,
-    sender: Option<&SmtpSender>,
-    push: &[Box<dyn Notifier>],
+    channel: &dyn Notifier,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if sender.is_none() && push.is_empty() {
-        return Ok(());
-    }
-    // Two processes on one database (`run` and a `sync` from cron or the
-    // user) would otherwise both send a pending notification before
-    // either marks it sent. An advisory lock next to the database makes
-    // the pass exclusive; the kernel drops it when a process dies, so a
-    // crash never leaves it held.
-    let _lock = match notify_lock(&cfg.database) {
-        NotifyLock::Held(f) => Some(f),
-        NotifyLock::Busy => {
-            tracing::info!("another aliwatch process is sending notifications; leaving them to it");
-            return Ok(());
-        }
-        NotifyLock::Unavailable => None,
-    };
     let rules = cfg.rules();
     let report = super::status_report(store, now, &rules)?;
-    let mut failures: Vec<String> = Vec::new();
-    if let Some(sender) = sender {
-        let s = send_due(store, &report, cfg, now, sender).await?;
-        failures.extend(pass_note(crate::notify::email::EMAIL, &s));
-    }
-    for channel in push {
-        // Retained state first (MQTT); a channel that cannot take it is
-        // down: its events wait for the next pass.
-        let mut ledger = StoreLedger {
-            store: &mut *store,
-            channel: channel.channel().to_string(),
-        };
-        if let Err(e) = channel.sync_state(&report, &rules, &mut ledger).await {
-            tracing::warn!(channel = channel.channel(), error = %e.message, "channel state not published; will retry");
-            failures.push(format!("{}: {}", channel.channel(), e.message));
-            if !e.permanent {
-                continue;
-            }
+    // Retained state first (MQTT); a channel that cannot take it is down:
+    // its events wait for the next pass.
+    let mut ledger = StoreLedger {
+        store: &mut *store,
+        channel: channel.channel().to_string(),
+    };
+    if let Err(e) = channel.sync_state(&report, &rules, &mut ledger).await {
+        tracing::warn!(channel = channel.channel(), error = %e.message, "channel state not published; will retry");
+        if !e.permanent {
+            bail!("{}: {}", channel.channel(), e.message);
         }
-        let s = channel_pass(store, &report, &rules, now, channel.as_ref()).await?;
-        failures.extend(pass_note(channel.channel(), &s));
     }
+    let s = channel_pass(store, &report, &rules, now, channel).await?;
+    if let Some(failure) = pass_note(channel.channel(), &s) {
+        bail!("{failure}");
+    }
+    Ok(())
+}
+
+/// Every channel's pass side by side, each on its own connection to the
+/// database (`sync`); the error names every channel that failed.
+pub async fn notification_pass(
+    cfg: &Config,
+    channels: &[Box<dyn Notifier>],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let passes = channels.iter().map(|channel| async move {
+        let mut store = Store::open(&cfg.database)?;
+        channel_notification_pass(cfg, &mut store, channel.as_ref(), now).await
+    });
+    let failures: Vec<String> = futures::future::join_all(passes)
+        .await
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
     }
@@ -415,29 +426,6 @@ fn pass_note(name: &str, s: &SendSummary) -> Option<String> {
             s.last_error.clone().unwrap_or_default()
         )
     })
-}
-
-/// Takes the exclusive notification lock (`<database>.notify-lock`)
-/// without waiting.
-fn notify_lock(database: &std::path::Path) -> NotifyLock {
-    use crate::store::locks::{self, Lock};
-    match locks::try_lock(database, "notify") {
-        Lock::Held(f) => NotifyLock::Held(f),
-        Lock::Busy(_) => NotifyLock::Busy,
-        Lock::Unavailable(e) => {
-            tracing::warn!(path = %locks::lock_path(database, "notify").display(), error = %e, "cannot take the notification lock; sending without it");
-            NotifyLock::Unavailable
-        }
-    }
-}
-
-enum NotifyLock {
-    Held(std::fs::File),
-    /// Another process holds it.
-    Busy,
-    /// No lock file could be opened (e.g. a read-only directory): go on
-    /// without one rather than never notify.
-    Unavailable,
 }
 
 /// A channel's [`crate::notify::RetainedLedger`] in the store.

@@ -833,32 +833,6 @@ fn a_second_run_on_the_same_database_is_refused() {
     assert_eq!(st.code(), Some(0), "{}", world.log());
 }
 
-/// The notification lock file beside the database is never open to others
-/// (it was 0644); its group may read it (0640), as the run lock's.
-#[test]
-fn the_notify_lock_file_is_private() {
-    use std::os::unix::fs::PermissionsExt;
-    let world = World::with_config(|d| {
-        fs::write(d.join("smtp-password"), "secret\n").expect("secret");
-        format!(
-            "database = \"{d}/aliwatch.db\"\ntimezone = \"UTC\"\n\
-             [smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"plain\"\n\
-             username = \"alice\"\npassword_file = \"{d}/smtp-password\"\n\
-             from = \"a <a@example.test>\"\nto = [\"a@example.test\"]\n\
-             [tracking]\nprovider = \"none\"\n",
-            d = d.display()
-        )
-    });
-    let out = util::run(&mut world.cmd(&["sync"]));
-    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
-    let lock = world.dir.path().join("aliwatch.db.notify-lock");
-    let mode = fs::metadata(&lock)
-        .expect("notify lock file")
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o037, 0, "{mode:o}");
-}
-
 /// Idle footprint of `aliwatch run` watching one mailbox with IDLE after
 /// its initial sync (run by `scripts/bench-idle`, release build).
 /// `BENCH_IDLE_SECS` sets the measured interval (default 60).

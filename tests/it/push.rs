@@ -110,6 +110,10 @@ impl Drop for Receiver {
 
 fn serve(mut conn: TcpStream, state: &Mutex<RxState>) {
     let Ok(req) = read_request(&conn) else { return };
+    // A sender killed in the middle of its request sent no request.
+    if req.path.is_empty() {
+        return;
+    }
     let (fault, always) = {
         let mut s = state.lock().expect("lock");
         (s.faults.pop_front(), s.always)
@@ -412,10 +416,14 @@ fn every_event_reaches_each_channel_once_through_5xx_drops_and_a_crash() {
     let got = ntfy.got();
     let (ok, all) = tally(&got, ntfy_id);
     assert_eq!(ok.keys().cloned().collect::<BTreeSet<_>>(), want_ntfy);
-    assert!(ok.values().all(|&n| n == 1), "{ok:?}");
+    // ntfy delivers beside the webhook, so the SIGKILL of step 2 may fall
+    // between one of its sends and its record: that one, and only that
+    // kind, may come twice, under the same id (SPEC §5 "Once").
+    assert!(ok.values().all(|&n| n <= 2), "{ok:?}");
+    let repeats = ok.values().filter(|&&n| n == 2).count() as u32;
     assert_eq!(
         all.values().sum::<u32>(),
-        want_ntfy.len() as u32 + 1,
+        want_ntfy.len() as u32 + 1 + repeats,
         "{all:?}"
     );
 
@@ -871,4 +879,40 @@ password_file = "{d}/mqtt-password"
             .status();
         let _ = run.wait();
     }
+}
+
+/// Issue 21: a receiver that answers slowly (15 s) held up every later
+/// channel: ntfy got its first of 12 events after 180 s. Each channel
+/// delivers on its own now.
+#[test]
+fn a_webhook_answering_after_15_s_delays_ntfy_by_nothing() {
+    let ntfy = Receiver::start();
+    let hook = Receiver::start();
+    for _ in 0..12 {
+        hook.push_fault(Fault::Hang(Duration::from_secs(15)));
+    }
+    let w = World::new(|d| push_config(d, &ntfy.url("/t"), &hook.url("/h"), ""));
+    w.import(&two_orders());
+    let started = std::time::Instant::now();
+    let mut sync = util::Reaped(
+        w.cmd(&["sync"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sync"),
+    );
+    util::wait_for(Duration::from_secs(10), "ntfy's first event", || {
+        (!ntfy.got().is_empty()).then_some(())
+    });
+    let first = started.elapsed();
+    assert!(first < Duration::from_secs(2), "ntfy waited {first:?}");
+    // The webhook is still in its first slow answer; ntfy has them all.
+    let want = expected_ids(&w.status(), &["protection_warning", "action_needed"]);
+    util::wait_for(Duration::from_secs(5), "every ntfy event", || {
+        let (ok, _) = tally(&ntfy.got(), ntfy_id);
+        (ok.keys().cloned().collect::<BTreeSet<_>>() == want).then_some(())
+    });
+    assert!(hook.got().len() <= 1, "the webhook is still busy");
+    let _ = sync.0.kill();
+    eprintln!("ntfy's first event after {first:?}");
 }
