@@ -163,7 +163,7 @@ pub async fn channel_pass(
     // message (SPEC §5), its id recorded before it is sent.
     let (grouped, fresh): (Vec<_>, Vec<_>) = warnings
         .into_iter()
-        .partition(|w| is_group_id(&w.0.message_id));
+        .partition(|w| in_group(channel, &w.0));
     let mut groups: Vec<Vec<(NotificationRecord, &OrderView, u32)>> = Vec::new();
     for w in grouped {
         match groups
@@ -192,7 +192,7 @@ pub async fn channel_pass(
     }
     for mut g in groups {
         let id = g[0].0.message_id.clone();
-        let content = if g.len() == 1 && !is_group_id(&id) {
+        let content = if g.len() == 1 && !in_group(channel, &g[0].0) {
             let (_, order, threshold_days) = &g[0];
             Content::Warning {
                 order,
@@ -253,11 +253,11 @@ pub async fn channel_pass(
     Ok(summary)
 }
 
-/// Whether a ledger id is the id of warnings sent together (both the
-/// email channel's `<warnings.HEX@host>` and the default `warnings-HEX`;
-/// a single warning's id is `warning.…`).
-fn is_group_id(id: &str) -> bool {
-    id.contains("warnings")
+/// Whether a pending warning was already sent as part of a group: its
+/// recorded id is not the one the channel gives it alone (it was given the
+/// group's, [`Notifier::id_for_group`], before the group was first sent).
+fn in_group(channel: &dyn Notifier, rec: &NotificationRecord) -> bool {
+    rec.message_id != channel.id_for(&rec.key)
 }
 
 fn keys_text(keys: &[NotificationKey]) -> String {
