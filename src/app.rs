@@ -680,14 +680,7 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
         report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
     }
     for n in &cfg.notify {
-        let r = rt.block_on(async {
-            if n.kind == crate::config::NotifyKind::Mqtt {
-                let channel = crate::notify::MqttChannel::probe(n)?;
-                return channel.check().await;
-            }
-            let channel = crate::notify::PushChannel::new(n)?;
-            channel.check().await
-        });
+        let r = rt.block_on(crate::notify::check(n));
         report(format!("notify {} ({})", n.name, n.kind.as_str()), r);
     }
     if failed > 0 {

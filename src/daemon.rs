@@ -168,14 +168,7 @@ pub fn push_channels_or_log(
 ) -> Vec<Box<dyn crate::notify::Notifier>> {
     let mut out: Vec<Box<dyn crate::notify::Notifier>> = Vec::new();
     for n in &cfg.notify {
-        let made: Result<Box<dyn crate::notify::Notifier>> = match n.kind {
-            crate::config::NotifyKind::Mqtt => {
-                crate::notify::MqttChannel::start(n, hooks.clone(), instance)
-                    .map(|c| Box::new(c) as _)
-            }
-            _ => crate::notify::PushChannel::new(n).map(|c| Box::new(c) as _),
-        };
-        match made {
+        match crate::notify::build(n, hooks.clone(), instance) {
             Ok(c) => out.push(c),
             Err(e) => {
                 error!(channel = %n.name, "cannot set up the push channel, it gets nothing: {e:#}")

@@ -11,8 +11,9 @@
 //! records, `pipeline::notify` runs the pass. A channel never touches the
 //! database, so one channel's outage cannot block another's ledger.
 //!
-//! Adding a channel: a module implementing [`Notifier`] (its name is its
-//! ledger channel) and its construction from the config in the pipeline.
+//! Adding a channel kind (e.g. Gotify): a module implementing [`Notifier`]
+//! (its name is its ledger channel), its arm in [`build`] and [`check`],
+//! its `NotifyKind` and config validation, and the docs.
 
 pub mod email;
 pub mod mqtt;
@@ -31,6 +32,33 @@ pub use email::EmailChannel;
 pub use mqtt::MqttChannel;
 pub use push::PushChannel;
 pub use smtp::{OutgoingEmail, Sender, SmtpSender};
+
+/// A `[[notify]]` channel of `cfg`'s kind: the one place that maps a kind
+/// to its module (adding a kind adds an arm here, its module and its
+/// config validation). An MQTT channel starts its connection task, so this
+/// needs the runtime.
+pub fn build(
+    cfg: &crate::config::NotifyConfig,
+    hooks: Hooks,
+    instance: &str,
+) -> anyhow::Result<Box<dyn Notifier>> {
+    use crate::config::NotifyKind;
+    Ok(match cfg.kind {
+        NotifyKind::Ntfy | NotifyKind::Webhook => Box::new(PushChannel::new(cfg)?),
+        NotifyKind::Mqtt => Box::new(MqttChannel::start(cfg, hooks, instance)?),
+    })
+}
+
+/// `check-config --connect` for a `[[notify]]` channel: reaches it
+/// without publishing anything (ntfy and webhooks: HEAD/OPTIONS; MQTT:
+/// CONNECT without will, state or subscriptions).
+pub async fn check(cfg: &crate::config::NotifyConfig) -> anyhow::Result<String> {
+    use crate::config::NotifyKind;
+    match cfg.kind {
+        NotifyKind::Ntfy | NotifyKind::Webhook => PushChannel::new(cfg)?.check().await,
+        NotifyKind::Mqtt => MqttChannel::probe(cfg)?.check().await,
+    }
+}
 
 /// What a channel may ask of the process that runs it.
 #[derive(Clone)]
