@@ -161,9 +161,8 @@ pub async fn channel_pass(
     // Warnings already sent together once (a crash, or a failure) go again
     // together under their id; the others that fell due now form one new
     // message (SPEC §5), its id recorded before it is sent.
-    let (grouped, fresh): (Vec<_>, Vec<_>) = warnings
-        .into_iter()
-        .partition(|w| in_group(channel, &w.0));
+    let (grouped, fresh): (Vec<_>, Vec<_>) =
+        warnings.into_iter().partition(|w| in_group(channel, &w.0));
     let mut groups: Vec<Vec<(NotificationRecord, &OrderView, u32)>> = Vec::new();
     for w in grouped {
         match groups

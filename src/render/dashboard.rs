@@ -34,6 +34,7 @@ pub const COMPLETED_DAYS: i64 = 60;
 /// is for mail clients that drop `<style>`).
 const PAGE_STYLE: &str = ".w{max-width:760px}body{overflow-wrap:anywhere}\
 li{line-height:1.5}.d li{color:#475467}code{font-size:13px}\
+.a form{display:inline-block;margin:4px 8px 4px 0}.a input{width:auto}\
 @media (prefers-color-scheme:dark){.d li{color:#b0b3b8}.x{color:#fda29b!important}}";
 
 fn completed_words(o: &OrderView) -> &'static str {
@@ -47,8 +48,68 @@ fn completed_words(o: &OrderView) -> &'static str {
     }
 }
 
-/// The dashboard page.
+/// Whether and how the page offers its actions (the web face's writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actions<'a> {
+    /// No actions (the digest-like page alone).
+    Hidden,
+    /// Writes need `[http] token_file`, which is not set: say so.
+    NeedTokenFile,
+    /// The page was opened without `?token=`, so its forms could not send
+    /// it: say how to open it.
+    NeedTokenInUrl,
+    /// Forms that post to the writes with this token in their URL.
+    With { token: &'a str },
+}
+
+/// The dashboard page without actions.
 pub fn render_dashboard(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -> String {
+    render_dashboard_page(report, rules, now, &Actions::Hidden)
+}
+
+/// The actions section: per active order, "Received", "Extend protection"
+/// and "Add a tracking number", each a plain form (no script) posting to
+/// the web face's writes.
+fn actions_section(h: &mut String, report: &StatusReport, actions: &Actions<'_>) {
+    let active: Vec<&OrderView> = report.orders.iter().filter(|o| o.is_active()).collect();
+    if active.is_empty() || *actions == Actions::Hidden {
+        return;
+    }
+    h.push_str("<h2>Act on an order</h2>\n");
+    let token = match actions {
+        Actions::With { token } => *token,
+        Actions::NeedTokenFile => {
+            h.push_str("<p class=\"m\">To mark orders received, record an extension or add a tracking number here, set <code>token_file</code> in <code>[http]</code>: writes always need the token.</p>\n");
+            return;
+        }
+        _ => {
+            h.push_str("<p class=\"m\">Open this page with <code>?token=…</code> to use its buttons (writes need the token in the address).</p>\n");
+            return;
+        }
+    };
+    let q = super::text::percent_encode(token);
+    h.push_str("<ul class=\"a\">\n");
+    for o in active {
+        let base = format!("/api/orders/{}", super::text::percent_encode(&o.order_id));
+        h.push_str(&format!(
+            "<li><strong>{}</strong><span class=\"m\">{}</span><br>\
+             <form method=\"post\" action=\"{base}/done?token={q}\"><button>Received</button></form> \
+             <form method=\"post\" action=\"{base}/protection?token={q}\"><input name=\"extend_days\" type=\"number\" min=\"1\" max=\"365\" value=\"15\" aria-label=\"days\"> <button>Extend protection</button></form> \
+             <form method=\"post\" action=\"{base}/parcels?token={q}\"><input name=\"tracking_number\" size=\"18\" placeholder=\"tracking number\" aria-label=\"tracking number\"> <button>Add</button></form></li>\n",
+            esc(&order_name(o, 80)),
+            esc(&id_suffix(o)),
+        ));
+    }
+    h.push_str("</ul>\n");
+}
+
+/// The dashboard page, with its actions as `actions` says.
+pub fn render_dashboard_page(
+    report: &StatusReport,
+    rules: &Rules,
+    now: DateTime<Utc>,
+    actions: &Actions<'_>,
+) -> String {
     let tz = rules.timezone;
     let today = local_today(now, tz);
     let s = sections(report, now);
@@ -82,6 +143,7 @@ pub fn render_dashboard(report: &StatusReport, rules: &Rules, now: DateTime<Utc>
         esc(&now.with_timezone(&tz).format("%H:%M").to_string())
     ));
     html_sections(&mut h, report, &s, today, tz, Medium::Page);
+    actions_section(&mut h, report, actions);
     if !completed.is_empty() {
         h.push_str(&format!(
             "<h2>Completed in the last {COMPLETED_DAYS} days ({})</h2>\n<ul class=\"d\">\n",

@@ -86,6 +86,19 @@ pub fn wrap(text: &str, max: usize, first: &str, rest: &str) -> String {
     out
 }
 
+/// A value for a URL's query or path segment: RFC 3986 unreserved
+/// characters as they are, every other byte percent-encoded.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,11 @@
 //! | `GET /calendar.ics` | the deadline feed ([`crate::render::calendar`]), = `aliwatch calendar` |
 //! | `GET /metrics` | Prometheus text ([`crate::render::metrics`]) |
 //! | `GET /healthz` | `200 ok`, or `503` and the reasons ([`health`]) |
+//! | `POST /api/orders/{order_id}/done`, `…/protection`, `…/parcels` | the writes ([`write`]): `done`, `protection`, `add --order` |
 //!
-//! The rules every request passes first ([`guard`]), in this order: a
-//! method other than `GET`/`HEAD` is `405` (nothing here writes); a
+//! The rules every request passes first ([`guard`]), in this order (a
+//! write under `/api/orders/` has its own: POST only, the token always); a
+//! method other than `GET`/`HEAD` is `405`; a
 //! request with a body is `413`; with `token_file`, a request without
 //! `Authorization: Bearer TOKEN` or `?token=TOKEN` is `401` (the token is
 //! compared in constant time, as SHA-256 digests, and never logged: logs
@@ -28,6 +30,7 @@
 //! there is no directory to list.
 
 pub mod health;
+pub mod write;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -39,7 +42,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -152,6 +155,9 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/calendar.ics", get(calendar))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/api/orders/{order_id}/done", post(write::done))
+        .route("/api/orders/{order_id}/protection", post(write::protection))
+        .route("/api/orders/{order_id}/parcels", post(write::parcels))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(web.clone(), guard))
         .with_state(web)
@@ -221,7 +227,10 @@ async fn guard(State(web): State<Arc<Web>>, req: Request, next: Next) -> Respons
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = if method != Method::GET && method != Method::HEAD {
+    let writes = path.starts_with("/api/orders/");
+    let mut resp = if writes {
+        write_guard(&web, &method, req, next).await
+    } else if method != Method::GET && method != Method::HEAD {
         let mut r = plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "only GET and HEAD: the web face is read-only\n",
@@ -260,12 +269,42 @@ async fn guard(State(web): State<Arc<Web>>, req: Request, next: Next) -> Respons
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
     // The path only: the query may hold the token.
     tracing::debug!(%method, path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "web request");
     resp
+}
+
+/// The rules for a write (see [`write`]): POST only (`405`), and the token
+/// always, in the header or the query (`401`; without `token_file` no
+/// write is possible at all).
+async fn write_guard(web: &Web, method: &Method, req: Request, next: Next) -> Response {
+    if method != Method::POST {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "writes are POST only\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    if web.token.is_none() {
+        return plain(
+            StatusCode::UNAUTHORIZED,
+            "writes always need the token: set token_file in [http] (also on loopback)\n",
+        );
+    }
+    if !authorised(web, &req) {
+        let mut r = plain(
+            StatusCode::UNAUTHORIZED,
+            "a token is required: send Authorization: Bearer TOKEN or add ?token=TOKEN\n",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"aliwatch\""),
+        );
+        return r;
+    }
+    next.run(req).await
 }
 
 fn has_body(req: &Request) -> bool {
@@ -356,14 +395,26 @@ async fn not_found() -> Response {
     )
 }
 
-async fn dashboard(State(web): State<Arc<Web>>) -> Response {
+async fn dashboard(State(web): State<Arc<Web>>, req: Request) -> Response {
+    // The forms carry the token the page was opened with (`?token=`):
+    // writes need it, and nothing else (no cookie) would.
+    let query_token = query_values(req.uri().query().unwrap_or(""), "token")
+        .next()
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    let has_token_file = web.token.is_some();
     let r = web
-        .with_store(|w, s| {
+        .with_store(move |w, s| {
+            use crate::render::dashboard::Actions;
             let now = Utc::now();
             let rules = w.cfg.rules();
             let report = crate::pipeline::status_report(s, now, &rules)?;
-            Ok(crate::render::dashboard::render_dashboard(
-                &report, &rules, now,
+            let actions = match (&query_token, has_token_file) {
+                (_, false) => Actions::NeedTokenFile,
+                (Some(t), true) => Actions::With { token: t },
+                (None, true) => Actions::NeedTokenInUrl,
+            };
+            Ok(crate::render::dashboard::render_dashboard_page(
+                &report, &rules, now, &actions,
             ))
         })
         .await;

@@ -915,3 +915,175 @@ fn demo_serves_a_true_story_dated_today_and_refuses_an_existing_database() {
         util::stderr(&out)
     );
 }
+
+/// `METHOD path` with headers and a body.
+fn post(port: u16, path: &str, headers: &[&str], body: &str) -> Answer {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    exchange(port, raw.as_bytes())
+}
+
+/// Issue 21: act from the dashboard. Each write needs the token (401
+/// without, also from a form or with a cookie: no CSRF), is POST only
+/// (405), and changes exactly what the command line changes.
+#[test]
+fn web_writes_need_the_token_and_change_exactly_what_the_cli_changes() {
+    let site = Site::new("token_file = \"http-token\"", "", &AGES[..2]);
+    let twin = Site::new("token_file = \"http-token\"", "", &AGES[..2]);
+    let (a, b) = ("8123456700005000", "8123456700005001");
+    let number = "LP00777000009999";
+    let run = site.start();
+    let port = site.port;
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let json = "Content-Type: application/json";
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let writes = [
+        (format!("/api/orders/{a}/done"), "".to_string()),
+        (
+            format!("/api/orders/{b}/protection"),
+            r#"{"extend_days": 10}"#.to_string(),
+        ),
+        (
+            format!("/api/orders/{b}/parcels"),
+            format!(r#"{{"tracking_number": "{number}"}}"#),
+        ),
+    ];
+    let before = site.status_all();
+    for (path, body) in &writes {
+        // no token, a wrong one, a cookie, a form from elsewhere: never
+        for headers in [
+            vec![json],
+            vec![json, "Authorization: Bearer wrong-token"],
+            vec![form, "Origin: https://evil.example"],
+        ] {
+            assert_eq!(
+                post(port, path, &headers, body).status,
+                401,
+                "{path} {headers:?}"
+            );
+        }
+        let cookie = format!("Cookie: token={TOKEN}");
+        assert_eq!(post(port, path, &[json, &cookie], body).status, 401);
+        for method in ["GET", "PUT", "DELETE"] {
+            let r = request(port, method, &format!("{path}?token={TOKEN}"), &[&bearer]);
+            assert_eq!(r.status, 405, "{method} {path}");
+            assert_eq!(r.header("allow"), Some("POST"));
+        }
+    }
+    assert_eq!(
+        undated(site.status_all()),
+        undated(before),
+        "nothing changed yet"
+    );
+
+    // The writes: JSON with the header, a form with ?token= (the page).
+    let r = post(port, &writes[0].0, &[json, &bearer], &writes[0].1);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let order: Value = serde_json::from_str(&r.body).expect("the order as JSON");
+    assert_eq!(order["order_id"], a);
+    assert_eq!(order["completed_reason"], "done");
+    let r = post(
+        port,
+        &format!("{}?token={TOKEN}", writes[1].0),
+        &[form],
+        "extend_days=10",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("protection ends"),
+        "the page says what happened: {}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!("/?token={TOKEN}")),
+        "and the way back"
+    );
+    let r = post(port, &writes[2].0, &[json, &bearer], &writes[2].1);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Bad input: 400 with the reason; an unknown order: 404.
+    let r = post(
+        port,
+        &writes[1].0,
+        &[json, &bearer],
+        r#"{"extend_days": 0}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(serde_json::from_str::<Value>(&r.body).expect("json")["error"].is_string());
+    let r = post(
+        port,
+        &writes[1].0,
+        &[json, &bearer],
+        r#"{"until": "tomorrow"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = post(
+        port,
+        &writes[2].0,
+        &[json, &bearer],
+        r#"{"tracking_number": "8123456700005001"}"#,
+    );
+    assert_eq!(
+        r.status, 400,
+        "an order number is no tracking number: {}",
+        r.body
+    );
+    let r = post(
+        port,
+        "/api/orders/8123456799999999/done",
+        &[json, &bearer],
+        "",
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // The dashboard offers the actions, with the token it was opened with.
+    let page = get(port, &format!("/?token={TOKEN}"));
+    assert!(
+        page.body
+            .contains(&format!("action=\"/api/orders/{b}/done?token={TOKEN}\"")),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("form-action 'self'")));
+    run.stop();
+
+    // The same through the command line on the twin.
+    for args in [
+        vec!["done", a],
+        vec!["protection", b, "--extend", "10"],
+        vec!["add", number, "--order", b],
+    ] {
+        let out = util::run(&mut twin.cmd(&args));
+        assert!(out.status.success(), "{args:?}: {}", util::stderr(&out));
+    }
+    assert_eq!(undated(site.status_all()), undated(twin.status_all()));
+}
+
+/// Writes always need the token, also on loopback: without `token_file`
+/// there is no write at all.
+#[test]
+fn web_writes_without_a_token_file_are_refused() {
+    let site = Site::new("", "", &AGES[..1]);
+    let run = site.start();
+    let r = post(site.port, "/api/orders/8123456700005000/done", &[], "");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("token_file"), "{}", r.body);
+    let page = get(site.port, "/");
+    assert!(
+        page.body.contains("set <code>token_file</code>"),
+        "{}",
+        page.body
+    );
+    run.stop();
+    assert_eq!(site.status_all()["orders"][0]["state"], "shipped");
+}
