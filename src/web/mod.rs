@@ -244,15 +244,7 @@ async fn guard(State(web): State<Arc<Web>>, req: Request, next: Next) -> Respons
             "requests to the web face carry no body\n",
         )
     } else if !authorised(&web, &req) {
-        let mut r = plain(
-            StatusCode::UNAUTHORIZED,
-            "a token is required: send Authorization: Bearer TOKEN or add ?token=TOKEN\n",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"aliwatch\""),
-        );
-        r
+        token_required()
     } else {
         next.run(req).await
     };
@@ -294,17 +286,22 @@ async fn write_guard(web: &Web, method: &Method, req: Request, next: Next) -> Re
         );
     }
     if !authorised(web, &req) {
-        let mut r = plain(
-            StatusCode::UNAUTHORIZED,
-            "a token is required: send Authorization: Bearer TOKEN or add ?token=TOKEN\n",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"aliwatch\""),
-        );
-        return r;
+        return token_required();
     }
     next.run(req).await
+}
+
+/// `401` with the way to send the token.
+fn token_required() -> Response {
+    let mut r = plain(
+        StatusCode::UNAUTHORIZED,
+        "a token is required: send Authorization: Bearer TOKEN or add ?token=TOKEN\n",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"aliwatch\""),
+    );
+    r
 }
 
 fn has_body(req: &Request) -> bool {
