@@ -85,7 +85,9 @@ impl Web {
     pub fn new(cfg: Arc<Config>, live: Arc<Live>) -> Result<Arc<Web>> {
         let token = match cfg.http.as_ref().and_then(|h| h.token.as_ref()) {
             Some(secret) => {
-                let t = secret.resolve()?;
+                let t = secret
+                    .resolve()
+                    .map_err(crate::config::SecretError::into_anyhow)?;
                 Some(digest(t.as_bytes()))
             }
             None => None,

@@ -213,7 +213,8 @@ fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
     let started = std::time::Instant::now();
     let out = check_text(home.path(), &cfg("echo leaked-stderr >&2; sleep 100"));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    // a transient fault (exit 1, systemd retries), not an invalid config
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("did not finish within 1s"),
         "{}",
@@ -225,7 +226,7 @@ fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
         home.path(),
         &cfg("echo hunter2-out; echo leaked-stderr >&2; exit 7"),
     );
-    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("exit status: 7"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
@@ -233,6 +234,47 @@ fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
     let out = check_text(home.path(), &cfg("echo leaked-stderr >&2; echo pw"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
+}
+
+/// SPEC §1: a secret command that fails or times out is a runtime failure
+/// (exit 1: systemd retries; the unit's RestartPreventExitStatus=78 would
+/// otherwise stop the service for good), a missing secret file stays 78.
+#[test]
+fn secret_command_timeout_at_start_is_exit_1_and_a_missing_file_is_78() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("a.db");
+    let imap = |secret: &str| {
+        format!(
+            "database = {:?}\ncommand_timeout = \"1s\"\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nusername = \"me\"\n{secret}\n",
+            db.display().to_string()
+        )
+    };
+    // a helper that leaves the process group (setsid) and holds stdout
+    let started = std::time::Instant::now();
+    let out = check_text(
+        home.path(),
+        &imap("password_command = \"setsid sh -c 'sleep 60; echo late'\""),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    let missing = home.path().join("missing");
+    let out = check_text(
+        home.path(),
+        &imap(&format!(
+            "password_file = {:?}",
+            missing.display().to_string()
+        )),
+    );
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
 }
 
 #[test]
