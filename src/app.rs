@@ -54,6 +54,10 @@ pub fn main() -> ExitCode {
                 eprintln!("aliwatch: invalid config: {ce}");
                 return ExitCode::from(EXIT_CONFIG);
             }
+            if let Some(config::SecretError::Config(ce)) = e.downcast_ref::<config::SecretError>() {
+                eprintln!("aliwatch: invalid config: {ce}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             if let Some(f) = e.downcast_ref::<Failed>() {
                 if !f.message.is_empty() {
                     eprintln!("aliwatch: {}", f.message);
@@ -64,6 +68,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes `text` to standard output and flushes it at once, so that a
+/// closed pipe (`aliwatch calendar | head`) or a full disk (`> /dev/full`)
+/// is an error here, never a panic in `print!` or a tail lost silently at
+/// exit. [`main`] turns a closed pipe into a quiet exit 0 and anything
+/// else into exit 1 with the reason. Every command writes through this.
+pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_ref())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -92,7 +108,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Status { json, all, wide } => cmd_status(&cfg, json, all, wide),
         Command::Calendar => {
             let store = Store::open_read_only(&cfg.database)?;
-            print!("{}", pipeline::calendar(&store, Utc::now(), &cfg.rules())?);
+            write_stdout(pipeline::calendar(&store, Utc::now(), &cfg.rules())?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Add {
@@ -117,12 +133,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let report = pipeline::status_report(&store, now, &cfg.rules())?;
             if let Some(o) = report.orders.iter().find(|o| o.order_id == order_id.trim()) {
                 match (o.protection_ends, o.protection_days_left) {
-                    (Some(end), Some(left)) => println!(
-                        "order {}: protection ends {end} ({left} days left, source {})",
+                    (Some(end), Some(left)) => write_stdout(format!(
+                        "order {}: protection ends {end} ({left} days left, source {})\n",
                         o.order_id,
                         o.protection_source.map_or("unknown", |s| s.as_str())
-                    ),
-                    _ => println!("order {}: recorded", o.order_id),
+                    ))?,
+                    _ => write_stdout(format!("order {}: recorded\n", o.order_id))?,
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -130,10 +146,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Done { order_id } => {
             let mut store = open_store(&cfg)?;
             store.add_order_action(&order_id, OrderAction::Done, Utc::now())?;
-            println!(
-                "order {}: completed; no more tracking or warnings",
+            write_stdout(format!(
+                "order {}: completed; no more tracking or warnings\n",
                 order_id.trim()
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Digest { print, send } => cmd_digest(&cfg, print, send),
@@ -181,14 +197,14 @@ fn cmd_add(
         .into());
     }
     let new = store.add_parcel(&number, order, create, Utc::now())?;
-    println!(
-        "{} {number} ({}){}",
+    write_stdout(format!(
+        "{} {number} ({}){}\n",
         if new { "tracking" } else { "already tracking" },
         format.unwrap_or("format unknown to aliwatch"),
         order
             .map(|o| format!(" for order {}", crate::model::normalise_number(o)))
             .unwrap_or_default()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -197,9 +213,7 @@ fn open_store(cfg: &Config) -> Result<Store> {
 }
 
 fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
-    std::io::stdout()
-        .lock()
-        .write_all(cfg.render_redacted().as_bytes())?;
+    write_stdout(cfg.render_redacted())?;
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
@@ -242,21 +256,19 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
             })
             .collect()
     });
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = String::new();
     if !json {
-        writeln!(
-            out,
-            "{:<40} {:<6} {:<16} {:<20} TRACKING",
+        out.push_str(&format!(
+            "{:<40} {:<6} {:<16} {:<20} TRACKING\n",
             "FILE", "ALI", "KIND", "ORDER"
-        )?;
+        ));
     }
     let mut failed = false;
     for (text, ok) in &results {
         failed |= !ok;
-        out.write_all(text.as_bytes())?;
+        out.push_str(text);
     }
-    out.flush()?;
+    write_stdout(out)?;
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -377,10 +389,10 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf]) -> Result<ExitCode> {
         eprintln!("aliwatch: cannot read {p}");
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "imported {} emails in {:.1}s: {} from AliExpress, {} already known, {} new orders, {} orders updated, {} new parcels, {} unparseable, {} unreadable inputs",
+    write_stdout(format!(
+        "imported {} emails in {:.1}s: {} from AliExpress, {} already known, {} new orders, {} orders updated, {} new parcels, {} unparseable, {} unreadable inputs\n",
         s.read, secs, s.aliexpress, s.duplicates, s.orders_new, s.orders_updated, s.parcels_new, s.unparseable, problems.errors.len()
-    );
+    ))?;
     Ok(if problems.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -407,11 +419,9 @@ fn cmd_status(cfg: &Config, json: bool, all: bool, wide: bool) -> Result<ExitCod
     let store = Store::open_read_only(&cfg.database)?;
     let now = Utc::now();
     let rules = cfg.rules();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     if json {
         // The same function answers `GET /api/status`.
-        out.write_all(pipeline::status_json(&store, now, &rules, all)?.as_bytes())?;
+        write_stdout(pipeline::status_json(&store, now, &rules, all)?)?;
     } else {
         let mut report = pipeline::status_report(&store, now, &rules)?;
         if !all {
@@ -423,7 +433,7 @@ fn cmd_status(cfg: &Config, json: bool, all: bool, wide: bool) -> Result<ExitCod
             crate::render::status::Layout::Fit(table_width())
         };
         let table = crate::render::render_status_table(&report, &rules, layout);
-        out.write_all(table.as_bytes())?;
+        write_stdout(table)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -509,7 +519,7 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool) -> Result<ExitCode> {
     let report = pipeline::status_report(&store, now, &rules)?;
     if print {
         let email = crate::render::render_digest(&report, &rules, now);
-        std::io::stdout().lock().write_all(email.text.as_bytes())?;
+        write_stdout(&email.text)?;
     }
     if send {
         if cfg.smtp.is_none() {
@@ -533,15 +543,15 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
     let rt = runtime()?;
     let mut failed = 0;
     let mut report = |what: String, r: Result<String>| match r {
-        Ok(msg) => println!("ok      {what}: {msg}"),
+        Ok(msg) => write_stdout(format!("ok      {what}: {msg}\n")),
         Err(e) => {
             failed += 1;
-            println!("FAILED  {what}: {e:#}");
+            write_stdout(format!("FAILED  {what}: {e:#}\n"))
         }
     };
     for account in &cfg.imap {
         let r = rt.block_on(crate::imap::check_account(account));
-        report(format!("imap {}", account.name), r);
+        report(format!("imap {}", account.name), r)?;
     }
     if let Some(smtp) = &cfg.smtp {
         let r = rt.block_on(async {
@@ -549,14 +559,14 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
             sender.test_connection().await?;
             Ok(format!("logged in to {}:{}", smtp.host, smtp.port))
         });
-        report("smtp".into(), r);
+        report("smtp".into(), r)?;
     }
     if cfg.tracking.provider != crate::model::Provider::None {
         let r = rt.block_on(async {
             let tracker = Tracker::new(&cfg.tracking)?.context("a tracking provider is set")?;
             tracker.provider().check().await
         });
-        report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
+        report(format!("tracking {}", cfg.tracking.provider.as_str()), r)?;
     }
     for n in &cfg.notify {
         let r = rt.block_on(async {
@@ -567,7 +577,7 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
             let channel = crate::notify::PushChannel::new(n)?;
             channel.check().await
         });
-        report(format!("notify {} ({})", n.name, n.kind.as_str()), r);
+        report(format!("notify {} ({})", n.name, n.kind.as_str()), r)?;
     }
     if failed > 0 {
         return Err(Failed {
