@@ -256,11 +256,11 @@ mod tests {
         ];
         let evil: String = hidden.iter().map(|c| format!("Phone{c}case ")).collect();
         let mut o = order("3002", OrderState::Shipped, &evil);
-        o.store = Some(format!("Shop\u{202E}pohS"));
+        o.store = Some("Shop\u{202E}pohS".to_string());
         o.parcels[0].last_event = Some(crate::report::EventView {
             time: now(),
-            description: format!("\u{202E}deliver\u{2066}ed"),
-            location: Some(format!("hub\u{200F}\u{061C}")),
+            description: "\u{202E}deliver\u{2066}ed".to_string(),
+            location: Some("hub\u{200F}\u{061C}".to_string()),
         });
         let report = StatusReport {
             generated_at: now(),

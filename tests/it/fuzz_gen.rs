@@ -332,7 +332,7 @@ impl Spelling {
             6 => format!("{name}:{value}\n"),
             _ => format!("{name}: {value}\n"),
         };
-        if (r >> 8) % 16 == 0 {
+        if (r >> 8).is_multiple_of(16) {
             format!("{line}{line}")
         } else {
             line
@@ -665,7 +665,7 @@ fn render_part(p: &Part, out: &mut Vec<u8>, sp: &mut Spelling) {
             }
         }
         Part::Message { base64: b64, email } => {
-            let global = sp.0 != 0 && sp.next() % 4 == 0;
+            let global = sp.0 != 0 && sp.next().is_multiple_of(4);
             let ct = if global {
                 "message/global"
             } else {
@@ -891,7 +891,23 @@ pub fn bytes(input: &Input) -> Vec<u8> {
             spelling,
             parts,
         } => {
-            let mut raw = fixture(*i);
+            // Levels are collected as a prefix and a suffix each and joined
+            // once (copying the whole nest at every level was quadratic);
+            // a base64 level joins what is inside it and encodes that.
+            let mut core = fixture(*i);
+            let mut pre: Vec<Vec<u8>> = Vec::new();
+            let mut post: Vec<Vec<u8>> = Vec::new();
+            let join = |core: Vec<u8>, pre: &mut Vec<Vec<u8>>, post: &mut Vec<Vec<u8>>| {
+                let mut out = Vec::new();
+                for p in pre.drain(..).rev() {
+                    out.extend_from_slice(&p);
+                }
+                out.extend_from_slice(&core);
+                for p in post.drain(..) {
+                    out.extend_from_slice(&p);
+                }
+                out
+            };
             let mut sp = Spelling::new(*spelling);
             // One kind for every level, or a different one per level.
             let mut pick = Spelling::new(kinds | 1);
@@ -914,8 +930,8 @@ pub fn bytes(input: &Input) -> Vec<u8> {
                             // Content-Type is a message/rfc822.
                             outer.extend_from_slice(b"\n");
                         }
-                        outer.extend_from_slice(&raw);
-                        outer.extend_from_slice(format!("\n--b{d}--\n").as_bytes());
+                        pre.push(outer);
+                        post.push(format!("\n--b{d}--\n").into_bytes());
                     }
                     Container::Message(sub, b64) => {
                         outer.extend_from_slice(
@@ -923,21 +939,23 @@ pub fn bytes(input: &Input) -> Vec<u8> {
                                 .as_bytes(),
                         );
                         // Base64 grows each level by a third: a few levels only.
-                        if b64 && encoded < 4 && raw.len() < 1 << 20 {
+                        if b64 && encoded < 4 && core.len() + 128 * pre.len() < 1 << 20 {
                             encoded += 1;
+                            let inner = join(std::mem::take(&mut core), &mut pre, &mut post);
                             outer.extend_from_slice(
                                 sp.line("Content-Transfer-Encoding", "base64").as_bytes(),
                             );
                             outer.extend_from_slice(b"\n");
-                            outer.extend_from_slice(&base64(&raw, 76));
+                            outer.extend_from_slice(&base64(&inner, 76));
+                            core = outer;
                         } else {
                             outer.extend_from_slice(b"\n");
-                            outer.extend_from_slice(&raw);
+                            pre.push(outer);
                         }
                     }
                 }
-                raw = outer;
             }
+            let mut raw = join(core, &mut pre, &mut post);
             if *parts > 0 {
                 let mut outer = b"From: AliExpress <transaction@notice.aliexpress.com>\nContent-Type: multipart/mixed; boundary=many\n\n".to_vec();
                 for _ in 0..*parts {

@@ -143,6 +143,39 @@ fn expand(set: &str, uids: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// A response that fails to parse only after a literal near the size
+/// limit: async-imap formatted the whole buffer into its error twice (once
+/// as decimal numbers), 13 times the response (26 MB → 343 MB of RSS). Its
+/// parse errors now quote an excerpt (vendor/async-imap), so the peak stays
+/// a small multiple of the response limit.
+#[test]
+fn an_imap_parse_error_after_a_large_literal_costs_a_small_multiple_of_the_response() {
+    const LITERAL: usize = 24 * 1024 * 1024;
+    let mut g = format!("* 1 FETCH (UID 1 BODY[] {{{LITERAL}}}\r\n").into_bytes();
+    g.extend(std::iter::repeat_n(b'\x01', LITERAL));
+    g.extend_from_slice(b"%%%)\r\n");
+    let server = HostileImap::start(Script {
+        uidvalidity: 1,
+        exists: 1,
+        uidnext: 2,
+        search_garbage: Some(g),
+        ..Script::default()
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let cfg = server.config(home.path());
+    let mut cmd = measured(home.path());
+    cmd.arg("-c").arg(&cfg).arg("sync");
+    let (out, rss) = run_measured(&mut cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.len() < 4096, "{} bytes of log", err.len());
+    assert!(!err.contains("1, 1, 1, 1"), "{err}");
+    let kb = rss.expect("/usr/bin/time reports the max RSS");
+    // the response itself is held (24 MB) while it is read; the error
+    // must not multiply it (measured: 433 MB before, 40 MB after)
+    assert!(kb < 2 * (LITERAL as u64 / 1024) + 32_000, "max RSS {kb} KB");
+}
+
 fn serve(conn: TcpStream, log: &Mutex<Vec<String>>, script: &Mutex<Script>) -> std::io::Result<()> {
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
