@@ -400,3 +400,48 @@ impl Drop for Parsed<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_read_as_mail_parser_reads_them() {
+        for line in [
+            &b"Content-Type: x"[..],
+            b"Content-Type : x",
+            b"content-type\t:x",
+            b" CONTENT-TYPE:x",
+            b"Content - Type:x",
+            b":Content-Type:x",
+        ] {
+            let (name, _) = header_name(line).expect("a header");
+            assert_eq!(name, b"content-type", "{:?}", String::from_utf8_lossy(line));
+        }
+        assert!(header_name(b"no colon here").is_none());
+    }
+
+    #[test]
+    fn quoted_printable_decodes_escapes_and_soft_breaks_without_failing() {
+        assert_eq!(decode_qp(b"a=3Db=\r\nc= \nd==e"), b"a=bcd==e");
+    }
+
+    #[test]
+    fn an_encoded_nest_is_scanned_inside_its_encoding() {
+        // 40 attached messages inside one base64 attached message
+        let inner = "Content-Type: message/rfc822\n\n".repeat(40);
+        let b64 = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(inner)
+        };
+        let raw = format!(
+            "From: a@b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n{b64}\n"
+        );
+        assert!(check_raw(raw.as_bytes()).is_err());
+        // white-space-only lines before the body: every start is tried
+        let raw = format!(
+            "From: a@b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n \n\n{b64}\n"
+        );
+        assert!(check_raw(raw.as_bytes()).is_err());
+    }
+}
