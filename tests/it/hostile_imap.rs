@@ -15,7 +15,7 @@ use aliwatch::pipeline::Ingest;
 use aliwatch::store::Store;
 use chrono::Utc;
 
-use crate::hostile_input::nested_rfc822;
+use crate::hostile_input::{nested_rfc822, nested_spelt};
 use crate::util::*;
 
 /// What the server holds and how it misbehaves.
@@ -450,6 +450,36 @@ async fn bodies_are_fetched_in_batches_by_bytes_and_oversized_ones_skipped() {
         );
     }
     assert!(body_fetches.len() >= 4, "{body_fetches:?}");
+}
+
+/// The crash loop of issue 23: 15,000 levels spelt `Content-Type :` (RFC
+/// 5322 §4.5) aborted `run` with a stack overflow before the mailbox
+/// position was recorded, at every restart. Now both nests are recorded as
+/// unparseable, the good emails are stored and the position moves past all.
+#[tokio::test]
+async fn deeply_nested_emails_in_any_spelling_are_skipped_and_the_position_recorded() {
+    let mut messages = BTreeMap::new();
+    for uid in 1..=3 {
+        messages.insert(uid, email(uid));
+    }
+    messages.insert(4, nested_spelt(15_000, "Content-Type : message/rfc822"));
+    messages.insert(5, nested_spelt(60_000, "content-type:\r\n message/rfc822"));
+    let server = HostileImap::start(Script {
+        uidvalidity: 7,
+        exists: 5,
+        uidnext: 6,
+        messages,
+        ..Script::default()
+    });
+    let (_d, store) = new_store();
+    let s = sync(&server, &store).await.expect("syncs");
+    let m = &s.mailboxes[0];
+    assert_eq!(
+        (m.new_emails + m.duplicates, m.unparseable),
+        (3, 2),
+        "{m:?}"
+    );
+    assert_eq!(position(&store), Some(6));
 }
 
 #[tokio::test]
