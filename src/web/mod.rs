@@ -574,4 +574,20 @@ mod tests {
             assert_eq!(got, want, "{q}");
         }
     }
+
+    /// Idle connections cannot starve the others: a connection that has
+    /// sent its request leaves the waiting list, and when the list is full
+    /// the one that has waited longest is closed for the newcomer.
+    #[test]
+    fn the_longest_waiting_idle_connection_is_closed_for_a_new_one() {
+        let w = Waiting::default();
+        let listed: Vec<(u64, CancellationToken)> = (0..MAX_WAITING).map(|_| w.add()).collect();
+        assert!(listed.iter().all(|(_, t)| !t.is_cancelled()));
+        w.remove(listed[0].0);
+        let _room = w.add();
+        assert!(listed.iter().all(|(_, t)| !t.is_cancelled()));
+        let _full = w.add();
+        assert!(listed[1].1.is_cancelled());
+        assert!(listed[2..].iter().all(|(_, t)| !t.is_cancelled()));
+    }
 }
