@@ -128,6 +128,12 @@ pub(crate) fn header_name(line: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     None
 }
 
+/// A line that ends a header block whatever precedes it (CR is white
+/// space to mail-parser).
+fn is_empty_line(line: &[u8]) -> bool {
+    line.iter().all(|b| *b == b'\r')
+}
+
 fn is_blankish(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
@@ -231,8 +237,9 @@ enum Encoding {
 }
 
 /// The transfer encodings (base64, quoted-printable) named in the header
-/// block around line `idx`: back to the previous blank or boundary line,
-/// forward to the next empty line. `None` when neither is named (the part
+/// block around line `idx`: back and forward to the nearest empty line (a
+/// line of white space may be a folded value's, so it does not end the
+/// block; reaching further than mail-parser does only decodes more). `None` when neither is named (the part
 /// is 7bit/8bit/binary, the only ones RFC 2046 §5.2.1 allows for
 /// `message/rfc822`, and mail-parser parses it in place).
 fn encoded_part(lines: &[(usize, &[u8])], idx: usize) -> Option<Vec<Encoding>> {
@@ -242,13 +249,13 @@ fn encoded_part(lines: &[(usize, &[u8])], idx: usize) -> Option<Vec<Encoding>> {
         .iter()
         .rev()
         .take(MAX_BLOCK_LINES)
-        .take_while(|(_, l)| !is_blankish(l) && !l.starts_with(b"--"));
+        .take_while(|(_, l)| !is_empty_line(l));
     let fwd = lines
         .get(idx + 1..)
         .unwrap_or_default()
         .iter()
         .take(MAX_BLOCK_LINES)
-        .take_while(|(_, l)| !l.iter().all(|b| *b == b'\r'));
+        .take_while(|(_, l)| !is_empty_line(l));
     let mut found = Vec::new();
     for (_, l) in back.chain(fwd) {
         let Some((name, rest)) = header_name(l) else {
@@ -289,7 +296,7 @@ fn body_starts(lines: &[(usize, &[u8])], idx: usize) -> Result<Vec<usize>, Extra
                 "white-space-only lines in the header of an attached message".into(),
             ));
         }
-        if l.iter().all(|b| *b == b'\r') {
+        if is_empty_line(l) {
             break;
         }
     }
@@ -441,6 +448,11 @@ mod tests {
         // white-space-only lines before the body: every start is tried
         let raw = format!(
             "From: a@b\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n \n\n{b64}\n"
+        );
+        assert!(check_raw(raw.as_bytes()).is_err());
+        // the transfer encoding above a line of white space (a fold)
+        let raw = format!(
+            "From: a@b\nContent-Transfer-Encoding: base64\nX: a\n \t\nContent-Type: message/rfc822\n\n{b64}\n"
         );
         assert!(check_raw(raw.as_bytes()).is_err());
     }
