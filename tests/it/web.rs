@@ -796,7 +796,8 @@ fn web_healthz_ok_and_mailbox_connected_while_the_watcher_holds_idle() {
 
 /// Idle and tokenless connections cannot starve a client with the token:
 /// with 100 connections that send nothing and 100 that send a request
-/// without the token (each answered 401 and closed), `/healthz` with the
+/// without the token (each answered 401 and closed, or closed to make
+/// room before it was read), `/healthz` with the
 /// token still answers at once; 300 more idle connections only push the
 /// longest-waiting idle ones out (at most `MAX_WAITING` wait at once).
 #[test]
@@ -835,11 +836,16 @@ fn web_healthz_with_the_token_answers_while_100_tokenless_connections_are_open()
             t.elapsed()
         );
     }
+    // Each was answered 401 and closed, or (under load, before its request
+    // was read) closed to make room; none is kept open or served.
     for mut s in tokenless {
         let mut answer = Vec::new();
         let _ = s.read_to_end(&mut answer);
         let text = String::from_utf8_lossy(&answer);
-        assert!(text.starts_with("HTTP/1.1 401"), "{text:?}");
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 401"),
+            "{text:?}"
+        );
     }
     let _more: Vec<TcpStream> = (0..300).map(|_| connect()).collect();
     std::thread::sleep(Duration::from_millis(300));
