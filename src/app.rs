@@ -54,6 +54,10 @@ pub fn main() -> ExitCode {
                 eprintln!("aliwatch: invalid config: {ce}");
                 return ExitCode::from(EXIT_CONFIG);
             }
+            if let Some(config::SecretError::Config(ce)) = e.downcast_ref::<config::SecretError>() {
+                eprintln!("aliwatch: invalid config: {ce}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             if let Some(f) = e.downcast_ref::<Failed>() {
                 if !f.message.is_empty() {
                     eprintln!("aliwatch: {}", f.message);
@@ -64,6 +68,18 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes `text` to standard output and flushes it at once, so that a
+/// closed pipe (`aliwatch calendar | head`) or a full disk (`> /dev/full`)
+/// is an error here, never a panic in `print!` or a tail lost silently at
+/// exit. [`main`] turns a closed pipe into a quiet exit 0 and anything
+/// else into exit 1 with the reason. Every command writes through this.
+pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_ref())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -200,7 +216,7 @@ fn beside_service(
     match control::client::route(&cfg.database, false, request.name())? {
         Route::Direct(_) => {
             let text = direct()?;
-            std::io::stdout().lock().write_all(text.as_bytes())?;
+            write_stdout(text)?;
             Ok(ExitCode::SUCCESS)
         }
         Route::Service { pid, socket } => {
@@ -213,9 +229,7 @@ fn beside_service(
 
 /// Prints what the service answered, with its exit code.
 fn print_reply(reply: Reply, quiet: bool) -> Result<ExitCode> {
-    std::io::stdout()
-        .lock()
-        .write_all(reply.stdout.as_bytes())?;
+    write_stdout(&reply.stdout)?;
     if !quiet && !reply.notes.is_empty() {
         let _ = std::io::stderr().lock().write_all(reply.notes.as_bytes());
     }
@@ -272,7 +286,9 @@ fn cmd_demo(database: Option<&std::path::Path>, listen: std::net::SocketAddr) ->
         let web = crate::web::Web::new(cfg.clone(), crate::live::Live::new())?;
         let addr = listener.local_addr()?;
         info!(emails, database = %path.display(), "demo database built");
-        println!("aliwatch demo: open http://{addr}/ (Ctrl-C to stop; nothing is sent)");
+        write_stdout(format!(
+            "aliwatch demo: open http://{addr}/ (Ctrl-C to stop; nothing is sent)\n"
+        ))?;
         let cancel = tokio_util::sync::CancellationToken::new();
         let serving = tokio::spawn(crate::web::serve(listener, web, cancel.clone()));
         tokio::signal::ctrl_c().await?;
@@ -310,9 +326,7 @@ fn open_store(cfg: &Config) -> Result<Store> {
 }
 
 fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
-    std::io::stdout()
-        .lock()
-        .write_all(cfg.render_redacted().as_bytes())?;
+    write_stdout(cfg.render_redacted())?;
     for w in cfg.warnings() {
         eprintln!("warning: {w}");
     }
@@ -355,21 +369,19 @@ fn cmd_extract(files: &[PathBuf], json: bool) -> Result<ExitCode> {
             })
             .collect()
     });
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = String::new();
     if !json {
-        writeln!(
-            out,
-            "{:<40} {:<6} {:<16} {:<20} TRACKING",
+        out.push_str(&format!(
+            "{:<40} {:<6} {:<16} {:<20} TRACKING\n",
             "FILE", "ALI", "KIND", "ORDER"
-        )?;
+        ));
     }
     let mut failed = false;
     for (text, ok) in &results {
         failed |= !ok;
-        out.write_all(text.as_bytes())?;
+        out.push_str(text);
     }
-    out.flush()?;
+    write_stdout(out)?;
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -474,7 +486,7 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> 
             })?;
             finish(&errors, s.read);
             let line = s.line(started.elapsed().as_secs_f64(), errors.len());
-            std::io::stdout().lock().write_all(line.as_bytes())?;
+            write_stdout(line)?;
             Ok(if errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -654,15 +666,15 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
     let rt = runtime()?;
     let mut failed = 0;
     let mut report = |what: String, r: Result<String>| match r {
-        Ok(msg) => println!("ok      {what}: {msg}"),
+        Ok(msg) => write_stdout(format!("ok      {what}: {msg}\n")),
         Err(e) => {
             failed += 1;
-            println!("FAILED  {what}: {e:#}");
+            write_stdout(format!("FAILED  {what}: {e:#}\n"))
         }
     };
     for account in &cfg.imap {
         let r = rt.block_on(crate::imap::check_account(account));
-        report(format!("imap {}", account.name), r);
+        report(format!("imap {}", account.name), r)?;
     }
     if let Some(smtp) = &cfg.smtp {
         let r = rt.block_on(async {
@@ -670,18 +682,18 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
             sender.test_connection().await?;
             Ok(format!("logged in to {}:{}", smtp.host, smtp.port))
         });
-        report("smtp".into(), r);
+        report("smtp".into(), r)?;
     }
     if cfg.tracking.provider != crate::model::Provider::None {
         let r = rt.block_on(async {
             let tracker = Tracker::new(&cfg.tracking)?.context("a tracking provider is set")?;
             tracker.provider().check().await
         });
-        report(format!("tracking {}", cfg.tracking.provider.as_str()), r);
+        report(format!("tracking {}", cfg.tracking.provider.as_str()), r)?;
     }
     for n in &cfg.notify {
         let r = rt.block_on(crate::notify::check(n));
-        report(format!("notify {} ({})", n.name, n.kind.as_str()), r);
+        report(format!("notify {} ({})", n.name, n.kind.as_str()), r)?;
     }
     if failed > 0 {
         return Err(Failed {

@@ -277,6 +277,45 @@ impl Default for TrackingConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Why a secret could not be read: a config error (a missing file, an
+/// empty secret: exit 78, retrying cannot help) or a command that failed
+/// or timed out (exit 1: systemd retries; SPEC §1).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Command(#[from] command::CommandFailed),
+}
+
+impl SecretError {
+    /// As an `anyhow` error whose [`ConfigError`] `main` still finds (exit
+    /// 78), or a plain runtime error (exit 1).
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            SecretError::Config(e) => e.into(),
+            SecretError::Command(e) => e.into(),
+        }
+    }
+}
+
+/// What [`Config::check_secrets`] found: config problems (exit 78) and
+/// commands that failed or timed out (exit 1).
+#[derive(Debug, Default)]
+pub struct SecretProblems {
+    pub config: Vec<String>,
+    pub unavailable: Vec<String>,
+}
+
+impl SecretProblems {
+    fn push(&mut self, e: SecretError) {
+        match e {
+            SecretError::Config(e) => self.config.push(e.to_string()),
+            SecretError::Command(e) => self.unavailable.push(e.to_string()),
+        }
+    }
+}
+
 impl Config {
     /// The settings the decision core needs, and nothing else.
     pub fn rules(&self) -> crate::decide::Rules {
@@ -342,11 +381,11 @@ impl Config {
 
     /// Checks that every secret the config names can be read. Returns one
     /// line per problem (key and path or command, never the secret).
-    pub fn check_secrets(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+    pub fn check_secrets(&self) -> SecretProblems {
+        let mut problems = SecretProblems::default();
         let mut check = |s: &Secret| {
             if let Err(e) = s.resolve() {
-                problems.push(format!("{e}"));
+                problems.push(e);
             }
         };
         for a in &self.imap {
@@ -363,8 +402,8 @@ impl Config {
         }
         if let Some(s) = self.http.as_ref().and_then(|h| h.token.as_ref()) {
             match s.resolve() {
-                Err(e) => problems.push(format!("{e}")),
-                Ok(t) if t.chars().count() < MIN_TOKEN_CHARS => problems.push(format!(
+                Err(e) => problems.push(e),
+                Ok(t) if t.chars().count() < MIN_TOKEN_CHARS => problems.config.push(format!(
                     "{s}: the token is shorter than {MIN_TOKEN_CHARS} characters; write a long random one, e.g. `openssl rand -hex 32`"
                 )),
                 Ok(_) => {}
@@ -374,7 +413,7 @@ impl Config {
             let password = n.mqtt.as_ref().and_then(|m| m.password.as_ref());
             for s in n.token.iter().chain(password) {
                 if let Err(e) = s.resolve() {
-                    problems.push(format!(
+                    problems.config.push(format!(
                         "{}: [[notify]] {:?}: {e}; create the file or fix the path",
                         n.location, n.name
                     ));
@@ -584,9 +623,10 @@ impl Config {
 
 impl Secret {
     /// Reads the secret: the trimmed file content, or the trimmed stdout of
-    /// the command. Errors name the key and the path or command, never the
-    /// secret or the command's output.
-    pub fn resolve(&self) -> Result<String, ConfigError> {
+    /// the command (run once per process, see [`command::run_cached`]).
+    /// Errors name the key and the path or command, never the secret or
+    /// the command's output.
+    pub fn resolve(&self) -> Result<String, SecretError> {
         let value = match self {
             Secret::Inline { value, .. } => value.clone(),
             Secret::File { key, path } => {
@@ -598,12 +638,22 @@ impl Secret {
                 })?;
                 text.trim().to_string()
             }
-            Secret::Command { key, command } => command::run(key, command, command::timeout())?,
+            Secret::Command { key, command } => {
+                command::run_cached(key, command, command::timeout())?
+            }
         };
         if value.is_empty() {
-            return Err(ConfigError(format!("{}: the secret is empty", self.key())));
+            return Err(ConfigError(format!("{}: the secret is empty", self.key())).into());
         }
         Ok(value)
+    }
+
+    /// Forgets a command's cached answer after the server refused it, so
+    /// the next [`Secret::resolve`] asks the command again.
+    pub fn forget(&self) {
+        if let Secret::Command { command, .. } = self {
+            command::forget(command);
+        }
     }
 
     /// The config key this secret was given under.
@@ -831,6 +881,29 @@ fn secret_line(text: &str, line: usize) -> bool {
     false
 }
 
+/// Whether line `line` (1-based) of `text` shows any part of a secret
+/// value: known by its position in the document ([`redact`]), or, when
+/// the document is not valid TOML, guessed from the keys on the line.
+fn line_touches_secret(text: &str, line: usize) -> bool {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let src = text
+        .split_inclusive('\n')
+        .nth(line.saturating_sub(1))
+        .unwrap_or("");
+    let end = start + src.len();
+    match redact::secret_ranges(text) {
+        Some(ranges) => ranges.iter().any(|r| r.start < end && start < r.end),
+        None => {
+            let (table, _) = key_at(text, line);
+            secret_line(text, line) || redact::line_looks_secret(src, &table)
+        }
+    }
+}
+
 /// The source line with its value replaced by `<redacted>`, and the
 /// message with every quoted or back-quoted fragment that is not a key
 /// name replaced too (toml quotes the offending value in type errors).
@@ -1037,7 +1110,7 @@ impl Located<'_> {
         let src = self.text.lines().nth(line - 1).unwrap_or("");
         // A secret (or a misspelt secret key) never reaches the message:
         // it goes to the terminal or, under systemd, to the journal.
-        let (src, msg) = if secret_line(self.text, line) {
+        let (src, msg) = if line_touches_secret(self.text, line) {
             redact_line(src, msg)
         } else {
             (src.to_string(), msg.to_string())
@@ -1053,6 +1126,7 @@ impl Located<'_> {
 
 pub mod command;
 mod raw;
+mod redact;
 
 #[cfg(test)]
 mod tests {

@@ -55,12 +55,20 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Secrets are read when a command needs them; an unreadable one is a
 /// config error (exit 78) naming the key and path.
 pub fn require_secrets(cfg: &Config) -> Result<()> {
-    let problems = cfg.check_secrets();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError(problems.join("; ")).into())
+    secret_outcome(cfg.check_secrets())
+}
+
+/// A config problem is exit 78; a `*_command` that failed or timed out is
+/// a runtime failure (exit 1), which systemd retries (SPEC §1).
+fn secret_outcome(p: crate::config::SecretProblems) -> Result<()> {
+    if !p.config.is_empty() {
+        let all: Vec<String> = p.config.into_iter().chain(p.unavailable).collect();
+        return Err(ConfigError(all.join("; ")).into());
     }
+    if !p.unavailable.is_empty() {
+        anyhow::bail!("{}", p.unavailable.join("; "));
+    }
+    Ok(())
 }
 
 /// Everything `run` and `sync` check before they start, and
@@ -69,13 +77,9 @@ pub fn require_secrets(cfg: &Config) -> Result<()> {
 pub fn startup_checks(cfg: &Config) -> Result<()> {
     let mut problems = cfg.check_secrets();
     if let Err(p) = database_writable(&cfg.database) {
-        problems.push(p);
+        problems.config.push(p);
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError(problems.join("; ")).into())
-    }
+    secret_outcome(problems)
 }
 
 /// Whether the database can be opened for writing (or created), without

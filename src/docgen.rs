@@ -32,9 +32,11 @@ pub fn run(what: &Generate) -> Result<ExitCode> {
             files
         }
     };
-    for f in written {
-        println!("{}", f.display());
-    }
+    let list: String = written
+        .iter()
+        .map(|f| format!("{}\n", f.display()))
+        .collect();
+    crate::app::write_stdout(list)?;
     Ok(ExitCode::SUCCESS)
 }
 

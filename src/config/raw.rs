@@ -463,8 +463,11 @@ fn validate_imap_account(
     let poll_interval = match &a.poll_interval {
         Some(p) => {
             let d = cx.duration(p, "poll_interval")?;
-            if d < Duration::from_secs(10) {
-                return cx.err(p.span(), "poll_interval: must be at least \"10s\"");
+            if d < Duration::from_secs(10) || d > Duration::from_secs(86400) {
+                return cx.err(
+                    p.span(),
+                    "poll_interval: must be between \"10s\" and \"1d\"",
+                );
             }
             d
         }
@@ -682,6 +685,9 @@ fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfi
             if d < Duration::from_secs(600) {
                 return cx.err(r.span(), "refresh_interval: must be at least \"10m\" (providers ban clients that poll faster)");
             }
+            if d > Duration::from_secs(7 * 86400) {
+                return cx.err(r.span(), "refresh_interval: must be at most \"7d\"");
+            }
             d
         }
         None => Duration::from_secs(6 * 3600),
@@ -745,7 +751,16 @@ fn validate_protection(cx: &Ctx, p: &RawProtection) -> Result<ProtectionConfig, 
                         ),
                     );
                 }
-                out.push((d.as_secs() / 86400) as u32);
+                // Checked, never cast: "4294967296d" must not wrap to 0.
+                match u32::try_from(d.as_secs() / 86400) {
+                    Ok(n) if (1..=365).contains(&n) => out.push(n),
+                    _ => {
+                        return cx.err(
+                            w.span(),
+                            format!("warn_before: {item:?} must be between \"1d\" and \"365d\""),
+                        )
+                    }
+                }
             }
             out.sort_unstable_by(|a, b| b.cmp(a));
             out.dedup();
@@ -753,7 +768,16 @@ fn validate_protection(cx: &Ctx, p: &RawProtection) -> Result<ProtectionConfig, 
         }
     };
     let stalled_after = match &p.stalled_after {
-        Some(s) => cx.duration(s, "stalled_after")?,
+        Some(s) => {
+            let d = cx.duration(s, "stalled_after")?;
+            if d < Duration::from_secs(86400) || d > Duration::from_secs(365 * 86400) {
+                return cx.err(
+                    s.span(),
+                    "stalled_after: must be between \"1d\" and \"365d\"",
+                );
+            }
+            d
+        }
         None => Duration::from_secs(10 * 86400),
     };
     Ok(ProtectionConfig {

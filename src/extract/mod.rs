@@ -24,6 +24,7 @@
 
 #![deny(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used)]
 
+mod bounds;
 mod items;
 pub mod lang;
 pub mod numbers;
@@ -42,6 +43,7 @@ use lang::Flag;
 use numbers::Verdict;
 
 pub use crate::model::{Extraction, OrderRef};
+pub use bounds::{MAX_ATTACHED_MESSAGES, MAX_MIME_PARTS};
 
 /// Why an email could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1088,69 +1090,9 @@ pub fn extract(raw: &[u8]) -> Result<Extraction, ExtractError> {
     Ok(ex)
 }
 
-/// The most MIME parts one email may have. AliExpress emails have fewer
-/// than 20; a million empty parts in 7 MB cost mail-parser 200 MB.
-pub const MAX_MIME_PARTS: usize = 1_000;
-
-/// The most `message/*` parts (attached emails) one email may have.
-/// mail-parser parses and drops an attached message recursively, so
-/// 80,000 nested `message/rfc822` parts overflow any thread's stack;
-/// a forward of a forward of a forward needs 3.
-pub const MAX_ATTACHED_MESSAGES: usize = 32;
-
 /// The most orders taken from one email. A real multi-order confirmation
 /// lists a handful; one forged email named 256.
 pub const MAX_ORDERS_PER_EMAIL: usize = 20;
-
-/// A cheap, linear pre-scan of the raw bytes, before mail-parser builds
-/// (and later drops) a tree: counts `Content-Type` header lines (folded
-/// values included), the `message/*` ones among them and boundary-like
-/// `--` lines, and rejects what exceeds [`MAX_MIME_PARTS`] or
-/// [`MAX_ATTACHED_MESSAGES`]. Over-counting (a body line that looks like
-/// a header) can only reject an email far past any real one.
-fn check_mime_bounds(raw: &[u8]) -> Result<(), ExtractError> {
-    let mut content_types = 0usize;
-    let mut messages = 0usize;
-    let mut dash_lines = 0usize;
-    let mut lines = raw.split(|b| *b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        if line.starts_with(b"--") {
-            dash_lines += 1;
-            continue;
-        }
-        let Some((name, rest)) = line.split_at_checked(13) else {
-            continue;
-        };
-        if !name.eq_ignore_ascii_case(b"content-type:") {
-            continue;
-        }
-        content_types += 1;
-        // The value, with its folded continuation lines (RFC 5322 §2.2.3).
-        let mut value: Vec<u8> = rest.to_ascii_lowercase();
-        while let Some(next) = lines.peek() {
-            if !next.first().is_some_and(|b| *b == b' ' || *b == b'\t') || value.len() > 1024 {
-                break;
-            }
-            value.extend(next.iter().map(u8::to_ascii_lowercase));
-            lines.next();
-        }
-        let v = String::from_utf8_lossy(&value);
-        if v.trim_start().starts_with("message/") {
-            messages += 1;
-        }
-    }
-    if messages > MAX_ATTACHED_MESSAGES {
-        return Err(ExtractError::Malformed(format!(
-            "more than {MAX_ATTACHED_MESSAGES} attached messages (message/rfc822 parts)"
-        )));
-    }
-    if content_types > MAX_MIME_PARTS || dash_lines > 2 * MAX_MIME_PARTS {
-        return Err(ExtractError::Malformed(format!(
-            "more than {MAX_MIME_PARTS} MIME parts"
-        )));
-    }
-    Ok(())
-}
 
 /// Keeps the first [`MAX_ORDERS_PER_EMAIL`] orders and logs when it drops
 /// some.
@@ -1168,14 +1110,17 @@ fn cap_orders(ex: &mut Extraction) {
 
 /// Parses the raw email; input that is blank, not a message, without any
 /// header field or past the MIME bounds is an error.
-fn parse_message(raw: &[u8]) -> Result<Message<'_>, ExtractError> {
+fn parse_message(raw: &[u8]) -> Result<bounds::Parsed<'_>, ExtractError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ExtractError::Malformed("empty input".into()));
     }
-    check_mime_bounds(raw)?;
-    let msg = PARSER
-        .parse(raw)
-        .ok_or_else(|| ExtractError::Malformed("no message found".into()))?;
+    bounds::check_raw(raw)?;
+    let msg = bounds::Parsed(
+        PARSER
+            .parse(raw)
+            .ok_or_else(|| ExtractError::Malformed("no message found".into()))?,
+    );
+    bounds::check_tree(&msg)?;
     if msg.headers().is_empty() {
         return Err(ExtractError::Malformed("no header fields".into()));
     }

@@ -224,7 +224,11 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
                     CONNECT_TIMEOUT.as_secs()
                 ),
                 Ok(Ok(s)) => Ok(s),
-                Ok(Err((e, _client))) => Err(rejected(e)),
+                Ok(Err((e, _client))) => {
+                    // The cached answer of a password_command is stale.
+                    secret.forget();
+                    Err(rejected(e))
+                }
             }
         }
         ImapAuth::XOAuth2 { token_command } => {
@@ -250,6 +254,7 @@ async fn login(account: &ImapAccount, client: Client<Box<dyn ImapIo>>) -> Result
                     Ok(Ok(s)) => return Ok(s),
                     Ok(Err((e, c))) => {
                         tracing::debug!(attempt, "xoauth2 rejected, fetching a new token");
+                        crate::config::command::forget(token_command);
                         client = c;
                         last = Some(e);
                     }
@@ -398,7 +403,7 @@ async fn run_secret_command(command: &str) -> Result<String> {
     // the async runtime.
     let command = command.to_string();
     let task = tokio::task::spawn_blocking(move || {
-        crate::config::command::run(
+        crate::config::command::run_cached(
             "oauth2_token_command",
             &command,
             crate::config::command::timeout(),

@@ -65,9 +65,13 @@ pub fn event_uid(order_id: &str, kind: Deadline) -> String {
 }
 
 /// Escapes a TEXT value (RFC 5545 §3.3.11): `\`, `;`, `,` and newlines;
-/// other control characters are dropped.
+/// other control and invisible format characters are dropped
+/// ([`super::text::readable`]).
 pub fn escape_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    // Bidi overrides and other invisible characters go (one cleaner for
+    // every medium); CR LF become LF there, escaped below.
+    let s = super::text::readable(&s.replace("\r\n", "\n").replace('\r', "\n"));
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -343,7 +347,8 @@ mod tests {
             ("a\nb", "a\\nb"),
             ("a\r\nb", "a\\nb"),
             ("a\rb", "a\\nb"),
-            ("bell\u{7}tab\t", "belltab"),
+            // a control character keeps the words apart (text::readable)
+            ("bell\u{7}tab\t", "bell tab"),
             ("Ünïcødé 😀", "Ünïcødé 😀"),
         ];
         for (input, want) in cases {

@@ -305,4 +305,64 @@ mod tests {
         assert!(!h.contains("javascript:"));
         assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"));
     }
+
+    /// Bidi controls (a "Trojan Source" U+202E that makes "Delivered" read
+    /// backwards) and other invisible format characters from emails and
+    /// providers reach no medium: dashboard, digest (text and HTML),
+    /// `status`, calendar, push.
+    #[test]
+    fn bidi_controls_from_emails_never_reach_a_reader() {
+        let hidden = [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{FEFF}',
+        ];
+        let evil: String = hidden.iter().map(|c| format!("Phone{c}case ")).collect();
+        let mut o = order("3002", OrderState::Shipped, &evil);
+        o.store = Some("Shop\u{202E}pohS".to_string());
+        o.parcels[0].last_event = Some(crate::report::EventView {
+            time: now(),
+            description: "\u{202E}deliver\u{2066}ed".to_string(),
+            location: Some("hub\u{200F}\u{061C}".to_string()),
+        });
+        let report = StatusReport {
+            generated_at: now(),
+            orders: vec![o],
+            unassigned_parcels: vec![],
+            notices: vec![],
+        };
+        let digest = crate::render::render_digest(&report, &rules(), now());
+        let push = crate::render::push::render_push(
+            &crate::decide::notifications::Content::Digest,
+            &report,
+            &rules(),
+            now(),
+        );
+        let outputs = [
+            ("dashboard", render_dashboard(&report, &rules(), now())),
+            ("digest text", digest.text.clone()),
+            ("digest html", digest.html.clone()),
+            (
+                "status",
+                crate::render::render_status_table(
+                    &report,
+                    &rules(),
+                    crate::render::status::Layout::Wide,
+                ),
+            ),
+            (
+                "calendar",
+                crate::render::render_calendar(&report, &rules(), now()),
+            ),
+            ("push", format!("{}\n{}", push.title, push.message)),
+        ];
+        for (what, text) in outputs {
+            for c in hidden {
+                assert!(
+                    !text.contains(c),
+                    "{what} shows U+{:04X}:\n{text}",
+                    c as u32
+                );
+            }
+        }
+    }
 }

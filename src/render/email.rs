@@ -48,6 +48,7 @@ const RECENT_DELIVERY_DAYS: i64 = 7;
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
+    let s = super::text::readable(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -62,15 +63,15 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Removes line breaks and other control characters from a value that
+/// Removes line breaks, control and invisible format characters (bidi
+/// overrides among them, see [`super::text::readable`]) from a value that
 /// goes into a single text line or a header (a provider's description may
 /// hold newlines; a header must not).
 pub(crate) fn one_line(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+    super::text::readable(s)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn plural(n: i64, word: &str) -> String {

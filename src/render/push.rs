@@ -104,7 +104,7 @@ pub fn render_push<'r>(
         Content::Digest => digest(report, rules, now),
     };
     m.title = shorten(&one_line(&m.title), TITLE_COLUMNS);
-    m.message = cut_bytes(&m.message, MAX_MESSAGE_BYTES);
+    m.message = cut_bytes(&super::text::readable(&m.message), MAX_MESSAGE_BYTES);
     m
 }
 

@@ -1,8 +1,69 @@
 //! Plain-text layout by display width: East Asian wide characters take two
 //! columns (UAX #11, `unicode-width`), so Chinese, Japanese and Korean item
 //! titles line up and wrap like Latin ones.
+//!
+//! And [`readable`], the one cleaner of text from emails and providers
+//! before a person reads it, on every medium: terminal (`status`), HTML
+//! (dashboard, digest), calendar and push all go through it.
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Whether `c` must never reach a reader: control characters (C0, C1,
+/// DEL) and the invisible format characters (Unicode general category Cf,
+/// and the line and paragraph separators). Among them the bidirectional
+/// embeddings, overrides and isolates (U+202A–202E, U+2066–2069) and marks
+/// (U+200E, U+200F, U+061C), with which a sender makes "Delivered" of
+/// `derevileD` or reorders the digits of a date or a number (UAX #9;
+/// "Trojan Source", CVE-2021-42574), and zero-width characters and tags
+/// that hide text.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+/// `s` as a person may read it: line breaks and tabs kept, every other
+/// [hidden](is_hidden) character removed (a control character becomes a
+/// space, so words it separated stay apart). The one cleaner of text from
+/// emails and providers; every renderer calls it.
+pub fn readable(s: &str) -> String {
+    if !s.chars().any(is_hidden) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' => {}
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => out.push(' '),
+            c if is_hidden(c) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Columns `s` takes on a terminal.
 pub fn width(s: &str) -> usize {

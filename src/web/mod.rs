@@ -22,12 +22,16 @@
 //! `X-Content-Type-Options: nosniff` and a Content-Security-Policy that
 //! allows no script, no frame and nothing from elsewhere.
 //!
-//! Limits: [`MAX_CONNECTIONS`] connections at once (more wait in the
-//! kernel's backlog), request head at most [`MAX_HEAD_BYTES`] (else `431`)
-//! and read within [`HEAD_TIMEOUT`], a connection kept at most
-//! [`CONNECTION_LIFETIME`], [`WORKERS`] requests reading the database at
-//! once, HTTP/1.1 only. There are no files served, so
-//! there is no directory to list.
+//! Limits: [`MAX_CONNECTIONS`] connections open at once (more wait in the
+//! kernel's backlog), of which at most [`MAX_WAITING`] have not yet sent a
+//! request (when one more arrives, the one that has waited longest is
+//! closed: idle connections cannot starve the others), request head at
+//! most [`MAX_HEAD_BYTES`] (else `431`) and read within [`HEAD_TIMEOUT`],
+//! a connection kept at most [`CONNECTION_LIFETIME`], [`WORKERS`] requests
+//! reading the database at once, HTTP/1.1 only. A request without the
+//! token is answered `401` and its connection closed, so a client without
+//! the token never holds a connection past one request. There are no
+//! files served, so there is no directory to list.
 
 pub mod health;
 pub mod write;
@@ -54,8 +58,11 @@ use crate::config::Config;
 use crate::live::Live;
 use crate::store::Store;
 
-/// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 32;
+/// Connections open at once (waiting for a request or served).
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections open at once that have not sent a request yet; beyond it the
+/// oldest of them is closed.
+pub const MAX_WAITING: usize = 64;
 /// The largest request head (request line and headers).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long a client may take to send a request head.
@@ -88,7 +95,9 @@ impl Web {
     pub fn new(cfg: Arc<Config>, live: Arc<Live>) -> Result<Arc<Web>> {
         let token = match cfg.http.as_ref().and_then(|h| h.token.as_ref()) {
             Some(secret) => {
-                let t = secret.resolve()?;
+                let t = secret
+                    .resolve()
+                    .map_err(crate::config::SecretError::into_anyhow)?;
                 Some(digest(t.as_bytes()))
             }
             None => None,
@@ -168,6 +177,7 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>, cancel: CancellationTok
     use hyper_util::rt::{TokioIo, TokioTimer};
     let app = router(web);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let waiting = Arc::new(Waiting::default());
     loop {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -188,10 +198,26 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>, cancel: CancellationTok
                 }
             },
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let (id, evicted) = waiting.add();
+        // The first request of the connection takes it off the waiting list.
+        let service = {
+            let app = app.clone();
+            let waiting = waiting.clone();
+            tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+                waiting.remove(id);
+                let mut app = app.clone();
+                async move {
+                    use tower::Service as _;
+                    app.call(req.map(Body::new)).await
+                }
+            })
+        };
+        let service = hyper_util::service::TowerToHyperService::new(service);
         let cancel = cancel.clone();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _listed = Listed(waiting, id);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
@@ -203,6 +229,8 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>, cancel: CancellationTok
                 r = conn.as_mut() => Some(r),
                 _ = tokio::time::sleep(CONNECTION_LIFETIME) => None,
                 _ = cancel.cancelled() => None,
+                // Closed to make room: it had sent nothing.
+                _ = evicted.cancelled() => return,
             };
             let result = match end {
                 Some(r) => r,
@@ -218,6 +246,46 @@ pub async fn serve(listener: TcpListener, web: Arc<Web>, cancel: CancellationTok
                 tracing::debug!(error = %e, "web: connection ended with an error");
             }
         });
+    }
+}
+
+/// The connections that have not sent a request yet, oldest first, each
+/// with the token that closes it.
+#[derive(Default)]
+struct Waiting {
+    list: Mutex<(u64, std::collections::VecDeque<(u64, CancellationToken)>)>,
+}
+
+impl Waiting {
+    /// Lists a new connection, closing the oldest waiting one when
+    /// [`MAX_WAITING`] are listed already.
+    fn add(&self) -> (u64, CancellationToken) {
+        let token = CancellationToken::new();
+        let mut g = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 += 1;
+        let id = g.0;
+        while g.1.len() >= MAX_WAITING {
+            if let Some((_, oldest)) = g.1.pop_front() {
+                tracing::debug!("web: closing the longest-waiting idle connection");
+                oldest.cancel();
+            }
+        }
+        g.1.push_back((id, token.clone()));
+        (id, token)
+    }
+
+    fn remove(&self, id: u64) {
+        let mut g = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        g.1.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Takes a connection off the waiting list when its task ends.
+struct Listed(Arc<Waiting>, u64);
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
     }
 }
 
@@ -291,7 +359,8 @@ async fn write_guard(web: &Web, method: &Method, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
-/// `401` with the way to send the token.
+/// `401` with the way to send the token, and no keep-alive: a client
+/// without the token does not hold the connection.
 fn token_required() -> Response {
     let mut r = plain(
         StatusCode::UNAUTHORIZED,
@@ -301,6 +370,8 @@ fn token_required() -> Response {
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"aliwatch\""),
     );
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
@@ -551,5 +622,21 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{q}");
         }
+    }
+
+    /// Idle connections cannot starve the others: a connection that has
+    /// sent its request leaves the waiting list, and when the list is full
+    /// the one that has waited longest is closed for the newcomer.
+    #[test]
+    fn the_longest_waiting_idle_connection_is_closed_for_a_new_one() {
+        let w = Waiting::default();
+        let listed: Vec<(u64, CancellationToken)> = (0..MAX_WAITING).map(|_| w.add()).collect();
+        assert!(listed.iter().all(|(_, t)| !t.is_cancelled()));
+        w.remove(listed[0].0);
+        let _room = w.add();
+        assert!(listed.iter().all(|(_, t)| !t.is_cancelled()));
+        let _full = w.add();
+        assert!(listed[1].1.is_cancelled());
+        assert!(listed[2..].iter().all(|(_, t)| !t.is_cancelled()));
     }
 }

@@ -199,6 +199,79 @@ fn config_errors_never_quote_a_secret() {
     assert!(stderr(&out).contains("c.toml:6:1"), "{}", stderr(&out));
 }
 
+/// Redaction knows the secret keys by their place in the document: any
+/// spelling of a key the table does not know, inline tables and arrays of
+/// inline tables, and a syntax error on such a line.
+#[test]
+fn config_errors_never_quote_a_secret_in_any_spelling_or_table_form() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("a.db");
+    let top = format!("database = {:?}\n", db.display().to_string());
+    let imap = "[imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nusername = \"me\"\n";
+    let cases = [
+        format!("{imap}pssword = \"hunter2-secret\"\n"),
+        format!("{imap}assword = \"hunter2-secret\"\n"),
+        format!("{imap}Password = \"hunter2-secret\"\n"),
+        "imap = { host = \"127.0.0.1\", security = \"plain\", username = \"me\", pssword = \"hunter2-secret\" }\n".to_string(),
+        "imap = { host = \"127.0.0.1\", security = \"plain\", username = \"me\", password = 4242424242 }\n".to_string(),
+        "notify = [{ type = \"ntfy\", url = \"https://ntfy.sh/hunter2-topic\", tokn = \"hunter2-secret\" }]\n".to_string(),
+        "notify = [{ type = \"ntfy\", url = 4242424242 }]\n".to_string(),
+        // not TOML at all: no tree, the keys on the line decide
+        "imap = { host = \"h\", pssword = \"hunter2-secret\" \n".to_string(),
+    ];
+    for case in &cases {
+        let out = check_text(home.path(), &format!("{top}{case}"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(78), "{case}: {err}");
+        assert!(err.contains("c.toml:"), "{case}: names the file: {err}");
+        assert!(!err.contains("hunter2"), "{case}: leaks: {err}");
+        assert!(!err.contains("4242424242"), "{case}: leaks: {err}");
+    }
+}
+
+/// An error on a key that holds no secret says what is wrong, bounds
+/// included (it read "between <redacted> and <redacted>").
+#[test]
+fn config_errors_on_public_keys_keep_their_bounds() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = check_text(home.path(), "command_timeout = \"0s\"\n");
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("command_timeout: must be between \"1s\" and \"10m\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("<redacted>"), "{}", stderr(&out));
+}
+
+/// Every number is range-checked, never cast: "4294967296d" is 2^32 days,
+/// which an unchecked `as u32` turned into 0.
+#[test]
+fn config_numbers_out_of_range_are_rejected_not_wrapped() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for (case, want) in [
+        (
+            "[protection]\nwarn_before = [\"4294967296d\"]\n",
+            "warn_before",
+        ),
+        ("[protection]\nwarn_before = [\"366d\"]\n", "warn_before"),
+        (
+            "[protection]\nstalled_after = \"99999999w\"\n",
+            "stalled_after",
+        ),
+        ("[protection]\nstalled_after = \"1s\"\n", "stalled_after"),
+        (
+            "[tracking]\nprovider = \"none\"\nrefresh_interval = \"99999999w\"\n",
+            "refresh_interval",
+        ),
+        ("[protection]\ndays = 4294967297\n", "days"),
+    ] {
+        let out = check_text(home.path(), case);
+        assert_eq!(out.status.code(), Some(78), "{case}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{case}: {}", stderr(&out));
+    }
+}
+
 #[test]
 fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
     let home = tempfile::tempdir().expect("tempdir");
@@ -213,7 +286,8 @@ fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
     let started = std::time::Instant::now();
     let out = check_text(home.path(), &cfg("echo leaked-stderr >&2; sleep 100"));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    // a transient fault (exit 1, systemd retries), not an invalid config
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("did not finish within 1s"),
         "{}",
@@ -225,7 +299,7 @@ fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
         home.path(),
         &cfg("echo hunter2-out; echo leaked-stderr >&2; exit 7"),
     );
-    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("exit status: 7"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
@@ -233,6 +307,47 @@ fn secret_commands_are_bounded_and_their_stderr_is_dropped() {
     let out = check_text(home.path(), &cfg("echo leaked-stderr >&2; echo pw"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("leaked-stderr"), "{}", stderr(&out));
+}
+
+/// SPEC §1: a secret command that fails or times out is a runtime failure
+/// (exit 1: systemd retries; the unit's RestartPreventExitStatus=78 would
+/// otherwise stop the service for good), a missing secret file stays 78.
+#[test]
+fn secret_command_timeout_at_start_is_exit_1_and_a_missing_file_is_78() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("a.db");
+    let imap = |secret: &str| {
+        format!(
+            "database = {:?}\ncommand_timeout = \"1s\"\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"plain\"\nusername = \"me\"\n{secret}\n",
+            db.display().to_string()
+        )
+    };
+    // a helper that leaves the process group (setsid) and holds stdout
+    let started = std::time::Instant::now();
+    let out = check_text(
+        home.path(),
+        &imap("password_command = \"setsid sh -c 'sleep 60; echo late'\""),
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not finish within 1s"),
+        "{}",
+        stderr(&out)
+    );
+    let missing = home.path().join("missing");
+    let out = check_text(
+        home.path(),
+        &imap(&format!(
+            "password_file = {:?}",
+            missing.display().to_string()
+        )),
+    );
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
 }
 
 #[test]

@@ -75,3 +75,39 @@ fn fuzz_invariants_hold_on_every_fixture() {
 fn fixtures_survive_an_mbox_round_trip() {
     check_mbox_round_trip(&FIXTURES, TIME_LIMIT).expect("round trip");
 }
+
+/// The harness nests every container type thousands deep, in the header
+/// spellings mail-parser accepts, and the extractor survives each
+/// (a stack overflow would abort this test binary).
+#[test]
+fn fuzz_deep_nesting_of_every_container_in_every_spelling_is_survived() {
+    for k in 0..CONTAINERS.len() as u32 {
+        for spelling in [0u32, 1, 7, 12345, 0xdead_beef] {
+            let input = Input::Deep {
+                fixture: k as usize,
+                depth: 5_000,
+                // even: the same kind at every level
+                kinds: k << 1,
+                spelling,
+                parts: 0,
+            };
+            let raw = bytes(&input);
+            check_extract(&raw, TIME_LIMIT)
+                .unwrap_or_else(|e| panic!("{:?} spelt {spelling}: {e}", CONTAINERS[k as usize]));
+        }
+    }
+    // the spellings the generator writes
+    let mut sp = Spelling::new(12345);
+    let lines: String = (0..200)
+        .map(|_| sp.line("Content-Type", "message/rfc822"))
+        .collect();
+    for want in [
+        "Content-Type : ",
+        "Content-Type\t:",
+        "Content-Type:\n ",
+        "content-type:",
+        "CONTENT-TYPE:",
+    ] {
+        assert!(lines.contains(want), "{want:?} never written");
+    }
+}

@@ -6,7 +6,13 @@
 //! `message/rfc822`, every transfer encoding, charsets, RFC 2047 words,
 //! huge and folded headers, broken boundaries, HTML with entities and
 //! numbers split over tags) and then rendered, optionally mutated at the
-//! byte level; or a real fixture from `tests/fixtures/emails` gets random
+//! byte level. Header fields are written in every spelling mail-parser
+//! accepts ([`Spelling`]: RFC 5322 §4.5's obsolete white space before the
+//! colon, folding, any case, duplicates, encoded words and RFC 2231
+//! continuations in parameters), and [`Input::Deep`] nests every container
+//! type (RFC 2046 §5: `message/rfc822`, `message/global`, the parts of
+//! `multipart/digest`, every `multipart/*`, base64-encoded attached
+//! messages) up to thousands of levels; or a real fixture from `tests/fixtures/emails` gets random
 //! bytes or generated parts spliced into it. mbox files are generated from
 //! lists of such emails (mboxrd-quoted) and Maildir/`.eml` trees are
 //! written to a temporary directory.
@@ -276,6 +282,78 @@ pub struct Email {
     pub headers: Vec<(String, String)>,
     pub body: Part,
     pub crlf: bool,
+    /// Seeds how each header line is spelt ([`Spelling`]).
+    pub spelling: u32,
+}
+
+/// How header lines are spelt: each line takes the next of a cheap
+/// pseudo-random sequence seeded per email.
+#[derive(Debug, Clone)]
+pub struct Spelling(u32);
+
+impl Spelling {
+    pub fn new(seed: u32) -> Spelling {
+        Spelling(seed)
+    }
+
+    fn next(&mut self) -> u32 {
+        // xorshift32; 0 stays 0, which spells every line plainly
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+
+    /// One header field `name: value` (with its line end), spelt one of
+    /// the ways RFC 5322 (§2.2.3 folding, §4.5 obsolete syntax) and
+    /// mail-parser allow; sometimes written twice.
+    pub fn line(&mut self, name: &str, value: &str) -> String {
+        if self.0 == 0 {
+            return format!("{name}: {value}\n");
+        }
+        let r = self.next();
+        let name = match (r >> 4) % 4 {
+            0 => name.to_ascii_lowercase(),
+            1 => name.to_ascii_uppercase(),
+            _ => name.to_string(),
+        };
+        let line = match r % 12 {
+            0 => format!("{name} : {value}\n"),
+            1 => format!("{name}\t:{value}\n"),
+            2 => format!("{name}:\n {value}\n"),
+            3 => format!("{name}:\n\t{value}\n"),
+            4 => match value.split_once('/') {
+                Some((a, b)) => format!("{name}: {a}/\n {b}\n"),
+                None => format!("{name}:{value}\n"),
+            },
+            5 => format!("{name}   :   {value}\n"),
+            6 => format!("{name}:{value}\n"),
+            _ => format!("{name}: {value}\n"),
+        };
+        if (r >> 8).is_multiple_of(16) {
+            format!("{line}{line}")
+        } else {
+            line
+        }
+    }
+
+    /// A parameter list's tail for a `Content-Type`: nothing, an encoded
+    /// word (RFC 2047, which RFC 2231 replaced but mailers still send), an
+    /// RFC 2231 extended value or a continuation.
+    pub fn params(&mut self) -> &'static str {
+        if self.0 == 0 {
+            return "";
+        }
+        match self.next() % 10 {
+            0 => "; name=\"=?utf-8?q?Order=5F8123456789012345?=\"",
+            1 => "; name*=utf-8''Order%208123456789012345",
+            2 => "; name*0=\"Order \"; name*1=\"8123456789012345\"",
+            3 => "; name=\"=?utf-8?B?bWVzc2FnZS9yZmM4MjI=?=\"",
+            _ => "",
+        }
+    }
 }
 
 const CHARSETS: &[&str] = &[
@@ -396,7 +474,7 @@ fn part() -> impl Strategy<Value = Part> {
             1 => (any::<bool>(), proptest::collection::vec(header_value(), 0..4), inner, any::<bool>())
                 .prop_map(|(base64, headers, body, crlf)| Part::Message {
                     base64,
-                    email: Box::new(Email { headers: with_from(headers), body, crlf }),
+                    email: Box::new(Email { headers: with_from(headers), body, crlf, spelling: 0 }),
                 }),
         ]
     })
@@ -415,14 +493,16 @@ pub fn email() -> impl Strategy<Value = Email> {
         proptest::collection::vec(header_value(), 0..6),
         part(),
         any::<bool>(),
+        prop_oneof![1 => Just(0u32), 3 => 1u32..],
     )
-        .prop_map(|(from, mut headers, body, crlf)| {
+        .prop_map(|(from, mut headers, body, crlf, spelling)| {
             headers.insert(0, ("From".into(), from.into()));
             headers.push(("MIME-Version".into(), "1.0".into()));
             Email {
                 headers,
                 body,
                 crlf,
+                spelling,
             }
         })
 }
@@ -494,7 +574,7 @@ fn quoted_printable(bytes: &[u8], wrap: usize) -> Vec<u8> {
     out
 }
 
-fn render_part(p: &Part, out: &mut Vec<u8>) {
+fn render_part(p: &Part, out: &mut Vec<u8>, sp: &mut Spelling) {
     match p {
         Part::Leaf {
             html,
@@ -509,11 +589,19 @@ fn render_part(p: &Part, out: &mut Vec<u8>) {
             } else {
                 text.clone()
             };
+            let params = sp.params();
             if charset.is_empty() {
-                out.extend_from_slice(format!("Content-Type: text/{sub}\n").as_bytes());
+                out.extend_from_slice(
+                    sp.line("Content-Type", &format!("text/{sub}{params}"))
+                        .as_bytes(),
+                );
             } else {
                 out.extend_from_slice(
-                    format!("Content-Type: text/{sub}; charset={charset}\n").as_bytes(),
+                    sp.line(
+                        "Content-Type",
+                        &format!("text/{sub}; charset={charset}{params}"),
+                    )
+                    .as_bytes(),
                 );
             }
             let raw = encode_charset(&text, charset);
@@ -538,7 +626,7 @@ fn render_part(p: &Part, out: &mut Vec<u8>) {
                 Cte::Bogus => ("x-uuencode", raw),
             };
             if !name.is_empty() {
-                out.extend_from_slice(format!("Content-Transfer-Encoding: {name}\n").as_bytes());
+                out.extend_from_slice(sp.line("Content-Transfer-Encoding", name).as_bytes());
             }
             out.extend_from_slice(b"\n");
             out.extend_from_slice(&body);
@@ -554,24 +642,19 @@ fn render_part(p: &Part, out: &mut Vec<u8>) {
                 BoundaryFault::Long => boundary.repeat(20),
                 _ => boundary.clone(),
             };
-            match fault {
-                BoundaryFault::NoParam => {
-                    out.extend_from_slice(format!("Content-Type: multipart/{subtype}\n").as_bytes())
-                }
-                BoundaryFault::Quoted => out.extend_from_slice(
-                    format!("Content-Type: multipart/{subtype};\n boundary=\"{b}\"\n").as_bytes(),
-                ),
-                _ => out.extend_from_slice(
-                    format!("Content-Type: multipart/{subtype}; boundary={b}\n").as_bytes(),
-                ),
-            }
+            let ct = match fault {
+                BoundaryFault::NoParam => format!("multipart/{subtype}"),
+                BoundaryFault::Quoted => format!("multipart/{subtype};\n boundary=\"{b}\""),
+                _ => format!("multipart/{subtype}; boundary={b}"),
+            };
+            out.extend_from_slice(sp.line("Content-Type", &ct).as_bytes());
             out.extend_from_slice(b"\nThis is a multi-part message in MIME format.\n");
             if let BoundaryFault::FakeInPreamble = fault {
                 out.extend_from_slice(format!("--{b}x\n--{b}--\n").as_bytes());
             }
             for c in children {
                 out.extend_from_slice(format!("--{b}\n").as_bytes());
-                render_part(c, out);
+                render_part(c, out, sp);
             }
             match fault {
                 BoundaryFault::NoClose => {}
@@ -582,10 +665,17 @@ fn render_part(p: &Part, out: &mut Vec<u8>) {
             }
         }
         Part::Message { base64: b64, email } => {
-            out.extend_from_slice(b"Content-Type: message/rfc822\n");
-            let inner = render(email);
+            let global = sp.0 != 0 && sp.next().is_multiple_of(4);
+            let ct = if global {
+                "message/global"
+            } else {
+                "message/rfc822"
+            };
+            out.extend_from_slice(sp.line("Content-Type", ct).as_bytes());
+            let inner = render_with(email, sp);
             if *b64 {
-                out.extend_from_slice(b"Content-Transfer-Encoding: base64\n\n");
+                out.extend_from_slice(sp.line("Content-Transfer-Encoding", "base64").as_bytes());
+                out.extend_from_slice(b"\n");
                 out.extend_from_slice(&base64(&inner, 76));
             } else {
                 out.extend_from_slice(b"\n");
@@ -594,7 +684,8 @@ fn render_part(p: &Part, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\n");
         }
         Part::Opaque { ctype, bytes } => {
-            out.extend_from_slice(format!("Content-Type: {ctype}\n\n").as_bytes());
+            out.extend_from_slice(sp.line("Content-Type", ctype).as_bytes());
+            out.extend_from_slice(b"\n");
             out.extend_from_slice(bytes);
             out.extend_from_slice(b"\n");
         }
@@ -603,11 +694,17 @@ fn render_part(p: &Part, out: &mut Vec<u8>) {
 
 /// The email's bytes (LF or CRLF line ends).
 pub fn render(e: &Email) -> Vec<u8> {
+    render_with(e, &mut Spelling::new(e.spelling))
+}
+
+/// [`render`] continuing the spelling of an enclosing email (an attached
+/// one has none of its own).
+fn render_with(e: &Email, sp: &mut Spelling) -> Vec<u8> {
     let mut out = Vec::new();
     for (k, v) in &e.headers {
-        out.extend_from_slice(format!("{k}: {v}\n").as_bytes());
+        out.extend_from_slice(sp.line(k, v).as_bytes());
     }
-    render_part(&e.body, &mut out);
+    render_part(&e.body, &mut out, sp);
     if e.crlf {
         let mut c = Vec::with_capacity(out.len() + out.len() / 20);
         for b in out {
@@ -664,6 +761,29 @@ pub fn apply(raw: &mut Vec<u8>, muts: &[Mutation]) {
     }
 }
 
+/// A container type nested by [`Input::Deep`].
+#[derive(Debug, Clone, Copy)]
+pub enum Container {
+    Multipart(&'static str),
+    /// `message/<subtype>`, base64-encoded or not.
+    Message(&'static str, bool),
+}
+
+/// Every container RFC 2046 (and RFC 6532's message/global) defines.
+pub const CONTAINERS: &[Container] = &[
+    Container::Message("rfc822", false),
+    Container::Message("rfc822", true),
+    Container::Message("global", false),
+    Container::Message("global", true),
+    Container::Multipart("mixed"),
+    Container::Multipart("alternative"),
+    Container::Multipart("related"),
+    Container::Multipart("digest"),
+    Container::Multipart("report"),
+    Container::Multipart("signed"),
+    Container::Multipart("x-unknown"),
+];
+
 /// What one fuzz input is.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -680,13 +800,15 @@ pub enum Input {
     Forwarded { fixture: usize, envelope: Email },
     /// Plain random bytes.
     Bytes(Vec<u8>),
-    /// Nesting around the parser's bounds: `depth` attached messages or
-    /// multiparts inside each other, or `parts` sibling parts, around a
-    /// fixture.
+    /// Nesting around the parser's bounds and far past them: `depth`
+    /// containers inside each other (each level's [`Container`] picked by
+    /// `kinds`, its header spelt by `spelling`), or `parts` sibling parts,
+    /// around a fixture.
     Deep {
         fixture: usize,
         depth: usize,
-        multipart: bool,
+        kinds: u32,
+        spelling: u32,
         parts: usize,
     },
 }
@@ -700,8 +822,14 @@ pub fn input() -> impl Strategy<Value = Input> {
         1 => (any::<usize>(), email())
             .prop_map(|(fixture, envelope)| Input::Forwarded { fixture, envelope }),
         1 => proptest::collection::vec(any::<u8>(), 0..4096).prop_map(Input::Bytes),
-        1 => (any::<usize>(), 0usize..48, any::<bool>(), prop_oneof![Just(0usize), 990usize..1010])
-            .prop_map(|(fixture, depth, multipart, parts)| Input::Deep { fixture, depth, multipart, parts }),
+        1 => (
+            any::<usize>(),
+            prop_oneof![8 => 0usize..48, 1 => 900usize..1100, 1 => 5_000usize..20_000],
+            any::<u32>(),
+            any::<u32>(),
+            prop_oneof![Just(0usize), 990usize..1010],
+        )
+            .prop_map(|(fixture, depth, kinds, spelling, parts)| Input::Deep { fixture, depth, kinds, spelling, parts }),
     ]
 }
 
@@ -729,7 +857,7 @@ pub fn bytes(input: &Input) -> Vec<u8> {
         } => {
             let mut raw = fixture(*i);
             let mut piece = Vec::new();
-            render_part(part, &mut piece);
+            render_part(part, &mut piece, &mut Spelling::new(*at as u32));
             let at = at % (raw.len() + 1);
             raw.splice(at..at, piece);
             apply(&mut raw, muts);
@@ -759,28 +887,75 @@ pub fn bytes(input: &Input) -> Vec<u8> {
         Input::Deep {
             fixture: i,
             depth,
-            multipart,
+            kinds,
+            spelling,
             parts,
         } => {
-            let mut raw = fixture(*i);
+            // Levels are collected as a prefix and a suffix each and joined
+            // once (copying the whole nest at every level was quadratic);
+            // a base64 level joins what is inside it and encodes that.
+            let mut core = fixture(*i);
+            let mut pre: Vec<Vec<u8>> = Vec::new();
+            let mut post: Vec<Vec<u8>> = Vec::new();
+            let join = |core: Vec<u8>, pre: &mut Vec<Vec<u8>>, post: &mut Vec<Vec<u8>>| {
+                let mut out = Vec::new();
+                for p in pre.drain(..).rev() {
+                    out.extend_from_slice(&p);
+                }
+                out.extend_from_slice(&core);
+                for p in post.drain(..) {
+                    out.extend_from_slice(&p);
+                }
+                out
+            };
+            let mut sp = Spelling::new(*spelling);
+            // One kind for every level, or a different one per level.
+            let mut pick = Spelling::new(kinds | 1);
+            let same = kinds % 2 == 0;
+            let mut encoded = 0;
             for d in 0..*depth {
+                let kind = CONTAINERS
+                    [(if same { *kinds >> 1 } else { pick.next() }) as usize % CONTAINERS.len()];
                 let mut outer = format!(
                     "From: AliExpress <transaction@notice.aliexpress.com>\nSubject: Fwd {d}\n"
                 )
                 .into_bytes();
-                if *multipart {
-                    outer.extend_from_slice(
-                        format!("Content-Type: multipart/mixed; boundary=b{d}\n\n--b{d}\n")
-                            .as_bytes(),
-                    );
-                    outer.extend_from_slice(&raw);
-                    outer.extend_from_slice(format!("\n--b{d}--\n").as_bytes());
-                } else {
-                    outer.extend_from_slice(b"Content-Type: message/rfc822\n\n");
-                    outer.extend_from_slice(&raw);
+                match kind {
+                    Container::Multipart(sub) => {
+                        let ct = format!("multipart/{sub}; boundary=b{d}");
+                        outer.extend_from_slice(sp.line("Content-Type", &ct).as_bytes());
+                        outer.extend_from_slice(format!("\n--b{d}\n").as_bytes());
+                        if sub == "digest" {
+                            // RFC 2046 §5.1.5: a digest part without a
+                            // Content-Type is a message/rfc822.
+                            outer.extend_from_slice(b"\n");
+                        }
+                        pre.push(outer);
+                        post.push(format!("\n--b{d}--\n").into_bytes());
+                    }
+                    Container::Message(sub, b64) => {
+                        outer.extend_from_slice(
+                            sp.line("Content-Type", &format!("message/{sub}"))
+                                .as_bytes(),
+                        );
+                        // Base64 grows each level by a third: a few levels only.
+                        if b64 && encoded < 4 && core.len() + 128 * pre.len() < 1 << 20 {
+                            encoded += 1;
+                            let inner = join(std::mem::take(&mut core), &mut pre, &mut post);
+                            outer.extend_from_slice(
+                                sp.line("Content-Transfer-Encoding", "base64").as_bytes(),
+                            );
+                            outer.extend_from_slice(b"\n");
+                            outer.extend_from_slice(&base64(&inner, 76));
+                            core = outer;
+                        } else {
+                            outer.extend_from_slice(b"\n");
+                            pre.push(outer);
+                        }
+                    }
                 }
-                raw = outer;
             }
+            let mut raw = join(core, &mut pre, &mut post);
             if *parts > 0 {
                 let mut outer = b"From: AliExpress <transaction@notice.aliexpress.com>\nContent-Type: multipart/mixed; boundary=many\n\n".to_vec();
                 for _ in 0..*parts {

@@ -15,7 +15,7 @@ use aliwatch::pipeline::Ingest;
 use aliwatch::store::Store;
 use chrono::Utc;
 
-use crate::hostile_input::nested_rfc822;
+use crate::hostile_input::{nested_rfc822, nested_spelt};
 use crate::util::*;
 
 /// What the server holds and how it misbehaves.
@@ -141,6 +141,39 @@ fn expand(set: &str, uids: &[u32]) -> Vec<u32> {
         .copied()
         .filter(|u| want.iter().any(|(a, b)| u >= a && u <= b))
         .collect()
+}
+
+/// A response that fails to parse only after a literal near the size
+/// limit: async-imap formatted the whole buffer into its error twice (once
+/// as decimal numbers), 13 times the response (26 MB → 343 MB of RSS). Its
+/// parse errors now quote an excerpt (vendor/async-imap), so the peak stays
+/// a small multiple of the response limit.
+#[test]
+fn an_imap_parse_error_after_a_large_literal_costs_a_small_multiple_of_the_response() {
+    const LITERAL: usize = 24 * 1024 * 1024;
+    let mut g = format!("* 1 FETCH (UID 1 BODY[] {{{LITERAL}}}\r\n").into_bytes();
+    g.extend(std::iter::repeat_n(b'\x01', LITERAL));
+    g.extend_from_slice(b"%%%)\r\n");
+    let server = HostileImap::start(Script {
+        uidvalidity: 1,
+        exists: 1,
+        uidnext: 2,
+        search_garbage: Some(g),
+        ..Script::default()
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let cfg = server.config(home.path());
+    let mut cmd = measured(home.path());
+    cmd.arg("-c").arg(&cfg).arg("sync");
+    let (out, rss) = run_measured(&mut cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.len() < 4096, "{} bytes of log", err.len());
+    assert!(!err.contains("1, 1, 1, 1"), "{err}");
+    let kb = rss.expect("/usr/bin/time reports the max RSS");
+    // the response itself is held (24 MB) while it is read; the error
+    // must not multiply it (measured: 433 MB before, 40 MB after)
+    assert!(kb < 2 * (LITERAL as u64 / 1024) + 32_000, "max RSS {kb} KB");
 }
 
 fn serve(conn: TcpStream, log: &Mutex<Vec<String>>, script: &Mutex<Script>) -> std::io::Result<()> {
@@ -417,6 +450,36 @@ async fn bodies_are_fetched_in_batches_by_bytes_and_oversized_ones_skipped() {
         );
     }
     assert!(body_fetches.len() >= 4, "{body_fetches:?}");
+}
+
+/// The crash loop of issue 23: 15,000 levels spelt `Content-Type :` (RFC
+/// 5322 §4.5) aborted `run` with a stack overflow before the mailbox
+/// position was recorded, at every restart. Now both nests are recorded as
+/// unparseable, the good emails are stored and the position moves past all.
+#[tokio::test]
+async fn deeply_nested_emails_in_any_spelling_are_skipped_and_the_position_recorded() {
+    let mut messages = BTreeMap::new();
+    for uid in 1..=3 {
+        messages.insert(uid, email(uid));
+    }
+    messages.insert(4, nested_spelt(15_000, "Content-Type : message/rfc822"));
+    messages.insert(5, nested_spelt(60_000, "content-type:\r\n message/rfc822"));
+    let server = HostileImap::start(Script {
+        uidvalidity: 7,
+        exists: 5,
+        uidnext: 6,
+        messages,
+        ..Script::default()
+    });
+    let (_d, store) = new_store();
+    let s = sync(&server, &store).await.expect("syncs");
+    let m = &s.mailboxes[0];
+    assert_eq!(
+        (m.new_emails + m.duplicates, m.unparseable),
+        (3, 2),
+        "{m:?}"
+    );
+    assert_eq!(position(&store), Some(6));
 }
 
 #[tokio::test]

@@ -116,6 +116,158 @@ fn import_skips_a_deeply_nested_email_and_stores_the_rest() {
     assert!(text.contains("1 new orders"), "{text}");
 }
 
+/// `depth` nested messages whose `Content-Type` is spelt `spelling` (the
+/// header line, up to and including the type), each inside the previous.
+pub fn nested_spelt(depth: usize, spelling: &str) -> Vec<u8> {
+    let mut s = String::with_capacity(depth * (spelling.len() + 32) + 64);
+    for _ in 0..depth {
+        s.push_str("From: a@example.com\r\n");
+        s.push_str(spelling);
+        s.push_str("\r\n\r\n");
+    }
+    s.push_str("From: a@example.com\r\nSubject: inner\r\n\r\nhello\r\n");
+    s.into_bytes()
+}
+
+/// Header spellings mail-parser reads as a nested message: RFC 5322 §4.5's
+/// obsolete white space before the colon, folding (§2.2.3), case, a
+/// leading colon, comments and quotes, message/global, a parameter with
+/// an encoded word (RFC 2231/2047).
+pub const NESTING_SPELLINGS: &[&str] = &[
+    "Content-Type : message/rfc822",
+    "Content-Type\t:message/rfc822",
+    "CONTENT-TYPE: MESSAGE/RFC822",
+    "content-type:\r\n message/rfc822",
+    "Content-Type:\r\n\t message/\r\n rfc822",
+    " Content - Type : message/rfc822",
+    ":Content-Type: message/rfc822",
+    "Content-Type: message/global",
+    "Content-Type: \"message\"/rfc822",
+    "Content-Type: message/rfc822; name=\"=?utf-8?q?a?=\"",
+];
+
+/// Runs `f` on a thread with a small stack: a walk or drop that recursed
+/// once per nesting level would overflow it (and abort the test binary).
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .expect("spawns")
+        .join()
+        .expect("no panic")
+}
+
+#[test]
+fn nested_messages_in_every_header_spelling_are_rejected_not_a_stack_overflow() {
+    for spelling in NESTING_SPELLINGS {
+        for depth in [15_000, 60_000] {
+            let raw = nested_spelt(depth, spelling);
+            let r = on_small_stack(move || aliwatch::extract::extract(&raw).map(|_| ()));
+            let err = r.expect_err(spelling);
+            assert!(
+                err.to_string().contains("attached messages"),
+                "{spelling:?}: {err}"
+            );
+        }
+        // a forward of a forward in the same spelling still parses
+        assert!(
+            aliwatch::extract::extract(&nested_spelt(3, spelling)).is_ok(),
+            "{spelling:?}"
+        );
+    }
+}
+
+#[test]
+fn nested_messages_inside_an_encoded_attached_message_are_rejected() {
+    use base64::Engine as _;
+    for spelling in [
+        "Content-Type : message/rfc822",
+        "Content-Type: message/rfc822",
+    ] {
+        let inner = nested_spelt(60_000, spelling);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&inner);
+        let mut raw = String::from(
+            "From: a@example.com\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        );
+        for chunk in b64.as_bytes().chunks(76) {
+            raw.push_str(std::str::from_utf8(chunk).expect("ascii"));
+            raw.push_str("\r\n");
+        }
+        let r = on_small_stack(move || aliwatch::extract::extract(raw.as_bytes()).map(|_| ()));
+        let err = r.expect_err("rejected");
+        assert!(err.to_string().contains("attached messages"), "{err}");
+        // quoted-printable: the same nest, `=` escaped
+        let qp = String::from_utf8(inner).expect("ascii").replace('=', "=3D");
+        let raw = format!(
+            "From: a@example.com\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{qp}"
+        );
+        let r = on_small_stack(move || aliwatch::extract::extract(raw.as_bytes()).map(|_| ()));
+        assert!(r.is_err(), "quoted-printable nest accepted");
+    }
+}
+
+#[test]
+fn nested_digests_are_rejected_not_a_stack_overflow() {
+    // RFC 2046 §5.1.5: a part of a multipart/digest without a Content-Type
+    // is a message/rfc822.
+    let mut s = String::from("From: a@example.com\r\n");
+    // Fewer levels than MIME parts allowed: only the nesting bound stops it.
+    for i in 0..900 {
+        s.push_str(&format!(
+            "Content-Type: multipart/digest; boundary=d{i}\r\n\r\n--d{i}\r\n\r\nFrom: a@example.com\r\n"
+        ));
+    }
+    s.push_str("Subject: inner\r\n\r\nhello\r\n");
+    let r = on_small_stack(move || aliwatch::extract::extract(s.as_bytes()).map(|_| ()));
+    let err = r.expect_err("900 nested digests accepted");
+    assert!(err.to_string().contains("attached messages"), "{err}");
+}
+
+#[test]
+fn import_of_nine_good_emails_and_one_deep_nest_stores_the_nine() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let dir = home.path().join("mail");
+    std::fs::create_dir(&dir).expect("mkdir");
+    write(
+        &dir,
+        "0-deep.eml",
+        &nested_spelt(15_000, "Content-Type : message/rfc822"),
+    );
+    write(
+        &dir,
+        "0-deeper.eml",
+        &nested_spelt(60_000, "content-type:\r\n message/rfc822"),
+    );
+    let real = fixture("emails/real");
+    let mut good = 0;
+    for e in std::fs::read_dir(&real).expect("fixtures") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "eml") && good < 9 {
+            good += 1;
+            std::fs::copy(
+                &p,
+                dir.join(format!(
+                    "{good}-{}",
+                    p.file_name().expect("name").to_string_lossy()
+                )),
+            )
+            .expect("copies");
+        }
+    }
+    assert_eq!(good, 9);
+    let db = home.path().join("a.db");
+    let out = run(aliwatch(home.path())
+        .arg("--database")
+        .arg(&db)
+        .arg("import")
+        .arg(&dir));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("imported 11 emails"), "{text}");
+    assert!(text.contains("2 unparseable"), "{text}");
+    assert!(text.contains("9 from AliExpress"), "{text}");
+}
+
 #[test]
 fn orders_per_email_are_capped() {
     let mut body = String::new();

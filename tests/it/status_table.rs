@@ -113,3 +113,76 @@ fn status_into_a_closed_pipe_exits_quietly() {
         assert!(err.is_empty(), "{args:?} said: {err}");
     }
 }
+
+/// Every command that writes to stdout handles a reader that went away
+/// (`aliwatch calendar | head`: exit 0, quietly) and a full disk
+/// (`> /dev/full`: exit 1 with the reason), as `status` does; `print!`
+/// panicked (exit 134).
+#[test]
+fn every_command_into_a_closed_pipe_or_a_full_disk_exits_cleanly() {
+    let (home, db) = imported();
+    let email = fixture("emails/real/aliexpress_order_shipped.eml");
+    let email = email.to_str().expect("utf-8 path");
+    let json = stdout(&run(aliwatch(home.path())
+        .arg("--database")
+        .arg(&db)
+        .args(["status", "--json", "--all"])));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let order = v["orders"][0]["order_id"]
+        .as_str()
+        .expect("an order")
+        .to_string();
+    let order = order.as_str();
+    let commands: &[&[&str]] = &[
+        &["calendar"],
+        &["status", "--all"],
+        &["status", "--json", "--all"],
+        &["digest", "--print"],
+        &["extract", email],
+        &["extract", "--json", email],
+        &["add", "LP00123456789012", "--force"],
+        &["protection", order, "--extend", "5"],
+        &["done", order],
+    ];
+    for args in commands {
+        // closed pipe: the reader goes away before the first write
+        let mut child = aliwatch(home.path())
+            .arg("--database")
+            .arg(&db)
+            .args(*args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err)
+            .expect("reads stderr");
+        let status = child.wait().expect("waits");
+        assert_eq!(status.code(), Some(0), "{args:?} | head: {err}");
+        assert!(!err.contains("panicked"), "{args:?} said: {err}");
+        // full disk
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let out = aliwatch(home.path())
+            .arg("--database")
+            .arg(&db)
+            .args(*args)
+            .stdout(full)
+            .output()
+            .expect("runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?} > /dev/full: {err}");
+        assert!(
+            err.contains("cannot write to standard output"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -141,3 +141,39 @@ fn password_logins_still_work_beside_the_oauth2_passdb() {
         stack.oauth2().asked()
     );
 }
+
+/// A `password_command` runs once per process: `sync` checks every secret
+/// at start and logs in later with the same answer (it ran twice).
+#[test]
+fn password_command_runs_once_per_sync() {
+    let stack = MailStack::start(StackOptions::default());
+    stack.append("alice", "INBOX", SHIPPED, None);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pw.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "echo run >> '{}'\necho secret1\n",
+            dir.path().join("pw-runs").display()
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("aliwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database = \"{db}\"\n[imap]\nhost = \"localhost\"\nport = {port}\nsecurity = \"tls\"\n\
+             username = \"alice\"\npassword_command = \"sh {script}\"\nca_file = \"{ca}\"\n",
+            db = dir.path().join("a.db").display(),
+            port = stack.imaps_port,
+            script = script.display(),
+            ca = stack.ca_pem().display(),
+        ),
+    )
+    .unwrap();
+    let out = run(aliwatch(dir.path()).arg("-c").arg(&cfg).arg("sync"));
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let runs = std::fs::read_to_string(dir.path().join("pw-runs")).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "{all}");
+}
