@@ -119,13 +119,12 @@ pub(crate) fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
-/// Only `https` links to the two sites aliwatch builds links for go into
-/// an `href` (the values are built by `decide::orders`, but a link is the
-/// one place where escaping alone would not be enough).
+/// Only `https` links to AliExpress and to the tracking providers' own
+/// pages (each provider's module says which) go into an `href` (the values
+/// are built by `decide::orders`, but a link is the one place where
+/// escaping alone would not be enough).
 pub(crate) fn safe_url(u: &str) -> Option<&str> {
-    let ok = u.starts_with("https://www.aliexpress.com/")
-        || u.starts_with("https://t.17track.net/")
-        || u.starts_with("https://global.cainiao.com/");
+    let ok = u.starts_with("https://www.aliexpress.com/") || Provider::is_tracking_page(u);
     ok.then_some(u)
 }
 
@@ -574,7 +573,7 @@ pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -
     let dateline = format!("{}", today.format("%A, %-d %B %Y"));
     let foot = Footer {
         tz,
-        tracking_off: rules.tracking.provider == Provider::None,
+        tracking_off: rules.tracking.providers.is_empty(),
     };
     RenderedEmail {
         text: digest_text(report, &s, &summary, &dateline, today, foot),
@@ -992,7 +991,7 @@ mod tests {
             timezone: chrono_tz::Europe::Berlin,
             ..Rules::default()
         };
-        r.tracking.provider = provider;
+        r.tracking.providers = crate::model::Providers::new(&[provider]);
         r
     }
 

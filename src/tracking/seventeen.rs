@@ -23,6 +23,22 @@ use futures::future::BoxFuture;
 /// Numbers per request (more gives -18010014).
 pub const BATCH: usize = 40;
 
+/// Registrations kept back from the quota: aliwatch stops registering
+/// while `getquota` says this many or fewer are left, so that the
+/// account is never run dry (the user may need one by hand).
+pub const QUOTA_RESERVE: i64 = 2;
+
+/// The number formats 17TRACK registers: 5 to 50 ASCII letters and digits
+/// (anything else is rejected with -18010012 after costing a request).
+pub fn accepts(number: &str) -> bool {
+    (5..=50).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// 17TRACK's public tracking page for `number`.
+pub fn tracking_page(number: &str) -> String {
+    format!("https://t.17track.net/en#nums={number}")
+}
+
 /// Already registered: counts as success.
 pub const ALREADY_REGISTERED: i64 = -18019901;
 /// Not registered (gettrackinfo before register).
@@ -461,11 +477,13 @@ impl SeventeenTrack {
         out.push(Outcome::QuotaProbed(now));
         match self.client().getquota().await {
             Ok(q) if q.can_register() => {
+                out.push(Outcome::QuotaRead(q.remain));
                 tracing::info!(remain = q.remain, "17track registration quota is back");
                 out.push(Outcome::QuotaBack);
                 true
             }
             Ok(q) => {
+                out.push(Outcome::QuotaRead(q.remain));
                 tracing::info!(
                     remain = q.remain,
                     today_used = q.today_used,
@@ -528,7 +546,8 @@ impl SeventeenTrack {
                 }
                 Err(CallError::Transient(m)) => out.push(Outcome::BatchFailed {
                     what: "register",
-                    numbers: batch.len(),
+                    numbers: batch.iter().map(|p| p.number.clone()).collect(),
+                    kind: fail_kind(&m),
                     error: m,
                 }),
             }
@@ -582,11 +601,22 @@ impl SeventeenTrack {
                 }
                 Err(CallError::Transient(m)) => out.push(Outcome::BatchFailed {
                     what: "gettrackinfo",
-                    numbers: batch.len(),
+                    numbers: batch.iter().map(|(n, _)| TrackingNumber::new(n)).collect(),
+                    kind: fail_kind(&m),
                     error: m,
                 }),
             }
         }
+    }
+}
+
+/// A transient call error's kind: rate limits are told apart by their
+/// text (`CallError` keeps only the message).
+fn fail_kind(m: &str) -> super::FailKind {
+    if m.contains("rate limited") || m.contains("too frequent") {
+        super::FailKind::RateLimited
+    } else {
+        super::FailKind::Transient
     }
 }
 
@@ -644,8 +674,8 @@ struct QuotaNews {
 }
 
 impl TrackingProvider for SeventeenTrack {
-    fn name(&self) -> &'static str {
-        Provider::SeventeenTrack.as_str()
+    fn provider(&self) -> Provider {
+        Provider::SeventeenTrack
     }
 
     fn refresh<'a>(

@@ -114,18 +114,18 @@ fn env(provider: Provider, base_url: &str, numbers: &[&str]) -> Env {
             .add_parcel(&TrackingNumber::new(n), None, false, Utc::now())
             .expect("adds");
     }
-    let cfg = TrackingConfig {
+    let cfg = TrackingConfig::single(
         provider,
-        api_key: Some(Secret::Inline {
+        Some(Secret::Inline {
             key: "api_key",
             value: KEY.into(),
         }),
-        base_url: base_url.into(),
-        refresh_interval: Duration::from_secs(6 * 3600),
-    };
+        base_url.into(),
+        Duration::from_secs(6 * 3600),
+    );
     let rules = Rules {
         tracking: TrackingRules {
-            provider,
+            providers: cfg.providers,
             refresh_interval: cfg.refresh_interval,
         },
         ..Rules::default()

@@ -85,19 +85,19 @@ impl Env {
         let store = Store::open(&path).expect("store opens");
         let standin = Standin::start();
         standin.set_api_key(KEY);
-        let cfg = TrackingConfig {
+        let cfg = TrackingConfig::single(
             provider,
-            api_key: Some(Secret::Inline {
+            Some(Secret::Inline {
                 key: "api_key",
                 value: key.to_owned(),
             }),
-            base_url: standin.base_url(),
-            refresh_interval: Duration::from_secs(refresh_h * 3600),
-        };
+            standin.base_url(),
+            Duration::from_secs(refresh_h * 3600),
+        );
         let tracker = Tracker::with_pacing(&cfg, pacing).expect("tracker");
         let rules = Rules {
             tracking: TrackingRules {
-                provider,
+                providers: cfg.providers,
                 refresh_interval: cfg.refresh_interval,
             },
             ..Rules::default()
@@ -567,7 +567,13 @@ async fn cainiao_faults_leave_parcels_due() {
         let s = env.refresh(now).await;
         assert_eq!(s.failed, 1, "case {i}: {s:?}");
         assert!(env.is_due(n, now));
-        now += chrono::Duration::minutes(15);
+        // Cainiao is left alone for an hour after a failure (pacing is a
+        // rule of the schedule): a pass within it asks nobody.
+        let before = env.standin.requests().len();
+        let s = env.refresh(now + chrono::Duration::minutes(15)).await;
+        assert_eq!(s.requests, 0, "case {i}: {s:?}");
+        assert_eq!(env.standin.requests().len(), before);
+        now += chrono::Duration::minutes(61);
     }
     let s = env.refresh(now).await;
     assert_eq!(s.refreshed, 1);
