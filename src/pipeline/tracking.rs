@@ -123,8 +123,25 @@ pub async fn tracking_pass(
     let mut out_this_pass: HashSet<Provider> = HashSet::new();
     // Each round asks each provider at most once per parcel, so the rounds
     // end; the bound is only a second guard.
+    // Parcels a provider answered "not found" for in this pass: when the
+    // grace period is over, the next provider is asked in the same pass
+    // (the answer already scheduled them for later).
+    let mut not_found_now: HashSet<String> = HashSet::new();
     for _round in 0..(3 * Provider::TRACKERS.len() + 2) {
-        let due = due_parcels(store, now, rules)?;
+        let mut due = due_parcels(store, now, rules)?;
+        if !not_found_now.is_empty() {
+            let have: HashSet<String> = due.iter().map(|p| p.number.to_string()).collect();
+            due.extend(
+                store
+                    .tracking_candidates()?
+                    .into_iter()
+                    .map(|c| c.parcel)
+                    .filter(|p| {
+                        let n = p.number.as_str();
+                        not_found_now.contains(n) && !have.contains(n)
+                    }),
+            );
+        }
         if due.is_empty() {
             break;
         }
@@ -170,6 +187,16 @@ pub async fn tracking_pass(
                 continue;
             };
             let outcomes = provider.refresh(&due, &state, now).await;
+            for o in &outcomes {
+                if let Outcome::Batch(b) = o {
+                    not_found_now.extend(
+                        b.results
+                            .iter()
+                            .filter(|r| !r.found)
+                            .map(|r| r.number.to_string()),
+                    );
+                }
+            }
             let confirmed = apply(
                 store,
                 prov,

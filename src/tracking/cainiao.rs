@@ -263,7 +263,20 @@ impl TrackingProvider for Cainiao {
     ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             let mut out = Vec::new();
+            let mut failing: Option<(String, super::FailKind)> = None;
             for batch in due.chunks(BATCH) {
+                // Once a request failed, the rest are not sent: hammering
+                // an endpoint that is failing or banning is what gets a
+                // client banned for longer. The next provider takes them.
+                if let Some((error, kind)) = &failing {
+                    out.push(Outcome::BatchFailed {
+                        what: "detail.json (not sent)",
+                        numbers: super::numbers_of(batch),
+                        error: error.clone(),
+                        kind: *kind,
+                    });
+                    continue;
+                }
                 let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
                 match self.client().detail(&numbers).await {
                     Ok(results) => out.push(Outcome::Batch(ProviderBatch {
@@ -273,12 +286,15 @@ impl TrackingProvider for Cainiao {
                     // A refusal (401/403) is a sign of a ban, not a bad
                     // key (there is none): the schedule leaves Cainiao
                     // alone for a day and the next provider takes over.
-                    Err(e) => out.push(Outcome::BatchFailed {
-                        what: "detail.json",
-                        numbers: super::numbers_of(batch),
-                        error: e.to_string(),
-                        kind: super::FailKind::of(&e),
-                    }),
+                    Err(e) => {
+                        failing = Some((e.to_string(), super::FailKind::of(&e)));
+                        out.push(Outcome::BatchFailed {
+                            what: "detail.json",
+                            numbers: super::numbers_of(batch),
+                            error: e.to_string(),
+                            kind: super::FailKind::of(&e),
+                        })
+                    }
                 }
             }
             out
