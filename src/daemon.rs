@@ -461,7 +461,22 @@ fn status_line(
         }
     };
     let digest = (cfg.digest.enabled && cfg.smtp.is_some()).then_some(cfg.digest.at);
-    status_text(mailboxes, &parcels, digest, &troubles.now())
+    let mut now_troubles = troubles.now();
+    // A provider left alone (a ban, failures, a rate limit) is said here,
+    // so that `systemctl status` shows why a parcel goes to another one.
+    if let Some(store) = slot.as_ref() {
+        if let Ok(state) = store.tracking_state() {
+            for (p, why, left) in state.unavailable_now(Utc::now()) {
+                let why = crate::tracking::excerpt(&why, 80);
+                now_troubles.push((
+                    format!("tracking {}", p.as_str()),
+                    format!("unavailable ({why})"),
+                    left,
+                ));
+            }
+        }
+    }
+    status_text(mailboxes, &parcels, digest, &now_troubles)
 }
 
 /// Waits `delay`, or less when kicked. False when cancelled.

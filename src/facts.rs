@@ -260,6 +260,21 @@ impl TrackingState {
             .any(|(p, a)| *p == provider && a.unavailable_until.is_some_and(|u| u > now))
     }
 
+    /// The providers left alone at `now`: why, and for how long yet.
+    pub fn unavailable_now(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Vec<(Provider, String, std::time::Duration)> {
+        self.unavailable
+            .iter()
+            .filter_map(|(p, a)| {
+                let left = (a.unavailable_until? - now).to_std().ok()?;
+                let why = a.reason.clone().unwrap_or_else(|| "failing".into());
+                (!left.is_zero()).then_some((*p, why, left))
+            })
+            .collect()
+    }
+
     /// Records that `provider` is left alone until `until`.
     pub fn set_unavailable(&mut self, provider: Provider, until: DateTime<Utc>, reason: String) {
         self.unavailable.retain(|(p, _)| *p != provider);

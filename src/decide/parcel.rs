@@ -326,4 +326,103 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn merged_never_backwards_table() {
+        use ParcelStatus as S;
+        use Provider::{Cainiao as C, SeventeenTrack as T};
+        // (shown by, shown status, shown newest h, answering, answer, newest h)
+        //   -> (stored status, shown by)
+        let cases = [
+            // a slower provider behind the shown one changes nothing
+            (
+                Some(T),
+                S::OutForDelivery,
+                Some(10),
+                C,
+                S::InTransit,
+                Some(5),
+                S::OutForDelivery,
+                Some(T),
+            ),
+            // ... even with a newer event of a less advanced status
+            (
+                Some(T),
+                S::Customs,
+                Some(10),
+                C,
+                S::InTransit,
+                Some(12),
+                S::Customs,
+                Some(T),
+            ),
+            // further along wins
+            (
+                Some(T),
+                S::InTransit,
+                Some(10),
+                C,
+                S::OutForDelivery,
+                Some(11),
+                S::OutForDelivery,
+                Some(C),
+            ),
+            // as far along: the newer event wins
+            (
+                Some(T),
+                S::InTransit,
+                Some(10),
+                C,
+                S::InTransit,
+                Some(11),
+                S::InTransit,
+                Some(C),
+            ),
+            (
+                Some(T),
+                S::InTransit,
+                Some(10),
+                C,
+                S::InTransit,
+                Some(9),
+                S::InTransit,
+                Some(T),
+            ),
+            // the shown provider itself may move its own status (as before)
+            (
+                Some(C),
+                S::OutForDelivery,
+                Some(10),
+                C,
+                S::DeliveryFailed,
+                Some(11),
+                S::DeliveryFailed,
+                Some(C),
+            ),
+            // nothing shown yet: the answer is shown
+            (
+                None,
+                S::Pending,
+                None,
+                T,
+                S::InfoReceived,
+                Some(1),
+                S::InfoReceived,
+                Some(T),
+            ),
+        ];
+        for (i, (shown, status, shown_h, answering, st, newest, want, want_by)) in
+            cases.into_iter().enumerate()
+        {
+            let p = ParcelPrevious {
+                status: Some(status),
+                last_checked_at: Some(t0()),
+                provider: shown,
+                shown_newest: shown_h.map(h),
+                ..ParcelPrevious::default()
+            };
+            let up = decide(&p, &answer(st, true, newest), answering, h(20), &rules());
+            assert_eq!((up.status, up.provider), (want, want_by), "case {i}");
+        }
+    }
 }

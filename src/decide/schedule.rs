@@ -451,6 +451,204 @@ mod tests {
         }
     }
 
+    fn parcel(
+        number: &str,
+        registered: bool,
+        records: &[(Provider, Option<f64>, Option<f64>)],
+    ) -> DueParcel {
+        let at = |h: Option<f64>| h.map(|h| t0() + hours(h));
+        DueParcel {
+            registered,
+            named_at: Some(t0()),
+            asked: records
+                .iter()
+                .map(|(p, asked, nf)| crate::facts::ProviderRecord {
+                    provider: *p,
+                    last_asked_at: at(*asked),
+                    not_found_since: at(*nf),
+                })
+                .collect(),
+            ..DueParcel::new(number)
+        }
+    }
+
+    #[test]
+    fn route_table() {
+        use Provider::{Cainiao as C, SeventeenTrack as S};
+        let both = Providers::new(&[C, S]);
+        let lp = "LP00123456789012";
+        // (providers, cainiao available, can register, parcel, now h) -> route
+        type Case = (Providers, bool, bool, DueParcel, f64, Route);
+        let cases: Vec<Case> = vec![
+            // a new number: the first provider, Cainiao (no quota spent)
+            (both, true, true, parcel(lp, false, &[]), 0.0, Route::Ask(C)),
+            // Cainiao found it: it stays with Cainiao
+            (
+                both,
+                true,
+                true,
+                parcel(lp, false, &[(C, Some(0.0), None)]),
+                7.0,
+                Route::Ask(C),
+            ),
+            // within Cainiao's 6 h per parcel: waited for, not sent to 17TRACK
+            (
+                both,
+                true,
+                true,
+                parcel(lp, false, &[(C, Some(0.0), None)]),
+                5.0,
+                Route::Paced(C),
+            ),
+            // "not found" within the 2-day grace: Cainiao again
+            (
+                both,
+                true,
+                true,
+                parcel(lp, false, &[(C, Some(40.0), Some(0.0))]),
+                47.0,
+                Route::Ask(C),
+            ),
+            // past the grace: 17TRACK
+            (
+                both,
+                true,
+                true,
+                parcel(lp, false, &[(C, Some(42.0), Some(0.0))]),
+                48.0,
+                Route::Ask(S),
+            ),
+            // past the grace but no quota to register: Cainiao stays the last resort
+            (
+                both,
+                true,
+                false,
+                parcel(lp, false, &[(C, Some(42.0), Some(0.0))]),
+                48.0,
+                Route::Ask(C),
+            ),
+            // ... and with only 17TRACK configured it waits for quota
+            (
+                Providers::new(&[S]),
+                true,
+                false,
+                parcel(lp, false, &[]),
+                0.0,
+                Route::NeedsQuota,
+            ),
+            // registered already: polling is free, the quota does not matter
+            (
+                Providers::new(&[S]),
+                true,
+                false,
+                parcel(lp, true, &[]),
+                0.0,
+                Route::Ask(S),
+            ),
+            // Cainiao unavailable (a ban, failures): 17TRACK
+            (
+                both,
+                false,
+                true,
+                parcel(lp, false, &[(C, Some(0.0), None)]),
+                7.0,
+                Route::Ask(S),
+            ),
+            // Cainiao unavailable and no quota: nobody
+            (
+                both,
+                false,
+                false,
+                parcel(lp, false, &[]),
+                0.0,
+                Route::NeedsQuota,
+            ),
+            // a format Cainiao does not take (too short): 17TRACK
+            (
+                both,
+                true,
+                true,
+                parcel("RB1234", false, &[]),
+                0.0,
+                Route::Ask(S),
+            ),
+            // a format nobody takes
+            (
+                both,
+                true,
+                true,
+                parcel("AB-12", false, &[]),
+                0.0,
+                Route::Nobody,
+            ),
+            (
+                Providers::default(),
+                true,
+                true,
+                parcel(lp, false, &[]),
+                0.0,
+                Route::Nobody,
+            ),
+        ];
+        for (i, (providers, cainiao_up, can_register, p, h, want)) in cases.into_iter().enumerate()
+        {
+            let available = |q: Provider| q != C || cainiao_up;
+            let f = RouteFacts {
+                providers,
+                available: &available,
+                can_register,
+            };
+            assert_eq!(route(&f, &p, t0() + hours(h)), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn backoff_table() {
+        use FailKind::*;
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        let cases = [
+            (Provider::Cainiao, RateLimited, h(24)),
+            (Provider::Cainiao, Refused, h(24)),
+            (Provider::Cainiao, Transient, h(1)),
+            (
+                Provider::SeventeenTrack,
+                RateLimited,
+                Duration::from_secs(15 * 60),
+            ),
+            (Provider::SeventeenTrack, Refused, h(1)),
+            (Provider::SeventeenTrack, Transient, Duration::ZERO),
+        ];
+        for (p, k, want) in cases {
+            assert_eq!(backoff(p, k), want, "{p:?} {k:?}");
+        }
+    }
+
+    #[test]
+    fn may_register_table() {
+        use crate::facts::TrackingState;
+        let now = t0();
+        let st = |exhausted: bool, remain: Option<i64>, checked_h_ago: Option<f64>| TrackingState {
+            quota_exhausted: exhausted.then(|| "quota ran out".to_string()),
+            quota_remain: remain,
+            quota_checked_at: checked_h_ago.map(|h| now - hours(h)),
+            ..TrackingState::default()
+        };
+        assert!(may_register(&st(false, None, None), now), "nothing known");
+        assert!(may_register(&st(false, Some(50), Some(0.1)), now));
+        assert!(
+            !may_register(&st(false, Some(2), Some(0.1)), now),
+            "the reserve is kept"
+        );
+        assert!(
+            !may_register(&st(true, Some(0), Some(0.5)), now),
+            "spent, probed recently"
+        );
+        assert!(
+            may_register(&st(true, Some(0), Some(1.5)), now),
+            "the hourly probe"
+        );
+    }
+
     #[test]
     fn due_table() {
         let now = t0();
