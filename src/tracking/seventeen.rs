@@ -28,6 +28,10 @@ pub const BATCH: usize = 40;
 /// account is never run dry (the user may need one by hand).
 pub const QUOTA_RESERVE: i64 = 2;
 
+/// How long a `getquota` reading is trusted before registering again
+/// (registrations since are counted down from it).
+pub const QUOTA_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The number formats 17TRACK registers: 5 to 50 ASCII letters and digits
 /// (anything else is rejected with -18010012 after costing a request).
 pub fn accepts(number: &str) -> bool {
@@ -476,7 +480,7 @@ impl SeventeenTrack {
         }
         out.push(Outcome::QuotaProbed(now));
         match self.client().getquota().await {
-            Ok(q) if q.can_register() => {
+            Ok(q) if q.can_register() && q.remain > QUOTA_RESERVE => {
                 out.push(Outcome::QuotaRead(q.remain));
                 tracing::info!(remain = q.remain, "17track registration quota is back");
                 out.push(Outcome::QuotaBack);
@@ -502,6 +506,50 @@ impl SeventeenTrack {
         }
     }
 
+    /// Registrations left before spending any: `getquota` is read when
+    /// the stored reading is missing or older than a day (one request on
+    /// the days something is registered); `None` when it cannot be read
+    /// (17TRACK's own refusal then stops registrations).
+    async fn budget(
+        &self,
+        state: &TrackingState,
+        now: DateTime<Utc>,
+        out: &mut Vec<Outcome>,
+    ) -> Option<i64> {
+        if let Some(q) = out.iter().rev().find_map(|o| match o {
+            Outcome::QuotaRead(q) => Some(*q),
+            _ => None,
+        }) {
+            return Some(q);
+        }
+        let fresh = state
+            .quota_checked_at
+            .is_some_and(|t| (now - t).to_std().is_ok_and(|d| d < QUOTA_READ_EVERY));
+        if let (Some(q), true) = (state.quota_remain, fresh) {
+            return Some(q);
+        }
+        out.push(Outcome::QuotaProbed(now));
+        match self.client().getquota().await {
+            Ok(q) => {
+                out.push(Outcome::QuotaRead(q.remain));
+                let daily = if q.max_daily > 0 {
+                    q.max_daily - q.today_used
+                } else {
+                    i64::MAX
+                };
+                Some(q.remain.min(daily))
+            }
+            Err(CallError::Auth(m)) => {
+                out.push(Self::auth_failed(&m));
+                None
+            }
+            Err(CallError::Transient(m)) => {
+                tracing::warn!(error = %m, "17track getquota failed; registering without a reading");
+                None
+            }
+        }
+    }
+
     /// Registers the unregistered due parcels, batch by batch. Returns the
     /// numbers now registered (to fetch in the same pass), or `None` when
     /// the key was refused.
@@ -517,10 +565,42 @@ impl SeventeenTrack {
         if out.iter().any(|o| matches!(o, Outcome::AuthFailed(_))) {
             return None;
         }
-        for batch in unregistered.chunks(BATCH) {
-            if !may {
-                out.push(Outcome::Queued(batch.len()));
+        let mut budget = if may {
+            self.budget(state, now, out).await
+        } else {
+            None
+        };
+        if out.iter().any(|o| matches!(o, Outcome::AuthFailed(_))) {
+            return None;
+        }
+        for all in unregistered.chunks(BATCH) {
+            // Registrations stop at the reserve, before the quota is gone.
+            let allowed = match budget {
+                Some(b) => usize::try_from((b - QUOTA_RESERVE).max(0)).unwrap_or(0),
+                None => all.len(),
+            };
+            if may && allowed < all.len() && budget.is_some() {
+                let msg = format!(
+                    "17track registration quota at its reserve ({} left, {QUOTA_RESERVE} kept back); new numbers wait until it is back",
+                    budget.unwrap_or(0)
+                );
+                tracing::warn!(message = %msg, "17track quota");
+                out.push(Outcome::QuotaExhausted(Some(msg)));
+                may = false;
+                if allowed == 0 {
+                    out.push(Outcome::Queued(all.len()));
+                    continue;
+                }
+            } else if !may {
+                out.push(Outcome::Queued(all.len()));
                 continue;
+            }
+            let (batch, later) = all.split_at(allowed.min(all.len()));
+            if !later.is_empty() {
+                out.push(Outcome::Queued(later.len()));
+            }
+            if let Some(b) = budget.as_mut() {
+                *b -= batch.len() as i64;
             }
             let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
             match self.client().register(&numbers).await {

@@ -393,7 +393,9 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     let mut env = Env::new(Provider::SeventeenTrack, 6);
     let nums = ["LP00000000000011", "LP00000000000012", "LP00000000000013"];
     env.add(ORDER, &nums);
-    env.standin.set_quota(Some(1));
+    // Three left: one is registered, two are kept back (the reserve), so
+    // registrations stop before the quota is gone.
+    env.standin.set_quota(Some(3));
     let s = env.refresh(t0()).await;
     assert_eq!(s.registered, 1, "{s:?}");
     assert_eq!(s.queued, 2);
