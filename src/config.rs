@@ -1093,6 +1093,8 @@ impl Located<'_> {
 
 pub mod command;
 mod raw;
+#[cfg(test)]
+mod tracking_tests;
 
 #[cfg(test)]
 mod tests {
