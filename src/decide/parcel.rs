@@ -11,6 +11,21 @@ use super::TrackingRules;
 use crate::facts::{ParcelPrevious, ParcelUpdate};
 use crate::model::{ParcelStatus, Provider, TrackResult};
 
+/// The most parcels one order may have. A real order ships in a few; a
+/// forged email named 256, and each new number may cost 17TRACK quota.
+pub const MAX_PARCELS_PER_ORDER: usize = 20;
+/// The most new parcels one email may add (over all its orders).
+pub const MAX_PARCELS_PER_EMAIL: usize = 40;
+
+/// How many of `new` numbers (not yet known) an email may add to an order
+/// that already has `order_has` parcels, when the email already added
+/// `email_added`. Numbers already known cost nothing and are never cut.
+pub fn parcels_to_take(new: usize, order_has: Option<usize>, email_added: usize) -> usize {
+    let by_order = order_has.map_or(usize::MAX, |n| MAX_PARCELS_PER_ORDER.saturating_sub(n));
+    new.min(by_order)
+        .min(MAX_PARCELS_PER_EMAIL.saturating_sub(email_added))
+}
+
 /// The update `r`, `answering`'s answer, makes to a parcel whose stored
 /// state is `prev`.
 pub fn decide(
@@ -423,6 +438,28 @@ mod tests {
             };
             let up = decide(&p, &answer(st, true, newest), answering, h(20), &rules());
             assert_eq!((up.status, up.provider), (want, want_by), "case {i}");
+        }
+    }
+
+    #[test]
+    fn parcels_to_take_table() {
+        let (o, e) = (MAX_PARCELS_PER_ORDER, MAX_PARCELS_PER_EMAIL);
+        let cases = [
+            (3, Some(0), 0, 3),
+            (256, Some(0), 0, o),
+            (5, Some(o - 2), 0, 2),
+            (5, Some(o), 0, 0),
+            (5, Some(o + 3), 0, 0),
+            (256, None, 0, e),
+            (10, None, e - 4, 4),
+            (10, Some(0), e, 0),
+        ];
+        for (new, order_has, email_added, want) in cases {
+            assert_eq!(
+                parcels_to_take(new, order_has, email_added),
+                want,
+                "{new} {order_has:?} {email_added}"
+            );
         }
     }
 }
