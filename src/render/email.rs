@@ -586,14 +586,14 @@ pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -
 #[derive(Debug, Clone, Copy)]
 struct Footer {
     tz: Tz,
-    /// `tracking.provider = "none"`: said once here, so the user knows why
+    /// No tracking provider (`providers = []`): said once here, so the user knows why
     /// no parcel is ever called stalled and how to change it.
     tracking_off: bool,
 }
 
 /// The footer's note about tracking being off (SPEC §7: without a
 /// provider there is no "stalled").
-pub const TRACKING_OFF: &str = "Tracking is off (tracking.provider = \"none\"): parcels show what AliExpress emails say, and aliwatch calls none stalled. To follow carrier events, set provider = \"cainiao\" (no API key needed) under [tracking] in the config.";
+pub const TRACKING_OFF: &str = "Tracking is off (no tracking providers): parcels show what AliExpress emails say, and aliwatch calls none stalled. To follow carrier events, set providers = [\"cainiao\"] (no API key needed) under [tracking] in the config.";
 
 fn digest_text(
     report: &StatusReport,

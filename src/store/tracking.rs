@@ -90,7 +90,7 @@ impl Store {
             .map(|(number, registered, carrier_code, next, orders, named)| {
                 let next_check_at = stored_time_opt(next, || format!("parcels row {number}"))?;
                 // An unreadable date only loses the grace period's start.
-                let named_at = named.and_then(|t| stored_time(&t, || String::new()).ok());
+                let named_at = named.and_then(|t| stored_time(&t, String::new).ok());
                 Ok(TrackingCandidate {
                     parcel: DueParcel {
                         asked: records.remove(&number).unwrap_or_default(),
