@@ -333,7 +333,6 @@ fn apply(
                 if let Some(msg) = news {
                     state.quota_exhausted = Some(msg);
                     state.quota_checked_at = Some(now);
-                    state.quota_remain = Some(0);
                 }
                 sum.quota_exhausted = true;
             }

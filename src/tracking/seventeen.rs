@@ -508,45 +508,50 @@ impl SeventeenTrack {
 
     /// Registrations left before spending any: `getquota` is read when
     /// the stored reading is missing or older than a day (one request on
-    /// the days something is registered); `None` when it cannot be read
-    /// (17TRACK's own refusal then stops registrations).
+    /// the days something is registered). `Ok(None)`: no reading (an
+    /// answer without the counters; 17TRACK's own refusal then stops
+    /// registrations); `Err`: the provider is failing now.
     async fn budget(
         &self,
         state: &TrackingState,
         now: DateTime<Utc>,
         out: &mut Vec<Outcome>,
-    ) -> Option<i64> {
+    ) -> Result<Option<i64>, String> {
         if let Some(q) = out.iter().rev().find_map(|o| match o {
             Outcome::QuotaRead(q) => Some(*q),
             _ => None,
         }) {
-            return Some(q);
+            return Ok(Some(q));
         }
         let fresh = state
             .quota_checked_at
             .is_some_and(|t| (now - t).to_std().is_ok_and(|d| d < QUOTA_READ_EVERY));
         if let (Some(q), true) = (state.quota_remain, fresh) {
-            return Some(q);
+            return Ok(Some(q));
         }
         out.push(Outcome::QuotaProbed(now));
-        match self.client().getquota().await {
-            Ok(q) => {
+        match self.client().call("getquota", &json!({})).await {
+            Ok(v) if v.pointer("/data/quota_remain").is_none() => {
+                tracing::warn!(
+                    "17track getquota answered without quota_remain; registering without a reading"
+                );
+                Ok(None)
+            }
+            Ok(v) => {
+                let q = parse_quota(&v);
                 out.push(Outcome::QuotaRead(q.remain));
                 let daily = if q.max_daily > 0 {
                     q.max_daily - q.today_used
                 } else {
                     i64::MAX
                 };
-                Some(q.remain.min(daily))
+                Ok(Some(q.remain.min(daily)))
             }
             Err(CallError::Auth(m)) => {
                 out.push(Self::auth_failed(&m));
-                None
+                Ok(None)
             }
-            Err(CallError::Transient(m)) => {
-                tracing::warn!(error = %m, "17track getquota failed; registering without a reading");
-                None
-            }
+            Err(CallError::Transient(m)) => Err(m),
         }
     }
 
@@ -566,7 +571,21 @@ impl SeventeenTrack {
             return None;
         }
         let mut budget = if may {
-            self.budget(state, now, out).await
+            match self.budget(state, now, out).await {
+                Ok(b) => b,
+                // The provider is failing now (5xx, a redirect, timeouts):
+                // no registrations this pass; the parcels stay due and the
+                // next provider may take them.
+                Err(m) => {
+                    out.push(Outcome::BatchFailed {
+                        what: "getquota",
+                        numbers: unregistered.iter().map(|p| p.number.clone()).collect(),
+                        kind: fail_kind(&m),
+                        error: m,
+                    });
+                    return Some(fetch);
+                }
+            }
         } else {
             None
         };
@@ -612,6 +631,7 @@ impl SeventeenTrack {
                         out.push(Outcome::Queued(quota.queued));
                     }
                     if let Some(m) = quota.message {
+                        out.push(Outcome::QuotaRead(0));
                         let msg = format!(
                             "17track registration quota exhausted ({m}); new numbers wait until it is back"
                         );
