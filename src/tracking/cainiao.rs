@@ -287,12 +287,20 @@ impl TrackingProvider for Cainiao {
                     // key (there is none): the schedule leaves Cainiao
                     // alone for a day and the next provider takes over.
                     Err(e) => {
-                        failing = Some((e.to_string(), super::FailKind::of(&e)));
+                        // `success:false` on HTTP 200 is Cainiao turning the
+                        // caller away: a sign of a ban like a 429.
+                        let kind = match &e {
+                            HttpError::BadBody(m) if m.contains("cainiao refused the request") => {
+                                super::FailKind::Refused
+                            }
+                            e => super::FailKind::of(e),
+                        };
+                        failing = Some((e.to_string(), kind));
                         out.push(Outcome::BatchFailed {
                             what: "detail.json",
                             numbers: super::numbers_of(batch),
                             error: e.to_string(),
-                            kind: super::FailKind::of(&e),
+                            kind,
                         })
                     }
                 }

@@ -554,15 +554,20 @@ async fn cainiao_faults_leave_parcels_due() {
     env.add(ORDER, &[n]);
     env.standin.set_timeline(n, journey());
     env.standin.advance(n);
+    // (faults, how long Cainiao is then left alone): an hour after a
+    // failure, a whole day after a refusal (`success:false`, a ban sign).
     let faults = vec![
-        vec![Fault::Garbage],
-        vec![Fault::Body(
-            "{\"success\":false,\"errorCode\":\"RGV587_ERROR\"}".into(),
-        )],
-        vec![Fault::Status(502); 4],
+        (vec![Fault::Garbage], 61),
+        (
+            vec![Fault::Body(
+                "{\"success\":false,\"errorCode\":\"RGV587_ERROR\"}".into(),
+            )],
+            24 * 60 + 1,
+        ),
+        (vec![Fault::Status(502); 4], 61),
     ];
     let mut now = t0();
-    for (i, fs) in faults.into_iter().enumerate() {
+    for (i, (fs, wait)) in faults.into_iter().enumerate() {
         for f in fs {
             env.standin.push_fault(f);
         }
@@ -575,7 +580,9 @@ async fn cainiao_faults_leave_parcels_due() {
         let s = env.refresh(now + chrono::Duration::minutes(15)).await;
         assert_eq!(s.requests, 0, "case {i}: {s:?}");
         assert_eq!(env.standin.requests().len(), before);
-        now += chrono::Duration::minutes(61);
+        let s = env.refresh(now + chrono::Duration::minutes(wait - 2)).await;
+        assert_eq!(s.requests, 0, "case {i}: still left alone: {s:?}");
+        now += chrono::Duration::minutes(wait);
     }
     let s = env.refresh(now).await;
     assert_eq!(s.refreshed, 1);
