@@ -462,21 +462,31 @@ fn status_line(
     };
     let digest = (cfg.digest.enabled && cfg.smtp.is_some()).then_some(cfg.digest.at);
     let mut now_troubles = troubles.now();
-    // A provider left alone (a ban, failures, a rate limit) is said here,
-    // so that `systemctl status` shows why a parcel goes to another one.
-    if let Some(store) = slot.as_ref() {
-        if let Ok(state) = store.tracking_state() {
-            for (p, why, left) in state.unavailable_now(Utc::now()) {
-                let why = crate::tracking::excerpt(&why, 80);
-                now_troubles.push((
-                    format!("tracking {}", p.as_str()),
-                    format!("unavailable ({why})"),
-                    left,
-                ));
-            }
-        }
+    if let Some(state) = slot.as_ref().and_then(|s| s.tracking_state().ok()) {
+        now_troubles.extend(provider_troubles(&state, Utc::now()));
     }
     status_text(mailboxes, &parcels, digest, &now_troubles)
+}
+
+/// Providers left alone (a ban, failures, a rate limit) as status-line
+/// troubles, so that `systemctl status` shows why parcels go to another
+/// provider and until when.
+pub fn provider_troubles(
+    state: &crate::facts::TrackingState,
+    now: chrono::DateTime<Utc>,
+) -> Vec<(String, String, Duration)> {
+    state
+        .unavailable_now(now)
+        .into_iter()
+        .map(|(p, why, left)| {
+            let why = crate::tracking::excerpt(&why, 80);
+            (
+                format!("tracking {}", p.as_str()),
+                format!("unavailable ({why})"),
+                left,
+            )
+        })
+        .collect()
 }
 
 /// Waits `delay`, or less when kicked. False when cancelled.
@@ -639,6 +649,33 @@ async fn notification_loop(cfg: &Config, cancel: &CancellationToken, live: &Arc<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_line_says_which_provider_is_left_alone_and_until_when() {
+        use crate::model::Provider;
+        let now = Utc::now();
+        let mut state = crate::facts::TrackingState::default();
+        assert!(provider_troubles(&state, now).is_empty());
+        state.set_unavailable(
+            Provider::Cainiao,
+            now + chrono::Duration::hours(20),
+            "detail.json: rate limited by the provider (retry after None)".into(),
+        );
+        // A backoff that ran out says nothing.
+        state.unavailable.push((
+            Provider::SeventeenTrack,
+            crate::facts::ProviderAvailability {
+                unavailable_until: Some(now - chrono::Duration::minutes(1)),
+                reason: Some("old".into()),
+            },
+        ));
+        let t = provider_troubles(&state, now);
+        let line = status_text(1, "7", None, &t);
+        assert_eq!(
+            line,
+            "tracking cainiao: unavailable (detail.json: rate limited by the provider (retry after None)), retrying in 1200 min; watching 1 mailbox, 7 parcels active"
+        );
+    }
 
     #[test]
     fn the_status_line_says_what_keeps_failing() {
