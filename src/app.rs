@@ -684,12 +684,13 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
         });
         report("smtp".into(), r)?;
     }
-    if cfg.tracking.provider != crate::model::Provider::None {
+    // Each configured provider, in order: one cheap request each.
+    for p in cfg.tracking.providers.iter() {
         let r = rt.block_on(async {
             let tracker = Tracker::new(&cfg.tracking)?.context("a tracking provider is set")?;
-            tracker.provider().check().await
+            tracker.get(p).context("configured")?.check().await
         });
-        report(format!("tracking {}", cfg.tracking.provider.as_str()), r)?;
+        report(format!("tracking {}", p.as_str()), r)?;
     }
     for n in &cfg.notify {
         let r = rt.block_on(crate::notify::check(n));

@@ -163,16 +163,48 @@ pub struct SmtpConfig {
     pub to: Vec<String>,
 }
 
-pub use crate::model::Provider;
+pub use crate::model::{Provider, Providers};
 
 /// `[tracking]`.
 #[derive(Debug, Clone)]
 pub struct TrackingConfig {
-    pub provider: Provider,
+    /// `providers` (or the older single `provider`), in the order asked.
+    pub providers: Providers,
+    /// 17TRACK's key (`[tracking]` or `[tracking.17track]`).
     pub api_key: Option<Secret>,
-    /// Host root; the client appends the provider's paths.
+    /// Host root for every provider (`[tracking] base_url`, a stand-in in
+    /// tests); empty: each provider's own default.
     pub base_url: String,
+    /// Host roots from the per-provider tables; they win over `base_url`.
+    pub base_urls: Vec<(Provider, String)>,
     pub refresh_interval: Duration,
+}
+
+impl TrackingConfig {
+    /// One provider, as the older `provider = "…"` wrote it.
+    pub fn single(
+        provider: Provider,
+        api_key: Option<Secret>,
+        base_url: String,
+        refresh_interval: Duration,
+    ) -> TrackingConfig {
+        TrackingConfig {
+            providers: Providers::new(&[provider]),
+            api_key,
+            base_url,
+            base_urls: Vec::new(),
+            refresh_interval,
+        }
+    }
+
+    /// The host root `provider` is asked at (empty: its default).
+    pub fn base_url_for(&self, provider: Provider) -> &str {
+        self.base_urls
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map(|(_, u)| u.as_str())
+            .unwrap_or(&self.base_url)
+    }
 }
 
 /// The kind of a `[[notify]]` channel.
@@ -263,10 +295,15 @@ pub type ProtectionConfig = crate::decide::ProtectionRules;
 
 impl Default for TrackingConfig {
     fn default() -> Self {
+        // No `[tracking]` table at all: email-only status, as before
+        // providers existed (a config that never asked for network
+        // traffic does not start making it); a `[tracking]` table without
+        // `providers` gets ["cainiao"] (config/raw.rs).
         TrackingConfig {
-            provider: Provider::None,
+            providers: Providers::default(),
             api_key: None,
             base_url: String::new(),
+            base_urls: Vec::new(),
             refresh_interval: Duration::from_secs(6 * 3600),
         }
     }
@@ -324,7 +361,7 @@ impl Config {
             digest: self.digest.clone(),
             protection: self.protection.clone(),
             tracking: crate::decide::TrackingRules {
-                provider: self.tracking.provider,
+                providers: self.tracking.providers,
                 refresh_interval: self.tracking.refresh_interval,
             },
         }
@@ -559,12 +596,15 @@ impl Config {
         }
         let t = &self.tracking;
         let _ = writeln!(o, "\n[tracking]");
-        let _ = writeln!(o, "provider = {}", q(t.provider.as_str()));
+        let _ = writeln!(o, "providers = {}", t.providers.spelled());
         if let Some(k) = &t.api_key {
             let _ = writeln!(o, "{k}");
         }
         if !t.base_url.is_empty() {
             let _ = writeln!(o, "base_url = {}", q(&t.base_url));
+        }
+        for (p, u) in &t.base_urls {
+            let _ = writeln!(o, "# [tracking.{}] base_url = {}", p.as_str(), q(u));
         }
         let _ = writeln!(
             o,
@@ -1127,6 +1167,8 @@ impl Located<'_> {
 pub mod command;
 mod raw;
 mod redact;
+#[cfg(test)]
+mod tracking_tests;
 
 #[cfg(test)]
 mod tests {
@@ -1329,7 +1371,7 @@ mod tests {
             ),
             (
                 "tracking",
-                &["provider", "api_key_file", "base_url", "refresh_interval"],
+                &["providers", "api_key_file", "base_url", "refresh_interval"],
             ),
             ("digest", &["enabled", "at", "skip_when_empty"]),
             ("protection", &["days", "warn_before", "stalled_after"]),

@@ -455,7 +455,32 @@ fn status_line(
         }
     };
     let digest = (cfg.digest.enabled && cfg.smtp.is_some()).then_some(cfg.digest.at);
-    status_text(mailboxes, &parcels, digest, &troubles.now())
+    let mut now_troubles = troubles.now();
+    if let Some(state) = slot.as_ref().and_then(|s| s.tracking_state().ok()) {
+        now_troubles.extend(provider_troubles(&state, Utc::now()));
+    }
+    status_text(mailboxes, &parcels, digest, &now_troubles)
+}
+
+/// Providers left alone (a ban, failures, a rate limit) as status-line
+/// troubles, so that `systemctl status` shows why parcels go to another
+/// provider and until when.
+pub fn provider_troubles(
+    state: &crate::facts::TrackingState,
+    now: chrono::DateTime<Utc>,
+) -> Vec<(String, String, Duration)> {
+    state
+        .unavailable_now(now)
+        .into_iter()
+        .map(|(p, why, left)| {
+            let why = crate::tracking::excerpt(&why, 80);
+            (
+                format!("tracking {}", p.as_str()),
+                format!("unavailable ({why})"),
+                left,
+            )
+        })
+        .collect()
 }
 
 /// Waits `delay`, or less when kicked. False when cancelled.
@@ -642,6 +667,33 @@ async fn channel_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_line_says_which_provider_is_left_alone_and_until_when() {
+        use crate::model::Provider;
+        let now = Utc::now();
+        let mut state = crate::facts::TrackingState::default();
+        assert!(provider_troubles(&state, now).is_empty());
+        state.set_unavailable(
+            Provider::Cainiao,
+            now + chrono::Duration::hours(20),
+            "detail.json: rate limited by the provider (retry after None)".into(),
+        );
+        // A backoff that ran out says nothing.
+        state.unavailable.push((
+            Provider::SeventeenTrack,
+            crate::facts::ProviderAvailability {
+                unavailable_until: Some(now - chrono::Duration::minutes(1)),
+                reason: Some("old".into()),
+            },
+        ));
+        let t = provider_troubles(&state, now);
+        let line = status_text(1, "7", None, &t);
+        assert_eq!(
+            line,
+            "tracking cainiao: unavailable (detail.json: rate limited by the provider (retry after None)), retrying in 1200 min; watching 1 mailbox, 7 parcels active"
+        );
+    }
 
     #[test]
     fn the_status_line_says_what_keeps_failing() {

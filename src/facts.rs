@@ -100,6 +100,49 @@ pub struct DueParcel {
     pub registered: bool,
     /// The carrier code 17TRACK assigned.
     pub carrier_code: Option<i64>,
+    /// When the first email naming the number was dated (else when the
+    /// parcel became known): the start of the not-found grace period.
+    pub named_at: Option<DateTime<Utc>>,
+    /// What each provider asked so far answered about it.
+    pub asked: Vec<ProviderRecord>,
+}
+
+impl DueParcel {
+    /// A parcel nobody has asked about yet (tests, `add`).
+    pub fn new(number: &str) -> DueParcel {
+        DueParcel {
+            number: TrackingNumber::new(number),
+            registered: false,
+            carrier_code: None,
+            named_at: None,
+            asked: Vec::new(),
+        }
+    }
+
+    /// The record of `provider` for this parcel, if it was ever asked.
+    pub fn record(&self, provider: Provider) -> Option<&ProviderRecord> {
+        self.asked.iter().find(|r| r.provider == provider)
+    }
+}
+
+/// One provider's history with one parcel (table `parcel_providers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRecord {
+    pub provider: Provider,
+    /// When it last answered for the parcel.
+    pub last_asked_at: Option<DateTime<Utc>>,
+    /// Since when it has had nothing for the number (`None`: found).
+    pub not_found_since: Option<DateTime<Utc>>,
+}
+
+/// Whether a provider can be asked at all, from its stored state
+/// (table `provider_state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderAvailability {
+    /// Left alone until then (signs of a ban, failures, rate limits).
+    pub unavailable_until: Option<DateTime<Utc>>,
+    /// Why, for the log, `/metrics` and the status line.
+    pub reason: Option<String>,
 }
 
 /// Why tracking of a parcel ended.
@@ -144,6 +187,10 @@ pub struct ParcelPrevious {
     /// When the answer names a last-mile number that is known: what that
     /// number was replaced by (a link back to this one would be a cycle).
     pub last_mile_replaced_by: Option<String>,
+    /// The provider whose answer the parcel shows.
+    pub provider: Option<Provider>,
+    /// The newest event that provider reported for the parcel.
+    pub shown_newest: Option<DateTime<Utc>>,
 }
 
 /// What to write for one parcel after a provider's answer (decided by
@@ -161,6 +208,8 @@ pub struct ParcelUpdate {
     pub changed: bool,
     /// Continue under this last-mile number (linked to the same orders).
     pub link_last_mile: Option<TrackingNumber>,
+    /// The provider whose answer the parcel now shows.
+    pub provider: Option<Provider>,
 }
 
 /// What applying one batch changed.
@@ -195,6 +244,48 @@ pub struct TrackingState {
     /// The last tracking error that needs the user (bad key, …); cleared by
     /// a pass without errors. The digest reports it.
     pub last_error: Option<String>,
+    /// 17TRACK registrations left, as `getquota` last said (counted down
+    /// by each registration since).
+    pub quota_remain: Option<i64>,
+    /// Providers left alone for now, and why.
+    pub unavailable: Vec<(Provider, ProviderAvailability)>,
+}
+
+impl TrackingState {
+    /// Whether `provider` may be asked at `now`.
+    pub fn available(&self, provider: Provider, now: DateTime<Utc>) -> bool {
+        !self
+            .unavailable
+            .iter()
+            .any(|(p, a)| *p == provider && a.unavailable_until.is_some_and(|u| u > now))
+    }
+
+    /// The providers left alone at `now`: why, and for how long yet.
+    pub fn unavailable_now(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Vec<(Provider, String, std::time::Duration)> {
+        self.unavailable
+            .iter()
+            .filter_map(|(p, a)| {
+                let left = (a.unavailable_until? - now).to_std().ok()?;
+                let why = a.reason.clone().unwrap_or_else(|| "failing".into());
+                (!left.is_zero()).then_some((*p, why, left))
+            })
+            .collect()
+    }
+
+    /// Records that `provider` is left alone until `until`.
+    pub fn set_unavailable(&mut self, provider: Provider, until: DateTime<Utc>, reason: String) {
+        self.unavailable.retain(|(p, _)| *p != provider);
+        self.unavailable.push((
+            provider,
+            ProviderAvailability {
+                unavailable_until: Some(until),
+                reason: Some(reason),
+            },
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------

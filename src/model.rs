@@ -367,7 +367,7 @@ impl ProtectionSource {
 }
 
 /// `tracking.provider`: who is asked about parcels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     SeventeenTrack,
     Cainiao,
@@ -389,6 +389,105 @@ impl Provider {
         [Provider::SeventeenTrack, Provider::Cainiao, Provider::None]
             .into_iter()
             .find(|p| p.as_str() == s)
+    }
+
+    /// The one list of providers that track parcels (`none` is not one).
+    /// Adding a provider: its module under `tracking/`, a variant, this
+    /// list, and the arms below that point into its module.
+    pub const TRACKERS: [Provider; 2] = [Provider::Cainiao, Provider::SeventeenTrack];
+
+    /// Whether the provider can track a number of this format (each
+    /// provider's module says which it accepts).
+    pub fn accepts(self, number: &str) -> bool {
+        match self {
+            Provider::Cainiao => crate::tracking::cainiao::accepts(number),
+            Provider::SeventeenTrack => crate::tracking::seventeen::accepts(number),
+            Provider::None => false,
+        }
+    }
+
+    /// The least time between two requests for one parcel: a pacing rule
+    /// of the provider, whatever `refresh_interval` says.
+    pub fn min_interval(self) -> std::time::Duration {
+        match self {
+            Provider::Cainiao => crate::tracking::cainiao::MIN_INTERVAL,
+            Provider::SeventeenTrack | Provider::None => std::time::Duration::ZERO,
+        }
+    }
+
+    /// The most numbers one request may carry.
+    pub fn batch_limit(self) -> usize {
+        match self {
+            Provider::Cainiao => crate::tracking::cainiao::BATCH,
+            Provider::SeventeenTrack => crate::tracking::seventeen::BATCH,
+            Provider::None => 0,
+        }
+    }
+
+    /// The provider's public tracking page for `number` (SPEC §4
+    /// `tracking_url`); with `none`, 17TRACK's.
+    pub fn tracking_page(self, number: &str) -> String {
+        match self {
+            Provider::Cainiao => crate::tracking::cainiao::tracking_page(number),
+            Provider::SeventeenTrack | Provider::None => {
+                crate::tracking::seventeen::tracking_page(number)
+            }
+        }
+    }
+
+    /// Whether `url` is one of the providers' public tracking pages: the
+    /// only tracking links aliwatch puts into an email.
+    pub fn is_tracking_page(url: &str) -> bool {
+        Provider::TRACKERS.iter().any(|p| {
+            let page = p.tracking_page("");
+            url.starts_with(&page[..page.find('?').or(page.find('#')).unwrap_or(page.len())])
+        })
+    }
+}
+
+/// `tracking.providers`: the ordered providers, each at most once, never
+/// `none` (empty: status from emails only). Copy, so that the decision
+/// core's rules stay plain values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Providers {
+    items: [Option<Provider>; Provider::TRACKERS.len()],
+}
+
+impl Providers {
+    /// The list in the given order, repeats and `none` dropped.
+    pub fn new(list: &[Provider]) -> Providers {
+        let mut items = [None; Provider::TRACKERS.len()];
+        let mut n = 0;
+        for p in list {
+            if *p == Provider::None || items.contains(&Some(*p)) || n == items.len() {
+                continue;
+            }
+            items[n] = Some(*p);
+            n += 1;
+        }
+        Providers { items }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Provider> + '_ {
+        self.items.iter().flatten().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items[0].is_none()
+    }
+
+    pub fn first(&self) -> Option<Provider> {
+        self.items[0]
+    }
+
+    pub fn contains(&self, p: Provider) -> bool {
+        self.items.contains(&Some(p))
+    }
+
+    /// `["cainiao", "17track"]`, for logs and `check-config`.
+    pub fn spelled(&self) -> String {
+        let names: Vec<String> = self.iter().map(|p| format!("{:?}", p.as_str())).collect();
+        format!("[{}]", names.join(", "))
     }
 }
 

@@ -96,12 +96,27 @@ struct RawSmtp {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTracking {
+    /// The older single-provider form, still accepted.
     provider: Option<S<String>>,
+    providers: Option<S<Vec<String>>>,
     api_key: Option<String>,
     api_key_file: Option<S<String>>,
     api_key_command: Option<S<String>>,
     base_url: Option<S<String>>,
     refresh_interval: Option<S<String>>,
+    cainiao: Option<S<RawProviderTable>>,
+    #[serde(rename = "17track")]
+    seventeen: Option<S<RawProviderTable>>,
+}
+
+/// `[tracking.cainiao]`, `[tracking.17track]`: one provider's own settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProviderTable {
+    api_key: Option<String>,
+    api_key_file: Option<S<String>>,
+    api_key_command: Option<S<String>>,
+    base_url: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -626,15 +641,29 @@ fn validate_smtp(cx: &Ctx, spanned: &S<RawSmtp>) -> Result<SmtpConfig, ConfigErr
     })
 }
 
-/// Checks `[tracking]`: the provider, its API key, `base_url` and `refresh_interval`.
+/// Checks `[tracking]`: the providers (the list, or the older single
+/// `provider`), the 17TRACK key, `base_url`s and `refresh_interval`.
 fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfig, ConfigError> {
     let t = spanned.get_ref();
-    let provider = match &t.provider {
-        None => Provider::None,
-        Some(p) => match p.get_ref().as_str() {
-            "17track" => Provider::SeventeenTrack,
-            "cainiao" => Provider::Cainiao,
-            "none" => Provider::None,
+    let parse = |name: &str, span: std::ops::Range<usize>| match name {
+        "17track" => Ok(Provider::SeventeenTrack),
+        "cainiao" => Ok(Provider::Cainiao),
+        other => cx.err(
+            span,
+            format!("providers: {other:?} is not one of \"cainiao\", \"17track\""),
+        ),
+    };
+    let list: Vec<Provider> = match (&t.provider, &t.providers) {
+        (Some(_), Some(ps)) => {
+            return cx.err(
+                ps.span(),
+                "write either providers = [...] or the older provider = \"...\", not both",
+            )
+        }
+        (Some(p), None) => match p.get_ref().as_str() {
+            "none" => Vec::new(),
+            "17track" => vec![Provider::SeventeenTrack],
+            "cainiao" => vec![Provider::Cainiao],
             other => {
                 return cx.err(
                     p.span(),
@@ -642,43 +671,94 @@ fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfi
                 )
             }
         },
+        (None, Some(ps)) => {
+            let mut out = Vec::new();
+            for name in ps.get_ref() {
+                let p = parse(name, ps.span())?;
+                if out.contains(&p) {
+                    return cx.err(ps.span(), format!("providers: {name:?} is listed twice"));
+                }
+                out.push(p);
+            }
+            out
+        }
+        // Keyless Cainiao: tracking works without an account (SPEC §2).
+        (None, None) => vec![Provider::Cainiao],
     };
-    let api_key = cx.secret(
+    let providers = Providers::new(&list);
+    let key_top = cx.secret(
         "api_key",
         t.api_key.as_ref(),
         t.api_key_file.as_ref(),
         t.api_key_command.as_ref(),
         spanned.span(),
     )?;
-    if provider == Provider::SeventeenTrack && api_key.is_none() {
+    let key_table = match &t.seventeen {
+        Some(tb) => {
+            let r = tb.get_ref();
+            cx.secret(
+                "api_key",
+                r.api_key.as_ref(),
+                r.api_key_file.as_ref(),
+                r.api_key_command.as_ref(),
+                tb.span(),
+            )?
+        }
+        None => None,
+    };
+    if key_top.is_some() && key_table.is_some() {
         return cx.err(
             spanned.span(),
-            "provider = \"17track\" needs api_key_file (or api_key_command); get a key at https://api.17track.net",
+            "the 17track API key is given twice: in [tracking] and in [tracking.17track]",
         );
     }
-    if provider != Provider::SeventeenTrack && api_key.is_some() {
+    let api_key = key_top.or(key_table);
+    let seventeen = providers.contains(Provider::SeventeenTrack);
+    if seventeen && api_key.is_none() {
         return cx.err(
             spanned.span(),
-            "an API key is only used with provider = \"17track\"",
+            "provider \"17track\" needs api_key_file (or api_key_command); get a key at https://api.17track.net",
         );
     }
+    if !seventeen && api_key.is_some() {
+        return cx.err(
+            spanned.span(),
+            "an API key is only used with provider \"17track\" (add it to providers)",
+        );
+    }
+    let url = |u: &S<String>| -> Result<String, ConfigError> {
+        let v = u.get_ref().trim_end_matches('/');
+        if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
+            return cx.err(
+                u.span(),
+                "base_url: must be an http(s) URL such as \"https://api.17track.net\"",
+            );
+        }
+        Ok(v.to_string())
+    };
     let base_url = match &t.base_url {
-        Some(u) => {
-            let v = u.get_ref().trim_end_matches('/');
-            if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() < 10 {
+        Some(u) => url(u)?,
+        None => String::new(),
+    };
+    let mut base_urls = Vec::new();
+    for (p, table) in [
+        (Provider::Cainiao, &t.cainiao),
+        (Provider::SeventeenTrack, &t.seventeen),
+    ] {
+        let Some(tb) = table else { continue };
+        if p == Provider::Cainiao {
+            let r = tb.get_ref();
+            if r.api_key.is_some() || r.api_key_file.is_some() || r.api_key_command.is_some() {
                 return cx.err(
-                    u.span(),
-                    "base_url: must be an http(s) URL such as \"https://api.17track.net\"",
+                    tb.span(),
+                    "[tracking.cainiao] takes no API key (Cainiao needs none)",
                 );
             }
-            v.to_string()
         }
-        None => match provider {
-            Provider::SeventeenTrack => "https://api.17track.net".into(),
-            Provider::Cainiao => "https://global.cainiao.com".into(),
-            Provider::None => String::new(),
-        },
-    };
+        if let Some(u) = &tb.get_ref().base_url {
+            base_urls.push((p, url(u)?));
+        }
+    }
     let refresh_interval = match &t.refresh_interval {
         Some(r) => {
             let d = cx.duration(r, "refresh_interval")?;
@@ -693,9 +773,10 @@ fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfi
         None => Duration::from_secs(6 * 3600),
     };
     Ok(TrackingConfig {
-        provider,
+        providers,
         api_key,
         base_url,
+        base_urls,
         refresh_interval,
     })
 }

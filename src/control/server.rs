@@ -320,7 +320,7 @@ async fn sync(service: &Service) -> Reply {
             PASS_WAIT.as_secs() / 60
         )),
     };
-    if cfg.tracking.provider != crate::model::Provider::None {
+    if !cfg.tracking.providers.is_empty() {
         pass("tracking", service.live.tracking.pass_now(PASS_WAIT).await);
     }
     pass(

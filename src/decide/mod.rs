@@ -23,7 +23,7 @@ use std::time::Duration;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
-use crate::model::Provider;
+use crate::model::Providers;
 
 /// The few settings decisions depend on (from the config's `timezone`,
 /// `[digest]`, `[protection]` and `[tracking]`).
@@ -60,7 +60,8 @@ pub struct ProtectionRules {
 /// `[tracking]`, as far as the schedule needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackingRules {
-    pub provider: Provider,
+    /// `tracking.providers`, in the order asked (empty: email-only status).
+    pub providers: Providers,
     /// The least time between two refreshes of one parcel.
     pub refresh_interval: Duration,
 }
@@ -93,7 +94,7 @@ impl Default for Rules {
             digest: DigestRules::default(),
             protection: ProtectionRules::default(),
             tracking: TrackingRules {
-                provider: Provider::None,
+                providers: Providers::default(),
                 refresh_interval: Duration::from_secs(6 * 3600),
             },
         }

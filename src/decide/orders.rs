@@ -98,7 +98,7 @@ impl<'f> Derivation<'f> {
     /// What a provider has shown about `number`: the only evidence that
     /// can make it stalled (SPEC §7).
     fn tracked(&self, number: &str, rules: &Rules) -> Tracked {
-        if rules.tracking.provider == Provider::None {
+        if rules.tracking.providers.is_empty() {
             return Tracked::Off;
         }
         match self.facts.last_events.get(number) {
@@ -171,7 +171,15 @@ impl<'f> Derivation<'f> {
         });
         ParcelView {
             tracking_number: number.to_string(),
-            tracking_url: tracking_url(number, rules.tracking.provider),
+            tracking_url: tracking_url(
+                number,
+                self.facts
+                    .event_providers
+                    .get(number)
+                    .copied()
+                    .or(rules.tracking.providers.first())
+                    .unwrap_or(Provider::None),
+            ),
             carrier: row.and_then(|r| r.carrier.clone()),
             provider: self.facts.event_providers.get(number).copied(),
             status,
@@ -488,17 +496,11 @@ pub fn order_url(order_id: &str) -> String {
     format!("https://www.aliexpress.com/p/order/detail.html?orderId={order_id}")
 }
 
-/// A public tracking page for `number`: the configured provider's, with
-/// `none` 17TRACK's (SPEC §4 `tracking_url`).
+/// A public tracking page for `number`: that of the provider whose answer
+/// the parcel shows, else the first configured, else 17TRACK's (SPEC §4
+/// `tracking_url`). Each provider's module holds its page.
 pub fn tracking_url(number: &str, provider: Provider) -> String {
-    match provider {
-        Provider::Cainiao => {
-            format!("https://global.cainiao.com/newDetail.htm?mailNoList={number}")
-        }
-        Provider::SeventeenTrack | Provider::None => {
-            format!("https://t.17track.net/en#nums={number}")
-        }
-    }
+    provider.tracking_page(number)
 }
 
 /// Whether two titles name the same item: equal, or one is the other cut
@@ -639,7 +641,7 @@ mod tests {
 
     fn rules(provider: Provider) -> Rules {
         let mut r = Rules::default();
-        r.tracking.provider = provider;
+        r.tracking.providers = crate::model::Providers::new(&[provider]);
         r
     }
 

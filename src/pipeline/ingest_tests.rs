@@ -395,3 +395,55 @@ fn orders_sort_by_protection_end_then_id() {
         ["8000000000000003", "8000000000000002", "8000000000000001"]
     );
 }
+
+#[test]
+fn a_forged_email_adds_no_more_parcels_than_the_bounds() {
+    use crate::decide::parcel::{MAX_PARCELS_PER_EMAIL, MAX_PARCELS_PER_ORDER};
+    let mut store = Store::open_in_memory().expect("db");
+    let many: Vec<String> = (0..256).map(|i| format!("LP{:014}", 7000 + i)).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    // One order naming 256 numbers: the order keeps the first ones.
+    let e = email(
+        "forged",
+        3,
+        EmailKind::Shipped,
+        &[(Some("8123456789012345"), &refs)],
+    );
+    ingest_all(&mut store, &[e]);
+    assert_eq!(
+        store.counts().expect("counts").2 as usize,
+        MAX_PARCELS_PER_ORDER,
+        "parcels per order"
+    );
+    // Several orders of 15 in one email: the email stops at its bound.
+    let orders: Vec<(Option<&str>, &[&str])> = [
+        "8123456789012346",
+        "8123456789012347",
+        "8123456789012348",
+        "8123456789012349",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, o)| (Some(*o), &refs[100 + 15 * i..115 + 15 * i]))
+    .collect();
+    let e = email("forged-2", 4, EmailKind::Shipped, &orders);
+    ingest_all(&mut store, &[e]);
+    assert_eq!(
+        store.counts().expect("counts").2 as usize,
+        MAX_PARCELS_PER_ORDER + MAX_PARCELS_PER_EMAIL,
+        "parcels per email"
+    );
+    // Numbers already known are never cut: a real follow-up email of the
+    // first order still counts.
+    let e = email(
+        "follow-up",
+        5,
+        EmailKind::InTransit,
+        &[(Some("8123456789012345"), &refs[..3])],
+    );
+    ingest_all(&mut store, &[e]);
+    assert_eq!(
+        store.counts().expect("counts").2 as usize,
+        MAX_PARCELS_PER_ORDER + MAX_PARCELS_PER_EMAIL
+    );
+}

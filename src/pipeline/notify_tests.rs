@@ -196,8 +196,14 @@ pub(crate) fn derived(mut r: StatusReport) -> StatusReport {
     let rules = config().rules();
     let today = crate::decide::notifications::local_today(r.generated_at, rules.timezone);
     let link = |p: &mut ParcelView| {
-        p.tracking_url =
-            crate::decide::orders::tracking_url(&p.tracking_number, rules.tracking.provider)
+        p.tracking_url = crate::decide::orders::tracking_url(
+            &p.tracking_number,
+            rules
+                .tracking
+                .providers
+                .first()
+                .unwrap_or(crate::model::Provider::None),
+        )
     };
     for o in &mut r.orders {
         o.url = crate::decide::orders::order_url(&o.order_id);

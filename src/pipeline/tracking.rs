@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::decide::{parcel, schedule, Rules};
 use crate::facts::{DoneReason, DueParcel, TrackingState};
+use crate::model::Provider;
 use crate::store::Store;
 use crate::tracking::{Outcome, Tracker};
 
@@ -88,10 +89,14 @@ pub fn active_parcel_count(store: &Store, now: DateTime<Utc>, rules: &Rules) -> 
 /// outcome).
 pub const TRACKING_REQUESTS: &str = "tracking_requests";
 
-/// One pass: every due parcel is registered (17TRACK, once) and asked for,
-/// in batches, and the answers are written one transaction per request.
-/// Provider failures never fail the pass: the parcels stay due and the
-/// summary says what happened. Only store errors are `Err`.
+/// One pass: every due parcel is routed to a provider
+/// (`decide::schedule::route`), registered where that provider needs it and
+/// asked for, in batches; the answers are written one transaction per
+/// request. A provider that fails, rate-limits or refuses is left alone
+/// (`decide::schedule::backoff`) and its parcels are routed to the next
+/// provider in the same pass; no parcel is asked of the same provider twice
+/// in one pass. Provider failures never fail the pass: the parcels stay due
+/// and the summary says what happened. Only store errors are `Err`.
 pub async fn tracking_pass(
     store: &mut Store,
     tracker: &Tracker,
@@ -99,36 +104,124 @@ pub async fn tracking_pass(
     now: DateTime<Utc>,
 ) -> Result<RefreshSummary> {
     let mut sum = RefreshSummary::default();
-    if rules.tracking.provider == crate::model::Provider::None {
+    if rules.tracking.providers.is_empty() {
         return Ok(sum);
     }
     let start_requests = tracker.requests();
     let mut state = store.tracking_state()?;
     let before = state.clone();
-    let mut attempted: HashSet<String> = HashSet::new();
-    for _round in 0..2 {
-        let due: Vec<DueParcel> = due_parcels(store, now, rules)?
-            .into_iter()
-            .filter(|p| !attempted.contains(p.number.as_str()))
-            .collect();
+    // A backoff that ran out is no fact any more.
+    state
+        .unavailable
+        .retain(|(_, a)| a.unavailable_until.is_some_and(|u| u > now));
+    let providers = tracker.list();
+    let mut asked: HashSet<(String, Provider)> = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    // Parcels waiting for 17TRACK quota with no other provider to ask.
+    let mut queued: HashSet<String> = HashSet::new();
+    // Providers that refused or failed in this pass without a backoff.
+    let mut out_this_pass: HashSet<Provider> = HashSet::new();
+    // Each round asks each provider at most once per parcel, so the rounds
+    // end; the bound is only a second guard.
+    // Parcels a provider answered "not found" for in this pass: when the
+    // grace period is over, the next provider is asked in the same pass
+    // (the answer already scheduled them for later).
+    let mut not_found_now: HashSet<String> = HashSet::new();
+    for _round in 0..(3 * Provider::TRACKERS.len() + 2) {
+        let mut due = due_parcels(store, now, rules)?;
+        if !not_found_now.is_empty() {
+            let have: HashSet<String> = due.iter().map(|p| p.number.to_string()).collect();
+            due.extend(
+                store
+                    .tracking_candidates()?
+                    .into_iter()
+                    .map(|c| c.parcel)
+                    .filter(|p| {
+                        let n = p.number.as_str();
+                        not_found_now.contains(n) && !have.contains(n)
+                    }),
+            );
+        }
         if due.is_empty() {
             break;
         }
-        attempted.extend(due.iter().map(|p| p.number.to_string()));
-        sum.due += due.len();
-        let last_mile_before = sum.last_mile;
-        let outcomes = tracker.provider().refresh(&due, &state, now).await;
-        let confirmed = apply(
-            store, tracker, rules, &due, outcomes, &mut state, &mut sum, now,
-        )?;
-        if !confirmed.is_empty() && !sum.auth_failed {
-            let outcomes = tracker.provider().finish(&confirmed).await;
-            apply(
-                store, tracker, rules, &due, outcomes, &mut state, &mut sum, now,
-            )?;
+        let mut groups: Vec<(Provider, Vec<DueParcel>)> =
+            providers.iter().map(|p| (p, Vec::new())).collect();
+        {
+            let available = |p: Provider| state.available(p, now) && !out_this_pass.contains(&p);
+            let facts = schedule::RouteFacts {
+                providers,
+                available: &available,
+                can_register: schedule::may_register(&state, now),
+            };
+            for p in due {
+                let prov = match schedule::route(&facts, &p, now) {
+                    schedule::Route::Ask(prov) => prov,
+                    schedule::Route::NeedsQuota => {
+                        // Counted once: 17TRACK reports those it queued itself.
+                        let n = p.number.to_string();
+                        let told = asked.contains(&(n.clone(), Provider::SeventeenTrack));
+                        if !told && queued.insert(n) {
+                            sum.queued += 1;
+                        }
+                        continue;
+                    }
+                    schedule::Route::Paced(_) | schedule::Route::Nobody => continue,
+                };
+                if !asked.insert((p.number.to_string(), prov)) {
+                    continue;
+                }
+                if seen.insert(p.number.to_string()) {
+                    sum.due += 1;
+                }
+                if let Some((_, g)) = groups.iter_mut().find(|(q, _)| *q == prov) {
+                    g.push(p);
+                }
+            }
         }
-        if sum.auth_failed || sum.last_mile == last_mile_before {
+        if groups.iter().all(|(_, g)| g.is_empty()) {
             break;
+        }
+        for (prov, due) in groups {
+            let Some(provider) = tracker.get(prov).filter(|_| !due.is_empty()) else {
+                continue;
+            };
+            let outcomes = provider.refresh(&due, &state, now).await;
+            for o in &outcomes {
+                if let Outcome::Batch(b) = o {
+                    not_found_now.extend(
+                        b.results
+                            .iter()
+                            .filter(|r| !r.found)
+                            .map(|r| r.number.to_string()),
+                    );
+                }
+            }
+            let confirmed = apply(
+                store,
+                prov,
+                rules,
+                &due,
+                outcomes,
+                &mut state,
+                &mut sum,
+                &mut out_this_pass,
+                now,
+            )?;
+            if !confirmed.is_empty() && !out_this_pass.contains(&prov) {
+                let outcomes = provider.finish(&confirmed).await;
+                apply(
+                    store,
+                    prov,
+                    rules,
+                    &due,
+                    outcomes,
+                    &mut state,
+                    &mut sum,
+                    &mut out_this_pass,
+                    now,
+                )?;
+            }
         }
     }
     sum.requests = tracker.requests() - start_requests;
@@ -146,16 +239,15 @@ pub async fn tracking_pass(
     }
     // `aliwatch_tracking_requests_total` (SPEC §9): kept in the database,
     // so it survives restarts and counts `sync` too.
-    let provider = tracker.provider().name();
     let outcomes: std::collections::BTreeMap<(String, String), u64> = tracker
         .take_outcomes()
         .into_iter()
-        .map(|(outcome, n)| ((provider.to_string(), outcome.to_string()), n))
+        .map(|((provider, outcome), n)| ((provider.to_string(), outcome.to_string()), n))
         .collect();
     store.add_counters(TRACKING_REQUESTS, &outcomes)?;
     if sum.due > 0 {
         tracing::info!(
-            provider = tracker.provider().name(),
+            providers = %providers.spelled(),
             due = sum.due,
             registered = sum.registered,
             refreshed = sum.refreshed,
@@ -175,15 +267,16 @@ pub async fn tracking_pass(
 #[allow(clippy::too_many_arguments)]
 fn apply(
     store: &mut Store,
-    tracker: &Tracker,
+    provider: Provider,
     rules: &Rules,
     due: &[DueParcel],
     outcomes: Vec<Outcome>,
     state: &mut TrackingState,
     sum: &mut RefreshSummary,
+    out_this_pass: &mut HashSet<Provider>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Option<i64>)>> {
-    let name = tracker.provider().name();
+    let name = provider.as_str();
     let mut codes: HashMap<String, Option<i64>> = due
         .iter()
         .map(|p| (p.number.to_string(), p.carrier_code))
@@ -192,11 +285,16 @@ fn apply(
     for outcome in outcomes {
         match outcome {
             Outcome::Batch(batch) => {
-                let out = store.apply_provider_batch(name, &batch, now, |prev, r| {
-                    parcel::decide(prev, r, now, &rules.tracking)
+                let out = store.apply_provider_batch(provider, &batch, now, |prev, r| {
+                    parcel::decide(prev, r, provider, now, &rules.tracking)
                 })?;
                 for (n, code) in &batch.registered {
                     codes.insert(n.to_string(), *code);
+                }
+                if provider == Provider::SeventeenTrack {
+                    if let Some(q) = state.quota_remain.as_mut() {
+                        *q = (*q - batch.registered.len() as i64).max(0);
+                    }
                 }
                 sum.registered += batch.registered.len();
                 sum.refreshed += batch.results.len();
@@ -215,13 +313,22 @@ fn apply(
                 what,
                 numbers,
                 error,
+                kind,
             } => {
-                tracing::warn!(provider = name, numbers, error = %error, "{what} failed; parcels stay due");
-                sum.failed += numbers;
+                let wait = schedule::backoff(provider, kind);
+                tracing::warn!(provider = name, numbers = numbers.len(), error = %error, backoff_s = wait.as_secs(), "{what} failed; parcels stay due, the next provider is asked");
+                sum.failed += numbers.len();
                 sum.errors.push(format!("{name} {what}: {error}"));
+                out_this_pass.insert(provider);
+                if !wait.is_zero() {
+                    let until =
+                        now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::days(1));
+                    state.set_unavailable(provider, until, format!("{what}: {error}"));
+                }
             }
             Outcome::Queued(n) => sum.queued += n,
             Outcome::QuotaProbed(at) => state.quota_checked_at = Some(at),
+            Outcome::QuotaRead(remain) => state.quota_remain = Some(remain),
             Outcome::QuotaExhausted(news) => {
                 if let Some(msg) = news {
                     state.quota_exhausted = Some(msg);
@@ -231,8 +338,9 @@ fn apply(
             }
             Outcome::QuotaBack => state.quota_exhausted = None,
             Outcome::AuthFailed(msg) => {
-                tracing::error!(provider = name, error = %msg, "tracking stopped for this pass");
+                tracing::error!(provider = name, error = %msg, "this provider is skipped for this pass");
                 state.last_error = Some(msg.clone());
+                out_this_pass.insert(provider);
                 sum.auth_failed = true;
                 sum.errors.push(msg);
             }

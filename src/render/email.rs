@@ -120,13 +120,12 @@ pub(crate) fn fmt_local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
 }
 
-/// Only `https` links to the two sites aliwatch builds links for go into
-/// an `href` (the values are built by `decide::orders`, but a link is the
-/// one place where escaping alone would not be enough).
+/// Only `https` links to AliExpress and to the tracking providers' own
+/// pages (each provider's module says which) go into an `href` (the values
+/// are built by `decide::orders`, but a link is the one place where
+/// escaping alone would not be enough).
 pub(crate) fn safe_url(u: &str) -> Option<&str> {
-    let ok = u.starts_with("https://www.aliexpress.com/")
-        || u.starts_with("https://t.17track.net/")
-        || u.starts_with("https://global.cainiao.com/");
+    let ok = u.starts_with("https://www.aliexpress.com/") || Provider::is_tracking_page(u);
     ok.then_some(u)
 }
 
@@ -575,7 +574,7 @@ pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -
     let dateline = format!("{}", today.format("%A, %-d %B %Y"));
     let foot = Footer {
         tz,
-        tracking_off: rules.tracking.provider == Provider::None,
+        tracking_off: rules.tracking.providers.is_empty(),
     };
     RenderedEmail {
         text: digest_text(report, &s, &summary, &dateline, today, foot),
@@ -588,14 +587,14 @@ pub fn render_digest(report: &StatusReport, rules: &Rules, now: DateTime<Utc>) -
 #[derive(Debug, Clone, Copy)]
 struct Footer {
     tz: Tz,
-    /// `tracking.provider = "none"`: said once here, so the user knows why
+    /// No tracking provider (`providers = []`): said once here, so the user knows why
     /// no parcel is ever called stalled and how to change it.
     tracking_off: bool,
 }
 
 /// The footer's note about tracking being off (SPEC §7: without a
 /// provider there is no "stalled").
-pub const TRACKING_OFF: &str = "Tracking is off (tracking.provider = \"none\"): parcels show what AliExpress emails say, and aliwatch calls none stalled. To follow carrier events, set provider = \"cainiao\" (no API key needed) under [tracking] in the config.";
+pub const TRACKING_OFF: &str = "Tracking is off (no tracking providers): parcels show what AliExpress emails say, and aliwatch calls none stalled. To follow carrier events, set providers = [\"cainiao\"] (no API key needed) under [tracking] in the config.";
 
 fn digest_text(
     report: &StatusReport,
@@ -993,7 +992,7 @@ mod tests {
             timezone: chrono_tz::Europe::Berlin,
             ..Rules::default()
         };
-        r.tracking.provider = provider;
+        r.tracking.providers = crate::model::Providers::new(&[provider]);
         r
     }
 

@@ -39,6 +39,18 @@ pub struct MetricsInput {
     pub notifications: BTreeMap<(String, String), u64>,
     /// channel → notifications due and not yet delivered (a gauge).
     pub notifications_pending: BTreeMap<String, u64>,
+    /// Each configured tracking provider, in the order asked.
+    pub tracking_providers: Vec<ProviderMetric>,
+}
+
+/// One configured tracking provider, as the metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderMetric {
+    pub provider: String,
+    /// When it is left alone until (a ban, failures, a rate limit).
+    pub unavailable_until: Option<DateTime<Utc>>,
+    /// Registrations left (17TRACK, as `getquota` last said).
+    pub quota_remaining: Option<i64>,
 }
 
 /// Every order state, in the order `status` documents them.
@@ -160,6 +172,51 @@ pub fn render_metrics(report: &StatusReport, input: &MetricsInput) -> String {
     }
     head(
         &mut o,
+        "aliwatch_tracking_provider_available",
+        "gauge",
+        "1 while the tracking provider may be asked; 0 while it is left alone (ban, failures, rate limit).",
+    );
+    for p in &input.tracking_providers {
+        let _ = writeln!(
+            o,
+            "aliwatch_tracking_provider_available{{provider=\"{}\"}} {}",
+            escape_label(&p.provider),
+            u8::from(p.unavailable_until.is_none())
+        );
+    }
+    head(
+        &mut o,
+        "aliwatch_tracking_provider_unavailable_until_timestamp_seconds",
+        "gauge",
+        "Unix time until which an unavailable tracking provider is left alone.",
+    );
+    for p in &input.tracking_providers {
+        if let Some(t) = p.unavailable_until {
+            let _ = writeln!(
+                o,
+                "aliwatch_tracking_provider_unavailable_until_timestamp_seconds{{provider=\"{}\"}} {}",
+                escape_label(&p.provider),
+                t.timestamp()
+            );
+        }
+    }
+    head(
+        &mut o,
+        "aliwatch_tracking_quota_remaining",
+        "gauge",
+        "Registrations left with the provider (17TRACK), as last read.",
+    );
+    for p in &input.tracking_providers {
+        if let Some(q) = p.quota_remaining {
+            let _ = writeln!(
+                o,
+                "aliwatch_tracking_quota_remaining{{provider=\"{}\"}} {q}",
+                escape_label(&p.provider)
+            );
+        }
+    }
+    head(
+        &mut o,
         "aliwatch_notifications_total",
         "counter",
         "Notifications by channel and outcome: sent, failed (attempts, each retried), superseded.",
@@ -236,6 +293,18 @@ mod tests {
             tracking_requests: [(("17track".to_string(), "ok".to_string()), 12)].into(),
             notifications: [(("email".to_string(), "sent".to_string()), 3)].into(),
             notifications_pending: [("email".to_string(), 1)].into(),
+            tracking_providers: vec![
+                ProviderMetric {
+                    provider: "cainiao".into(),
+                    unavailable_until: Some(t),
+                    quota_remaining: None,
+                },
+                ProviderMetric {
+                    provider: "17track".into(),
+                    unavailable_until: None,
+                    quota_remaining: Some(97),
+                },
+            ],
         };
         let m = render_metrics(&report, &input);
         for s in ORDER_STATES {
@@ -256,6 +325,13 @@ mod tests {
         assert!(m.contains(
             "aliwatch_tracking_requests_total{provider=\"17track\",outcome=\"ok\"} 12\n"
         ));
+        assert!(m.contains("aliwatch_tracking_provider_available{provider=\"cainiao\"} 0\n"));
+        assert!(m.contains("aliwatch_tracking_provider_available{provider=\"17track\"} 1\n"));
+        assert!(m.contains(
+            "aliwatch_tracking_provider_unavailable_until_timestamp_seconds{provider=\"cainiao\"} 1770724800\n"
+        ));
+        assert!(!m.contains("unavailable_until_timestamp_seconds{provider=\"17track\""));
+        assert!(m.contains("aliwatch_tracking_quota_remaining{provider=\"17track\"} 97\n"));
         assert!(m.contains("aliwatch_notifications_total{channel=\"email\",state=\"sent\"} 3\n"));
         assert!(m.contains("# TYPE aliwatch_notifications_total counter\n"));
         assert!(m.contains("aliwatch_notifications_pending{channel=\"email\"} 1\n"));

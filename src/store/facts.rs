@@ -55,8 +55,21 @@ impl Store {
         let Events {
             first: first_events,
             last: last_events,
-            providers: event_providers,
+            providers: mut event_providers,
         } = self.load_events()?;
+        // The provider whose answer the parcel shows (merged: not always
+        // the one with the newest event); older rows fall back to that.
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tracking_number, provider FROM parcels WHERE provider IS NOT NULL")?;
+        let shown = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (n, p) in shown {
+            if let Some(p) = Provider::parse(&p) {
+                event_providers.insert(n, p);
+            }
+        }
         let order_first_seen = self.load_orders()?;
         let facts: Result<Facts> = Ok(Facts {
             orders: order_first_seen.iter().map(|(o, _)| o.clone()).collect(),

@@ -237,4 +237,31 @@ CREATE TABLE mqtt_retained (
     PRIMARY KEY (channel, topic)
 ) STRICT;
 "#,
+    // v5: several tracking providers (issue 22): which provider's answer
+    // each parcel shows, what each provider answered per parcel (routing,
+    // not-found grace, per-parcel pacing), and providers left alone.
+    r#"
+ALTER TABLE parcels ADD COLUMN provider TEXT;   -- whose answer the parcel shows
+UPDATE parcels SET provider = (
+    SELECT e.provider FROM events e WHERE e.tracking_number = parcels.tracking_number
+    ORDER BY e.time_utc DESC, e.id DESC LIMIT 1);
+CREATE TABLE parcel_providers (
+    tracking_number  TEXT NOT NULL REFERENCES parcels(tracking_number) ON DELETE CASCADE,
+    provider         TEXT NOT NULL,   -- config spelling
+    last_asked_at    TEXT,            -- its last answer for the parcel
+    not_found_since  TEXT,            -- it has had nothing since (NULL: found)
+    PRIMARY KEY (tracking_number, provider)
+) STRICT;
+-- What each provider answered before v5 (one provider then): its last
+-- check, so that Cainiao's 6 h pacing holds across the upgrade.
+INSERT INTO parcel_providers (tracking_number, provider, last_asked_at, not_found_since)
+SELECT tracking_number, provider, last_checked_at, not_found_since FROM parcels
+WHERE provider IS NOT NULL AND last_checked_at IS NOT NULL;
+CREATE TABLE provider_state (
+    provider           TEXT PRIMARY KEY,
+    unavailable_until  TEXT,
+    reason             TEXT
+) STRICT;
+ALTER TABLE tracking_state ADD COLUMN quota_remain INTEGER;
+"#,
 ];

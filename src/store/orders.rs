@@ -307,12 +307,58 @@ fn apply_extraction(
     let (mut orders_new, mut orders_updated, mut parcels_new) = (0, 0, 0);
     let status = ex.parcel_status.or_else(|| ex.kind.implied_parcel_status());
     let date_s = fmt_time(date);
+    // Bounded by design (decide::parcel::MAX_PARCELS_PER_*): numbers past
+    // the bounds are not recorded, and the email says so once in the log.
+    let mut email_added = 0usize;
+    let mut cut = 0usize;
     for order in &ex.orders {
-        let numbers: Vec<String> = order
-            .tracking_numbers
-            .iter()
-            .map(|n| normalise_number(n))
-            .collect();
+        let mut numbers: Vec<String> = Vec::new();
+        for n in order.tracking_numbers.iter().map(|n| normalise_number(n)) {
+            if !numbers.contains(&n) {
+                numbers.push(n);
+            }
+        }
+        let known = |n: &String| -> Result<bool> {
+            let linked: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM parcels WHERE tracking_number = ?1",
+                    [n],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(linked.is_some())
+        };
+        let order_has = match &order.order_id {
+            Some(o) => Some(tx.query_row(
+                "SELECT count(*) FROM order_parcels WHERE order_id = ?1",
+                [o],
+                |r| r.get::<_, i64>(0),
+            )? as usize),
+            None => None,
+        };
+        let mut fresh = 0usize;
+        for n in &numbers {
+            if !known(n)? {
+                fresh += 1;
+            }
+        }
+        let take = crate::decide::parcel::parcels_to_take(fresh, order_has, email_added);
+        if take < fresh {
+            let mut left = take;
+            let mut kept = Vec::new();
+            for n in numbers {
+                if known(&n)? {
+                    kept.push(n);
+                } else if left > 0 {
+                    left -= 1;
+                    kept.push(n);
+                } else {
+                    cut += 1;
+                }
+            }
+            numbers = kept;
+        }
+        email_added += take;
         for n in &numbers {
             if upsert_parcel(tx, n, now)? {
                 parcels_new += 1;
@@ -392,6 +438,15 @@ fn apply_extraction(
                 ],
             )?;
         }
+    }
+    if cut > 0 {
+        tracing::warn!(
+            email_id,
+            dropped = cut,
+            per_order = crate::decide::parcel::MAX_PARCELS_PER_ORDER,
+            per_email = crate::decide::parcel::MAX_PARCELS_PER_EMAIL,
+            "an email named more tracking numbers than an order or an email may have; the rest are not recorded (a forged or broken email?)"
+        );
     }
     Ok((orders_new, orders_updated, parcels_new))
 }

@@ -16,11 +16,13 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::facts::{stored_time, stored_time_opt};
 use super::{fmt_time, Store};
+use std::collections::HashMap;
+
 use crate::facts::{
-    ApplyOutcome, DueParcel, Failure, Next, ParcelPrevious, ParcelUpdate, ProviderBatch,
-    TrackingCandidate, TrackingState,
+    ApplyOutcome, DueParcel, Failure, Next, ParcelPrevious, ParcelUpdate, ProviderAvailability,
+    ProviderBatch, ProviderRecord, TrackingCandidate, TrackingState,
 };
-use crate::model::{description_key, ParcelStatus, TrackResult, TrackingNumber};
+use crate::model::{description_key, ParcelStatus, Provider, TrackResult, TrackingNumber};
 
 /// A parcel's tracking columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,9 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.tracking_number, p.registered_at IS NOT NULL, p.carrier_code, p.next_check_at,
                     (SELECT group_concat(op.order_id, ' ') FROM order_parcels op
-                     WHERE op.tracking_number = p.tracking_number)
+                     WHERE op.tracking_number = p.tracking_number),
+                    COALESCE((SELECT min(pe.email_date) FROM parcel_emails pe
+                              WHERE pe.tracking_number = p.tracking_number), p.first_seen_at)
              FROM parcels p
              WHERE p.tracking_done_at IS NULL AND p.replaced_by IS NULL
              ORDER BY p.last_checked_at IS NOT NULL, p.next_check_at, p.tracking_number",
@@ -76,18 +80,24 @@ impl Store {
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("reading tracked parcels")?;
+        let mut records = self.provider_records()?;
         rows.into_iter()
-            .map(|(number, registered, carrier_code, next, orders)| {
+            .map(|(number, registered, carrier_code, next, orders, named)| {
                 let next_check_at = stored_time_opt(next, || format!("parcels row {number}"))?;
+                // An unreadable date only loses the grace period's start.
+                let named_at = named.and_then(|t| stored_time(&t, String::new).ok());
                 Ok(TrackingCandidate {
                     parcel: DueParcel {
+                        asked: records.remove(&number).unwrap_or_default(),
                         number: TrackingNumber::new(&number),
                         registered,
                         carrier_code,
+                        named_at,
                     },
                     next_check_at,
                     orders: orders
@@ -101,48 +111,121 @@ impl Store {
             .collect()
     }
 
-    /// The provider's account state (quota, last error).
+    /// What each provider answered per parcel, by number.
+    fn provider_records(&self) -> Result<HashMap<String, Vec<ProviderRecord>>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT tracking_number, provider, last_asked_at, not_found_since FROM parcel_providers",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("reading parcel_providers")?;
+        let mut out: HashMap<String, Vec<ProviderRecord>> = HashMap::new();
+        for (number, provider, asked, nf) in rows {
+            // A provider no longer known to this version: not a record.
+            let Some(provider) = Provider::parse(&provider) else {
+                continue;
+            };
+            let what = || format!("parcel_providers row {number}");
+            let rec = ProviderRecord {
+                provider,
+                last_asked_at: stored_time_opt(asked, what)?,
+                not_found_since: stored_time_opt(nf, what)?,
+            };
+            out.entry(number).or_default().push(rec);
+        }
+        Ok(out)
+    }
+
+    /// The providers' account state (quota, last error, availability).
     pub fn tracking_state(&self) -> Result<TrackingState> {
         let row = self
             .conn
             .query_row(
-                "SELECT quota_exhausted, quota_checked_at, last_error FROM tracking_state WHERE id = 1",
+                "SELECT quota_exhausted, quota_checked_at, last_error, quota_remain
+                 FROM tracking_state WHERE id = 1",
                 [],
                 |r| {
                     Ok((
                         r.get::<_, Option<String>>(0)?,
                         r.get::<_, Option<String>>(1)?,
                         r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
                     ))
                 },
             )
             .optional()
             .context("reading the tracking state")?;
-        let Some((quota_exhausted, checked, last_error)) = row else {
-            return Ok(TrackingState::default());
+        let mut state = match row {
+            None => TrackingState::default(),
+            Some((quota_exhausted, checked, last_error, quota_remain)) => TrackingState {
+                quota_exhausted,
+                quota_checked_at: stored_time_opt(checked, || "tracking_state row".into())?,
+                last_error,
+                quota_remain,
+                unavailable: Vec::new(),
+            },
         };
-        Ok(TrackingState {
-            quota_exhausted,
-            quota_checked_at: stored_time_opt(checked, || "tracking_state row".into())?,
-            last_error,
-        })
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT provider, unavailable_until, reason FROM provider_state")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (p, until, reason) in rows {
+            if let Some(p) = Provider::parse(&p) {
+                let unavailable_until = stored_time_opt(until, || "provider_state row".into())?;
+                state.unavailable.push((
+                    p,
+                    ProviderAvailability {
+                        unavailable_until,
+                        reason,
+                    },
+                ));
+            }
+        }
+        Ok(state)
     }
 
-    /// Replaces the provider's account state.
+    /// Replaces the providers' account state.
     pub fn set_tracking_state(&mut self, state: &TrackingState) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO tracking_state(id, quota_exhausted, quota_checked_at, last_error)
-                 VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET quota_exhausted = excluded.quota_exhausted,
-                    quota_checked_at = excluded.quota_checked_at, last_error = excluded.last_error",
-                params![
-                    state.quota_exhausted,
-                    state.quota_checked_at.map(fmt_time),
-                    state.last_error
-                ],
-            )
-            .context("writing the tracking state")?;
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO tracking_state(id, quota_exhausted, quota_checked_at, last_error, quota_remain)
+             VALUES (1, ?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET quota_exhausted = excluded.quota_exhausted,
+                quota_checked_at = excluded.quota_checked_at, last_error = excluded.last_error,
+                quota_remain = excluded.quota_remain",
+            params![
+                state.quota_exhausted,
+                state.quota_checked_at.map(fmt_time),
+                state.last_error,
+                state.quota_remain
+            ],
+        )
+        .context("writing the tracking state")?;
+        tx.execute("DELETE FROM provider_state", [])?;
+        for (p, a) in &state.unavailable {
+            tx.execute(
+                "INSERT OR REPLACE INTO provider_state(provider, unavailable_until, reason)
+                 VALUES (?1, ?2, ?3)",
+                params![p.as_str(), a.unavailable_until.map(fmt_time), a.reason],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -151,7 +234,7 @@ impl Store {
     /// parcel's previous state (read inside the same transaction).
     pub fn apply_provider_batch(
         &mut self,
-        provider: &str,
+        provider: Provider,
         batch: &ProviderBatch,
         now: DateTime<Utc>,
         decide: impl Fn(&ParcelPrevious, &TrackResult) -> ParcelUpdate,
@@ -294,10 +377,11 @@ impl Store {
 
 /// The stored state `decide` needs, read inside the batch's transaction.
 fn previous(tx: &Transaction<'_>, r: &TrackResult) -> Result<Option<ParcelPrevious>> {
-    type Row = [Option<String>; 5];
+    type Row = [Option<String>; 6];
     let row: Option<Row> = tx
         .query_row(
-            "SELECT provider_status, delivered_at, not_found_since, last_checked_at, replaced_by
+            "SELECT provider_status, delivered_at, not_found_since, last_checked_at, replaced_by,
+                    provider
              FROM parcels WHERE tracking_number = ?1",
             [r.number.as_str()],
             |row| {
@@ -307,12 +391,22 @@ fn previous(tx: &Transaction<'_>, r: &TrackResult) -> Result<Option<ParcelPrevio
                     row.get(2)?,
                     row.get(3)?,
                     row.get(4)?,
+                    row.get(5)?,
                 ])
             },
         )
         .optional()?;
-    let Some([status, delivered, nf, checked, replaced_by]) = row else {
+    let Some([status, delivered, nf, checked, replaced_by, shown]) = row else {
         return Ok(None);
+    };
+    let provider = shown.as_deref().and_then(Provider::parse);
+    let shown_newest: Option<String> = match provider {
+        Some(p) => tx.query_row(
+            "SELECT max(time_utc) FROM events WHERE tracking_number = ?1 AND provider = ?2",
+            params![r.number.as_str(), p.as_str()],
+            |row| row.get(0),
+        )?,
+        None => None,
     };
     let what = || format!("parcels row {}", r.number);
     let last_mile_replaced_by = match &r.last_mile {
@@ -333,12 +427,14 @@ fn previous(tx: &Transaction<'_>, r: &TrackResult) -> Result<Option<ParcelPrevio
         last_checked_at: stored_time_opt(checked, what)?,
         replaced_by,
         last_mile_replaced_by,
+        provider,
+        shown_newest: stored_time_opt(shown_newest, what)?,
     }))
 }
 
 fn apply_one(
     tx: &Transaction<'_>,
-    provider: &str,
+    provider: Provider,
     r: &TrackResult,
     now: DateTime<Utc>,
     decide: &impl Fn(&ParcelPrevious, &TrackResult) -> ParcelUpdate,
@@ -348,6 +444,18 @@ fn apply_one(
         tracing::debug!(number = %r.number, "answer for a parcel that is not in the store");
         return Ok(());
     };
+    // This provider's own record for the parcel: routing (not-found grace)
+    // and per-parcel pacing read it.
+    tx.execute(
+        "INSERT INTO parcel_providers(tracking_number, provider, last_asked_at, not_found_since)
+         VALUES (?1, ?2, ?3, CASE WHEN ?4 THEN NULL ELSE ?3 END)
+         ON CONFLICT(tracking_number, provider) DO UPDATE SET
+            last_asked_at = excluded.last_asked_at,
+            not_found_since = CASE WHEN ?4 THEN NULL
+                                   ELSE COALESCE(parcel_providers.not_found_since, excluded.last_asked_at) END",
+        params![r.number.as_str(), provider.as_str(), fmt_time(now), r.found],
+    )?;
+    let provider = provider.as_str();
     for e in &r.events {
         let n = tx.execute(
             "INSERT OR IGNORE INTO events(tracking_number, provider, time_utc, time_local,
@@ -394,7 +502,8 @@ fn apply_one(
             next_check_at = ?11,
             not_found_since = ?12,
             tracking_done_at = ?13,
-            tracking_error = NULL
+            tracking_error = NULL,
+            provider = COALESCE(?14, provider)
          WHERE tracking_number = ?1",
         params![
             r.number.as_str(),
@@ -410,6 +519,7 @@ fn apply_one(
             next_at,
             up.not_found_since.map(fmt_time),
             done_at,
+            up.provider.map(|p| p.as_str()),
         ],
     )?;
     if up.changed {

@@ -28,8 +28,29 @@ use crate::model::ParcelStatus;
 use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, TrackingNumber};
 use futures::future::BoxFuture;
 
-/// Numbers per request.
+/// Numbers per request: more than 10 is one of the patterns projects
+/// polling this endpoint report soft bans for.
 pub const BATCH: usize = 10;
+
+/// The least time between two requests for one parcel (ha-cainiao polls
+/// every 6 h; faster polling is reported to be throttled).
+pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// How long Cainiao is left alone after signs of a ban (429, 401/403, a
+/// refusal on HTTP 200): a whole day, since a soft ban lasts hours.
+pub const BAN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The number formats Cainiao's page answers for: AliExpress lines (`LP…`,
+/// `CAINIAO…`), UPU S10 numbers and the forwarders' alphanumeric numbers,
+/// 8 to 40 ASCII letters and digits. Anything else is not asked.
+pub fn accepts(number: &str) -> bool {
+    (8..=40).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Cainiao's public tracking page for `number`.
+pub fn tracking_page(number: &str) -> String {
+    format!("https://global.cainiao.com/newDetail.htm?mailNoList={number}")
+}
 
 /// The Cainiao client.
 pub struct Client<'a> {
@@ -230,8 +251,8 @@ impl Cainiao {
 }
 
 impl TrackingProvider for Cainiao {
-    fn name(&self) -> &'static str {
-        Provider::Cainiao.as_str()
+    fn provider(&self) -> Provider {
+        Provider::Cainiao
     }
 
     fn refresh<'a>(
@@ -242,24 +263,46 @@ impl TrackingProvider for Cainiao {
     ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
             let mut out = Vec::new();
+            let mut failing: Option<(String, super::FailKind)> = None;
             for batch in due.chunks(BATCH) {
+                // Once a request failed, the rest are not sent: hammering
+                // an endpoint that is failing or banning is what gets a
+                // client banned for longer. The next provider takes them.
+                if let Some((error, kind)) = &failing {
+                    out.push(Outcome::BatchFailed {
+                        what: "detail.json (not sent)",
+                        numbers: super::numbers_of(batch),
+                        error: error.clone(),
+                        kind: *kind,
+                    });
+                    continue;
+                }
                 let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
                 match self.client().detail(&numbers).await {
                     Ok(results) => out.push(Outcome::Batch(ProviderBatch {
                         results,
                         ..ProviderBatch::default()
                     })),
-                    Err(HttpError::Unauthorized(m)) => {
-                        out.push(Outcome::AuthFailed(format!(
-                            "cainiao refused the request ({m})"
-                        )));
-                        return out;
+                    // A refusal (401/403) is a sign of a ban, not a bad
+                    // key (there is none): the schedule leaves Cainiao
+                    // alone for a day and the next provider takes over.
+                    Err(e) => {
+                        // `success:false` on HTTP 200 is Cainiao turning the
+                        // caller away: a sign of a ban like a 429.
+                        let kind = match &e {
+                            HttpError::BadBody(m) if m.contains("cainiao refused the request") => {
+                                super::FailKind::Refused
+                            }
+                            e => super::FailKind::of(e),
+                        };
+                        failing = Some((e.to_string(), kind));
+                        out.push(Outcome::BatchFailed {
+                            what: "detail.json",
+                            numbers: super::numbers_of(batch),
+                            error: e.to_string(),
+                            kind,
+                        })
                     }
-                    Err(e) => out.push(Outcome::BatchFailed {
-                        what: "detail.json",
-                        numbers: batch.len(),
-                        error: e.to_string(),
-                    }),
                 }
             }
             out

@@ -8,7 +8,7 @@
 //!   provider-neutral [`TrackResult`], and each provider's pass;
 //! - this file: the trait, the [`Outcome`]s a pass reports, the HTTP shell
 //!   ([`Http`]: one reqwest client, at most 2 requests per second, retries
-//!   with backoff) and [`Tracker`], the configured provider.
+//!   with backoff) and [`Tracker`], the configured providers in order.
 //!
 //! Nothing here touches the database or decides what an answer means: a
 //! provider gets the due parcels and the account state, and reports what it
@@ -16,8 +16,10 @@
 //! and `decide::parcel` decides each parcel's update. Production and tests
 //! differ only in `tracking.base_url` (and, in tests, a faster [`Pacing`]).
 //!
-//! Adding a provider: a module implementing [`TrackingProvider`], a
-//! [`Provider`] variant with its config spelling, and one arm in
+//! Adding a provider: a module implementing [`TrackingProvider`] and
+//! holding its facts (number formats, batch size, pacing, public page,
+//! status mapping), a [`Provider`] variant in `Provider::TRACKERS` (the
+//! one list) with the arms that point into the module, and one arm in
 //! [`Tracker::with_pacing`].
 
 pub mod cainiao;
@@ -34,7 +36,7 @@ use futures::future::BoxFuture;
 
 use crate::config::TrackingConfig;
 use crate::facts::{DueParcel, ProviderBatch, TrackingState};
-pub use crate::model::{Provider, TrackEvent, TrackResult};
+pub use crate::model::{Provider, Providers, TrackEvent, TrackResult, TrackingNumber};
 
 /// The largest response body read from a provider. A 17TRACK answer for
 /// a batch of 40 numbers with full histories is below 1 MB; one hostile
@@ -49,12 +51,16 @@ pub const QUOTA_PROBE_EVERY: Duration = Duration::from_secs(3600);
 pub enum Outcome {
     /// One request's answers: written in one transaction.
     Batch(ProviderBatch),
-    /// A request failed after its retries: these parcels stay due.
+    /// A request failed after its retries: these parcels stay due, and
+    /// the pass asks the next provider for them.
     BatchFailed {
         what: &'static str,
-        numbers: usize,
+        numbers: Vec<TrackingNumber>,
         error: String,
+        kind: FailKind,
     },
+    /// `getquota` was read: registrations left.
+    QuotaRead(i64),
     /// Parcels waiting for registration quota.
     Queued(usize),
     /// The quota was probed now.
@@ -69,12 +75,44 @@ pub enum Outcome {
     AuthFailed(String),
 }
 
+/// Why a request failed, as far as the schedule cares (how long the
+/// provider is left alone: `decide::schedule::backoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// 5xx, timeouts, connection errors, an answer that is not the API's.
+    Transient,
+    /// 429 (after the retries this pass allows).
+    RateLimited,
+    /// The provider refused the caller (401/403, a refusal on HTTP 200).
+    Refused,
+}
+
+impl FailKind {
+    pub fn of(e: &HttpError) -> FailKind {
+        match e {
+            HttpError::RateLimited(_) => FailKind::RateLimited,
+            HttpError::Unauthorized(_) => FailKind::Refused,
+            HttpError::Transient(_) | HttpError::BadBody(_) => FailKind::Transient,
+        }
+    }
+}
+
+/// The numbers of a batch of due parcels.
+pub fn numbers_of(batch: &[DueParcel]) -> Vec<TrackingNumber> {
+    batch.iter().map(|p| p.number.clone()).collect()
+}
+
 /// A tracking provider: asked for the due parcels, it reports what it
 /// learned. Implementations own their HTTP requests, batching and quota
 /// rules, and nothing else.
 pub trait TrackingProvider: Send + Sync {
+    /// Which provider this is.
+    fn provider(&self) -> Provider;
+
     /// The config spelling, also written beside every stored event.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.provider().as_str()
+    }
 
     /// One pass over `due` (registering new numbers where the provider
     /// needs it). Provider failures are outcomes, never errors.
@@ -436,96 +474,106 @@ pub fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// `provider = "none"`: status comes from emails only; nothing is asked.
-struct NoTracking;
-
-impl TrackingProvider for NoTracking {
-    fn name(&self) -> &'static str {
-        Provider::None.as_str()
-    }
-
-    fn refresh<'a>(
-        &'a self,
-        _due: &'a [DueParcel],
-        _state: &'a TrackingState,
-        _now: DateTime<Utc>,
-    ) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async { Vec::new() })
-    }
-
-    fn check(&self) -> BoxFuture<'_, Result<String>> {
-        Box::pin(async { Ok("tracking disabled (email-only status)".into()) })
-    }
-}
-
-/// The configured provider, and the HTTP shell it sends through (whose
-/// request count tests and benchmarks read).
+/// The configured providers, in the order asked, each with the HTTP shell
+/// it sends through (so that pacing and request counts are per provider).
 pub struct Tracker {
-    provider: Box<dyn TrackingProvider>,
-    http: Arc<Http>,
+    providers: Vec<(Box<dyn TrackingProvider>, Arc<Http>)>,
 }
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.providers.iter().map(|(p, _)| p.name()).collect();
         f.debug_struct("Tracker")
-            .field("provider", &self.provider.name())
+            .field("providers", &names)
             .finish_non_exhaustive()
     }
 }
 
 impl Tracker {
-    /// A tracker with production pacing; `None` for `provider = "none"`.
+    /// A tracker with production pacing; `None` when no provider is
+    /// configured (email-only status).
     pub fn new(cfg: &TrackingConfig) -> Result<Option<Tracker>> {
-        match cfg.provider {
-            Provider::None => Ok(None),
-            _ => Tracker::with_pacing(cfg, Pacing::default()).map(Some),
+        if cfg.providers.is_empty() {
+            return Ok(None);
         }
+        Tracker::with_pacing(cfg, Pacing::default()).map(Some)
     }
 
-    /// A tracker with the given pacing (tests use short waits).
+    /// A tracker with the given pacing (tests use short waits). The one
+    /// place that builds each provider from its settings.
     pub fn with_pacing(cfg: &TrackingConfig, pacing: Pacing) -> Result<Tracker> {
-        let http = Arc::new(Http::new(pacing)?);
-        let base = |default: &str| match cfg.base_url.trim() {
-            "" => default.to_owned(),
-            url => url.trim_end_matches('/').to_owned(),
-        };
-        let provider: Box<dyn TrackingProvider> = match cfg.provider {
-            Provider::SeventeenTrack => {
-                let secret = cfg
-                    .api_key
-                    .as_ref()
-                    .context("tracking.provider = \"17track\" needs tracking.api_key_file (or api_key_command)")?;
-                let key = secret.resolve().context("17track api key")?;
-                anyhow::ensure!(!key.is_empty(), "the 17track api key is empty");
-                Box::new(seventeen::SeventeenTrack {
+        let mut providers: Vec<(Box<dyn TrackingProvider>, Arc<Http>)> = Vec::new();
+        for p in cfg.providers.iter() {
+            let http = Arc::new(Http::new(pacing.clone())?);
+            let base = |default: &str| match cfg.base_url_for(p).trim() {
+                "" => default.to_owned(),
+                url => url.trim_end_matches('/').to_owned(),
+            };
+            let provider: Box<dyn TrackingProvider> = match p {
+                Provider::SeventeenTrack => {
+                    let secret = cfg.api_key.as_ref().context(
+                        "provider \"17track\" needs tracking.api_key_file (or api_key_command)",
+                    )?;
+                    let key = secret.resolve().context("17track api key")?;
+                    anyhow::ensure!(!key.is_empty(), "the 17track api key is empty");
+                    Box::new(seventeen::SeventeenTrack {
+                        http: http.clone(),
+                        base_url: base("https://api.17track.net"),
+                        key,
+                        refresh_interval: cfg.refresh_interval,
+                    })
+                }
+                Provider::Cainiao => Box::new(cainiao::Cainiao {
                     http: http.clone(),
-                    base_url: base("https://api.17track.net"),
-                    key,
-                    refresh_interval: cfg.refresh_interval,
-                })
-            }
-            Provider::Cainiao => Box::new(cainiao::Cainiao {
-                http: http.clone(),
-                base_url: base("https://global.cainiao.com"),
-            }),
-            Provider::None => Box::new(NoTracking),
-        };
-        Ok(Tracker { provider, http })
+                    base_url: base("https://global.cainiao.com"),
+                }),
+                Provider::None => continue,
+            };
+            providers.push((provider, http));
+        }
+        Ok(Tracker { providers })
     }
 
-    /// The provider behind this tracker.
-    pub fn provider(&self) -> &dyn TrackingProvider {
-        self.provider.as_ref()
+    /// The providers, in the order asked.
+    pub fn all(&self) -> impl Iterator<Item = &dyn TrackingProvider> + '_ {
+        self.providers.iter().map(|(p, _)| p.as_ref())
+    }
+
+    /// The configured providers, in the order asked.
+    pub fn list(&self) -> Providers {
+        let ps: Vec<Provider> = self.all().map(|p| p.provider()).collect();
+        Providers::new(&ps)
+    }
+
+    /// The provider `p`, when configured.
+    pub fn get(&self, p: Provider) -> Option<&dyn TrackingProvider> {
+        self.all().find(|x| x.provider() == p)
     }
 
     /// Requests sent by this tracker so far (retries included).
     pub fn requests(&self) -> u64 {
-        self.http.requests()
+        self.providers.iter().map(|(_, h)| h.requests()).sum()
     }
 
-    /// Requests by outcome since the last call (see [`Http::take_outcomes`]).
-    pub fn take_outcomes(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        self.http.take_outcomes()
+    /// Requests sent to `p` so far.
+    pub fn requests_to(&self, p: Provider) -> u64 {
+        self.providers
+            .iter()
+            .filter(|(x, _)| x.provider() == p)
+            .map(|(_, h)| h.requests())
+            .sum()
+    }
+
+    /// Requests by (provider, outcome) since the last call (see
+    /// [`Http::take_outcomes`]).
+    pub fn take_outcomes(&self) -> std::collections::BTreeMap<(&'static str, &'static str), u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for (p, h) in &self.providers {
+            for (outcome, n) in h.take_outcomes() {
+                *out.entry((p.name(), outcome)).or_default() += n;
+            }
+        }
+        out
     }
 }
 

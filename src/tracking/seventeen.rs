@@ -23,6 +23,26 @@ use futures::future::BoxFuture;
 /// Numbers per request (more gives -18010014).
 pub const BATCH: usize = 40;
 
+/// Registrations kept back from the quota: aliwatch stops registering
+/// while `getquota` says this many or fewer are left, so that the
+/// account is never run dry (the user may need one by hand).
+pub const QUOTA_RESERVE: i64 = 2;
+
+/// How long a `getquota` reading is trusted before registering again
+/// (registrations since are counted down from it).
+pub const QUOTA_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The number formats 17TRACK registers: 5 to 50 ASCII letters and digits
+/// (anything else is rejected with -18010012 after costing a request).
+pub fn accepts(number: &str) -> bool {
+    (5..=50).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// 17TRACK's public tracking page for `number`.
+pub fn tracking_page(number: &str) -> String {
+    format!("https://t.17track.net/en#nums={number}")
+}
+
 /// Already registered: counts as success.
 pub const ALREADY_REGISTERED: i64 = -18019901;
 /// Not registered (gettrackinfo before register).
@@ -460,12 +480,14 @@ impl SeventeenTrack {
         }
         out.push(Outcome::QuotaProbed(now));
         match self.client().getquota().await {
-            Ok(q) if q.can_register() => {
+            Ok(q) if q.can_register() && q.remain > QUOTA_RESERVE => {
+                out.push(Outcome::QuotaRead(q.remain));
                 tracing::info!(remain = q.remain, "17track registration quota is back");
                 out.push(Outcome::QuotaBack);
                 true
             }
             Ok(q) => {
+                out.push(Outcome::QuotaRead(q.remain));
                 tracing::info!(
                     remain = q.remain,
                     today_used = q.today_used,
@@ -484,6 +506,55 @@ impl SeventeenTrack {
         }
     }
 
+    /// Registrations left before spending any: `getquota` is read when
+    /// the stored reading is missing or older than a day (one request on
+    /// the days something is registered). `Ok(None)`: no reading (an
+    /// answer without the counters; 17TRACK's own refusal then stops
+    /// registrations); `Err`: the provider is failing now.
+    async fn budget(
+        &self,
+        state: &TrackingState,
+        now: DateTime<Utc>,
+        out: &mut Vec<Outcome>,
+    ) -> Result<Option<i64>, String> {
+        if let Some(q) = out.iter().rev().find_map(|o| match o {
+            Outcome::QuotaRead(q) => Some(*q),
+            _ => None,
+        }) {
+            return Ok(Some(q));
+        }
+        let fresh = state
+            .quota_checked_at
+            .is_some_and(|t| (now - t).to_std().is_ok_and(|d| d < QUOTA_READ_EVERY));
+        if let (Some(q), true) = (state.quota_remain, fresh) {
+            return Ok(Some(q));
+        }
+        out.push(Outcome::QuotaProbed(now));
+        match self.client().call("getquota", &json!({})).await {
+            Ok(v) if v.pointer("/data/quota_remain").is_none() => {
+                tracing::warn!(
+                    "17track getquota answered without quota_remain; registering without a reading"
+                );
+                Ok(None)
+            }
+            Ok(v) => {
+                let q = parse_quota(&v);
+                out.push(Outcome::QuotaRead(q.remain));
+                let daily = if q.max_daily > 0 {
+                    q.max_daily - q.today_used
+                } else {
+                    i64::MAX
+                };
+                Ok(Some(q.remain.min(daily)))
+            }
+            Err(CallError::Auth(m)) => {
+                out.push(Self::auth_failed(&m));
+                Ok(None)
+            }
+            Err(CallError::Transient(m)) => Err(m),
+        }
+    }
+
     /// Registers the unregistered due parcels, batch by batch. Returns the
     /// numbers now registered (to fetch in the same pass), or `None` when
     /// the key was refused.
@@ -499,10 +570,56 @@ impl SeventeenTrack {
         if out.iter().any(|o| matches!(o, Outcome::AuthFailed(_))) {
             return None;
         }
-        for batch in unregistered.chunks(BATCH) {
-            if !may {
-                out.push(Outcome::Queued(batch.len()));
+        let mut budget = if may {
+            match self.budget(state, now, out).await {
+                Ok(b) => b,
+                // The provider is failing now (5xx, a redirect, timeouts):
+                // no registrations this pass; the parcels stay due and the
+                // next provider may take them.
+                Err(m) => {
+                    out.push(Outcome::BatchFailed {
+                        what: "getquota",
+                        numbers: unregistered.iter().map(|p| p.number.clone()).collect(),
+                        kind: fail_kind(&m),
+                        error: m,
+                    });
+                    return Some(fetch);
+                }
+            }
+        } else {
+            None
+        };
+        if out.iter().any(|o| matches!(o, Outcome::AuthFailed(_))) {
+            return None;
+        }
+        for all in unregistered.chunks(BATCH) {
+            // Registrations stop at the reserve, before the quota is gone.
+            let allowed = match budget {
+                Some(b) => usize::try_from((b - QUOTA_RESERVE).max(0)).unwrap_or(0),
+                None => all.len(),
+            };
+            if may && allowed < all.len() && budget.is_some() {
+                let msg = format!(
+                    "17track registration quota at its reserve ({} left, {QUOTA_RESERVE} kept back); new numbers wait until it is back",
+                    budget.unwrap_or(0)
+                );
+                tracing::warn!(message = %msg, "17track quota");
+                out.push(Outcome::QuotaExhausted(Some(msg)));
+                may = false;
+                if allowed == 0 {
+                    out.push(Outcome::Queued(all.len()));
+                    continue;
+                }
+            } else if !may {
+                out.push(Outcome::Queued(all.len()));
                 continue;
+            }
+            let (batch, later) = all.split_at(allowed.min(all.len()));
+            if !later.is_empty() {
+                out.push(Outcome::Queued(later.len()));
+            }
+            if let Some(b) = budget.as_mut() {
+                *b -= batch.len() as i64;
             }
             let numbers: Vec<String> = batch.iter().map(|p| p.number.to_string()).collect();
             match self.client().register(&numbers).await {
@@ -514,6 +631,7 @@ impl SeventeenTrack {
                         out.push(Outcome::Queued(quota.queued));
                     }
                     if let Some(m) = quota.message {
+                        out.push(Outcome::QuotaRead(0));
                         let msg = format!(
                             "17track registration quota exhausted ({m}); new numbers wait until it is back"
                         );
@@ -528,7 +646,8 @@ impl SeventeenTrack {
                 }
                 Err(CallError::Transient(m)) => out.push(Outcome::BatchFailed {
                     what: "register",
-                    numbers: batch.len(),
+                    numbers: batch.iter().map(|p| p.number.clone()).collect(),
+                    kind: fail_kind(&m),
                     error: m,
                 }),
             }
@@ -582,11 +701,22 @@ impl SeventeenTrack {
                 }
                 Err(CallError::Transient(m)) => out.push(Outcome::BatchFailed {
                     what: "gettrackinfo",
-                    numbers: batch.len(),
+                    numbers: batch.iter().map(|(n, _)| TrackingNumber::new(n)).collect(),
+                    kind: fail_kind(&m),
                     error: m,
                 }),
             }
         }
+    }
+}
+
+/// A transient call error's kind: rate limits are told apart by their
+/// text (`CallError` keeps only the message).
+fn fail_kind(m: &str) -> super::FailKind {
+    if m.contains("rate limited") || m.contains("too frequent") {
+        super::FailKind::RateLimited
+    } else {
+        super::FailKind::Transient
     }
 }
 
@@ -644,8 +774,8 @@ struct QuotaNews {
 }
 
 impl TrackingProvider for SeventeenTrack {
-    fn name(&self) -> &'static str {
-        Provider::SeventeenTrack.as_str()
+    fn provider(&self) -> Provider {
+        Provider::SeventeenTrack
     }
 
     fn refresh<'a>(

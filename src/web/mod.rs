@@ -536,6 +536,30 @@ fn mailboxes(cfg: &Config) -> Vec<(String, String, Duration)> {
         .collect()
 }
 
+/// Each configured provider's availability and quota at `now`.
+fn provider_metrics(
+    cfg: &Config,
+    state: &crate::facts::TrackingState,
+    now: chrono::DateTime<Utc>,
+) -> Vec<crate::render::metrics::ProviderMetric> {
+    let off = state.unavailable_now(now);
+    cfg.tracking
+        .providers
+        .iter()
+        .map(|p| crate::render::metrics::ProviderMetric {
+            provider: p.as_str().to_owned(),
+            unavailable_until: off
+                .iter()
+                .find(|(q, _, _)| *q == p)
+                .and_then(|(_, _, left)| chrono::Duration::from_std(*left).ok())
+                .map(|left| now + left),
+            quota_remaining: (p == crate::model::Provider::SeventeenTrack)
+                .then_some(state.quota_remain)
+                .flatten(),
+        })
+        .collect()
+}
+
 async fn metrics(State(web): State<Arc<Web>>) -> Response {
     use crate::render::metrics::{render_metrics, MailboxMetric, MetricsInput};
     let r = web
@@ -556,6 +580,7 @@ async fn metrics(State(web): State<Arc<Web>>) -> Response {
                 tracking_requests: s.counters(crate::pipeline::tracking::TRACKING_REQUESTS)?,
                 notifications: s.notification_counts()?,
                 notifications_pending: s.notifications_pending()?,
+                tracking_providers: provider_metrics(&w.cfg, &s.tracking_state()?, now),
             };
             Ok(render_metrics(&report, &input))
         })

@@ -32,6 +32,8 @@ mod status_table;
 mod store;
 // 17TRACK and Cainiao clients against the stand-in
 mod tracking;
+// several providers: routing, fallback, quota, merging, request counts
+mod tracking_providers;
 // digest and warnings against the real SMTP sink
 mod notify;
 // IMAP sync and watching against the real Dovecot

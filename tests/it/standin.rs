@@ -170,6 +170,8 @@ struct State {
     quota_used: i64,
     reject: HashMap<String, (i64, String)>,
     faults: VecDeque<Fault>,
+    /// Answered to every request while set (a provider down for a day).
+    down: Option<Fault>,
     requests: Vec<Request>,
     api_key: Option<String>,
     /// The first step's time for timelines set from now on (default
@@ -271,6 +273,11 @@ impl Standin {
     /// Marks a number registered already (as if by another client).
     pub fn preregister(&self, number: &str) {
         lock(&self.state).registrations.insert(number.to_owned(), 1);
+    }
+
+    /// Answers every request with `fault` until called with `None`.
+    pub fn set_down(&self, fault: Option<Fault>) {
+        lock(&self.state).down = fault;
     }
 
     /// Queues a fault for the next request.
@@ -441,7 +448,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     // writing happen outside it.
     let (status, body, extra, delay) = {
         let mut s = lock(state);
-        let fault = s.faults.pop_front();
+        let fault = s.faults.pop_front().or_else(|| s.down.clone());
         let mut delay = None;
         let answer = match fault {
             Some(Fault::Status(code)) => {

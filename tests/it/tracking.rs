@@ -85,19 +85,19 @@ impl Env {
         let store = Store::open(&path).expect("store opens");
         let standin = Standin::start();
         standin.set_api_key(KEY);
-        let cfg = TrackingConfig {
+        let cfg = TrackingConfig::single(
             provider,
-            api_key: Some(Secret::Inline {
+            Some(Secret::Inline {
                 key: "api_key",
                 value: key.to_owned(),
             }),
-            base_url: standin.base_url(),
-            refresh_interval: Duration::from_secs(refresh_h * 3600),
-        };
+            standin.base_url(),
+            Duration::from_secs(refresh_h * 3600),
+        );
         let tracker = Tracker::with_pacing(&cfg, pacing).expect("tracker");
         let rules = Rules {
             tracking: TrackingRules {
-                provider,
+                providers: cfg.providers,
                 refresh_interval: cfg.refresh_interval,
             },
             ..Rules::default()
@@ -393,7 +393,9 @@ async fn quota_exhaustion_queues_numbers_and_resumes_when_quota_is_back() {
     let mut env = Env::new(Provider::SeventeenTrack, 6);
     let nums = ["LP00000000000011", "LP00000000000012", "LP00000000000013"];
     env.add(ORDER, &nums);
-    env.standin.set_quota(Some(1));
+    // Three left: one is registered, two are kept back (the reserve), so
+    // registrations stop before the quota is gone.
+    env.standin.set_quota(Some(3));
     let s = env.refresh(t0()).await;
     assert_eq!(s.registered, 1, "{s:?}");
     assert_eq!(s.queued, 2);
@@ -552,22 +554,35 @@ async fn cainiao_faults_leave_parcels_due() {
     env.add(ORDER, &[n]);
     env.standin.set_timeline(n, journey());
     env.standin.advance(n);
+    // (faults, how long Cainiao is then left alone): an hour after a
+    // failure, a whole day after a refusal (`success:false`, a ban sign).
     let faults = vec![
-        vec![Fault::Garbage],
-        vec![Fault::Body(
-            "{\"success\":false,\"errorCode\":\"RGV587_ERROR\"}".into(),
-        )],
-        vec![Fault::Status(502); 4],
+        (vec![Fault::Garbage], 61),
+        (
+            vec![Fault::Body(
+                "{\"success\":false,\"errorCode\":\"RGV587_ERROR\"}".into(),
+            )],
+            24 * 60 + 1,
+        ),
+        (vec![Fault::Status(502); 4], 61),
     ];
     let mut now = t0();
-    for (i, fs) in faults.into_iter().enumerate() {
+    for (i, (fs, wait)) in faults.into_iter().enumerate() {
         for f in fs {
             env.standin.push_fault(f);
         }
         let s = env.refresh(now).await;
         assert_eq!(s.failed, 1, "case {i}: {s:?}");
         assert!(env.is_due(n, now));
-        now += chrono::Duration::minutes(15);
+        // Cainiao is left alone for an hour after a failure (pacing is a
+        // rule of the schedule): a pass within it asks nobody.
+        let before = env.standin.requests().len();
+        let s = env.refresh(now + chrono::Duration::minutes(15)).await;
+        assert_eq!(s.requests, 0, "case {i}: {s:?}");
+        assert_eq!(env.standin.requests().len(), before);
+        let s = env.refresh(now + chrono::Duration::minutes(wait - 2)).await;
+        assert_eq!(s.requests, 0, "case {i}: still left alone: {s:?}");
+        now += chrono::Duration::minutes(wait);
     }
     let s = env.refresh(now).await;
     assert_eq!(s.refreshed, 1);
