@@ -68,7 +68,13 @@ const PUBLIC_KEYS: &[(&str, &[&str])] = &[
     ),
     (
         "tracking",
-        &["provider", "api_key_file", "base_url", "refresh_interval"],
+        &[
+            "provider",
+            "providers",
+            "api_key_file",
+            "base_url",
+            "refresh_interval",
+        ],
     ),
     ("digest", &["enabled", "at", "skip_when_empty"]),
     ("protection", &["days", "warn_before", "stalled_after"]),
