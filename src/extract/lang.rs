@@ -1978,87 +1978,6 @@ pub const CURRENCIES: &[(&str, &str)] = &[
     ("IDR", "IDR"),
 ];
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every table entry is matched against lower-cased text, so an entry
-    /// with an upper-case letter would silently never match.
-    #[test]
-    fn tables_are_lower_case_and_non_empty() {
-        let tables: &[&[&str]] = &[
-            ORDER_WORDS,
-            PACKAGE_WORDS,
-            TRACKING_LABELS,
-            OLD_TRACKING_LABELS,
-            FILLERS,
-            FORWARD_PREFIXES,
-            FORWARD_FROM_LABELS,
-            FORWARD_SUBJECT_LABELS,
-            DAY_WORDS,
-            EXTENDED_WORDS,
-            PROTECTION_END_LABELS,
-            ETA_LABELS,
-            ALIEXPRESS_DOMAINS,
-            CARRIER_DOMAINS,
-            ALIEXPRESS_NAMES,
-            ORDER_PARAMS,
-            TRACKING_PARAMS,
-            RECOMMENDATION_HEADINGS,
-            QUANTITY_LABELS,
-            STORE_WORDS,
-            STORE_LABELS,
-            STORE_BUTTONS,
-        ];
-        for table in tables {
-            for w in *table {
-                assert!(!w.trim().is_empty(), "empty entry");
-                assert_eq!(w.to_lowercase(), *w, "not lower case: {w}");
-            }
-        }
-        for st in STATUSES {
-            assert_eq!(
-                st.phrase.to_lowercase(),
-                st.phrase,
-                "not lower case: {}",
-                st.phrase
-            );
-        }
-        for (m, n) in MONTHS {
-            assert_eq!(m.to_lowercase(), *m);
-            assert!((1..=12).contains(n));
-        }
-    }
-
-    /// Each language the README lists has order words, package words,
-    /// tracking labels and a shipped phrase.
-    #[test]
-    fn languages_are_covered() {
-        let shipped = |p: &str| STATUSES.iter().any(|s| s.phrase == p);
-        for p in [
-            "order shipped",
-            "bestellung versandt",
-            "commande expédiée",
-            "pedido enviado",
-            "foi enviado",
-            "ordine spedito",
-            "bestelling verzonden",
-            "zamówienie wysłane",
-            "заказ отправлен",
-            "kargoya verildi",
-            "발송 완료",
-            "ההזמנה נשלחה",
-            "تم شحن",
-            "objednávka odeslána",
-            "замовлення відправлено",
-            "発送済み",
-            "har skickats",
-        ] {
-            assert!(shipped(p), "missing {p}");
-        }
-    }
-}
-
 /// Labels in front of an item written on one line of text ("Item: Lamp,
 /// White x1", "Artikel: …"). Lower case, without the colon.
 pub const ITEM_LABELS: &[&str] = &[
@@ -2163,3 +2082,84 @@ pub const TOTAL_WORDS: &[&str] = &[
     "frakt",
     "rabatt", // sv / no / da
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table entry is matched against lower-cased text, so an entry
+    /// with an upper-case letter would silently never match.
+    #[test]
+    fn tables_are_lower_case_and_non_empty() {
+        let tables: &[&[&str]] = &[
+            ORDER_WORDS,
+            PACKAGE_WORDS,
+            TRACKING_LABELS,
+            OLD_TRACKING_LABELS,
+            FILLERS,
+            FORWARD_PREFIXES,
+            FORWARD_FROM_LABELS,
+            FORWARD_SUBJECT_LABELS,
+            DAY_WORDS,
+            EXTENDED_WORDS,
+            PROTECTION_END_LABELS,
+            ETA_LABELS,
+            ALIEXPRESS_DOMAINS,
+            CARRIER_DOMAINS,
+            ALIEXPRESS_NAMES,
+            ORDER_PARAMS,
+            TRACKING_PARAMS,
+            RECOMMENDATION_HEADINGS,
+            QUANTITY_LABELS,
+            STORE_WORDS,
+            STORE_LABELS,
+            STORE_BUTTONS,
+        ];
+        for table in tables {
+            for w in *table {
+                assert!(!w.trim().is_empty(), "empty entry");
+                assert_eq!(w.to_lowercase(), *w, "not lower case: {w}");
+            }
+        }
+        for st in STATUSES {
+            assert_eq!(
+                st.phrase.to_lowercase(),
+                st.phrase,
+                "not lower case: {}",
+                st.phrase
+            );
+        }
+        for (m, n) in MONTHS {
+            assert_eq!(m.to_lowercase(), *m);
+            assert!((1..=12).contains(n));
+        }
+    }
+
+    /// Each language the README lists has order words, package words,
+    /// tracking labels and a shipped phrase.
+    #[test]
+    fn languages_are_covered() {
+        let shipped = |p: &str| STATUSES.iter().any(|s| s.phrase == p);
+        for p in [
+            "order shipped",
+            "bestellung versandt",
+            "commande expédiée",
+            "pedido enviado",
+            "foi enviado",
+            "ordine spedito",
+            "bestelling verzonden",
+            "zamówienie wysłane",
+            "заказ отправлен",
+            "kargoya verildi",
+            "발송 완료",
+            "ההזמנה נשלחה",
+            "تم شحن",
+            "objednávka odeslána",
+            "замовлення відправлено",
+            "発送済み",
+            "har skickats",
+        ] {
+            assert!(shipped(p), "missing {p}");
+        }
+    }
+}

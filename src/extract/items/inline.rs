@@ -117,8 +117,7 @@ pub(super) fn items(flat: &str, ids: &[Option<&str>]) -> Vec<(Found, Option<usiz
 fn sentences(line: &str) -> impl Iterator<Item = &str> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut it = line.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
+    for (i, c) in line.char_indices() {
         let cut = match c {
             '.' | '!' | '?' | '。' => {
                 let after = line.get(i + c.len_utf8()..).unwrap_or("");
@@ -298,7 +297,10 @@ fn is_title(t: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn item(seg: &str) -> Option<(String, Option<String>, u32, Option<(String, String)>)> {
+    /// Title, variant, quantity and (amount, currency).
+    type Read = (String, Option<String>, u32, Option<(String, String)>);
+
+    fn item(seg: &str) -> Option<Read> {
         parse(seg).map(|i| {
             (
                 i.title,
