@@ -27,6 +27,8 @@ use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
+mod inline;
+
 use super::{lang, text, LABELS, STATUS};
 use crate::model::{Item, OrderRef, Price};
 
@@ -85,16 +87,23 @@ pub(super) fn fill(flat: &str, body: &str, orders: &mut [OrderRef]) {
         return;
     }
     // Cheap gate: most emails have no quantity line at all.
-    if !flat.lines().any(|l| quantity(l.trim()).is_some()) {
-        return;
+    if flat.lines().any(|l| quantity(l.trim()).is_some()) {
+        let lines = read_lines(flat, body, &ids);
+        let found = read_blocks(&lines);
+        if !found.is_empty() {
+            let owners = assign(&lines, &found, ids.len());
+            put(orders, found.into_iter().zip(owners));
+            return;
+        }
     }
-    let lines = read_lines(flat, body, &ids);
-    let found = read_blocks(&lines);
-    if found.is_empty() {
-        return;
-    }
-    let owners = assign(&lines, &found, ids.len());
-    for (f, owner) in found.into_iter().zip(owners) {
+    // No item block: text/plain parts and HTML collapsed to one paragraph
+    // write each item inline ("Lamp, White x1 US $2.10").
+    put(orders, inline::items(flat, &ids).into_iter());
+}
+
+/// Gives each item read to its order.
+fn put(orders: &mut [OrderRef], found: impl Iterator<Item = (Found, Option<usize>)>) {
+    for (f, owner) in found {
         let Some(o) = owner.and_then(|i| orders.get_mut(i)) else {
             continue;
         };
@@ -294,11 +303,7 @@ fn is_boundary(l: &Line) -> bool {
         let label = LABELS
             .word_hits(l.lower)
             .any(|(kind, ..)| !matches!(kind, super::LabelKind::Eta));
-        let status = STATUS.find_iter(l.lower).any(|m| {
-            lang::STATUSES
-                .get(m.pattern().as_usize())
-                .is_some_and(|st| text::at_word_start(l.lower, m.start(), st.phrase))
-        });
+        let status = STATUS.hits(l.lower).next().is_some();
         if label || status {
             return true;
         }

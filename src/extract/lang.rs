@@ -652,6 +652,22 @@ pub const STATUSES: &[Status] = &[
     s("has been confirmed", OC, NONE),
     s("orders have been confirmed", OC, NONE),
     s("ready to ship", OC, NONE),
+    // The 2018–2020 templates: "We've received your order N", "Payment
+    // confirmation for order N", "Your payment was successful / has been
+    // verified". Not "awaiting shipment": multi-order emails use it as one
+    // order's status row ("Status: Awaiting shipment") beside others that
+    // shipped, so it never says what the email is about.
+    s("received your order", OC, NONE),
+    s("order received", OC, NONE),
+    s("order has been placed", OC, NONE),
+    s("successfully placed", OC, NONE),
+    s("payment confirmation", OC, NONE),
+    s("payment was successful", OC, NONE),
+    s("payment is successful", OC, NONE),
+    s("payment has been received", OC, NONE),
+    s("received your payment", OC, NONE),
+    s("payment verified", OC, NONE),
+    s("payment has been verified", OC, NONE),
     s("order shipped", SH, INFO),
     s("has been shipped", SH, INFO),
     s("has shipped", SH, INFO),
@@ -659,6 +675,9 @@ pub const STATUSES: &[Status] = &[
     s("partially shipped", SH, INFO),
     s("is on the way", SH, INFO),
     s("on its way", SH, INFO),
+    s("shipment notification", SH, INFO),
+    s("dispatched", SH, INFO),
+    s("has been dispatched", SH, INFO),
     f("tracking number updated", SH, INFO, CHANGED),
     f("tracking number changed", SH, INFO, CHANGED),
     f("tracking number has been updated", SH, INFO, CHANGED),
@@ -708,6 +727,11 @@ pub const STATUSES: &[Status] = &[
     s("awaiting your confirmation", PR, NONE),
     s("will be marked as completed", PR, NONE),
     s("confirm receipt", PR, NONE),
+    s("confirm you have received", PR, NONE),
+    s("confirm that you have received", PR, NONE),
+    s("confirm you've received", PR, NONE),
+    s("confirm delivery", PR, NONE),
+    s("confirm order received", PR, NONE),
     s("protection extended", PR, NONE),
     s("extended the protection", PR, NONE),
     s("protection period has been extended", PR, NONE),
@@ -961,6 +985,8 @@ pub const STATUSES: &[Status] = &[
     // ---- pl
     s("zamówienie potwierdzone", OC, NONE),
     s("zostało potwierdzone", OC, NONE),
+    s("zostały potwierdzone", OC, NONE),
+    s("zamówienia potwierdzone", OC, NONE),
     s("płatność potwierdzona", OC, NONE),
     s("zamówienie wysłane", SH, INFO),
     s("zostało wysłane", SH, INFO),
@@ -1080,6 +1106,7 @@ pub const STATUSES: &[Status] = &[
     s("주문 확인", OC, NONE),
     s("주문이 확인되었습니다", OC, NONE),
     s("결제 완료", OC, NONE),
+    s("결제가 완료", OC, NONE),
     s("발송 완료", SH, INFO),
     s("발송되었습니다", SH, INFO),
     s("배송 시작", SH, INFO),
@@ -1087,12 +1114,21 @@ pub const STATUSES: &[Status] = &[
     s("통관 중", IT, CUSTOMS),
     s("통관 완료", IT, TRANSIT),
     s("배송 중", IT, TRANSIT),
+    s("배송 업데이트", IT, TRANSIT),
+    s("배송 정보가 업데이트", IT, TRANSIT),
+    s("배송 상태가 업데이트", IT, TRANSIT),
+    s("국가에 도착", IT, TRANSIT),
+    s("지역에 도착", IT, TRANSIT),
+    s("국가/지역에 도착", IT, TRANSIT),
+    s("현지 택배사에 전달", IT, TRANSIT),
     s("현지 택배사", IT, TRANSIT),
     s("배송 출발", IT, OFD),
     s("배달 출발", IT, OFD),
     s("배송 완료", DL, DELIVERED),
     s("배달 완료", DL, DELIVERED),
+    s("배달되었습니다", DL, DELIVERED),
     s("수령 확인 대기", PR, NONE),
+    s("수령 확인을 기다리", PR, NONE),
     s("구매자 보호 기간 연장", PR, NONE),
     f("주문 종료", OT, NONE, DONE),
     f("분쟁", OT, NONE, DISPUTE),
@@ -1101,21 +1137,36 @@ pub const STATUSES: &[Status] = &[
     s("ご注文が確定", OC, NONE),
     s("注文が確認されました", OC, NONE),
     s("支払い完了", OC, NONE),
+    s("支払いが完了", OC, NONE),
+    s("支払いを確認", OC, NONE),
     s("発送済み", SH, INFO),
     s("発送されました", SH, INFO),
     s("発送しました", SH, INFO),
+    s("出荷済み", SH, INFO),
+    s("出荷されました", SH, INFO),
+    s("出荷しました", SH, INFO),
+    s("発送完了", SH, INFO),
     f("追跡番号が変更", SH, INFO, CHANGED),
     s("通関中", IT, CUSTOMS),
     s("通関完了", IT, TRANSIT),
     s("輸送中", IT, TRANSIT),
     s("配送中", IT, TRANSIT),
+    s("国に到着", IT, TRANSIT),
+    s("地域に到着", IT, TRANSIT),
+    s("配送状況が更新", IT, TRANSIT),
+    s("配送状況の更新", IT, TRANSIT),
+    s("配送業者に引き渡", IT, TRANSIT),
     s("配達中", IT, OFD),
     s("配達済み", DL, DELIVERED),
     s("配達完了", DL, DELIVERED),
+    s("配達が完了", DL, DELIVERED),
+    s("お届け完了", DL, DELIVERED),
     s("配達されました", DL, DELIVERED),
     s("お届けしました", DL, DELIVERED),
     s("受取確認待ち", PR, NONE),
     s("受け取り確認待ち", PR, NONE),
+    s("受け取り確認をお待ち", PR, NONE),
+    s("受取確認をお待ち", PR, NONE),
     s("保護期間が延長", PR, NONE),
     f("注文が完了", OT, NONE, DONE),
     f("紛争", OT, NONE, DISPUTE),
@@ -1925,6 +1976,111 @@ pub const CURRENCIES: &[(&str, &str)] = &[
     ("AED", "AED"),
     ("VND", "VND"),
     ("IDR", "IDR"),
+];
+
+/// Labels in front of an item written on one line of text ("Item: Lamp,
+/// White x1", "Artikel: …"). Lower case, without the colon.
+pub const ITEM_LABELS: &[&str] = &[
+    "item",
+    "items",
+    "product",
+    "products", // en
+    "artikel",
+    "produkt", // de / sv / da / no / pl / cs
+    "article",
+    "articles",
+    "produit", // fr
+    "artículo",
+    "producto", // es
+    "artigo",
+    "produto", // pt
+    "articolo",
+    "prodotto",  // it
+    "product",   // nl
+    "przedmiot", // pl
+    "товар",     // ru / uk
+    "ürün",      // tr
+    "상품",      // ko
+    "商品",      // ja / zh
+    "פריט",      // he
+    "المنتج",    // ar
+    "položka",   // cs
+];
+
+/// Words that open a total, fee or shipping line ("Order total: US $9",
+/// "Versandkosten: 0,00 €"): such a line is never an item, whatever it
+/// holds. Lower case, matched at the start of the would-be title.
+pub const TOTAL_WORDS: &[&str] = &[
+    "total",
+    "subtotal",
+    "sub-total",
+    "grand total",
+    "order total",
+    "shipping",
+    "delivery fee",
+    "tax",
+    "discount",
+    "coupon",
+    "savings", // en
+    "gesamt",
+    "summe",
+    "zwischensumme",
+    "versand",
+    "rabatt",
+    "gutschein", // de
+    "sous-total",
+    "frais de port",
+    "frais de livraison",
+    "remise",
+    "réduction", // fr
+    "gastos de envío",
+    "envío",
+    "descuento",
+    "cupón", // es
+    "frete",
+    "desconto",
+    "cupom", // pt
+    "totale",
+    "spedizione",
+    "sconto", // it
+    "totaal",
+    "verzending",
+    "verzendkosten",
+    "korting", // nl
+    "razem",
+    "suma",
+    "dostawa",
+    "wysyłka",
+    "rabat",
+    "kupon", // pl
+    "итого",
+    "всего",
+    "доставка",
+    "скидка",
+    "купон", // ru
+    "разом",
+    "знижка", // uk
+    "toplam",
+    "kargo",
+    "indirim", // tr
+    "합계",
+    "총",
+    "배송비",
+    "할인", // ko
+    "合計",
+    "小計",
+    "送料",
+    "割引", // ja
+    "סה\"כ",
+    "משלוח", // he
+    "المجموع",
+    "الشحن", // ar
+    "celkem",
+    "doprava",
+    "sleva", // cs
+    "summa",
+    "frakt",
+    "rabatt", // sv / no / da
 ];
 
 #[cfg(test)]
