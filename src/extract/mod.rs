@@ -88,15 +88,7 @@ struct View<'m> {
 }
 
 fn collect<'m, 'x: 'm>(msg: &'m Message<'x>, depth: usize, out: &mut Vec<View<'m>>) {
-    let from = msg
-        .from()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.address.as_deref())
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
+    let from = addresses(msg.from());
     let mut view = View {
         from,
         subject: msg.subject().unwrap_or("").to_string(),

@@ -90,6 +90,18 @@ pub(super) fn strongest(addrs: &[String]) -> Sender {
 /// display name says "via", so a plain `Reply-To` never makes an email
 /// AliExpress on its own (SPEC §3:
 /// AliExpress "also behind relays"; a list is one).
+/// The addresses of an address header, trimmed and lower-cased.
+pub(super) fn addresses(header: Option<&mail_parser::Address<'_>>) -> Vec<String> {
+    header
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.address.as_deref())
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub(super) fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
     let via = msg.from().is_some_and(|a| {
         a.iter().any(|x| {
@@ -104,15 +116,7 @@ pub(super) fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
     if !via || !is_list {
         return Vec::new();
     }
-    let mut out: Vec<String> = msg
-        .reply_to()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.address.as_deref())
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut out: Vec<String> = addresses(msg.reply_to());
     if let Some(raw) = msg.header_raw("X-Original-From") {
         let raw = raw.to_ascii_lowercase();
         out.extend(EMAIL.find_iter(&raw).map(|m| m.as_str().to_string()));
