@@ -275,7 +275,10 @@ mod tests {
         let t = Instant::now();
         let e = run(
             "password_command",
-            "setsid sh -c 'sleep 30; echo late' &",
+            // The shell waits a moment, so that the helper has left the
+            // group before the shell ends (else killing the group at the
+            // shell's end would catch it, and nothing would be escaping).
+            "setsid sh -c 'sleep 30; echo late' & sleep 0.2",
             Duration::from_millis(500),
         )
         .expect_err("times out");
