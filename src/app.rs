@@ -70,17 +70,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Writes `text` to standard output and flushes it at once, so that a
-/// closed pipe (`aliwatch calendar | head`) or a full disk (`> /dev/full`)
-/// is an error here, never a panic in `print!` or a tail lost silently at
-/// exit. [`main`] turns a closed pipe into a quiet exit 0 and anything
-/// else into exit 1 with the reason. Every command writes through this.
-pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_ref())
-        .and_then(|()| out.flush())
-        .context("cannot write to standard output")
-}
+pub use crate::output::write_stdout;
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

@@ -36,7 +36,7 @@ pub fn run(what: &Generate) -> Result<ExitCode> {
         .iter()
         .map(|f| format!("{}\n", f.display()))
         .collect();
-    crate::app::write_stdout(list)?;
+    crate::output::write_stdout(list)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@
 //! | [`decide`] | pure | state in time, protection, tracking policy and schedule, what is due |
 //! | [`render`] | pure | digest and warning emails, the `status` table, push messages, the dashboard, the calendar feed, metrics |
 //! | [`backoff`] | pure | the one retry-delay rule |
+//! | [`providers`] | pure | each tracking provider's facts: number formats, batch, pacing, tracking page |
 //! | [`config`] | file read | TOML → validated [`config::Config`]; secrets |
 //! | [`store`] | SQLite | durable facts, one transaction per change; decides nothing |
 //! | [`tracking`] | HTTP | the provider trait, 17TRACK / Cainiao clients |
@@ -21,6 +22,7 @@
 //! | [`daemon`] | tasks | `run`: tasks, signals, watchdog, status line |
 //! | [`web`] | HTTP server | the local web face: dashboard, `/api/status`, calendar, metrics, health (read-only) |
 //! | [`live`] | memory | what only the running daemon knows: mailbox connections |
+//! | [`output`] | stdout | the one checked writer of standard output |
 //! | [`logging`] | stderr | the tracing subscriber; journald priority prefixes |
 //! | [`docgen`] | file write | man pages and completions from the clap definitions |
 //! | [`ops`] | wiring | what the database commands do (`status`, `add`, `done`, `import`, …), shared by the command line and the service |
@@ -48,7 +50,9 @@ pub mod mailfile;
 pub mod model;
 pub mod notify;
 pub mod ops;
+pub mod output;
 pub mod pipeline;
+pub mod providers;
 pub mod render;
 pub mod report;
 pub mod store;

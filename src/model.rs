@@ -400,8 +400,8 @@ impl Provider {
     /// provider's module says which it accepts).
     pub fn accepts(self, number: &str) -> bool {
         match self {
-            Provider::Cainiao => crate::tracking::cainiao::accepts(number),
-            Provider::SeventeenTrack => crate::tracking::seventeen::accepts(number),
+            Provider::Cainiao => crate::providers::cainiao::accepts(number),
+            Provider::SeventeenTrack => crate::providers::seventeen::accepts(number),
             Provider::None => false,
         }
     }
@@ -410,7 +410,7 @@ impl Provider {
     /// of the provider, whatever `refresh_interval` says.
     pub fn min_interval(self) -> std::time::Duration {
         match self {
-            Provider::Cainiao => crate::tracking::cainiao::MIN_INTERVAL,
+            Provider::Cainiao => crate::providers::cainiao::MIN_INTERVAL,
             Provider::SeventeenTrack | Provider::None => std::time::Duration::ZERO,
         }
     }
@@ -418,8 +418,8 @@ impl Provider {
     /// The most numbers one request may carry.
     pub fn batch_limit(self) -> usize {
         match self {
-            Provider::Cainiao => crate::tracking::cainiao::BATCH,
-            Provider::SeventeenTrack => crate::tracking::seventeen::BATCH,
+            Provider::Cainiao => crate::providers::cainiao::BATCH,
+            Provider::SeventeenTrack => crate::providers::seventeen::BATCH,
             Provider::None => 0,
         }
     }
@@ -428,9 +428,9 @@ impl Provider {
     /// `tracking_url`); with `none`, 17TRACK's.
     pub fn tracking_page(self, number: &str) -> String {
         match self {
-            Provider::Cainiao => crate::tracking::cainiao::tracking_page(number),
+            Provider::Cainiao => crate::providers::cainiao::tracking_page(number),
             Provider::SeventeenTrack | Provider::None => {
-                crate::tracking::seventeen::tracking_page(number)
+                crate::providers::seventeen::tracking_page(number)
             }
         }
     }

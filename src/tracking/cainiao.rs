@@ -28,29 +28,13 @@ use crate::model::ParcelStatus;
 use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, TrackingNumber};
 use futures::future::BoxFuture;
 
-/// Numbers per request: more than 10 is one of the patterns projects
-/// polling this endpoint report soft bans for.
-pub const BATCH: usize = 10;
-
-/// The least time between two requests for one parcel (ha-cainiao polls
-/// every 6 h; faster polling is reported to be throttled).
-pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+// The provider's facts (formats, batch, pacing, page) are plain values the
+// vocabulary also needs; they live one floor down, in `crate::providers`.
+pub use crate::providers::cainiao::{accepts, tracking_page, BATCH, MIN_INTERVAL};
 
 /// How long Cainiao is left alone after signs of a ban (429, 401/403, a
 /// refusal on HTTP 200): a whole day, since a soft ban lasts hours.
 pub const BAN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// The number formats Cainiao's page answers for: AliExpress lines (`LP…`,
-/// `CAINIAO…`), UPU S10 numbers and the forwarders' alphanumeric numbers,
-/// 8 to 40 ASCII letters and digits. Anything else is not asked.
-pub fn accepts(number: &str) -> bool {
-    (8..=40).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// Cainiao's public tracking page for `number`.
-pub fn tracking_page(number: &str) -> String {
-    format!("https://global.cainiao.com/newDetail.htm?mailNoList={number}")
-}
 
 /// The Cainiao client.
 pub struct Client<'a> {

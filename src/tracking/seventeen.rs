@@ -20,8 +20,8 @@ use crate::model::ParcelStatus;
 use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, TrackingNumber};
 use futures::future::BoxFuture;
 
-/// Numbers per request (more gives -18010014).
-pub const BATCH: usize = 40;
+// The provider's facts live one floor down, in `crate::providers`.
+pub use crate::providers::seventeen::{accepts, tracking_page, BATCH};
 
 /// Registrations kept back from the quota: aliwatch stops registering
 /// while `getquota` says this many or fewer are left, so that the
@@ -31,17 +31,6 @@ pub const QUOTA_RESERVE: i64 = 2;
 /// How long a `getquota` reading is trusted before registering again
 /// (registrations since are counted down from it).
 pub const QUOTA_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-/// The number formats 17TRACK registers: 5 to 50 ASCII letters and digits
-/// (anything else is rejected with -18010012 after costing a request).
-pub fn accepts(number: &str) -> bool {
-    (5..=50).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// 17TRACK's public tracking page for `number`.
-pub fn tracking_page(number: &str) -> String {
-    format!("https://t.17track.net/en#nums={number}")
-}
 
 /// Already registered: counts as success.
 pub const ALREADY_REGISTERED: i64 = -18019901;
