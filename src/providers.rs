@@ -19,6 +19,9 @@ pub mod cainiao {
     pub fn accepts(number: &str) -> bool {
         (8..=40).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric())
     }
+    /// How long Cainiao is left alone after signs of a ban (429, 401/403, a
+    /// refusal on HTTP 200): a whole day, since a soft ban lasts hours.
+    pub const BAN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
     /// Cainiao's public tracking page for `number`.
     pub fn tracking_page(number: &str) -> String {
         format!("https://global.cainiao.com/newDetail.htm?mailNoList={number}")
@@ -29,6 +32,10 @@ pub mod cainiao {
 pub mod seventeen {
     /// Numbers per request (more gives -18010014).
     pub const BATCH: usize = 40;
+    /// Registrations kept back from the quota: aliwatch stops registering
+    /// while `getquota` says this many or fewer are left, so that the
+    /// account is never run dry (the user may need one by hand).
+    pub const QUOTA_RESERVE: i64 = 2;
     /// The number formats 17TRACK registers: 5 to 50 ASCII letters and digits
     /// (anything else is rejected with -18010012 after costing a request).
     pub fn accepts(number: &str) -> bool {
@@ -39,3 +46,18 @@ pub mod seventeen {
         format!("https://t.17track.net/en#nums={number}")
     }
 }
+
+/// Why a request failed, as far as the schedule cares (how long the
+/// provider is left alone: `decide::schedule::backoff`; `tracking` says which an HTTP error is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// 5xx, timeouts, connection errors, an answer that is not the API's.
+    Transient,
+    /// 429 (after the retries this pass allows).
+    RateLimited,
+    /// The provider refused the caller (401/403, a refusal on HTTP 200).
+    Refused,
+}
+
+/// How often an exhausted quota is probed with `getquota`.
+pub const QUOTA_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);

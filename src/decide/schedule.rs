@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 pub use crate::facts::{DoneReason, Next};
 use crate::facts::{DueParcel, TrackingCandidate};
 use crate::model::{ParcelStatus, Provider, Providers};
-use crate::tracking::FailKind;
+use crate::providers::FailKind;
 
 /// Interval while a parcel is out for delivery or waiting at a pickup point.
 pub const FAST: Duration = Duration::from_secs(2 * 3600);
@@ -43,7 +43,7 @@ pub const SLOW_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long "not found" lasts before aliwatch gives up on a number.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The least interval for the unofficial Cainiao endpoint.
-pub const CAINIAO_MIN: Duration = crate::tracking::cainiao::MIN_INTERVAL;
+pub const CAINIAO_MIN: Duration = crate::providers::cainiao::MIN_INTERVAL;
 /// How long a provider's "not found" is believed, counted from the first
 /// email naming the number, before the next provider is asked.
 pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(2 * 24 * 3600);
@@ -106,7 +106,7 @@ pub fn base_interval(
 pub fn backoff(provider: Provider, kind: FailKind) -> Duration {
     match (provider, kind) {
         (Provider::Cainiao, FailKind::RateLimited | FailKind::Refused) => {
-            crate::tracking::cainiao::BAN_BACKOFF
+            crate::providers::cainiao::BAN_BACKOFF
         }
         (Provider::Cainiao, FailKind::Transient) => CAINIAO_FAILURE_BACKOFF,
         (_, FailKind::RateLimited) => RATE_LIMIT_BACKOFF,
@@ -122,11 +122,11 @@ pub fn may_register(state: &crate::facts::TrackingState, now: DateTime<Utc>) -> 
     let spent = state.quota_exhausted.is_some()
         || state
             .quota_remain
-            .is_some_and(|q| q <= crate::tracking::seventeen::QUOTA_RESERVE);
+            .is_some_and(|q| q <= crate::providers::seventeen::QUOTA_RESERVE);
     let probe_due = state.quota_checked_at.is_none_or(|t| {
         (now - t)
             .to_std()
-            .is_ok_and(|d| d >= crate::tracking::QUOTA_PROBE_EVERY)
+            .is_ok_and(|d| d >= crate::providers::QUOTA_PROBE_EVERY)
     });
     !spent || probe_due
 }

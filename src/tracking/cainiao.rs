@@ -30,11 +30,7 @@ use futures::future::BoxFuture;
 
 // The provider's facts (formats, batch, pacing, page) are plain values the
 // vocabulary also needs; they live one floor down, in `crate::providers`.
-pub use crate::providers::cainiao::{accepts, tracking_page, BATCH, MIN_INTERVAL};
-
-/// How long Cainiao is left alone after signs of a ban (429, 401/403, a
-/// refusal on HTTP 200): a whole day, since a soft ban lasts hours.
-pub const BAN_BACKOFF: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub use crate::providers::cainiao::{accepts, tracking_page, BAN_BACKOFF, BATCH, MIN_INTERVAL};
 
 /// The Cainiao client.
 pub struct Client<'a> {

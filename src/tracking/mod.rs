@@ -43,9 +43,6 @@ pub use crate::model::{Provider, Providers, TrackEvent, TrackResult, TrackingNum
 /// 1.5 GB answer drove the process to 5.9 GB.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-/// How often an exhausted quota is probed with `getquota`.
-pub const QUOTA_PROBE_EVERY: Duration = Duration::from_secs(3600);
-
 /// What a provider's pass learned, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -75,17 +72,7 @@ pub enum Outcome {
     AuthFailed(String),
 }
 
-/// Why a request failed, as far as the schedule cares (how long the
-/// provider is left alone: `decide::schedule::backoff`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailKind {
-    /// 5xx, timeouts, connection errors, an answer that is not the API's.
-    Transient,
-    /// 429 (after the retries this pass allows).
-    RateLimited,
-    /// The provider refused the caller (401/403, a refusal on HTTP 200).
-    Refused,
-}
+pub use crate::providers::{FailKind, QUOTA_PROBE_EVERY};
 
 impl FailKind {
     pub fn of(e: &HttpError) -> FailKind {

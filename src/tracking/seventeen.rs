@@ -21,12 +21,7 @@ use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, Tracking
 use futures::future::BoxFuture;
 
 // The provider's facts live one floor down, in `crate::providers`.
-pub use crate::providers::seventeen::{accepts, tracking_page, BATCH};
-
-/// Registrations kept back from the quota: aliwatch stops registering
-/// while `getquota` says this many or fewer are left, so that the
-/// account is never run dry (the user may need one by hand).
-pub const QUOTA_RESERVE: i64 = 2;
+pub use crate::providers::seventeen::{accepts, tracking_page, BATCH, QUOTA_RESERVE};
 
 /// How long a `getquota` reading is trusted before registering again
 /// (registrations since are counted down from it).
