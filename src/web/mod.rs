@@ -1,6 +1,7 @@
-//! The local web face (SPEC §9, `[http]`): a read-only HTTP server inside
-//! `run`, on the daemon's tokio runtime, reading the database through its
-//! own read-only connections.
+//! The local web face (SPEC §9, `[http]`): an HTTP server inside `run`, on
+//! the daemon's tokio runtime. Reads go through its own read-only database
+//! connections; the few writes ([`write`]) open a connection of their own
+//! and change exactly what the command line would.
 //!
 //! | path | what |
 //! |---|---|
@@ -301,7 +302,7 @@ async fn guard(State(web): State<Arc<Web>>, req: Request, next: Next) -> Respons
     } else if method != Method::GET && method != Method::HEAD {
         let mut r = plain(
             StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD: the web face is read-only\n",
+            "only GET and HEAD here; the writes are POST under /api/orders/\n",
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
