@@ -326,6 +326,13 @@ pub fn own_like_directory(file: &std::fs::File, path: &Path) {
     }
 }
 
+/// A change the store refuses because of what it was asked (an unknown
+/// order, a malformed number), not because of the database: the command
+/// line says it and exits 1, the web face answers `400`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// Formats a UTC time the way the store keeps it (RFC 3339, seconds, `Z`).
 pub fn fmt_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -11,7 +11,7 @@
 //! the same facts twice (a forward of an email already seen) changes
 //! nothing.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -121,19 +121,18 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         if !number.is_plausible() {
-            bail!(
+            return Err(super::Refused(format!(
                 "{:?} does not look like a tracking number (6 to 40 letters and digits)",
                 number.as_str()
-            );
+            ))
+            .into());
         }
         let tx = self.write_tx()?;
         if let Some(order) = order {
             let order = normalise_number(order);
-            check_order_id(&order).map_err(anyhow::Error::msg)?;
+            check_order_id(&order).map_err(super::Refused)?;
             if !create_order && !order_known(&tx, &order)? {
-                bail!(
-                    "order {order} is not known (no email named it); check the number with `aliwatch status --all`, or add --create to record it"
-                );
+                return Err(super::Refused(format!("order {order} is not known (no email named it); check the number with `aliwatch status --all`, or add --create to record it")).into());
             }
         }
         let new = upsert_parcel(&tx, number, now)?;
@@ -169,10 +168,13 @@ impl Store {
     /// deadline and its warnings stay. Returns how many parcels stopped.
     pub fn stop_tracking_order(&mut self, order: &str, now: DateTime<Utc>) -> Result<usize> {
         let order = normalise_number(order);
-        check_order_id(&order).map_err(anyhow::Error::msg)?;
+        check_order_id(&order).map_err(super::Refused)?;
         let tx = self.write_tx()?;
         if !order_known(&tx, &order)? {
-            bail!("order {order} is not known; check the number with `aliwatch status --all`");
+            return Err(super::Refused(format!(
+                "order {order} is not known; check the number with `aliwatch status --all`"
+            ))
+            .into());
         }
         let n = tx.execute(
             "UPDATE parcels SET tracking_done_at = ?2, next_check_at = NULL
@@ -192,10 +194,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let order = normalise_number(order);
-        check_order_id(&order).map_err(anyhow::Error::msg)?;
+        check_order_id(&order).map_err(super::Refused)?;
         let tx = self.write_tx()?;
         if !order_known(&tx, &order)? {
-            bail!("order {order} is not known; check the number with `aliwatch status --all`");
+            return Err(super::Refused(format!(
+                "order {order} is not known; check the number with `aliwatch status --all`"
+            ))
+            .into());
         }
         let (name, value) = action.to_columns();
         tx.execute(

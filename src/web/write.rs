@@ -192,12 +192,15 @@ fn apply(
         ));
     }
     let now = Utc::now();
-    let refused = |e: anyhow::Error| match e.downcast_ref::<ops::Failed>() {
-        Some(f) => (StatusCode::BAD_REQUEST, f.message.clone()),
-        None if e.chain().count() == 1 && e.downcast_ref::<rusqlite::Error>().is_none() => {
-            (StatusCode::BAD_REQUEST, format!("{e:#}"))
+    // What the caller asked for was refused (400); anything else is ours (500).
+    let refused = |e: anyhow::Error| {
+        if let Some(f) = e.downcast_ref::<ops::Failed>() {
+            (StatusCode::BAD_REQUEST, f.message.clone())
+        } else if let Some(r) = e.downcast_ref::<crate::store::Refused>() {
+            (StatusCode::BAD_REQUEST, r.0.clone())
+        } else {
+            internal(e)
         }
-        None => internal(e),
     };
     let said = match what {
         Write::Done => ops::done(&mut store, &order_id, now),
