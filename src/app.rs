@@ -51,20 +51,20 @@ pub fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<ConfigError>() {
-                eprintln!("aliwatch: invalid config: {ce}");
+                crate::output::to_stderr(format!("aliwatch: invalid config: {ce}\n"));
                 return ExitCode::from(EXIT_CONFIG);
             }
             if let Some(config::SecretError::Config(ce)) = e.downcast_ref::<config::SecretError>() {
-                eprintln!("aliwatch: invalid config: {ce}");
+                crate::output::to_stderr(format!("aliwatch: invalid config: {ce}\n"));
                 return ExitCode::from(EXIT_CONFIG);
             }
             if let Some(f) = e.downcast_ref::<Failed>() {
                 if !f.message.is_empty() {
-                    eprintln!("aliwatch: {}", f.message);
+                    crate::output::to_stderr(format!("aliwatch: {}\n", f.message));
                 }
                 return ExitCode::from(1);
             }
-            eprintln!("aliwatch: {e:#}");
+            crate::output::to_stderr(format!("aliwatch: {e:#}\n"));
             ExitCode::from(1)
         }
     }
@@ -224,7 +224,7 @@ fn print_reply(reply: Reply, quiet: bool) -> Result<ExitCode> {
         let _ = std::io::stderr().lock().write_all(reply.notes.as_bytes());
     }
     if let Some(e) = &reply.error {
-        eprintln!("aliwatch: {e}");
+        crate::output::to_stderr(format!("aliwatch: {e}\n"));
     }
     Ok(ExitCode::from(reply.exit))
 }
@@ -318,7 +318,7 @@ fn open_store(cfg: &Config) -> Result<Store> {
 fn cmd_check_config(cfg: &Config, connect: bool) -> Result<ExitCode> {
     write_stdout(cfg.render_redacted())?;
     for w in cfg.warnings() {
-        eprintln!("warning: {w}");
+        crate::output::to_stderr(format!("warning: {w}\n"));
     }
     // What `run` and `sync` would refuse, refused here with the same words.
     startup_checks(cfg)?;
@@ -440,9 +440,9 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> 
         // Progress for large imports: in place on a terminal, a line per
         // 10,000 emails in logs.
         if progress && count.is_multiple_of(1000) {
-            eprint!("\rimported {count} emails ...");
+            crate::output::to_stderr(format!("\rimported {count} emails ..."));
         } else if !progress && count.is_multiple_of(10_000) {
-            eprintln!("imported {count} emails ...");
+            crate::output::to_stderr(format!("imported {count} emails ...\n"));
         }
         count
     };
@@ -458,10 +458,10 @@ fn cmd_import(cfg: &Config, paths: &[PathBuf], quiet: bool) -> Result<ExitCode> 
     };
     let finish = |errors: &[String], read: u64| {
         if read >= 1000 && progress {
-            eprintln!();
+            crate::output::to_stderr("\n");
         }
         for p in errors {
-            eprintln!("aliwatch: cannot read {p}");
+            crate::output::to_stderr(format!("aliwatch: cannot read {p}\n"));
         }
     };
     match control::client::route(&cfg.database, false, "import")? {
@@ -646,7 +646,7 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool, quiet: bool) -> Result<Exit
     let sent = runtime()?.block_on(pipeline::send_digest_now(
         &mut store, &report, cfg, now, &sender,
     ))?;
-    eprintln!("digest sent ({})", sent.message_id);
+    crate::output::to_stderr(format!("digest sent ({})\n", sent.message_id));
     Ok(ExitCode::SUCCESS)
 }
 

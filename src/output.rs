@@ -1,7 +1,8 @@
 //! The one writer of standard output: every command prints through
 //! [`write_stdout`], so a closed pipe or a full disk is an error the
 //! caller reports (`app::main` exits 0 quietly for a closed pipe, 1 for
-//! anything else), never a panic inside `print!`.
+//! anything else), never a panic inside `print!`. Messages for stderr go
+//! through [`to_stderr`], which never panics either (`2>/dev/full`).
 
 use std::io::Write;
 
@@ -17,4 +18,11 @@ pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<()> {
     out.write_all(text.as_ref())
         .and_then(|()| out.flush())
         .context("cannot write to standard output")
+}
+
+/// Writes `text` to standard error, ignoring a closed or full stderr:
+/// there is nowhere left to report that, and `eprintln!` would panic.
+pub fn to_stderr(text: impl AsRef<[u8]>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_ref()).and_then(|()| err.flush());
 }

@@ -487,3 +487,22 @@ fn files_root_makes_beside_the_database_belong_to_its_directory_owner() {
         );
     }
 }
+
+/// An error message into a full stderr (`2>/dev/full`) was a panic
+/// (`eprintln!`, exit 134); it is exit 1 like any other failure.
+#[test]
+fn an_error_into_a_full_stderr_is_exit_1_not_a_panic() {
+    let dir = tempfile::tempdir().expect("dir");
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = util::aliwatch(&dir.path().join("home"))
+        .arg("--database")
+        .arg(dir.path().join("missing/aliwatch.db"))
+        .arg("status")
+        .stderr(full)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{:?}", out.status);
+}
