@@ -17,8 +17,13 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The `aliwatch` binary with an environment that cannot pick up the
 /// machine's own config or state.
+/// `ALIWATCH_BENCH_BINARY` runs another build instead (the benches compare
+/// a saved binary with this one in the same run).
 pub fn aliwatch(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aliwatch"));
+    let bin = std::env::var_os("ALIWATCH_BENCH_BINARY")
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_aliwatch").into());
+    let mut c = Command::new(bin);
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
