@@ -41,6 +41,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Backoff for a task whose pass failed: first and largest wait.
 pub const TASK_BACKOFF_MIN: Duration = Duration::from_secs(2);
 pub const TASK_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How long the daemon waits after its last pass or mail before it gives
+/// the heap freed by that burst back ([`crate::memory`]).
+pub const HEAP_SETTLE: Duration = Duration::from_secs(2);
 
 /// The async runtime of `run`, `sync` and the network commands: two
 /// worker threads are plenty for a handful of connections.
@@ -327,7 +330,10 @@ async fn run(
                     mailbox,
                     Ingest::new(store),
                     cancel,
-                    move || kick.kick(),
+                    move || {
+                        kick.kick();
+                        kick.worked.notify_one();
+                    },
                     live,
                 )
                 .await;
@@ -383,6 +389,10 @@ async fn run(
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut status_tick = tokio::time::interval(SCHEDULER_TICK);
     status_tick.tick().await;
+    // When to give freed heap back: HEAP_SETTLE after the last pass or
+    // mail of a burst (each one moves it on), and at every status tick
+    // (bursts of web requests signal nothing).
+    let mut release_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
@@ -391,7 +401,15 @@ async fn run(
                 warn!("SIGHUP: the config is read at start only; run `systemctl restart aliwatch` to apply changes");
             }
             _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::watchdog_ping(),
-            _ = status_tick.tick() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, troubles)),
+            _ = status_tick.tick() => {
+                systemd::status(&status_line(&mut status_store, &cfg, mailboxes, troubles));
+                crate::memory::release_free_heap();
+            }
+            _ = live.worked.notified() => release_at = Some(tokio::time::Instant::now() + HEAP_SETTLE),
+            _ = sleep_until_some(release_at), if release_at.is_some() => {
+                release_at = None;
+                crate::memory::release_free_heap();
+            }
             _ = troubles.changed.notified() => systemd::status(&status_line(&mut status_store, &cfg, mailboxes, troubles)),
         }
     }
@@ -405,6 +423,14 @@ async fn run(
     }
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sleeps until `at` (forever when `None`; the caller guards the branch).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// "retrying in 5 min", "retrying in 40 s", "retrying now".
@@ -579,6 +605,7 @@ async fn tracking_loop(cfg: &Config, tracker: &Tracker, cancel: &CancellationTok
         }
         live.tracking
             .end(result.as_ref().err().map(|e| format!("{e:#}")));
+        live.worked.notify_one();
         let delay = next_delay("tracking", result, &mut failures, &live.troubles);
         if !wait_next(cancel, &live.tracking, delay).await {
             return;
@@ -656,6 +683,7 @@ async fn channel_loop(
             slot = None;
         }
         passes.end(result.as_ref().err().map(|e| format!("{e:#}")));
+        live.worked.notify_one();
         let delay = next_delay(&name, result, &mut failures, &live.troubles);
         if !wait_next(cancel, passes, delay).await {
             break;

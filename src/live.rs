@@ -33,6 +33,9 @@ pub struct Live {
     /// `digest --send` from the control socket), so two never send the
     /// same notification.
     pub sending: tokio::sync::Mutex<()>,
+    /// Signalled when a pass ends or mail arrives: once the work settles
+    /// the daemon gives the heap it freed back ([`crate::memory`]).
+    pub worked: Notify,
 }
 
 impl Live {
