@@ -19,6 +19,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sha2::Digest;
 
 use crate::config::is_loopback_host;
 use crate::config::{Security, SmtpConfig};
@@ -100,8 +101,18 @@ pub fn build_message(email: &OutgoingEmail, from: &str, to: &[String]) -> Result
 }
 
 /// The real sender: lettre over tokio with rustls.
+///
+/// The password is read when the sender is built and again when the
+/// server refuses it (535, RFC 4954 §6): a `password_file` replaced on
+/// disk, or a `password_command` that now answers something else, is
+/// used for the same message at once, without a restart.
 pub struct SmtpSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The transport with the credentials read last.
+    transport: std::sync::Mutex<AsyncSmtpTransport<Tokio1Executor>>,
+    /// SHA-256 of the password in `transport`: tells a new password from
+    /// the refused one without keeping a second copy of it.
+    password_digest: std::sync::Mutex<Option<[u8; 32]>>,
+    cfg: SmtpConfig,
     from: String,
     to: Vec<String>,
     host: String,
@@ -119,6 +130,22 @@ impl SmtpSender {
     /// Builds the transport (resolving the password secret, reading
     /// `ca_file`); connects only when sending.
     pub fn new(cfg: &SmtpConfig) -> Result<SmtpSender> {
+        let (transport, password_digest) = Self::transport(cfg)?;
+        Ok(SmtpSender {
+            transport: std::sync::Mutex::new(transport),
+            password_digest: std::sync::Mutex::new(password_digest),
+            cfg: cfg.clone(),
+            from: cfg.from.clone(),
+            to: cfg.to.clone(),
+            host: cfg.host.clone(),
+        })
+    }
+
+    /// The transport for `cfg` with the password read now, and the
+    /// password's digest.
+    fn transport(
+        cfg: &SmtpConfig,
+    ) -> Result<(AsyncSmtpTransport<Tokio1Executor>, Option<[u8; 32]>)> {
         let host = cfg.host.clone();
         let tls_params = || -> Result<TlsParameters> {
             // Default store = the system roots (rustls-native-certs); the
@@ -148,25 +175,75 @@ impl SmtpSender {
             .port(cfg.port)
             .tls(tls)
             .timeout(Some(SMTP_TIMEOUT));
+        let mut digest = None;
         if let Some(user) = &cfg.username {
             let pass = match &cfg.password {
                 Some(s) => s.resolve().context("smtp password")?,
                 None => bail!("smtp.username is set but no password_file / password_command"),
             };
+            digest = Some(sha2::Sha256::digest(pass.as_bytes()).into());
             b = b.credentials(Credentials::new(user.clone(), pass));
         }
-        Ok(SmtpSender {
-            transport: b.build(),
-            from: cfg.from.clone(),
-            to: cfg.to.clone(),
-            host,
-        })
+        Ok((b.build(), digest))
+    }
+
+    fn current(&self) -> AsyncSmtpTransport<Tokio1Executor> {
+        // A clone shares the connection pool; a poisoned lock still holds
+        // a whole transport.
+        self.transport
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After the server refused the credentials: reads the password again
+    /// (a command is asked again) and, if it changed, builds a transport
+    /// with it. `true` when there is a new password to try.
+    fn reload_refused_password(&self) -> bool {
+        let Some(secret) = &self.cfg.password else {
+            return false;
+        };
+        secret.forget();
+        match Self::transport(&self.cfg) {
+            Ok((transport, digest)) => {
+                let mut current = self
+                    .password_digest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if *current == digest {
+                    return false;
+                }
+                *current = digest;
+                *self.transport.lock().unwrap_or_else(|p| p.into_inner()) = transport;
+                tracing::info!(host = %self.host, "the smtp password changed; sending with the new one");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(host = %self.host, error = %format!("{e:#}"), "cannot read the smtp password again");
+                false
+            }
+        }
+    }
+
+    fn send_error(&self, e: &lettre::transport::smtp::Error) -> SendError {
+        let mut message = format!("smtp {}: {}", self.host, error_chain(e));
+        if credentials_refused(e) {
+            message.push_str(
+                "; check smtp.username and the password (it is read again at the next attempt)",
+            );
+        }
+        // lettre's errors name the step and the server's answer, never
+        // the credentials.
+        SendError {
+            permanent: e.is_permanent(),
+            message,
+        }
     }
 
     /// Connects and says EHLO (and STARTTLS/AUTH), for `check-config --connect`.
     pub async fn test_connection(&self) -> Result<()> {
         let ok = self
-            .transport
+            .current()
             .test_connection()
             .await
             .with_context(|| format!("cannot connect to smtp server {}", self.host))?;
@@ -183,16 +260,22 @@ impl Sender for SmtpSender {
             permanent: true,
             message: format!("{e:#}"),
         })?;
-        match self.transport.send(msg).await {
+        match self.current().send(msg.clone()).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(SendError {
-                permanent: e.is_permanent(),
-                // lettre's errors name the step and the server's answer,
-                // never the credentials.
-                message: format!("smtp {}: {}", self.host, error_chain(&e)),
-            }),
+            Err(e) if credentials_refused(&e) && self.reload_refused_password() => self
+                .current()
+                .send(msg)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.send_error(&e)),
+            Err(e) => Err(self.send_error(&e)),
         }
     }
+}
+
+/// 535: "authentication credentials invalid" (RFC 4954 §6).
+fn credentials_refused(e: &lettre::transport::smtp::Error) -> bool {
+    e.status().map(u16::from) == Some(535)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -501,14 +501,12 @@ impl Tracker {
                     let secret = cfg.api_key.as_ref().context(
                         "provider \"17track\" needs tracking.api_key_file (or api_key_command)",
                     )?;
-                    let key = secret.resolve().context("17track api key")?;
-                    anyhow::ensure!(!key.is_empty(), "the 17track api key is empty");
-                    Box::new(seventeen::SeventeenTrack {
-                        http: http.clone(),
-                        base_url: base("https://api.17track.net"),
-                        key,
-                        refresh_interval: cfg.refresh_interval,
-                    })
+                    Box::new(seventeen::SeventeenTrack::new(
+                        http.clone(),
+                        base("https://api.17track.net"),
+                        secret.clone(),
+                        cfg.refresh_interval,
+                    )?)
                 }
                 Provider::Cainiao => Box::new(cainiao::Cainiao {
                     http: http.clone(),

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::status;
 use super::{Http, HttpError, Outcome, TrackingProvider, QUOTA_PROBE_EVERY};
+use crate::config::Secret;
 use crate::facts::{DueParcel, Failure, ProviderBatch, TrackingState};
 use crate::model::ParcelStatus;
 use crate::model::{normalise_number, Provider, TrackEvent, TrackResult, TrackingNumber};
@@ -133,7 +134,7 @@ impl Quota {
 pub struct Client<'a> {
     pub http: &'a Http,
     pub base_url: &'a str,
-    pub key: &'a str,
+    pub key: String,
 }
 
 impl Client<'_> {
@@ -146,7 +147,7 @@ impl Client<'_> {
             .http
             .send(|c| {
                 c.post(&url)
-                    .header("17token", self.key)
+                    .header("17token", self.key.as_str())
                     .header("content-type", "application/json")
                     .body(body.to_string())
             })
@@ -423,19 +424,72 @@ pub fn parse_track_info(acc: &Accepted) -> Result<TrackResult> {
 /// The 17TRACK provider: registers each number once (quota), then asks
 /// for its track info; stops tracking once delivery is confirmed.
 pub struct SeventeenTrack {
-    pub http: std::sync::Arc<Http>,
-    pub base_url: String,
-    pub key: String,
+    http: std::sync::Arc<Http>,
+    base_url: String,
+    /// Where the api key comes from: read again at the start of every
+    /// pass, so a key file replaced on disk is used without a restart; a
+    /// `api_key_command`'s answer is kept until 17TRACK refuses it.
+    secret: Secret,
+    /// The key this pass uses.
+    key: std::sync::Mutex<String>,
     /// Numbers whose info could not be read are asked for again after this.
-    pub refresh_interval: std::time::Duration,
+    refresh_interval: std::time::Duration,
 }
 
 impl SeventeenTrack {
+    /// Reads the key now: an unreadable or empty key is an error (at
+    /// start: the config is wrong).
+    pub fn new(
+        http: std::sync::Arc<Http>,
+        base_url: String,
+        secret: Secret,
+        refresh_interval: std::time::Duration,
+    ) -> Result<SeventeenTrack> {
+        let key = secret.resolve().context("17track api key")?;
+        Ok(SeventeenTrack {
+            http,
+            base_url,
+            secret,
+            key: std::sync::Mutex::new(key),
+            refresh_interval,
+        })
+    }
+
     fn client(&self) -> Client<'_> {
         Client {
             http: &self.http,
             base_url: &self.base_url,
-            key: &self.key,
+            key: self.current_key(),
+        }
+    }
+
+    fn current_key(&self) -> String {
+        // A panic elsewhere while holding this lock leaves a whole String.
+        self.key.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the key again for a new pass; `Some` when it cannot be read
+    /// (this pass skips 17TRACK and says why; the next one reads again).
+    fn reload_key(&self) -> Option<Outcome> {
+        match self.secret.resolve() {
+            Ok(key) => {
+                let mut current = self.key.lock().unwrap_or_else(|p| p.into_inner());
+                if *current != key {
+                    tracing::info!("17track api key changed; using the new one");
+                    *current = key;
+                }
+                None
+            }
+            Err(e) => Some(Outcome::AuthFailed(format!(
+                "cannot read the 17track api key: {e}"
+            ))),
+        }
+    }
+
+    /// After 17TRACK refused the key: a command is asked again next pass.
+    fn forget_refused_key(&self, out: &[Outcome]) {
+        if out.iter().any(|o| matches!(o, Outcome::AuthFailed(_))) {
+            self.secret.forget();
         }
     }
 
@@ -757,6 +811,45 @@ struct QuotaNews {
     message: Option<String>,
 }
 
+impl SeventeenTrack {
+    /// One pass's registrations and fetches with the key just read.
+    async fn refresh_with_key(
+        &self,
+        due: &[DueParcel],
+        state: &TrackingState,
+        now: DateTime<Utc>,
+    ) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let unregistered: Vec<&DueParcel> = due.iter().filter(|p| !p.registered).collect();
+        let mut fetch: Vec<(String, Option<i64>)> = due
+            .iter()
+            .filter(|p| p.registered)
+            .map(|p| (p.number.to_string(), p.carrier_code))
+            .collect();
+        if !unregistered.is_empty() {
+            match self.register_all(&unregistered, state, now, &mut out).await {
+                Some(more) => fetch.extend(more),
+                None => return out,
+            }
+        }
+        self.fetch_all(&fetch, now, &mut out).await;
+        out
+    }
+
+    async fn finish_with_key(&self, confirmed: &[(String, Option<i64>)]) -> Vec<Outcome> {
+        for batch in confirmed.chunks(BATCH) {
+            match self.client().stoptrack(batch).await {
+                Ok(_) => {}
+                Err(CallError::Auth(m)) => return vec![Self::auth_failed(&m)],
+                Err(CallError::Transient(m)) => {
+                    tracing::warn!(error = %m, "17track stoptrack failed")
+                }
+            }
+        }
+        Vec::new()
+    }
+}
+
 impl TrackingProvider for SeventeenTrack {
     fn provider(&self) -> Provider {
         Provider::SeventeenTrack
@@ -769,20 +862,11 @@ impl TrackingProvider for SeventeenTrack {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            let mut out = Vec::new();
-            let unregistered: Vec<&DueParcel> = due.iter().filter(|p| !p.registered).collect();
-            let mut fetch: Vec<(String, Option<i64>)> = due
-                .iter()
-                .filter(|p| p.registered)
-                .map(|p| (p.number.to_string(), p.carrier_code))
-                .collect();
-            if !unregistered.is_empty() {
-                match self.register_all(&unregistered, state, now, &mut out).await {
-                    Some(more) => fetch.extend(more),
-                    None => return out,
-                }
+            if let Some(unreadable) = self.reload_key() {
+                return vec![unreadable];
             }
-            self.fetch_all(&fetch, now, &mut out).await;
+            let out = self.refresh_with_key(due, state, now).await;
+            self.forget_refused_key(&out);
             out
         })
     }
@@ -791,16 +875,9 @@ impl TrackingProvider for SeventeenTrack {
     /// once). A failure here costs nothing but 17TRACK's own effort.
     fn finish<'a>(&'a self, confirmed: &'a [(String, Option<i64>)]) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            for batch in confirmed.chunks(BATCH) {
-                match self.client().stoptrack(batch).await {
-                    Ok(_) => {}
-                    Err(CallError::Auth(m)) => return vec![Self::auth_failed(&m)],
-                    Err(CallError::Transient(m)) => {
-                        tracing::warn!(error = %m, "17track stoptrack failed")
-                    }
-                }
-            }
-            Vec::new()
+            let out = self.finish_with_key(confirmed).await;
+            self.forget_refused_key(&out);
+            out
         })
     }
 

@@ -433,6 +433,41 @@ async fn crash_between_send_and_record_repeats_at_most_the_same_message() {
     );
 }
 
+/// A user who rotates the SMTP password edits `password_file`; the
+/// running sender reads it again when the server refuses the old one
+/// (535) and sends the same message with the new one, no restart.
+#[tokio::test]
+async fn a_replaced_smtp_password_file_is_read_again_after_the_server_refuses_the_old_one() {
+    let stack = MailStack::start(StackOptions {
+        sink: true,
+        ..Default::default()
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pw = tmp.path().join("smtp-password");
+    std::fs::write(&pw, "the-old-password\n").expect("write");
+    let cfg = config(smtp_config(&stack, stack.sink_port, pw.clone()));
+    let sender = SmtpSender::new(cfg.smtp.as_ref().expect("smtp")).expect("sender");
+    let mut store = Store::open_in_memory().expect("store");
+
+    let sum = notify::send_due(&mut store, &report(), &cfg, utc(NOW), &sender)
+        .await
+        .expect("pass");
+    assert_eq!(sum.sent, 0, "{sum:?}");
+    let err = sum.last_error.expect("an error");
+    assert!(err.contains("535"), "the server's answer: {err}");
+    assert!(err.contains("password"), "says what to check: {err}");
+    assert!(!err.contains("the-old-password"), "{err}");
+    assert!(delivered(&stack).is_empty());
+
+    std::fs::write(&pw, "secret1\n").expect("rotate");
+    let later = utc(NOW) + Duration::hours(2);
+    let sum = notify::send_due(&mut store, &report(), &cfg, later, &sender)
+        .await
+        .expect("pass");
+    assert_eq!((sum.sent, sum.failed), (2, 0), "{sum:?}");
+    assert_eq!(delivered(&stack).len(), 2);
+}
+
 #[tokio::test]
 async fn wrong_password_and_plain_towards_a_remote_host_fail_cleanly() {
     let stack = MailStack::start(StackOptions {

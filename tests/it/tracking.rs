@@ -80,17 +80,33 @@ impl Env {
     }
 
     fn with(provider: Provider, refresh_h: u64, key: &str, pacing: Pacing) -> Env {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = Secret::Inline {
+            key: "api_key",
+            value: key.to_owned(),
+        };
+        Env::with_secret(
+            provider,
+            refresh_h,
+            secret,
+            pacing,
+            tempfile::tempdir().expect("tempdir"),
+        )
+    }
+
+    fn with_secret(
+        provider: Provider,
+        refresh_h: u64,
+        secret: Secret,
+        pacing: Pacing,
+        dir: tempfile::TempDir,
+    ) -> Env {
         let path = dir.path().join("aliwatch.db");
         let store = Store::open(&path).expect("store opens");
         let standin = Standin::start();
         standin.set_api_key(KEY);
         let cfg = TrackingConfig::single(
             provider,
-            Some(Secret::Inline {
-                key: "api_key",
-                value: key.to_owned(),
-            }),
+            Some(secret),
             standin.base_url(),
             Duration::from_secs(refresh_h * 3600),
         );
@@ -587,6 +603,38 @@ async fn cainiao_faults_leave_parcels_due() {
     let s = env.refresh(now).await;
     assert_eq!(s.refreshed, 1);
     assert_eq!(env.parcel(n).status, Some(ParcelStatus::InfoReceived));
+}
+
+/// A user who replaces the key in `api_key_file` (a new key from the
+/// 17TRACK dashboard) does not restart: the next pass reads the file again.
+#[tokio::test]
+async fn a_replaced_api_key_file_is_used_by_the_next_pass_without_a_restart() {
+    let n = "LP00000000000042";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("17track-key");
+    std::fs::write(&key_file, "the-revoked-key\n").expect("write");
+    let secret = Secret::File {
+        key: "api_key_file",
+        path: key_file.clone(),
+    };
+    let mut env = Env::with_secret(Provider::SeventeenTrack, 6, secret, pacing(), dir);
+    env.add(ORDER, &[n]);
+    let s = env.refresh(t0()).await;
+    assert!(s.auth_failed, "{s:?}");
+    assert!(env.is_due(n, t0()));
+
+    std::fs::write(&key_file, format!("{KEY}\n")).expect("rotate");
+    let s = env.refresh(t0() + chrono::Duration::minutes(1)).await;
+    assert!(!s.auth_failed, "the new key is used: {s:?}");
+    assert!(s.requests > 0, "{s:?}");
+    assert!(
+        env.standin
+            .requests()
+            .iter()
+            .any(|r| r.endpoint == "register" && r.status == 200),
+        "{:?}",
+        env.standin.requests()
+    );
 }
 
 #[tokio::test]
