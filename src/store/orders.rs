@@ -170,12 +170,7 @@ impl Store {
         let order = normalise_number(order);
         check_order_id(&order).map_err(super::Refused)?;
         let tx = self.write_tx()?;
-        if !order_known(&tx, &order)? {
-            return Err(super::Refused(format!(
-                "order {order} is not known; check the number with `aliwatch status --all`"
-            ))
-            .into());
-        }
+        refuse_unknown_order(&tx, &order)?;
         let n = tx.execute(
             "UPDATE parcels SET tracking_done_at = ?2, next_check_at = NULL
              WHERE tracking_done_at IS NULL
@@ -196,12 +191,7 @@ impl Store {
         let order = normalise_number(order);
         check_order_id(&order).map_err(super::Refused)?;
         let tx = self.write_tx()?;
-        if !order_known(&tx, &order)? {
-            return Err(super::Refused(format!(
-                "order {order} is not known; check the number with `aliwatch status --all`"
-            ))
-            .into());
-        }
+        refuse_unknown_order(&tx, &order)?;
         let (name, value) = action.to_columns();
         tx.execute(
             "INSERT INTO order_actions(order_id, action, value, at) VALUES (?1, ?2, ?3, ?4)",
@@ -454,6 +444,18 @@ fn apply_extraction(
         );
     }
     Ok((orders_new, orders_updated, parcels_new))
+}
+
+/// The user's commands act only on orders an email (or `add --create`)
+/// recorded: anything else is a typo, refused with what to do.
+fn refuse_unknown_order(conn: &rusqlite::Connection, order: &str) -> Result<()> {
+    if order_known(conn, order)? {
+        return Ok(());
+    }
+    Err(super::Refused(format!(
+        "order {order} is not known; check the number with `aliwatch status --all`"
+    ))
+    .into())
 }
 
 fn order_known(conn: &rusqlite::Connection, order: &str) -> Result<bool> {
