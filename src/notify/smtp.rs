@@ -112,16 +112,14 @@ pub struct SmtpSender {
     /// SHA-256 of the password in `transport`: tells a new password from
     /// the refused one without keeping a second copy of it.
     password_digest: std::sync::Mutex<Option<[u8; 32]>>,
+    /// Host, sender, recipients, and where the password comes from.
     cfg: SmtpConfig,
-    from: String,
-    to: Vec<String>,
-    host: String,
 }
 
 impl std::fmt::Debug for SmtpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpSender")
-            .field("host", &self.host)
+            .field("host", &self.cfg.host)
             .finish()
     }
 }
@@ -135,9 +133,6 @@ impl SmtpSender {
             transport: std::sync::Mutex::new(transport),
             password_digest: std::sync::Mutex::new(password_digest),
             cfg: cfg.clone(),
-            from: cfg.from.clone(),
-            to: cfg.to.clone(),
-            host: cfg.host.clone(),
         })
     }
 
@@ -215,18 +210,18 @@ impl SmtpSender {
                 }
                 *current = digest;
                 *self.transport.lock().unwrap_or_else(|p| p.into_inner()) = transport;
-                tracing::info!(host = %self.host, "the smtp password changed; sending with the new one");
+                tracing::info!(host = %self.cfg.host, "the smtp password changed; sending with the new one");
                 true
             }
             Err(e) => {
-                tracing::warn!(host = %self.host, error = %format!("{e:#}"), "cannot read the smtp password again");
+                tracing::warn!(host = %self.cfg.host, error = %format!("{e:#}"), "cannot read the smtp password again");
                 false
             }
         }
     }
 
     fn send_error(&self, e: &lettre::transport::smtp::Error) -> SendError {
-        let mut message = format!("smtp {}: {}", self.host, error_chain(e));
+        let mut message = format!("smtp {}: {}", self.cfg.host, error_chain(e));
         if credentials_refused(e) {
             message.push_str(
                 "; check smtp.username and the password (it is read again at the next attempt)",
@@ -246,9 +241,9 @@ impl SmtpSender {
             .current()
             .test_connection()
             .await
-            .with_context(|| format!("cannot connect to smtp server {}", self.host))?;
+            .with_context(|| format!("cannot connect to smtp server {}", self.cfg.host))?;
         if !ok {
-            bail!("smtp server {} did not answer NOOP", self.host);
+            bail!("smtp server {} did not answer NOOP", self.cfg.host);
         }
         Ok(())
     }
@@ -256,7 +251,7 @@ impl SmtpSender {
 
 impl Sender for SmtpSender {
     async fn send(&self, email: &OutgoingEmail) -> Result<(), SendError> {
-        let msg = build_message(email, &self.from, &self.to).map_err(|e| SendError {
+        let msg = build_message(email, &self.cfg.from, &self.cfg.to).map_err(|e| SendError {
             permanent: true,
             message: format!("{e:#}"),
         })?;
