@@ -111,13 +111,22 @@ pub fn add(
     })
 }
 
+/// The longest one `protection --extend` may be (AliExpress sellers
+/// extend by days or weeks). Checked here, not only by the command line's
+/// parser: the control socket and the web face come through here too.
+pub const MAX_EXTEND_DAYS: u32 = 365;
+
 /// What `protection --extend DAYS | --until DATE` records (`--extend`
-/// wins when both are given); a refusal when neither is.
+/// wins when both are given); a refusal when neither is, or when DAYS is
+/// not 1 to [`MAX_EXTEND_DAYS`].
 pub fn protection_action(
     extend: Option<u32>,
     until: Option<chrono::NaiveDate>,
 ) -> Result<OrderAction, Failed> {
     match (extend, until) {
+        (Some(days), _) if !(1..=MAX_EXTEND_DAYS).contains(&days) => Err(Failed::new(format!(
+            "extend: {days} days is not between 1 and {MAX_EXTEND_DAYS}; give the days the seller granted"
+        ))),
         (Some(days), _) => Ok(OrderAction::Extend(days)),
         (None, Some(date)) => Ok(OrderAction::Until(date)),
         (None, None) => Err(Failed::new(
@@ -238,6 +247,31 @@ impl ImportSummary {
             "imported {} emails in {secs:.1}s: {} from AliExpress, {} already known, {} new orders, {} orders updated, {} new parcels, {} unparseable, {unreadable} unreadable inputs\n",
             self.read, self.aliexpress, self.duplicates, self.orders_new, self.orders_updated, self.parcels_new, self.unparseable
         )
+    }
+}
+
+#[cfg(test)]
+mod protection_action_tests {
+    use super::*;
+
+    /// The control socket and the web face reach this without the command
+    /// line's parser: an out-of-range extension is refused here.
+    #[test]
+    fn protection_extensions_outside_1_to_365_days_are_refused_whoever_asks() {
+        for bad in [0, 366, 4_000_000_000] {
+            let e = protection_action(Some(bad), None).expect_err("refused");
+            assert!(
+                e.message.contains("between 1 and 365"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+        for good in [1, 365] {
+            assert_eq!(
+                protection_action(Some(good), None).expect("accepted"),
+                OrderAction::Extend(good)
+            );
+        }
     }
 }
 

@@ -104,9 +104,13 @@ fn stated_end(facts: &ProtectionFacts, default_days: u32) -> Option<(NaiveDate, 
         end = match (*m, end) {
             (ManualProtection::Until(u), Some((d, _))) if u <= d => end,
             (ManualProtection::Until(u), _) => Some((u, ProtectionSource::Manual)),
-            (ManualProtection::Extend(n), Some((d, _))) => {
-                Some((d + days(i64::from(n)), ProtectionSource::Manual))
-            }
+            // A stored extension past chrono's calendar (only a database
+            // written by hand holds one: `ops` refuses > 365 days) is
+            // ignored rather than panicking on every report.
+            (ManualProtection::Extend(n), Some((d, source))) => Some(
+                d.checked_add_signed(days(i64::from(n)))
+                    .map_or((d, source), |e| (e, ProtectionSource::Manual)),
+            ),
             // Extending an unknown end has nothing to extend from.
             (ManualProtection::Extend(_), None) => None,
         };
@@ -296,6 +300,16 @@ mod tests {
                     ..shipped("2026-11-01")
                 },
                 want: Some(("2027-01-10", ProtectionSource::Manual)),
+            },
+            Case {
+                // A control-socket peer once stored 4,000,000,000 days and
+                // every report after it panicked (the service crash-looped).
+                name: "an extension past the calendar is ignored, not a panic",
+                facts: ProtectionFacts {
+                    manual: vec![ManualProtection::Extend(u32::MAX)],
+                    ..shipped("2026-11-01")
+                },
+                want: Some(("2026-12-31", ProtectionSource::Default)),
             },
             Case {
                 name: "manual until sets a later end",

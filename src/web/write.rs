@@ -214,12 +214,6 @@ fn apply(
                 })?),
                 None => None,
             };
-            if let Some(d) = f.extend_days.filter(|d| !(1..=365).contains(d)) {
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    format!("extend_days: {d} is not between 1 and 365"),
-                ));
-            }
             ops::protection_action(f.extend_days, until)
                 .map_err(anyhow::Error::from)
                 .and_then(|action| ops::protection(&mut store, cfg, &order_id, action, now))
