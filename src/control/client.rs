@@ -71,7 +71,9 @@ pub fn route(database: &Path, sends: bool, role: &str) -> Result<Route> {
             // No lock file (no database yet): the command meets the
             // database's own error, if any.
             Lock::Unavailable(_) => return Ok(Route::Direct(None)),
-            Lock::Busy(holder) if is_service(&holder) => return service_route(database, holder),
+            Lock::Busy(holder) if is_service(&holder) => {
+                return service_route(database, holder, sends, role)
+            }
             Lock::Busy(_) if !sends => return Ok(Route::Direct(None)),
             Lock::Busy(holder) => {
                 if Instant::now() >= deadline {
@@ -105,8 +107,9 @@ fn is_service(holder: &Holder) -> bool {
 }
 
 /// The service's socket; a service that is starting gets a few seconds to
-/// name it.
-fn service_route(database: &Path, mut holder: Holder) -> Result<Route> {
+/// name it. One that stops meanwhile: the command routes again as it
+/// asked (`sends`, `role`), so a `sync` then takes the run lock itself.
+fn service_route(database: &Path, mut holder: Holder, sends: bool, role: &str) -> Result<Route> {
     let deadline = Instant::now() + STARTING_WAIT;
     loop {
         if let (Some(pid), Some(socket)) = (holder.pid, holder.socket.clone()) {
@@ -129,7 +132,7 @@ fn service_route(database: &Path, mut holder: Holder) -> Result<Route> {
         match locks::probe(database, "run") {
             Lock::Busy(h) => holder = h,
             // It stopped meanwhile: the caller routes again.
-            _ => return route(database, false, ""),
+            _ => return route(database, sends, role),
         }
     }
 }
