@@ -2,7 +2,7 @@
 //! mapping every outcome to an exit code (SPEC §1): 0 success, 1 runtime
 //! failure, 2 usage error, 78 invalid config.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -221,7 +221,7 @@ fn beside_service(
 fn print_reply(reply: Reply, quiet: bool) -> Result<ExitCode> {
     write_stdout(&reply.stdout)?;
     if !quiet && !reply.notes.is_empty() {
-        let _ = std::io::stderr().lock().write_all(reply.notes.as_bytes());
+        crate::output::to_stderr(&reply.notes);
     }
     if let Some(e) = &reply.error {
         crate::output::to_stderr(format!("aliwatch: {e}\n"));
