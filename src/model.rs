@@ -415,15 +415,6 @@ impl Provider {
         }
     }
 
-    /// The most numbers one request may carry.
-    pub fn batch_limit(self) -> usize {
-        match self {
-            Provider::Cainiao => crate::providers::cainiao::BATCH,
-            Provider::SeventeenTrack => crate::providers::seventeen::BATCH,
-            Provider::None => 0,
-        }
-    }
-
     /// The provider's public tracking page for `number` (SPEC §4
     /// `tracking_url`); with `none`, 17TRACK's.
     pub fn tracking_page(self, number: &str) -> String {

@@ -42,8 +42,6 @@ pub const SLOW: Duration = Duration::from_secs(24 * 3600);
 pub const SLOW_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long "not found" lasts before aliwatch gives up on a number.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The least interval for the unofficial Cainiao endpoint.
-pub const CAINIAO_MIN: Duration = crate::providers::cainiao::MIN_INTERVAL;
 /// How long a provider's "not found" is believed, counted from the first
 /// email naming the number, before the next provider is asked.
 pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(2 * 24 * 3600);

@@ -540,15 +540,6 @@ impl Tracker {
         self.providers.iter().map(|(_, h)| h.requests()).sum()
     }
 
-    /// Requests sent to `p` so far.
-    pub fn requests_to(&self, p: Provider) -> u64 {
-        self.providers
-            .iter()
-            .filter(|(x, _)| x.provider() == p)
-            .map(|(_, h)| h.requests())
-            .sum()
-    }
-
     /// Requests by (provider, outcome) since the last call (see
     /// [`Http::take_outcomes`]).
     pub fn take_outcomes(&self) -> std::collections::BTreeMap<(&'static str, &'static str), u64> {
