@@ -128,18 +128,17 @@ impl Store {
             .into());
         }
         let tx = self.write_tx()?;
-        if let Some(order) = order {
-            let order = normalise_number(order);
-            check_order_id(&order).map_err(super::Refused)?;
-            if !create_order && !order_known(&tx, &order)? {
+        let order = order.map(normalise_number);
+        if let Some(order) = &order {
+            check_order_id(order).map_err(super::Refused)?;
+            if !create_order && !order_known(&tx, order)? {
                 return Err(super::Refused(format!("order {order} is not known (no email named it); check the number with `aliwatch status --all`, or add --create to record it")).into());
             }
         }
         let new = upsert_parcel(&tx, number, now)?;
-        if let Some(order) = order {
-            let order = normalise_number(order);
-            upsert_order(&tx, &order, now)?;
-            link(&tx, &order, number)?;
+        if let Some(order) = &order {
+            upsert_order(&tx, order, now)?;
+            link(&tx, order, number)?;
         }
         tx.commit()?;
         Ok(new)
