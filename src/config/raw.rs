@@ -645,12 +645,13 @@ fn validate_smtp(cx: &Ctx, spanned: &S<RawSmtp>) -> Result<SmtpConfig, ConfigErr
 /// `provider`), the 17TRACK key, `base_url`s and `refresh_interval`.
 fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfig, ConfigError> {
     let t = spanned.get_ref();
-    let parse = |name: &str, span: std::ops::Range<usize>| match name {
-        "17track" => Ok(Provider::SeventeenTrack),
-        "cainiao" => Ok(Provider::Cainiao),
-        other => cx.err(
+    // Spellings are `Provider::parse`'s; `none` is not a tracker (an
+    // empty list says it).
+    let parse = |name: &str, span: std::ops::Range<usize>| match Provider::parse(name) {
+        Some(p) if p != Provider::None => Ok(p),
+        _ => cx.err(
             span,
-            format!("providers: {other:?} is not one of \"cainiao\", \"17track\""),
+            format!("providers: {name:?} is not one of \"cainiao\", \"17track\""),
         ),
     };
     let list: Vec<Provider> = match (&t.provider, &t.providers) {
@@ -660,14 +661,16 @@ fn validate_tracking(cx: &Ctx, spanned: &S<RawTracking>) -> Result<TrackingConfi
                 "write either providers = [...] or the older provider = \"...\", not both",
             )
         }
-        (Some(p), None) => match p.get_ref().as_str() {
-            "none" => Vec::new(),
-            "17track" => vec![Provider::SeventeenTrack],
-            "cainiao" => vec![Provider::Cainiao],
-            other => {
+        (Some(p), None) => match Provider::parse(p.get_ref()) {
+            Some(Provider::None) => Vec::new(),
+            Some(one) => vec![one],
+            None => {
                 return cx.err(
                     p.span(),
-                    format!("provider: {other:?} is not one of \"17track\", \"cainiao\", \"none\""),
+                    format!(
+                        "provider: {:?} is not one of \"17track\", \"cainiao\", \"none\"",
+                        p.get_ref()
+                    ),
                 )
             }
         },
