@@ -67,7 +67,6 @@ pub(super) fn items(flat: &str, ids: &[Option<&str>]) -> Vec<(Found, Option<usiz
         if out.len() >= MAX_ITEMS {
             break;
         }
-        let lower = seg.to_lowercase();
         let mut rest = seg;
         // A sentence naming an order number starts that order's items;
         // what follows the number may still be an item ("Order N: Lamp x1").
@@ -77,11 +76,14 @@ pub(super) fn items(flat: &str, ids: &[Option<&str>]) -> Vec<(Found, Option<usiz
             in_recommendations = false;
             rest = after;
         }
-        if RECOMMEND.is_match(&lower) {
-            in_recommendations = true;
+        // Everything after a recommendations heading is skipped unread
+        // (until an order number), so it is not even lower-cased.
+        if in_recommendations {
             continue;
         }
-        if in_recommendations {
+        let lower = seg.to_lowercase();
+        if RECOMMEND.is_match(&lower) {
+            in_recommendations = true;
             continue;
         }
         if let Some(item) = parse(rest) {
