@@ -83,13 +83,6 @@ pub(super) fn strongest(addrs: &[String]) -> Sender {
     Sender::Other
 }
 
-/// The original sender of a mailing-list post whose `From` the list
-/// rewrote (DMARC "From munging": `'AliExpress' via Family <list@…>`).
-/// Google Groups and Mailman keep the original in `X-Original-From` and
-/// `Reply-To`. Only trusted in a list post (`List-Id`) whose rewritten
-/// display name says "via", so a plain `Reply-To` never makes an email
-/// AliExpress on its own (SPEC §3:
-/// AliExpress "also behind relays"; a list is one).
 /// The addresses of an address header, trimmed and lower-cased.
 pub(super) fn addresses(header: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     header
@@ -102,6 +95,13 @@ pub(super) fn addresses(header: Option<&mail_parser::Address<'_>>) -> Vec<String
         .unwrap_or_default()
 }
 
+/// The original sender of a mailing-list post whose `From` the list
+/// rewrote (DMARC "From munging": `'AliExpress' via Family <list@…>`).
+/// Google Groups and Mailman keep the original in `X-Original-From` and
+/// `Reply-To`. Only trusted in a list post (`List-Id`) whose rewritten
+/// display name says "via", so a plain `Reply-To` never makes an email
+/// AliExpress on its own (SPEC §3:
+/// AliExpress "also behind relays"; a list is one).
 pub(super) fn list_original_senders(msg: &Message<'_>) -> Vec<String> {
     let via = msg.from().is_some_and(|a| {
         a.iter().any(|x| {
