@@ -27,8 +27,7 @@ use crate::render::status::Layout;
 use crate::store::Store;
 use crate::tracking::Tracker;
 
-/// Exit code for an invalid config (sysexits.h `EX_CONFIG`).
-pub const EXIT_CONFIG: u8 = 78;
+pub use crate::ops::EXIT_CONFIG;
 
 /// A failure that has already been reported and only needs its exit code.
 pub use crate::ops::Failed;
@@ -50,22 +49,11 @@ pub fn main() -> ExitCode {
         // it has; exit quietly, as ripgrep and other filters do.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(ce) = e.downcast_ref::<ConfigError>() {
-                crate::output::to_stderr(format!("aliwatch: invalid config: {ce}\n"));
-                return ExitCode::from(EXIT_CONFIG);
+            let (code, message) = crate::ops::exit_for(&e);
+            if let Some(m) = message {
+                crate::output::to_stderr(format!("aliwatch: {m}\n"));
             }
-            if let Some(config::SecretError::Config(ce)) = e.downcast_ref::<config::SecretError>() {
-                crate::output::to_stderr(format!("aliwatch: invalid config: {ce}\n"));
-                return ExitCode::from(EXIT_CONFIG);
-            }
-            if let Some(f) = e.downcast_ref::<Failed>() {
-                if !f.message.is_empty() {
-                    crate::output::to_stderr(format!("aliwatch: {}\n", f.message));
-                }
-                return ExitCode::from(1);
-            }
-            crate::output::to_stderr(format!("aliwatch: {e:#}\n"));
-            ExitCode::from(1)
+            ExitCode::from(code)
         }
     }
 }

@@ -30,6 +30,28 @@ impl Failed {
     }
 }
 
+/// Exit code of an invalid config (sysexits.h EX_CONFIG, SPEC §1).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// How a failed command ends, the same whether it ran here or in the
+/// service: the exit code (78 for a config error, including a secret file
+/// that is missing or empty; 1 otherwise) and the message after
+/// "aliwatch: " (none for a [`Failed`] that already said everything).
+pub fn exit_for(e: &anyhow::Error) -> (u8, Option<String>) {
+    if let Some(ce) = e.downcast_ref::<crate::config::ConfigError>() {
+        return (EXIT_CONFIG, Some(format!("invalid config: {ce}")));
+    }
+    if let Some(crate::config::SecretError::Config(ce)) =
+        e.downcast_ref::<crate::config::SecretError>()
+    {
+        return (EXIT_CONFIG, Some(format!("invalid config: {ce}")));
+    }
+    if let Some(f) = e.downcast_ref::<Failed>() {
+        return (1, (!f.message.is_empty()).then(|| f.message.clone()));
+    }
+    (1, Some(format!("{e:#}")))
+}
+
 /// `status`: the table (in `layout`) or, with `json`, `status --json`.
 pub fn status(
     store: &Store,
@@ -251,8 +273,31 @@ impl ImportSummary {
 }
 
 #[cfg(test)]
-mod protection_action_tests {
+mod tests {
     use super::*;
+
+    /// The service's replies once said exit 1 where the command run
+    /// directly said 78 (an empty secret file), and printed a bare
+    /// "aliwatch: " for a refusal with nothing more to say.
+    #[test]
+    fn a_failure_ends_the_same_whether_the_command_or_the_service_ran_it() {
+        let secret = anyhow::Error::from(crate::config::SecretError::Config(
+            crate::config::ConfigError("smtp.password_file: the secret is empty".into()),
+        ));
+        let (code, msg) = exit_for(&secret);
+        assert_eq!(code, EXIT_CONFIG);
+        assert_eq!(
+            msg.as_deref(),
+            Some("invalid config: smtp.password_file: the secret is empty")
+        );
+        let reply = crate::control::protocol::Reply::from_error(&secret);
+        assert_eq!((reply.exit, reply.error), (code, msg));
+        assert_eq!(exit_for(&Failed::new("").into()), (1, None));
+        assert_eq!(
+            exit_for(&anyhow::anyhow!("imap: connection refused")),
+            (1, Some("imap: connection refused".to_string()))
+        );
+    }
 
     /// The control socket and the web face reach this without the command
     /// line's parser: an out-of-range extension is refused here.

@@ -125,17 +125,12 @@ impl Reply {
         }
     }
 
-    /// The exit code and message for `e`, as `main` reports errors.
+    /// The exit code and message for `e`, as `main` reports errors
+    /// ([`crate::ops::exit_for`]).
     pub fn from_error(e: &anyhow::Error) -> Reply {
-        let (exit, error) = if let Some(ce) = e.downcast_ref::<crate::config::ConfigError>() {
-            (78, format!("invalid config: {ce}"))
-        } else if let Some(f) = e.downcast_ref::<crate::ops::Failed>() {
-            (1, f.message.clone())
-        } else {
-            (1, format!("{e:#}"))
-        };
+        let (exit, error) = crate::ops::exit_for(e);
         Reply {
-            error: Some(error),
+            error,
             exit,
             ..Reply::default()
         }
