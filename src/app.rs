@@ -662,13 +662,30 @@ fn check_connections(cfg: &Config) -> Result<ExitCode> {
         });
         report("smtp".into(), r)?;
     }
-    // Each configured provider, in order: one cheap request each.
-    for p in cfg.tracking.providers.iter() {
-        let r = rt.block_on(async {
-            let tracker = Tracker::new(&cfg.tracking)?.context("a tracking provider is set")?;
-            tracker.get(p).context("configured")?.check().await
-        });
-        report(format!("tracking {}", p.as_str()), r)?;
+    // Each configured provider, in order: one cheap request each, through
+    // one tracker (its clients built once).
+    if !cfg.tracking.providers.is_empty() {
+        match Tracker::new(&cfg.tracking) {
+            Ok(Some(tracker)) => {
+                for p in cfg.tracking.providers.iter() {
+                    let r = rt.block_on(async {
+                        tracker
+                            .get(p)
+                            .with_context(|| {
+                                format!(
+                                    "tracking.providers lists {} but no client was built for it",
+                                    p.as_str()
+                                )
+                            })?
+                            .check()
+                            .await
+                    });
+                    report(format!("tracking {}", p.as_str()), r)?;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => report("tracking".into(), Err(e))?,
+        }
     }
     for n in &cfg.notify {
         let r = rt.block_on(crate::notify::check(n));
