@@ -294,11 +294,12 @@ async fn sync(service: &Service) -> Reply {
     let cfg = &service.cfg;
     let mut notes = Vec::new();
     let mut failures = Vec::new();
+    // One connection for every account, as `aliwatch sync` alone does.
+    let store = match Store::open(&cfg.database) {
+        Ok(s) => Arc::new(std::sync::Mutex::new(s)),
+        Err(e) => return Reply::from_error(&e),
+    };
     for account in &cfg.imap {
-        let store = match Store::open(&cfg.database) {
-            Ok(s) => Arc::new(std::sync::Mutex::new(s)),
-            Err(e) => return Reply::from_error(&e),
-        };
         match crate::pipeline::sync_account_once(account, &store, Utc::now()).await {
             Ok(s) => notes.push(format!(
                 "mail {}: {} fetched, {} new",
