@@ -204,7 +204,7 @@ pub fn render_metrics(report: &StatusReport, input: &MetricsInput) -> String {
         &mut o,
         "aliwatch_tracking_quota_remaining",
         "gauge",
-        "Registrations left with the provider (17TRACK), as last read.",
+        "Registrations the provider (17TRACK) would accept now, as last read: the quota left, capped by the daily limit.",
     );
     for p in &input.tracking_providers {
         if let Some(q) = p.quota_remaining {

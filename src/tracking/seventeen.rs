@@ -124,9 +124,20 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// Registrations that can succeed now: what is left of the quota,
+    /// capped by what is left of today's limit (when the account has one).
+    pub fn left(&self) -> i64 {
+        let today = if self.max_daily > 0 {
+            self.max_daily - self.today_used
+        } else {
+            i64::MAX
+        };
+        self.remain.min(today).max(0)
+    }
+
     /// Whether a registration can succeed now.
     pub fn can_register(&self) -> bool {
-        self.remain > 0 && (self.max_daily <= 0 || self.today_used < self.max_daily)
+        self.left() > 0
     }
 }
 
@@ -518,14 +529,14 @@ impl SeventeenTrack {
         }
         out.push(Outcome::QuotaProbed(now));
         match self.client().getquota().await {
-            Ok(q) if q.can_register() && q.remain > QUOTA_RESERVE => {
-                out.push(Outcome::QuotaRead(q.remain));
+            Ok(q) if q.left() > QUOTA_RESERVE => {
+                out.push(Outcome::QuotaRead(q.left()));
                 tracing::info!(remain = q.remain, "17track registration quota is back");
                 out.push(Outcome::QuotaBack);
                 true
             }
             Ok(q) => {
-                out.push(Outcome::QuotaRead(q.remain));
+                out.push(Outcome::QuotaRead(q.left()));
                 tracing::info!(
                     remain = q.remain,
                     today_used = q.today_used,
@@ -576,14 +587,11 @@ impl SeventeenTrack {
                 Ok(None)
             }
             Ok(v) => {
-                let q = parse_quota(&v);
-                out.push(Outcome::QuotaRead(q.remain));
-                let daily = if q.max_daily > 0 {
-                    q.max_daily - q.today_used
-                } else {
-                    i64::MAX
-                };
-                Ok(Some(q.remain.min(daily)))
+                // Stored capped: a reading is reused for a day, and the
+                // day's limit must hold for every pass that reuses it.
+                let left = parse_quota(&v).left();
+                out.push(Outcome::QuotaRead(left));
+                Ok(Some(left))
             }
             Err(CallError::Auth(m)) => {
                 out.push(Self::auth_failed(&m));
@@ -900,6 +908,25 @@ impl TrackingProvider for SeventeenTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reading is reused for a day: what is stored must already hold the
+    /// daily limit (it once stored the whole quota and registered past it).
+    #[test]
+    fn registrations_left_are_the_quota_capped_by_todays_limit() {
+        let q = |remain, today_used, max_daily| Quota {
+            total: 200,
+            used: 200 - remain,
+            remain,
+            today_used,
+            max_daily,
+        };
+        assert_eq!(q(100, 8, 10).left(), 2);
+        assert_eq!(q(100, 12, 10).left(), 0);
+        assert_eq!(q(5, 0, 0).left(), 5, "no daily limit");
+        assert_eq!(q(0, 0, 10).left(), 0);
+        assert!(!q(100, 10, 10).can_register());
+        assert!(q(100, 9, 10).can_register());
+    }
 
     fn fixture(name: &str) -> Value {
         let path = format!(
