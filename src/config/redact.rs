@@ -76,6 +76,9 @@ const PUBLIC_KEYS: &[(&str, &[&str])] = &[
             "refresh_interval",
         ],
     ),
+    // `[tracking.NAME]`: a provider's own settings (its key is secret).
+    ("tracking.cainiao", &["base_url"]),
+    ("tracking.17track", &["api_key_file", "base_url"]),
     ("digest", &["enabled", "at", "skip_when_empty"]),
     ("protection", &["days", "warn_before", "stalled_after"]),
     ("http", &["listen", "token_file"]),
@@ -210,14 +213,24 @@ fn walk_table(
 
 fn walk_value(table: &str, key: &str, v: &Spanned<Node>, out: &mut Vec<Range<usize>>) {
     // The top level's known keys name tables, whatever their form:
-    // `[imap]`, `imap = {…}`, `[[notify]]`, `notify = [{…}]`.
-    let known_table = table.is_empty() && public("", key);
+    // `[imap]`, `imap = {…}`, `[[notify]]`, `notify = [{…}]`; below it,
+    // a table is known when PUBLIC_KEYS lists it (`[tracking.17track]`).
+    let path = if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    };
+    let known_table = if table.is_empty() {
+        public("", key)
+    } else {
+        PUBLIC_KEYS.iter().any(|(t, _)| *t == path)
+    };
     match v.get_ref() {
-        Node::Table(inner) if known_table => walk_table(key, inner, out),
+        Node::Table(inner) if known_table => walk_table(&path, inner, out),
         Node::Array(items) if known_table || public(table, key) => {
             for item in items {
                 match item.get_ref() {
-                    Node::Table(inner) if known_table => walk_table(key, inner, out),
+                    Node::Table(inner) if known_table => walk_table(&path, inner, out),
                     Node::Scalar if !known_table => {}
                     _ => out.push(item.span()),
                 }
@@ -267,5 +280,32 @@ api_key = "hunter5"
         assert!(!secret_texts("[smtp]\nhost = \"h\"\n")
             .iter()
             .any(|s| s.contains('h')));
+    }
+
+    /// A mistake in a provider's own table was printed as `<redacted>`
+    /// (the whole sub-table counted as secret), so the user could not see
+    /// what to fix; its key stays hidden.
+    #[test]
+    fn a_provider_table_shows_its_url_and_hides_its_key() {
+        let text = r#"
+[tracking]
+providers = ["cainiao", "17track"]
+
+[tracking.cainiao]
+base_url = "htp://typo.example"
+
+[tracking.17track]
+base_url = "https://api.example"
+api_key_file = "/etc/aliwatch/17track-key"
+api_key = "hunter6"
+api_key_command = "pass hunter7"
+"#;
+        let got = secret_texts(text).join(" ");
+        for s in ["hunter6", "hunter7"] {
+            assert!(got.contains(s), "{s} not in {got}");
+        }
+        for s in ["typo.example", "api.example", "17track-key"] {
+            assert!(!got.contains(s), "{s} in {got}");
+        }
     }
 }
