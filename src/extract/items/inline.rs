@@ -36,13 +36,7 @@ use crate::model::{Item, Price};
 /// letter or digit, nor by a decimal part ("x1.5"). Group 1 or 2 holds the
 /// number.
 static INLINE_QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
-    let mut labels: Vec<&str> = lang::QUANTITY_LABELS.to_vec();
-    labels.sort_by_key(|l| std::cmp::Reverse(l.len()));
-    let labels = labels
-        .iter()
-        .map(|l| regex::escape(l))
-        .collect::<Vec<_>>()
-        .join("|");
+    let labels = crate::extract::subject::alternation(lang::QUANTITY_LABELS);
     Regex::new(&format!(
         r"(?i)(?:^|[\s,;(\[·|])(?:[x×] ?(\d{{1,4}})|(?:{labels})\s*[:：.]?\s*(\d{{1,4}}))(?:$|[^\p{{L}}\p{{N}}.,]|[.,](?:\s|$))"
     ))
