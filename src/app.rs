@@ -16,9 +16,9 @@ use tracing::{error, info};
 use std::time::Duration;
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config};
 use crate::control::{self, client::Route, protocol::Reply, protocol::Request};
-use crate::daemon::{require_secrets, runtime, smtp_sender, startup_checks};
+use crate::daemon::{require_secrets, runtime, startup_checks};
 use crate::mailfile;
 use crate::notify::SmtpSender;
 use crate::ops::{self, ImportSummary, ImportedEmail};
@@ -613,11 +613,7 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool, quiet: bool) -> Result<Exit
             ops::digest_text(&Store::open_read_only(&cfg.database)?, cfg, Utc::now())
         });
     }
-    if cfg.smtp.is_none() {
-        return Err(
-            ConfigError("digest --send needs an [smtp] section in the config".into()).into(),
-        );
-    }
+    ops::smtp_for_digest(cfg)?;
     let _run_lock = match control::client::route(&cfg.database, true, "digest")? {
         Route::Direct(lock) => lock,
         Route::Service { pid, socket } => {
@@ -627,14 +623,8 @@ fn cmd_digest(cfg: &Config, print: bool, send: bool, quiet: bool) -> Result<Exit
         }
     };
     require_secrets(cfg)?;
-    let mut store = Store::open(&cfg.database)?;
-    let now = Utc::now();
-    let report = pipeline::status_report(&store, now, &cfg.rules())?;
-    let sender = smtp_sender(cfg)?.context("smtp is configured")?;
-    let sent = runtime()?.block_on(pipeline::send_digest_now(
-        &mut store, &report, cfg, now, &sender,
-    ))?;
-    crate::output::to_stderr(format!("digest sent ({})\n", sent.message_id));
+    let said = runtime()?.block_on(ops::digest_send(cfg, Utc::now()))?;
+    crate::output::to_stderr(said);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -28,7 +28,6 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError};
 use crate::live::{Live, Passes, Troubles};
-use crate::notify::SmtpSender;
 use crate::pipeline::{self, Ingest};
 use crate::store::Store;
 use crate::systemd;
@@ -185,10 +184,6 @@ pub fn push_channels_or_log(
     out
 }
 
-/// The SMTP sender, when `[smtp]` is configured.
-pub fn smtp_sender(cfg: &Config) -> Result<Option<SmtpSender>> {
-    cfg.smtp.as_ref().map(SmtpSender::new).transpose()
-}
 
 // ---------------------------------------------------------------------------
 // run

@@ -30,6 +30,25 @@ impl Failed {
     }
 }
 
+/// `digest --send` needs `[smtp]`: a config error (exit 78) without it.
+pub fn smtp_for_digest(cfg: &Config) -> Result<&crate::config::SmtpConfig> {
+    cfg.smtp.as_ref().ok_or_else(|| {
+        crate::config::ConfigError("digest --send needs an [smtp] section in the config".into())
+            .into()
+    })
+}
+
+/// `digest --send`: today's digest by email now (an extra copy if it was
+/// sent already); the line that says so. The caller holds the right to
+/// send (the run lock, or the service's sending guard).
+pub async fn digest_send(cfg: &Config, now: DateTime<Utc>) -> Result<String> {
+    let sender = crate::notify::SmtpSender::new(smtp_for_digest(cfg)?)?;
+    let mut store = Store::open(&cfg.database)?;
+    let report = pipeline::status_report(&store, now, &cfg.rules())?;
+    let sent = pipeline::send_digest_now(&mut store, &report, cfg, now, &sender).await?;
+    Ok(format!("digest sent ({})\n", sent.message_id))
+}
+
 /// Exit code of an invalid config (sysexits.h EX_CONFIG, SPEC §1).
 pub const EXIT_CONFIG: u8 = 78;
 

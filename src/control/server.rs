@@ -271,20 +271,9 @@ fn import(reader: &mut BufReader<UnixStream>, cfg: &Config) -> Result<String> {
 
 /// `digest --send` in the service, under the notification pass's guard.
 async fn digest_send(service: &Service) -> Result<String> {
-    let cfg = &service.cfg;
-    if cfg.smtp.is_none() {
-        return Err(crate::config::ConfigError(
-            "digest --send needs an [smtp] section in the config".into(),
-        )
-        .into());
-    }
+    crate::ops::smtp_for_digest(&service.cfg)?;
     let _sending = service.live.sending.lock().await;
-    let sender = crate::notify::SmtpSender::new(cfg.smtp.as_ref().context("smtp is configured")?)?;
-    let mut store = Store::open(&cfg.database)?;
-    let now = Utc::now();
-    let report = crate::pipeline::status_report(&store, now, &cfg.rules())?;
-    let sent = crate::pipeline::send_digest_now(&mut store, &report, cfg, now, &sender).await?;
-    Ok(format!("digest sent ({})\n", sent.message_id))
+    crate::ops::digest_send(&service.cfg, Utc::now()).await
 }
 
 /// `sync` in the service: new mail from every account now, then a tracking
