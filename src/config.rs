@@ -743,10 +743,10 @@ pub const SYSTEM_DATABASE: &str = "/var/lib/aliwatch/aliwatch.db";
 /// (which adds `STATE_DIRECTORY`) open the same file.
 /// - a config under `/etc` (the system service's): `/var/lib/aliwatch/aliwatch.db`,
 ///   the unit's `StateDirectory=aliwatch`;
-/// - any other config, or none: `$XDG_STATE_HOME/aliwatch/aliwatch.db`
+/// - any other config: `$XDG_STATE_HOME/aliwatch/aliwatch.db`
 ///   (`~/.local/state/aliwatch/aliwatch.db`) of the user running it.
-pub fn default_database_for(config: Option<&Path>) -> PathBuf {
-    if config.is_some_and(is_system_config) {
+pub fn default_database_for(config: &Path) -> PathBuf {
+    if is_system_config(config) {
         return PathBuf::from(SYSTEM_DATABASE);
     }
     default_database()
@@ -1215,15 +1215,15 @@ mod tests {
     #[test]
     fn the_default_database_follows_the_config_file_not_the_environment() {
         assert_eq!(
-            default_database_for(Some(Path::new("/etc/aliwatch/config.toml"))),
+            default_database_for(Path::new("/etc/aliwatch/config.toml")),
             PathBuf::from(SYSTEM_DATABASE)
         );
         let home = default_database();
         assert_eq!(
-            default_database_for(Some(Path::new("/home/me/aliwatch.toml"))),
+            default_database_for(Path::new("/home/me/aliwatch.toml")),
             home
         );
-        assert_eq!(default_database_for(None), home);
+        assert_eq!(default_database(), home);
         assert!(!is_system_config(Path::new("/etcetera/a.toml")));
         // The environment of a systemd service does not enter into it.
         let text = "timezone = \"UTC\"\n";

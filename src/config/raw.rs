@@ -405,7 +405,7 @@ fn validate_database(cx: &Ctx, database: Option<&S<String>>) -> Result<PathBuf, 
             return cx.err(d.span(), "database: must be a file path")
         }
         Some(d) => cx.path(d),
-        None => default_database_for(Some(cx.loc.path)),
+        None => default_database_for(cx.loc.path),
     })
 }
 
