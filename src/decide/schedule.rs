@@ -158,19 +158,6 @@ pub enum Route {
 /// needs a registration the quota cannot pay.
 pub fn route(f: &RouteFacts<'_>, p: &DueParcel, now: DateTime<Utc>) -> Route {
     let mut needs_quota = false;
-    let r = route_inner(f, p, now, &mut needs_quota);
-    match r {
-        Route::Nobody if needs_quota => Route::NeedsQuota,
-        r => r,
-    }
-}
-
-fn route_inner(
-    f: &RouteFacts<'_>,
-    p: &DueParcel,
-    now: DateTime<Utc>,
-    needs_quota: &mut bool,
-) -> Route {
     let grace_over = |since: DateTime<Utc>| {
         let from = p.named_at.map_or(since, |n| n.min(since));
         now >= add(from, NOT_FOUND_GRACE)
@@ -186,7 +173,7 @@ fn route_inner(
             continue;
         }
         if prov == Provider::SeventeenTrack && !p.registered && !f.can_register {
-            *needs_quota = true;
+            needs_quota = true;
             continue;
         }
         let not_found = p.record(prov).and_then(|r| r.not_found_since);
@@ -205,6 +192,7 @@ fn route_inner(
     match handed_on {
         Some(prov) if paced(prov) => Route::Paced(prov),
         Some(prov) => Route::Ask(prov),
+        None if needs_quota => Route::NeedsQuota,
         None => Route::Nobody,
     }
 }
